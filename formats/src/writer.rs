@@ -1,0 +1,326 @@
+//! Streaming trace writer. Memory stays bounded: one scratch buffer of at most one record, and
+//! the `BufWriter` in front of the output.
+
+use std::borrow::Cow;
+use std::io::{BufWriter, Write};
+use std::time::Duration;
+
+use pcap_file::pcapng::PcapNgWriter;
+use pcap_file::pcapng::blocks::block_common::RawBlock;
+use pcap_file::pcapng::blocks::enhanced_packet::{EnhancedPacketBlock, EnhancedPacketOption};
+use pcap_file::pcapng::blocks::interface_description::{
+    InterfaceDescriptionBlock, InterfaceDescriptionOption, InterfaceTsResolution,
+};
+use pcap_file::pcapng::blocks::interface_statistics::{
+    InterfaceStatisticsBlock, InterfaceStatisticsOption,
+};
+use pcap_file::pcapng::blocks::opt_common::CommonOption;
+use pcap_file::pcapng::blocks::section_header::{SectionHeaderBlock, SectionHeaderOption};
+use pcap_file::{DataLink, Endianness};
+
+use crate::error::{BlockKind, WriteError};
+use crate::ids::{CUSTOM_BLOCK_COPYABLE, MAX_BLOCK_LEN, RECORD_HEADER_LEN, SPLIFF_PEN};
+use crate::packet::{Interface, InterfaceStats, Packet, PacketDirection};
+use crate::record::{self, CaptureId, Record, TlsData};
+
+/// Default largest payload of one TLS data record; larger writes are split by stream offset.
+/// 64 KiB keeps every block far below Wireshark's 16 MiB block limit and matches the largest
+/// TLS record plaintext (16 KiB) times four, so a typical write is one record.
+pub const DEFAULT_MAX_PAYLOAD: usize = 64 * 1024;
+
+/// `if_name` of interface 0, the interface every trace opens with. It never carries packets.
+pub const RECORDS_INTERFACE_NAME: &str = "spliff";
+/// `if_description` of interface 0.
+pub const RECORDS_INTERFACE_DESCRIPTION: &str =
+    "spliff records (custom blocks); no packets on this interface";
+/// Link type of interface 0 (Ethernet: the type the packet interfaces most often have, so a
+/// trace usually keeps a single file encapsulation).
+pub const RECORDS_INTERFACE_LINKTYPE: u16 = 1;
+
+/// Bytes around a record in its block: block type, two lengths, PEN, up to 3 bytes of padding.
+const BLOCK_OVERHEAD: usize = 4 + 4 + 4 + 4 + 3;
+
+/// The Section Header Block's descriptive options.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct SectionInfo {
+    /// `shb_hardware`, e.g. the CPU model.
+    pub hardware: String,
+    /// `shb_os`, e.g. `Linux 6.1.0`.
+    pub os: String,
+    /// `shb_userappl`, e.g. `spliff 0.1.0`.
+    pub user_application: String,
+}
+
+/// Writes a spliff trace: one pcapng section (little-endian), spliff records as copyable Custom
+/// Blocks, packets as Enhanced Packet Blocks.
+///
+/// Call [`TraceWriter::finish`] (or at least [`TraceWriter::flush`]) at the end; dropping the
+/// writer flushes too but cannot report an error.
+pub struct TraceWriter<W: Write> {
+    out: PcapNgWriter<BufWriter<W>>,
+    capture_id: CaptureId,
+    max_payload: usize,
+    scratch: Vec<u8>,
+    interfaces: u32,
+}
+
+impl<W: Write> std::fmt::Debug for TraceWriter<W> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("TraceWriter")
+            .field("capture_id", &self.capture_id)
+            .field("max_payload", &self.max_payload)
+            .field("interfaces", &self.interfaces)
+            .finish_non_exhaustive()
+    }
+}
+
+fn encode_err(block: BlockKind) -> impl FnOnce(pcap_file::pcapng::PcapNgWriteError) -> WriteError {
+    move |e| match e {
+        pcap_file::pcapng::PcapNgWriteError::Io(io) => WriteError::Io(io),
+        other => WriteError::Encode {
+            block,
+            message: crate::error::chain(&other),
+        },
+    }
+}
+
+fn ns(d: u64) -> Duration {
+    Duration::from_nanos(d)
+}
+
+impl<W: Write> TraceWriter<W> {
+    /// Starts a trace: writes the Section Header Block. `capture_id` must be random per capture
+    /// (it keeps identifiers unique when traces are merged).
+    pub fn new(out: W, section: &SectionInfo, capture_id: CaptureId) -> Result<Self, WriteError> {
+        let mut options = Vec::new();
+        for (value, make) in [
+            (
+                &section.hardware,
+                SectionHeaderOption::Hardware as fn(Cow<'static, str>) -> _,
+            ),
+            (&section.os, SectionHeaderOption::OS),
+            (
+                &section.user_application,
+                SectionHeaderOption::UserApplication,
+            ),
+        ] {
+            if !value.is_empty() {
+                options.push(make(Cow::Owned(value.clone())));
+            }
+        }
+        let shb = SectionHeaderBlock {
+            endianness: Endianness::Little,
+            major_version: 1,
+            minor_version: 0,
+            section_length: -1,
+            options,
+        };
+        let out = PcapNgWriter::with_section_header(BufWriter::with_capacity(256 * 1024, out), shb)
+            .map_err(encode_err(BlockKind::SectionHeader))?;
+        let mut writer = TraceWriter {
+            out,
+            capture_id,
+            max_payload: DEFAULT_MAX_PAYLOAD,
+            scratch: Vec::new(),
+            interfaces: 0,
+        };
+        // editcap refuses to rewrite a pcapng section whose blocks come before any interface
+        // ("can't be written as a pcapng file"), so every trace opens with this interface.
+        writer.add_interface(&Interface {
+            linktype: RECORDS_INTERFACE_LINKTYPE,
+            snaplen: 0,
+            name: RECORDS_INTERFACE_NAME.into(),
+            description: RECORDS_INTERFACE_DESCRIPTION.into(),
+        })?;
+        Ok(writer)
+    }
+
+    /// Sets the largest payload of one TLS data record (at least 1 byte, at most what fits in
+    /// one block).
+    pub fn with_max_payload(mut self, max_payload: usize) -> Self {
+        self.max_payload = max_payload.clamp(1, MAX_BLOCK_LEN - 1024);
+        self
+    }
+
+    /// The capture id written into every record.
+    pub fn capture_id(&self) -> CaptureId {
+        self.capture_id
+    }
+
+    /// Writes one record stamped with `ts_ns` (the capture's kernel clock). A [`TlsData`] whose
+    /// payload exceeds the maximum payload is written as several records with consecutive
+    /// stream offsets and the same timestamp.
+    pub fn write(&mut self, ts_ns: u64, record: &Record<'_>) -> Result<(), WriteError> {
+        if let Record::TlsData(data) = record
+            && data.payload.len() > self.max_payload
+        {
+            let mut offset = data.stream_offset;
+            for piece in data.payload.chunks(self.max_payload) {
+                let part = Record::TlsData(TlsData {
+                    stream_offset: offset,
+                    payload: piece,
+                    ..data.clone()
+                });
+                self.write_one(ts_ns, &part)?;
+                offset += piece.len() as u64;
+            }
+            return Ok(());
+        }
+        self.write_one(ts_ns, record)
+    }
+
+    fn write_one(&mut self, ts_ns: u64, record: &Record<'_>) -> Result<(), WriteError> {
+        self.scratch.clear();
+        self.scratch.extend_from_slice(&SPLIFF_PEN.to_le_bytes());
+        record::encode(&mut self.scratch, self.capture_id, ts_ns, record);
+        let len = self.scratch.len() + BLOCK_OVERHEAD;
+        if len > MAX_BLOCK_LEN {
+            return Err(WriteError::TooLarge {
+                what: "record",
+                len: self.scratch.len() - 4 - RECORD_HEADER_LEN,
+                max: MAX_BLOCK_LEN - BLOCK_OVERHEAD - RECORD_HEADER_LEN,
+            });
+        }
+        while !self.scratch.len().is_multiple_of(4) {
+            self.scratch.push(0);
+        }
+        let total = (self.scratch.len() + 12) as u32;
+        let raw = RawBlock {
+            type_: CUSTOM_BLOCK_COPYABLE,
+            initial_len: total,
+            body: Cow::Borrowed(&self.scratch),
+            trailer_len: total,
+        };
+        self.out
+            .write_raw_block(&raw)
+            .map_err(encode_err(BlockKind::SpliffRecord(record.kind())))?;
+        Ok(())
+    }
+
+    /// Adds an interface (an Interface Description Block with `if_tsresol` = 9) and returns its
+    /// id for [`Packet::interface_id`]. Id 0 is the records interface written by
+    /// [`TraceWriter::new`], so the first interface added here gets id 1.
+    pub fn add_interface(&mut self, iface: &Interface) -> Result<u32, WriteError> {
+        let mut options = vec![InterfaceDescriptionOption::IfTsResol(
+            InterfaceTsResolution::new(false, 9).map_err(|e| WriteError::Encode {
+                block: BlockKind::InterfaceDescription,
+                message: e.to_string(),
+            })?,
+        )];
+        if !iface.name.is_empty() {
+            options.push(InterfaceDescriptionOption::IfName(Cow::Borrowed(
+                &iface.name,
+            )));
+        }
+        if !iface.description.is_empty() {
+            options.push(InterfaceDescriptionOption::IfDescription(Cow::Borrowed(
+                &iface.description,
+            )));
+        }
+        let idb = InterfaceDescriptionBlock {
+            linktype: DataLink::from(u32::from(iface.linktype)),
+            snaplen: iface.snaplen,
+            options,
+        };
+        self.out
+            .write_pcapng_block(idb)
+            .map_err(encode_err(BlockKind::InterfaceDescription))?;
+        self.interfaces += 1;
+        Ok(self.interfaces - 1)
+    }
+
+    /// Writes one packet as an Enhanced Packet Block.
+    pub fn write_packet(&mut self, packet: &Packet<'_>) -> Result<(), WriteError> {
+        if packet.interface_id >= self.interfaces {
+            return Err(WriteError::NoSuchInterface(
+                packet.interface_id,
+                self.interfaces,
+            ));
+        }
+        if packet.data.len() > MAX_BLOCK_LEN - 1024 {
+            return Err(WriteError::TooLarge {
+                what: "packet",
+                len: packet.data.len(),
+                max: MAX_BLOCK_LEN - 1024,
+            });
+        }
+        let mut options = Vec::new();
+        if let Some(dir) = packet.direction {
+            options.push(EnhancedPacketOption::Flags(match dir {
+                PacketDirection::Inbound => 1,
+                PacketDirection::Outbound => 2,
+            }));
+        }
+        if let Some(c) = &packet.comment {
+            options.push(EnhancedPacketOption::Common(CommonOption::Comment(
+                Cow::Borrowed(c),
+            )));
+        }
+        let epb = EnhancedPacketBlock {
+            interface_id: packet.interface_id,
+            timestamp: ns(packet.ts_wall_ns),
+            original_len: packet.original_len.max(packet.data.len() as u32),
+            data: Cow::Borrowed(packet.data),
+            options,
+        };
+        self.out
+            .write_pcapng_block(epb)
+            .map_err(encode_err(BlockKind::EnhancedPacket))?;
+        Ok(())
+    }
+
+    /// Writes an Interface Statistics Block.
+    pub fn write_interface_stats(&mut self, stats: &InterfaceStats) -> Result<(), WriteError> {
+        if stats.interface_id >= self.interfaces {
+            return Err(WriteError::NoSuchInterface(
+                stats.interface_id,
+                self.interfaces,
+            ));
+        }
+        let mut options = Vec::new();
+        if let Some(v) = stats.start_wall_ns {
+            options.push(InterfaceStatisticsOption::IsbStartTime(ns(v)));
+        }
+        if let Some(v) = stats.end_wall_ns {
+            options.push(InterfaceStatisticsOption::IsbEndTime(ns(v)));
+        }
+        if let Some(v) = stats.received {
+            options.push(InterfaceStatisticsOption::IsbIfRecv(v));
+        }
+        if let Some(v) = stats.dropped {
+            options.push(InterfaceStatisticsOption::IsbIfDrop(v));
+        }
+        if let Some(v) = stats.delivered {
+            options.push(InterfaceStatisticsOption::IsbUsrDeliv(v));
+        }
+        if let Some(c) = &stats.comment {
+            options.push(InterfaceStatisticsOption::Common(CommonOption::Comment(
+                Cow::Borrowed(c),
+            )));
+        }
+        let isb = InterfaceStatisticsBlock {
+            interface_id: stats.interface_id,
+            timestamp: ns(stats.ts_wall_ns),
+            options,
+        };
+        self.out
+            .write_pcapng_block(isb)
+            .map_err(encode_err(BlockKind::InterfaceStatistics))?;
+        Ok(())
+    }
+
+    /// Pushes buffered blocks to the output. Blocks are only ever written whole into the
+    /// buffer, so a crash after a flush loses nothing that was flushed.
+    pub fn flush(&mut self) -> Result<(), WriteError> {
+        self.out.get_mut().flush()?;
+        Ok(())
+    }
+
+    /// Flushes and returns the output.
+    pub fn finish(self) -> Result<W, WriteError> {
+        self.out
+            .into_inner()
+            .into_inner()
+            .map_err(|e| WriteError::Io(e.into_error()))
+    }
+}

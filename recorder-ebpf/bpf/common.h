@@ -1,0 +1,71 @@
+/* SPDX-License-Identifier: MIT OR Apache-2.0 OR GPL-2.0-only */
+/* State shared by every spliff program: settings, the event ring, counters. */
+#ifndef SPLIFF_BPF_COMMON_H
+#define SPLIFF_BPF_COMMON_H
+
+/*
+ * Minimal CO-RE views of kernel structs, used instead of vmlinux.h's full
+ * definitions when walking pointers. The loader matches "foo___spliff" to the
+ * kernel's "foo" and relocates each named field, so this is still CO-RE.
+ * Why not vmlinux.h's task_struct: clang 19 emits BTF forward declarations
+ * for the structs such a type points to in heap-address order, which made
+ * the object depend on the length of the checkout path (not reproducible).
+ * scripts/check-bpf-object.sh builds at two path lengths to catch a relapse.
+ */
+struct task_struct___spliff {
+	struct task_struct___spliff *real_parent;
+	__s32 tgid; /* pid_t */
+} __attribute__((preserve_access_index));
+
+/*
+ * Settings, fixed by user space before load (aya override_global). They live
+ * in .rodata so the verifier sees them as constants and prunes dead branches;
+ * volatile stops clang from folding the compile-time default into the code.
+ */
+
+/* Process whose activity is recorded (exec events: also its direct
+ * children); 0 records every process. */
+const volatile __u32 spliff_target_tgid = 0;
+
+/* Every event goes through this single ring so user space sees one total
+ * order across CPUs. */
+struct {
+	__uint(type, BPF_MAP_TYPE_RINGBUF);
+	__uint(max_entries, SPLIFF_RINGBUF_DEFAULT_BYTES);
+} spliff_events SEC(".maps");
+
+/* Per-CPU so counting a lost event never contends or needs atomics. */
+struct {
+	__uint(type, BPF_MAP_TYPE_PERCPU_ARRAY);
+	__uint(max_entries, SPLIFF_STAT_COUNT);
+	__type(key, __u32);
+	__type(value, __u64);
+} spliff_stats SEC(".maps");
+
+static __always_inline void spliff_stat_inc(__u32 stat)
+{
+	__u64 *value = bpf_map_lookup_elem(&spliff_stats, &stat);
+
+	if (value)
+		*value += 1;
+}
+
+/* Reserves a record in the ring and fills its header. A full ring is counted,
+ * never silent: a recorder that loses data must be able to say so. */
+static __always_inline void *spliff_event_reserve(__u32 kind, __u32 size, __u64 pid_tgid)
+{
+	struct spliff_event_header *header = bpf_ringbuf_reserve(&spliff_events, size, 0);
+
+	if (!header) {
+		spliff_stat_inc(SPLIFF_STAT_RINGBUF_FULL);
+		return NULL;
+	}
+	header->kind = kind;
+	header->size = size;
+	header->ts_ns = bpf_ktime_get_boot_ns();
+	header->pid = pid_tgid >> 32;
+	header->tid = (__u32)pid_tgid;
+	return header;
+}
+
+#endif /* SPLIFF_BPF_COMMON_H */

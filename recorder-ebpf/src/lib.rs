@@ -1,0 +1,94 @@
+//! spliff's kernel programs, embedded as one BPF object, and the Rust mirror of
+//! the types they share with user space.
+//!
+//! The programs are C with CO-RE (`bpf/`, `include/`); `build.rs` compiles
+//! them with clang when it can and otherwise embeds the committed
+//! `prebuilt/spliff.bpf.o`. This crate is only bytes and plain structs, so it
+//! builds on every OS; loading happens in `spliff-recorder` (Linux only).
+
+#![warn(missing_docs)]
+
+pub mod abi;
+
+/// The names user space uses to find things in [`BPF_OBJECT`]. They are the C
+/// symbol names in `bpf/`; a unit test checks they are present in the object.
+pub mod names {
+    /// `BPF_MAP_TYPE_RINGBUF` carrying every event (see [`crate::abi`]).
+    pub const EVENTS_MAP: &str = "spliff_events";
+    /// `BPF_MAP_TYPE_PERCPU_ARRAY` of `u64` counters indexed by
+    /// [`crate::abi::Stat`].
+    pub const STATS_MAP: &str = "spliff_stats";
+    /// `.rodata` `u32`: record only this process (and, for exec events, its
+    /// direct children); 0 records everything.
+    pub const TARGET_TGID_GLOBAL: &str = "spliff_target_tgid";
+    /// Raw tracepoint program emitting [`crate::abi::ProcessExecEvent`].
+    pub const PROCESS_EXEC_PROGRAM: &str = "spliff_process_exec";
+    /// Tracepoint that [`PROCESS_EXEC_PROGRAM`] attaches to, raw (by name,
+    /// so tracefs need not be mounted).
+    pub const PROCESS_EXEC_RAW_TRACEPOINT: &str = "sched_process_exec";
+}
+
+/// Where the embedded object came from, decided by `build.rs`.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum ObjectOrigin {
+    /// Compiled from `bpf/` by clang during this build.
+    Compiled,
+    /// The committed `prebuilt/spliff.bpf.o` (no usable clang, a non-Linux
+    /// target, or `SPLIFF_BPF_USE_PREBUILT=1`).
+    Prebuilt,
+}
+
+/// Where [`BPF_OBJECT`] came from; useful in version and bug reports.
+#[cfg(not(spliff_bpf_prebuilt))]
+pub const OBJECT_ORIGIN: ObjectOrigin = ObjectOrigin::Compiled;
+/// Where [`BPF_OBJECT`] came from; useful in version and bug reports.
+#[cfg(spliff_bpf_prebuilt)]
+pub const OBJECT_ORIGIN: ObjectOrigin = ObjectOrigin::Prebuilt;
+
+// ELF64 headers and BPF instructions are 8-byte units; the ELF parser reads
+// them in place, so the bytes must not sit at an arbitrary address.
+#[repr(C, align(8))]
+struct Aligned<Bytes: ?Sized>(Bytes);
+
+const ALIGNED_OBJECT: &Aligned<[u8]> =
+    &Aligned(*include_bytes!(concat!(env!("OUT_DIR"), "/spliff.bpf.o")));
+
+/// The BPF ELF object holding every spliff kernel program, 8-byte aligned so
+/// it can be handed to a loader as is.
+pub static BPF_OBJECT: &[u8] = &ALIGNED_OBJECT.0;
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn object_is_aligned_bpf_elf() {
+        assert_eq!(BPF_OBJECT.as_ptr().align_offset(8), 0);
+        assert_eq!(BPF_OBJECT.get(..4), Some(&b"\x7fELF"[..]));
+        const EM_BPF: u16 = 247;
+        let machine = BPF_OBJECT
+            .get(18..20)
+            .map(|b| u16::from_le_bytes([b[0], b[1]]));
+        assert_eq!(machine, Some(EM_BPF));
+    }
+
+    #[test]
+    fn object_defines_the_names_user_space_looks_up() {
+        let section = format!("raw_tracepoint/{}", names::PROCESS_EXEC_RAW_TRACEPOINT);
+        for symbol in [
+            names::EVENTS_MAP,
+            names::STATS_MAP,
+            names::TARGET_TGID_GLOBAL,
+            names::PROCESS_EXEC_PROGRAM,
+            section.as_str(),
+        ] {
+            // NUL-terminated, as in the ELF string table, so a longer name
+            // sharing the prefix does not count.
+            let needle = [symbol.as_bytes(), b"\0"].concat();
+            assert!(
+                BPF_OBJECT.windows(needle.len()).any(|w| w == needle),
+                "`{symbol}` not found in the BPF object"
+            );
+        }
+    }
+}

@@ -1,0 +1,241 @@
+//! Checks that `spliff_recorder_ebpf::abi` lays out every ABI struct exactly as
+//! the C compiler lays out `include/spliff_abi.h`.
+//!
+//! The table below is the single list of what is checked: it yields the
+//! expected lines from Rust (`size_of`, `offset_of!`) and generates the C
+//! program that prints the same lines from `sizeof`/`offsetof`, so the two
+//! sides cannot drift apart silently. gcc is assumed (`cc`, or `$CC`): it is on
+//! every machine that builds spliff, unlike clang.
+#![cfg(unix)]
+
+use std::{
+    fmt::Write as _,
+    mem::{align_of, offset_of, size_of},
+    path::{Path, PathBuf},
+    process::Command,
+};
+
+use spliff_recorder_ebpf::abi::{
+    COMM_LEN, EVENT_KIND_INVALID, EXEC_FILENAME_TRUNCATED, EXEC_FILENAME_UNREADABLE, EventHeader,
+    EventKind, FILENAME_MAX, ProcessExecEvent, RINGBUF_DEFAULT_BYTES, STAT_COUNT, Stat,
+};
+
+struct Field {
+    name: &'static str,
+    offset: usize,
+    size: usize,
+}
+
+struct Struct {
+    c_name: &'static str,
+    size: usize,
+    align: usize,
+    fields: Vec<Field>,
+}
+
+fn field_size<S, F>(_: impl Fn(&S) -> &F) -> usize {
+    size_of::<F>()
+}
+
+/// Fields are listed by hand on purpose: the size check in
+/// `layouts_have_no_holes` fails if one is forgotten.
+macro_rules! layout {
+    ($c_name:literal, $ty:ty { $($field:ident),+ $(,)? }) => {
+        Struct {
+            c_name: $c_name,
+            size: size_of::<$ty>(),
+            align: align_of::<$ty>(),
+            fields: vec![$(Field {
+                name: stringify!($field),
+                offset: offset_of!($ty, $field),
+                size: field_size(|s: &$ty| &s.$field),
+            }),+],
+        }
+    };
+}
+
+fn structs() -> Vec<Struct> {
+    vec![
+        layout!(
+            "struct spliff_event_header",
+            EventHeader {
+                kind,
+                size,
+                ts_ns,
+                pid,
+                tid
+            }
+        ),
+        layout!(
+            "struct spliff_process_exec_event",
+            ProcessExecEvent {
+                header,
+                ppid,
+                uid,
+                filename_len,
+                flags,
+                comm,
+                filename
+            }
+        ),
+    ]
+}
+
+fn constants() -> Vec<(&'static str, u64)> {
+    vec![
+        ("SPLIFF_EVENT_INVALID", u64::from(EVENT_KIND_INVALID)),
+        ("SPLIFF_EVENT_PROCESS_EXEC", EventKind::ProcessExec as u64),
+        ("SPLIFF_STAT_RINGBUF_FULL", Stat::RingbufFull as u64),
+        ("SPLIFF_STAT_COUNT", u64::from(STAT_COUNT)),
+        ("SPLIFF_COMM_LEN", COMM_LEN as u64),
+        ("SPLIFF_FILENAME_MAX", FILENAME_MAX as u64),
+        (
+            "SPLIFF_RINGBUF_DEFAULT_BYTES",
+            u64::from(RINGBUF_DEFAULT_BYTES),
+        ),
+        (
+            "SPLIFF_EXEC_FILENAME_TRUNCATED",
+            u64::from(EXEC_FILENAME_TRUNCATED),
+        ),
+        (
+            "SPLIFF_EXEC_FILENAME_UNREADABLE",
+            u64::from(EXEC_FILENAME_UNREADABLE),
+        ),
+    ]
+}
+
+/// What both sides must print, one fact per line.
+fn rust_lines() -> Vec<String> {
+    let mut lines = Vec::new();
+    for s in structs() {
+        lines.push(format!("sizeof {} = {}", s.c_name, s.size));
+        lines.push(format!("alignof {} = {}", s.c_name, s.align));
+        for f in &s.fields {
+            lines.push(format!("offsetof {}.{} = {}", s.c_name, f.name, f.offset));
+            lines.push(format!("sizeof {}.{} = {}", s.c_name, f.name, f.size));
+        }
+    }
+    for (name, value) in constants() {
+        lines.push(format!("{name} = {value}"));
+    }
+    lines
+}
+
+fn c_program() -> String {
+    let mut c = String::from(
+        "#include <stddef.h>\n#include <stdio.h>\n#include \"spliff_abi.h\"\n\
+         #define P(text, value) printf(\"%s = %llu\\n\", text, (unsigned long long)(value))\n\
+         int main(void) {\n",
+    );
+    for s in structs() {
+        let t = s.c_name;
+        writeln!(c, "P(\"sizeof {t}\", sizeof({t}));").unwrap();
+        writeln!(c, "P(\"alignof {t}\", _Alignof({t}));").unwrap();
+        for f in &s.fields {
+            let n = f.name;
+            writeln!(c, "P(\"offsetof {t}.{n}\", offsetof({t}, {n}));").unwrap();
+            writeln!(c, "P(\"sizeof {t}.{n}\", sizeof(((({t} *)0)->{n})));").unwrap();
+        }
+    }
+    for (name, _) in constants() {
+        writeln!(c, "P(\"{name}\", {name});").unwrap();
+    }
+    c.push_str("return 0;\n}\n");
+    c
+}
+
+fn include_dir() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR")).join("include")
+}
+
+/// Compiles and runs the generated program; `extra` selects header branches.
+fn c_lines(tag: &str, extra: &[&str]) -> Vec<String> {
+    let dir = Path::new(env!("CARGO_TARGET_TMPDIR")).join("abi_layout");
+    std::fs::create_dir_all(&dir).unwrap();
+    let source = dir.join(format!("layout-{tag}.c"));
+    let binary = dir.join(format!("layout-{tag}"));
+    std::fs::write(&source, c_program()).unwrap();
+
+    let cc = std::env::var("CC").unwrap_or_else(|_| "cc".to_owned());
+    // -Wpadded makes the compiler itself reject any implicit padding.
+    let output = Command::new(&cc)
+        .args(["-std=c11", "-Wall", "-Wextra", "-Wpadded", "-Werror", "-I"])
+        .arg(include_dir())
+        .args(extra)
+        .arg(&source)
+        .arg("-o")
+        .arg(&binary)
+        .output()
+        .unwrap_or_else(|e| panic!("cannot run the C compiler `{cc}` (install gcc): {e}"));
+    assert!(
+        output.status.success(),
+        "{cc} rejected {} (spliff_abi.h):\n{}",
+        source.display(),
+        String::from_utf8_lossy(&output.stderr)
+    );
+
+    let output = Command::new(&binary).output().unwrap();
+    assert!(output.status.success(), "{} failed", binary.display());
+    String::from_utf8(output.stdout)
+        .unwrap()
+        .lines()
+        .map(str::to_owned)
+        .collect()
+}
+
+/// Reports only the facts that differ, named, rather than two long lists.
+fn assert_same(rust: &[String], c: &[String]) {
+    let mismatches: Vec<String> = rust
+        .iter()
+        .zip(c)
+        .filter(|(r, c)| r != c)
+        .map(|(r, c)| format!("  Rust: {r}\n     C: {c}"))
+        .collect();
+    assert!(
+        mismatches.is_empty() && rust.len() == c.len(),
+        "src/abi.rs disagrees with include/spliff_abi.h ({} vs {} facts):\n{}",
+        rust.len(),
+        c.len(),
+        mismatches.join("\n")
+    );
+}
+
+#[test]
+fn rust_mirror_matches_c_layout() {
+    assert_same(&rust_lines(), &c_lines("native", &[]));
+}
+
+#[cfg(target_os = "linux")]
+#[test]
+fn fallback_typedefs_match_linux_types() {
+    // The non-Linux branch of the header (stdint typedefs) must give the same
+    // layout as <linux/types.h>; this is the only place it gets compiled here.
+    assert_same(&rust_lines(), &c_lines("stdint", &["-U__linux__"]));
+}
+
+#[test]
+fn layouts_have_no_holes() {
+    for s in structs() {
+        let covered: usize = s.fields.iter().map(|f| f.size).sum();
+        assert_eq!(
+            covered, s.size,
+            "{}: fields do not cover the struct",
+            s.c_name
+        );
+        assert_eq!(
+            s.size % 8,
+            0,
+            "{}: size must keep ring records 8-aligned",
+            s.c_name
+        );
+        let mut end = 0;
+        for f in &s.fields {
+            assert_eq!(
+                f.offset, end,
+                "{}.{}: hole before the field",
+                s.c_name, f.name
+            );
+            end = f.offset + f.size;
+        }
+    }
+}

@@ -1,0 +1,299 @@
+//! Loading spliff's kernel programs and reading their events (Linux only).
+//!
+//! [`BpfPipeline::load`] takes the BPF object embedded by
+//! `spliff-recorder-ebpf`, fits it to the running kernel with CO-RE (BTF from
+//! `/sys/kernel/btf/vmlinux`), sets its `.rodata` settings, attaches its
+//! programs and opens the event ring buffer. [`BpfPipeline::read_events`]
+//! then yields validated [`Event`]s. Dropping the pipeline detaches
+//! everything.
+
+#![warn(missing_docs)]
+
+mod error;
+mod event;
+
+use std::{
+    fmt,
+    num::NonZeroU32,
+    os::fd::{AsFd as _, AsRawFd as _, BorrowedFd},
+    time::Duration,
+};
+
+use aya::{
+    Btf, Ebpf, EbpfLoader,
+    maps::{MapData, PerCpuArray, RingBuf},
+    programs::RawTracePoint,
+};
+use spliff_recorder_ebpf::{BPF_OBJECT, abi::Stat, names};
+
+pub use error::{BoxError, BpfError, Privileges};
+pub use event::{DecodeError, Event, ProcessExec, decode};
+
+/// At most this many records per [`BpfPipeline::read_events`] call, so a
+/// busy kernel cannot keep the caller in the loop forever.
+const MAX_RECORDS_PER_READ: usize = 4096;
+
+/// How to load the kernel programs.
+#[derive(Clone, Copy, Debug)]
+pub struct PipelineOptions<'a> {
+    /// The BPF ELF object; [`BPF_OBJECT`] (embedded at build time) unless a
+    /// test wants another build of it. Any alignment is accepted.
+    pub object: &'a [u8],
+    /// Record only this process (for exec events: it and its direct
+    /// children). `None` records every process.
+    pub target_tgid: Option<NonZeroU32>,
+    /// Size of the event ring buffer in bytes: a power of two and a multiple
+    /// of the page size. `None` keeps the object's default
+    /// ([`spliff_recorder_ebpf::abi::RINGBUF_DEFAULT_BYTES`]).
+    pub ring_buffer_bytes: Option<u32>,
+}
+
+impl Default for PipelineOptions<'_> {
+    fn default() -> Self {
+        Self {
+            object: BPF_OBJECT,
+            target_tgid: None,
+            ring_buffer_bytes: None,
+        }
+    }
+}
+
+/// The loaded and attached kernel programs plus the reader of their events.
+pub struct BpfPipeline {
+    events: RingBuf<MapData>,
+    // Owns the programs, their attachments and the remaining maps; dropping
+    // it detaches and unloads everything.
+    ebpf: Ebpf,
+}
+
+impl fmt::Debug for BpfPipeline {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("BpfPipeline")
+            .field("ebpf", &self.ebpf)
+            .finish_non_exhaustive()
+    }
+}
+
+impl BpfPipeline {
+    /// Loads, configures and attaches the kernel programs.
+    ///
+    /// Needs root (or CAP_BPF + CAP_PERFMON) and kernel BTF; the error says
+    /// which is missing.
+    pub fn load(options: &PipelineOptions<'_>) -> Result<Self, BpfError> {
+        // Explicitly, and as a hard error: aya's loader silently skips CO-RE
+        // relocation without BTF, and the programs would then read
+        // build-kernel offsets on this kernel.
+        let btf = Btf::from_sys_fs().map_err(|source| BpfError::KernelBtf { source })?;
+
+        if let Some(bytes) = options.ring_buffer_bytes {
+            let page_size = page_size();
+            if !bytes.is_power_of_two()
+                || usize::try_from(bytes).map_or(true, |b| b % page_size != 0)
+            {
+                return Err(BpfError::RingBufferSize { bytes, page_size });
+            }
+        }
+
+        let mut realigned = Vec::new();
+        let object = aligned(options.object, &mut realigned);
+        let target_tgid = options.target_tgid.map_or(0, NonZeroU32::get);
+
+        let mut loader = EbpfLoader::new();
+        loader
+            .btf(Some(&btf))
+            // must_exist: a renamed global must fail loudly, not leave the
+            // filter off.
+            .override_global(names::TARGET_TGID_GLOBAL, &target_tgid, true);
+        if let Some(bytes) = options.ring_buffer_bytes {
+            loader.map_max_entries(names::EVENTS_MAP, bytes);
+        }
+        let mut ebpf = loader.load(object).map_err(|error| {
+            error::classify(error, "loading the BPF object", |source| BpfError::Load {
+                source,
+            })
+        })?;
+
+        attach_raw_tracepoint(
+            &mut ebpf,
+            names::PROCESS_EXEC_PROGRAM,
+            names::PROCESS_EXEC_RAW_TRACEPOINT,
+        )?;
+
+        if ebpf.map(names::STATS_MAP).is_none() {
+            return Err(BpfError::MissingFromObject {
+                kind: "map",
+                name: names::STATS_MAP,
+            });
+        }
+        let events = ebpf
+            .take_map(names::EVENTS_MAP)
+            .ok_or(BpfError::MissingFromObject {
+                kind: "map",
+                name: names::EVENTS_MAP,
+            })?;
+        let events = RingBuf::try_from(events).map_err(|source| BpfError::Map {
+            map: names::EVENTS_MAP,
+            source,
+        })?;
+
+        Ok(Self { events, ebpf })
+    }
+
+    /// Hands every pending record to `on_record`, decoded and validated.
+    /// Without pending records, waits up to `timeout` for some first.
+    ///
+    /// Returns how many records were handed over (0 on timeout). Malformed
+    /// records arrive as `Err`: the caller decides whether to count, log or
+    /// stop.
+    pub fn read_events<F>(&mut self, timeout: Duration, mut on_record: F) -> Result<usize, BpfError>
+    where
+        F: FnMut(Result<Event, DecodeError>),
+    {
+        let handed = self.drain(&mut on_record);
+        if handed > 0 || !wait_readable(self.events.as_fd(), timeout)? {
+            return Ok(handed);
+        }
+        Ok(self.drain(&mut on_record))
+    }
+
+    fn drain<F>(&mut self, on_record: &mut F) -> usize
+    where
+        F: FnMut(Result<Event, DecodeError>),
+    {
+        let mut handed = 0;
+        while handed < MAX_RECORDS_PER_READ {
+            let Some(item) = self.events.next() else {
+                break;
+            };
+            let decoded = decode(&item);
+            // Release the ring space before running caller code.
+            drop(item);
+            on_record(decoded);
+            handed += 1;
+        }
+        handed
+    }
+
+    /// Events the kernel programs dropped because the ring buffer was full,
+    /// since load.
+    pub fn lost_events(&self) -> Result<u64, BpfError> {
+        let map = self
+            .ebpf
+            .map(names::STATS_MAP)
+            .ok_or(BpfError::MissingFromObject {
+                kind: "map",
+                name: names::STATS_MAP,
+            })?;
+        let map_error = |source| BpfError::Map {
+            map: names::STATS_MAP,
+            source,
+        };
+        let stats = PerCpuArray::<_, u64>::try_from(map).map_err(map_error)?;
+        let per_cpu = stats
+            .get(&(Stat::RingbufFull as u32), 0)
+            .map_err(map_error)?;
+        Ok(per_cpu.iter().fold(0, |sum: u64, &n| sum.saturating_add(n)))
+    }
+}
+
+fn attach_raw_tracepoint(
+    ebpf: &mut Ebpf,
+    name: &'static str,
+    tracepoint: &str,
+) -> Result<(), BpfError> {
+    let program: &mut RawTracePoint = ebpf
+        .program_mut(name)
+        .ok_or(BpfError::MissingFromObject {
+            kind: "program",
+            name,
+        })?
+        .try_into()
+        .map_err(|source| BpfError::ProgramLoad {
+            program: name,
+            source,
+        })?;
+    program.load().map_err(|error| {
+        error::classify(error, "loading a BPF program", |source| {
+            BpfError::ProgramLoad {
+                program: name,
+                source,
+            }
+        })
+    })?;
+    program.attach(tracepoint).map_err(|error| {
+        error::classify(error, "attaching a BPF program", |source| {
+            BpfError::Attach {
+                program: name,
+                target: format!("raw tracepoint {tracepoint}"),
+                source,
+            }
+        })
+    })?;
+    Ok(())
+}
+
+/// `object` itself when 8-byte aligned (the ELF parser reads headers in
+/// place), otherwise a copy placed at an aligned offset inside `storage`.
+fn aligned<'a>(object: &'a [u8], storage: &'a mut Vec<u8>) -> &'a [u8] {
+    const ALIGN: usize = 8;
+    if object.as_ptr().align_offset(ALIGN) == 0 {
+        return object;
+    }
+    storage.clear();
+    storage.resize(object.len() + ALIGN - 1, 0);
+    let offset = storage.as_ptr().align_offset(ALIGN);
+    match storage.get_mut(offset..offset + object.len()) {
+        Some(slot) => {
+            slot.copy_from_slice(object);
+            slot
+        }
+        // align_offset may decline; the parser then reports the misalignment.
+        None => object,
+    }
+}
+
+/// Waits until the ring has data; `false` on timeout or a signal.
+fn wait_readable(fd: BorrowedFd<'_>, timeout: Duration) -> Result<bool, BpfError> {
+    let mut poll_fd = libc::pollfd {
+        fd: fd.as_raw_fd(),
+        events: libc::POLLIN,
+        revents: 0,
+    };
+    // Rounded up so a sub-millisecond timeout still waits rather than spins.
+    let millis = i32::try_from(timeout.as_micros().div_ceil(1000)).unwrap_or(i32::MAX);
+    // SAFETY: one valid, initialised pollfd, and the count says 1.
+    let ready = unsafe { libc::poll(&mut poll_fd, 1, millis) };
+    if ready >= 0 {
+        return Ok(ready > 0);
+    }
+    let error = std::io::Error::last_os_error();
+    if error.kind() == std::io::ErrorKind::Interrupted {
+        return Ok(false);
+    }
+    Err(BpfError::Poll { source: error })
+}
+
+fn page_size() -> usize {
+    // SAFETY: sysconf has no preconditions.
+    let size = unsafe { libc::sysconf(libc::_SC_PAGESIZE) };
+    usize::try_from(size).unwrap_or(4096)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn misaligned_objects_are_copied_to_an_aligned_offset() {
+        let bytes: &[u8] = &[1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11];
+        let mut storage = Vec::new();
+        for shift in 0..8 {
+            let mut buffer = [0u8; 32];
+            buffer[shift..shift + bytes.len()].copy_from_slice(bytes);
+            let input = &buffer[shift..shift + bytes.len()];
+            let out = aligned(input, &mut storage);
+            assert_eq!(out, bytes);
+            assert_eq!(out.as_ptr().align_offset(8), 0);
+        }
+    }
+}

@@ -1,0 +1,8 @@
+//! spliff's recorder: loads the kernel programs, reads the events they emit
+//! and (in later issues) turns decrypted TLS traffic into pcapng traces.
+//!
+//! Everything that touches the kernel is Linux-only and lives in `bpf`; the
+//! `spliff` binary built from this package also replays traces on any OS.
+
+#[cfg(target_os = "linux")]
+pub mod bpf;

@@ -1,0 +1,54 @@
+//! `spliff`: record decrypted TLS traffic with eBPF (`record`, Linux) and rebuild it offline
+//! (`replay`, any OS). This file only dispatches and reports errors; the work lives in the
+//! command modules and the library crates.
+
+mod cli;
+mod replay_cmd;
+
+use std::process::ExitCode;
+
+use clap::Parser;
+
+fn main() -> ExitCode {
+    let cli = cli::Cli::parse();
+    let result = match cli.command {
+        cli::Command::Replay(args) => replay_cmd::run(&args),
+        cli::Command::Record(args) => record(&args),
+    };
+    match result {
+        Ok(code) => code,
+        Err(err) => {
+            // A closed pipe (`spliff replay t.pcapng | head`) is the reader's choice, not a
+            // failure.
+            if err
+                .chain()
+                .filter_map(|c| c.downcast_ref::<std::io::Error>())
+                .any(|e| e.kind() == std::io::ErrorKind::BrokenPipe)
+            {
+                return ExitCode::SUCCESS;
+            }
+            eprintln!("spliff: error: {err}");
+            for cause in err.chain().skip(1) {
+                eprintln!("  caused by: {cause}");
+            }
+            ExitCode::FAILURE
+        }
+    }
+}
+
+#[cfg(not(target_os = "linux"))]
+fn record(_args: &cli::RecordArgs) -> anyhow::Result<ExitCode> {
+    anyhow::bail!(
+        "`spliff record` needs Linux: it attaches eBPF programs to the kernel, and this build \
+         runs on {}. Record on a Linux host, then run `spliff replay TRACE` here.",
+        std::env::consts::OS
+    )
+}
+
+#[cfg(target_os = "linux")]
+fn record(args: &cli::RecordArgs) -> anyhow::Result<ExitCode> {
+    record_cmd::run(args)
+}
+
+#[cfg(target_os = "linux")]
+mod record_cmd;

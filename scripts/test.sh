@@ -1,0 +1,37 @@
+#!/usr/bin/env bash
+# The one test command (README, CI): installs what the tests need when it is missing, then runs
+# formatting, lints and every test. Run as root on Debian 12 for the eBPF tests; elsewhere they
+# skip loudly (or fail when SPLIFF_REQUIRE_BPF=1).
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+need_pkgs=()
+have() { command -v "$1" >/dev/null 2>&1; }
+have tshark || need_pkgs+=(tshark)
+have capinfos || need_pkgs+=(wireshark-common)
+have clang-19 || need_pkgs+=(clang-19 llvm-19)
+[ -f /usr/include/bpf/bpf_helpers.h ] || need_pkgs+=(libbpf-dev)
+have cc || need_pkgs+=(gcc)
+if [ ${#need_pkgs[@]} -gt 0 ]; then
+  if [ "$(id -u)" = 0 ] && have apt-get; then
+    echo "test.sh: installing ${need_pkgs[*]}"
+    export DEBIAN_FRONTEND=noninteractive
+    apt-get update -q >/dev/null
+    apt-get install -y -q --no-install-recommends "${need_pkgs[@]}" >/dev/null
+  else
+    echo "test.sh: missing ${need_pkgs[*]}; install them (Debian: apt-get install ${need_pkgs[*]})" >&2
+    exit 1
+  fi
+fi
+
+echo "== cargo fmt --check"
+cargo fmt --all -- --check
+echo "== cargo clippy"
+cargo clippy --workspace --all-targets -- -D warnings
+echo "== committed BPF object matches its sources"
+bash scripts/check-bpf-object.sh
+echo "== cargo test"
+cargo test --workspace 2>&1 | tee /tmp/spliff-test-output.txt
+# One closing line over all test binaries, for humans and CI alike.
+awk '/^test result:/ { p += $4; f += $6; s += $8 } END { printf "%d passed, %d failed, %d skipped\n", p, f, s }' \
+  /tmp/spliff-test-output.txt

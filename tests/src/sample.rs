@@ -1,0 +1,237 @@
+//! A small trace that holds every kind of block spliff writes, for the tool-compatibility tests.
+
+use std::borrow::Cow;
+use std::net::SocketAddr;
+
+use spliff_formats::{
+    CaptureId, CaptureInfo, ClockId, Connection, ConnectionRole, Direction, Handshake,
+    HandshakeResult, Interface, InterfaceStats, Loss, LossCause, Packet, PacketDirection, Process,
+    Record, SectionInfo, TlsData, TlsLibrary, TraceWriter,
+};
+
+/// Kernel-clock instant of the capture start in the sample traces.
+pub const SAMPLE_MONO_NS: u64 = 5_000_000_000;
+/// Wall-clock instant matching [`SAMPLE_MONO_NS`]: 2026-11-23T12:00:00Z.
+pub const SAMPLE_WALL_NS: u64 = 1_795_435_200_000_000_000;
+
+/// The request and response plaintext of the sample's IPv4 connection.
+pub const SAMPLE_REQUEST: &[u8] = b"GET /index.html HTTP/1.1\r\nHost: example.test\r\n\r\n";
+/// See [`SAMPLE_REQUEST`].
+pub const SAMPLE_RESPONSE: &[u8] =
+    b"HTTP/1.1 200 OK\r\nContent-Length: 5\r\nContent-Type: text/plain\r\n\r\nhello";
+
+/// A packet's bytes: a minimal Ethernet + IPv4 + TCP header, so Wireshark dissects it.
+fn eth_ipv4_tcp(src: [u8; 4], dst: [u8; 4], sport: u16, dport: u16) -> Vec<u8> {
+    let mut p = Vec::new();
+    p.extend_from_slice(&[0x02, 0, 0, 0, 0, 2, 0x02, 0, 0, 0, 0, 1, 0x08, 0x00]);
+    let ip_start = p.len();
+    p.extend_from_slice(&[0x45, 0, 0, 40, 0, 1, 0x40, 0, 64, 6, 0, 0]);
+    p.extend_from_slice(&src);
+    p.extend_from_slice(&dst);
+    let mut sum: u32 = 0;
+    for pair in p[ip_start..ip_start + 20].chunks(2) {
+        sum += u32::from(u16::from_be_bytes([pair[0], pair[1]]));
+    }
+    while sum > 0xffff {
+        sum = (sum & 0xffff) + (sum >> 16);
+    }
+    let csum = !(sum as u16);
+    p[ip_start + 10..ip_start + 12].copy_from_slice(&csum.to_be_bytes());
+    p.extend_from_slice(&sport.to_be_bytes());
+    p.extend_from_slice(&dport.to_be_bytes());
+    p.extend_from_slice(&[0, 0, 0, 1, 0, 0, 0, 0, 0x50, 0x02, 0xff, 0xff, 0, 0, 0, 0]);
+    p
+}
+
+/// Writes a trace with a capture info, a process, an IPv4 and an IPv6 connection, TLS data in
+/// both directions (one write large enough to be split), a handshake, a loss, an interface with
+/// two packets and its statistics. `capture_id` makes two samples mergeable.
+pub fn sample_trace(capture_id: [u8; 16]) -> Vec<u8> {
+    let mut w = TraceWriter::new(
+        Vec::new(),
+        &SectionInfo {
+            hardware: "x86_64".into(),
+            os: "Linux 6.18.0".into(),
+            user_application: "spliff 0.1.0 (sample)".into(),
+        },
+        CaptureId(capture_id),
+    )
+    .expect("writing to a Vec cannot fail");
+    let t = SAMPLE_MONO_NS;
+    let records: Vec<(u64, Record<'_>)> = vec![
+        (
+            t,
+            Record::CaptureInfo(CaptureInfo {
+                wall_clock_ns: SAMPLE_WALL_NS,
+                clock: ClockId::Monotonic,
+                spliff_version: b"0.1.0",
+                hostname: b"sample-host",
+                kernel: b"6.18.0 #1 SMP",
+                attached: vec![b"uprobe SSL_write /usr/lib/libssl.so.3".as_slice()],
+            }),
+        ),
+        (
+            t + 1,
+            Record::Process(Process {
+                pid: 4242,
+                ppid: 1,
+                uid: 1000,
+                gid: 1000,
+                start_ns: t - 1000,
+                comm: b"curl",
+                exe: b"/usr/bin/curl",
+                cmdline: vec![b"curl".as_slice(), b"https://example.test/"],
+                cgroup: b"0::/user.slice",
+                container_id: b"",
+            }),
+        ),
+        (
+            t + 2,
+            Record::Connection(Connection {
+                conn_id: 1,
+                pid: 4242,
+                fd: 5,
+                socket_cookie: 0x1234,
+                open_ns: t + 2,
+                close_ns: 0,
+                role: ConnectionRole::Client,
+                tls_library: TlsLibrary::OpenSsl,
+                tls_version: 0x0304,
+                ip_protocol: 6,
+                local: Some("10.0.0.1:40000".parse::<SocketAddr>().expect("literal")),
+                remote: Some("10.0.0.2:443".parse::<SocketAddr>().expect("literal")),
+                alpn: b"http/1.1",
+                sni: b"example.test",
+                library_path: b"/usr/lib/libssl.so.3",
+            }),
+        ),
+        (
+            t + 3,
+            Record::Connection(Connection {
+                conn_id: 2,
+                pid: 4242,
+                fd: 6,
+                local: Some("[fd00::1]:40001".parse::<SocketAddr>().expect("literal")),
+                remote: Some("[fd00::2]:8443".parse::<SocketAddr>().expect("literal")),
+                alpn: b"h2",
+                ..Connection::default()
+            }),
+        ),
+        (
+            t + 4,
+            Record::Handshake(Handshake {
+                conn_id: 1,
+                pid: 4242,
+                tid: 4242,
+                start_ns: t + 2,
+                end_ns: t + 4,
+                result: HandshakeResult::Ok,
+                return_code: 1,
+            }),
+        ),
+        (
+            t + 5,
+            Record::TlsData(TlsData {
+                conn_id: 1,
+                pid: 4242,
+                tid: 4242,
+                direction: Direction::Egress,
+                stream_offset: 0,
+                payload: SAMPLE_REQUEST,
+            }),
+        ),
+        (
+            t + 6,
+            Record::TlsData(TlsData {
+                conn_id: 1,
+                pid: 4242,
+                tid: 4243,
+                direction: Direction::Ingress,
+                stream_offset: 0,
+                payload: SAMPLE_RESPONSE,
+            }),
+        ),
+        (
+            t + 7,
+            Record::Loss(Loss {
+                conn_id: 2,
+                pid: 4242,
+                tid: 4242,
+                direction: Some(Direction::Ingress),
+                cause: LossCause::RingBufferFull,
+                stream_offset: 100,
+                length: 4096,
+                events: 1,
+            }),
+        ),
+        (
+            t + 9,
+            Record::Connection(Connection {
+                conn_id: 1,
+                close_ns: t + 9,
+                ..Connection::default()
+            }),
+        ),
+    ];
+    for (ts, r) in &records {
+        w.write(*ts, r).expect("writing to a Vec cannot fail");
+    }
+    // One write of 150 000 bytes: larger than the default maximum payload, so it is split.
+    let big: Vec<u8> = (0..150_000u32).map(|i| (i % 251) as u8).collect();
+    w.write(
+        t + 8,
+        &Record::TlsData(TlsData {
+            conn_id: 2,
+            pid: 4242,
+            tid: 4242,
+            direction: Direction::Egress,
+            stream_offset: 0,
+            payload: &big,
+        }),
+    )
+    .expect("writing to a Vec cannot fail");
+
+    let lo = w
+        .add_interface(&Interface {
+            linktype: 1,
+            snaplen: 128,
+            name: "veth0".into(),
+            description: "xdp generic".into(),
+        })
+        .expect("writing to a Vec cannot fail");
+    let wall = SAMPLE_WALL_NS;
+    for (i, (dir, comment)) in [
+        (PacketDirection::Outbound, "pid=4242 comm=curl"),
+        (PacketDirection::Inbound, "pid=4242 comm=curl"),
+    ]
+    .into_iter()
+    .enumerate()
+    {
+        let data = if i == 0 {
+            eth_ipv4_tcp([10, 0, 0, 1], [10, 0, 0, 2], 40000, 443)
+        } else {
+            eth_ipv4_tcp([10, 0, 0, 2], [10, 0, 0, 1], 443, 40000)
+        };
+        w.write_packet(&Packet {
+            interface_id: lo,
+            ts_wall_ns: wall + 2 + i as u64,
+            original_len: data.len() as u32,
+            data: &data,
+            direction: Some(dir),
+            comment: Some(Cow::Borrowed(comment)),
+        })
+        .expect("writing to a Vec cannot fail");
+    }
+    w.write_interface_stats(&InterfaceStats {
+        interface_id: lo,
+        ts_wall_ns: wall + 10,
+        start_wall_ns: Some(wall),
+        end_wall_ns: Some(wall + 10),
+        received: Some(2),
+        dropped: Some(0),
+        delivered: Some(2),
+        comment: Some("loss: none".into()),
+    })
+    .expect("writing to a Vec cannot fail");
+    w.finish().expect("writing to a Vec cannot fail")
+}

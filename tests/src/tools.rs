@@ -1,0 +1,59 @@
+//! Running real external tools (tshark, capinfos, editcap, mergecap) from tests.
+
+use std::path::Path;
+use std::process::Command;
+
+/// Output of a tool run that succeeded.
+#[derive(Debug)]
+pub struct ToolOutput {
+    /// Standard output.
+    pub stdout: String,
+    /// Standard error.
+    pub stderr: String,
+}
+
+/// Runs `tool` with `args`; panics with the tool's stderr when it cannot start or fails, since
+/// the test command installs these tools and a missing one is a broken test environment.
+pub fn run(tool: &str, args: &[&str]) -> ToolOutput {
+    let out = Command::new(tool)
+        .args(args)
+        .env("LC_ALL", "C")
+        .output()
+        .unwrap_or_else(|e| panic!("cannot run {tool} (install it: apt-get install tshark): {e}"));
+    let stdout = String::from_utf8_lossy(&out.stdout).into_owned();
+    let stderr = String::from_utf8_lossy(&out.stderr).into_owned();
+    assert!(
+        out.status.success(),
+        "{tool} {args:?} failed with {}:\n{stderr}\n{stdout}",
+        out.status
+    );
+    ToolOutput { stdout, stderr }
+}
+
+/// A temporary directory removed on drop.
+#[derive(Debug)]
+pub struct TempDir(std::path::PathBuf);
+
+impl TempDir {
+    /// Creates a fresh directory under the system temp dir.
+    pub fn new(tag: &str) -> Self {
+        let nanos = std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .map(|d| d.as_nanos())
+            .unwrap_or(0);
+        let dir = std::env::temp_dir().join(format!("spliff-{tag}-{}-{nanos}", std::process::id()));
+        std::fs::create_dir_all(&dir).expect("create temp dir");
+        TempDir(dir)
+    }
+
+    /// The directory.
+    pub fn path(&self) -> &Path {
+        &self.0
+    }
+}
+
+impl Drop for TempDir {
+    fn drop(&mut self) {
+        let _ = std::fs::remove_dir_all(&self.0);
+    }
+}
