@@ -63,7 +63,7 @@ impl fmt::Display for BlockKind {
 pub enum ReadErrorKind {
     /// The file could not be opened or mapped.
     #[error("cannot read the file: {0}")]
-    Io(#[from] std::io::Error),
+    Io(std::io::Error),
     /// The file does not start with a pcapng Section Header Block.
     #[error("not a pcapng file ({0}); spliff traces are pcapng, as written by `spliff record`")]
     NotPcapng(String),
@@ -123,6 +123,9 @@ pub enum ReadErrorKind {
 }
 
 /// A read error, located: the byte offset of the block in the file and the block's kind.
+///
+/// Its message already contains the kind's (and an I/O error's) text, so it exposes no
+/// `source()`: a cause chain printer would otherwise repeat it.
 #[derive(Debug, thiserror::Error)]
 #[error("{block} at byte offset {offset}: {kind}")]
 pub struct ReadError {
@@ -131,7 +134,6 @@ pub struct ReadError {
     /// Kind of the block.
     pub block: BlockKind,
     /// What went wrong.
-    #[source]
     pub kind: ReadErrorKind,
 }
 

@@ -64,8 +64,25 @@ pub enum Library {
 /// Output formats of `spliff replay`.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
 pub enum ReplayFormat {
+    /// HAR 1.2 (what browsers' developer tools import).
+    Har,
+    /// Human-readable exchanges (the default on a terminal).
+    Text,
+    /// pcapng with every connection as a synthetic TCP session that Wireshark dissects as HTTP.
+    Pcapng,
     /// One line per block of the trace, in file order (what the recorder wrote).
     Records,
+}
+
+/// When to colour the text view.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum ColorChoice {
+    /// When standard output is a terminal.
+    Auto,
+    /// Always.
+    Always,
+    /// Never.
+    Never,
 }
 
 /// Arguments of `spliff replay`.
@@ -74,10 +91,38 @@ pub struct ReplayArgs {
     /// Trace file written by `spliff record` (or any pcapng holding spliff records).
     #[arg(value_name = "TRACE")]
     pub trace: PathBuf,
-    /// Output file; `-` or absent for standard output.
+    /// Output file; `-` or absent for standard output. Its extension picks the format
+    /// (`.har`, `.txt`, `.pcapng`) unless --format is given.
     #[arg(short = 'o', long = "output", value_name = "FILE")]
     pub output: Option<PathBuf>,
-    /// Output format.
-    #[arg(long, value_enum, default_value_t = ReplayFormat::Records)]
-    pub format: ReplayFormat,
+    /// Output format; overrides the output file's extension.
+    #[arg(long, value_enum)]
+    pub format: Option<ReplayFormat>,
+    /// Text view: print decoded bodies.
+    #[arg(short = 'b', long)]
+    pub bodies: bool,
+    /// Text view: print bodies as a hex dump, with the file type detected from magic bytes.
+    #[arg(short = 'x', long)]
+    pub hexdump: bool,
+    /// Text view: one line per exchange.
+    #[arg(short = 'c', long)]
+    pub compact: bool,
+    /// Text view: colour.
+    #[arg(long, value_enum, default_value_t = ColorChoice::Auto)]
+    pub color: ColorChoice,
+    /// Only exchanges of this process id (repeatable).
+    #[arg(long = "pid", value_name = "PID")]
+    pub pids: Vec<u32>,
+    /// Only exchanges of processes with this comm (repeatable).
+    #[arg(long = "comm", value_name = "NAME")]
+    pub comms: Vec<String>,
+    /// Only exchanges with this host or its subdomains (repeatable).
+    #[arg(long = "host", value_name = "HOST")]
+    pub hosts: Vec<String>,
+    /// Only exchanges whose URL contains this text or matches it as a regex (repeatable).
+    #[arg(long = "url", value_name = "PATTERN")]
+    pub urls: Vec<String>,
+    /// Largest decoded body kept, in bytes (protects against decompression bombs).
+    #[arg(long, value_name = "BYTES", default_value_t = 256 * 1024 * 1024)]
+    pub max_body: u64,
 }

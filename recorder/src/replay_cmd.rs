@@ -1,41 +1,151 @@
 //! `spliff replay`: reads a trace and writes the chosen view of it.
 
 use std::fs::File;
-use std::io::{BufWriter, Write};
+use std::io::{BufWriter, IsTerminal, Write};
+use std::path::Path;
 use std::process::ExitCode;
 
-use anyhow::Context;
-use spliff_formats::TraceFile;
+use anyhow::{Context, bail};
+use spliff_formats::{ReadError, TraceFile};
+use spliff_replay::ReplayOptions;
+use spliff_replay::body::DecodeOptions;
+use spliff_replay::filter::{Filter, UrlPattern};
+use spliff_replay::pipeline::{Progress, replay};
+use spliff_replay::text::TextOptions;
 
-use crate::cli::{ReplayArgs, ReplayFormat};
+use crate::cli::{ColorChoice, ReplayArgs, ReplayFormat};
 
-pub fn run(args: &ReplayArgs) -> anyhow::Result<ExitCode> {
-    let trace = TraceFile::open(&args.trace)
-        .with_context(|| format!("cannot open trace {}", args.trace.display()))?;
-    let mut out: Box<dyn Write> = match &args.output {
-        Some(p) if p.as_os_str() != "-" => Box::new(BufWriter::new(
-            File::create(p).with_context(|| format!("cannot create {}", p.display()))?,
-        )),
-        _ => Box::new(BufWriter::new(std::io::stdout().lock())),
+/// The format asked for: `--format`, else the output file's extension, else text.
+fn format(args: &ReplayArgs) -> anyhow::Result<ReplayFormat> {
+    if let Some(f) = args.format {
+        return Ok(f);
+    }
+    let Some(path) = args.output.as_deref().filter(|p| p.as_os_str() != "-") else {
+        return Ok(ReplayFormat::Text);
     };
-    let summary = match args.format {
-        ReplayFormat::Records => spliff_replay::text::write_records(trace.bytes(), &mut out)
-            .context("writing the output failed")?,
-    };
-    out.flush().context("writing the output failed")?;
+    match path.extension().and_then(|e| e.to_str()) {
+        Some("har") => Ok(ReplayFormat::Har),
+        Some("txt" | "text") => Ok(ReplayFormat::Text),
+        Some("pcapng") => Ok(ReplayFormat::Pcapng),
+        Some(other) => bail!(
+            "cannot tell the output format from the extension .{other} of {}; name the file \
+             .har, .txt or .pcapng, or give --format har|text|pcapng|records",
+            path.display()
+        ),
+        None => bail!(
+            "cannot tell the output format of {} (no extension); give --format har|text|pcapng|records",
+            path.display()
+        ),
+    }
+}
+
+fn report(trace: &Path, errors: &[ReadError], nothing_read: bool) -> bool {
     // A torn tail after good records is a warning: everything before it was read. A file with
     // nothing readable at all is a failure.
-    let nothing_read = summary.records == 0 && summary.packets == 0;
     let mut failed = false;
-    for e in &summary.errors {
+    for e in errors {
         let level = if e.is_fatal() && nothing_read {
             failed = true;
             "error"
         } else {
             "warning"
         };
-        eprintln!("spliff: {level}: {}: {e}", args.trace.display());
+        eprintln!("spliff: {level}: {}: {e}", trace.display());
     }
+    failed
+}
+
+pub fn run(args: &ReplayArgs) -> anyhow::Result<ExitCode> {
+    let format = format(args)?;
+    let trace = TraceFile::open(&args.trace)
+        .with_context(|| format!("cannot open trace {}", args.trace.display()))?;
+    let to_stdout = args.output.as_deref().is_none_or(|p| p.as_os_str() == "-");
+    let mut out: Box<dyn Write> = if to_stdout {
+        Box::new(BufWriter::new(std::io::stdout().lock()))
+    } else {
+        let p = args.output.as_deref().unwrap_or(Path::new("-"));
+        Box::new(BufWriter::new(
+            File::create(p).with_context(|| format!("cannot create {}", p.display()))?,
+        ))
+    };
+
+    if format == ReplayFormat::Records {
+        let summary = spliff_replay::text::write_records(trace.bytes(), &mut out)
+            .context("writing the output failed")?;
+        out.flush().context("writing the output failed")?;
+        let failed = report(
+            &args.trace,
+            &summary.errors,
+            summary.records == 0 && summary.packets == 0,
+        );
+        return Ok(if failed {
+            ExitCode::FAILURE
+        } else {
+            ExitCode::SUCCESS
+        });
+    }
+
+    // A progress bar only where a person watches, and only for traces worth waiting for.
+    let bar = (std::io::stderr().is_terminal() && trace.bytes().len() > 64 << 20).then(|| {
+        let bar = indicatif::ProgressBar::new(0);
+        bar.set_style(
+            indicatif::ProgressStyle::with_template("{spinner} rebuilding connections {pos}/{len}")
+                .unwrap_or_else(|_| indicatif::ProgressStyle::default_bar()),
+        );
+        bar
+    });
+    let progress = |p: Progress| {
+        if let Some(bar) = &bar {
+            match p {
+                Progress::Indexed { connections } => bar.set_length(connections),
+                Progress::ConnectionDone => bar.inc(1),
+            }
+        }
+    };
+    let mut replayed = replay(trace.bytes(), &ReplayOptions::default(), &progress);
+    if let Some(bar) = &bar {
+        bar.finish_and_clear();
+    }
+    let filter = Filter {
+        pids: args.pids.clone(),
+        comms: args.comms.clone(),
+        hosts: args.hosts.clone(),
+        urls: args.urls.iter().map(|u| UrlPattern::new(u)).collect(),
+    };
+    filter.apply(&mut replayed);
+    let decode = DecodeOptions {
+        max_decoded_len: args.max_body,
+    };
+    match format {
+        ReplayFormat::Har => spliff_replay::har::write_har(&replayed, &decode, &mut out),
+        ReplayFormat::Text => {
+            let color = match args.color {
+                ColorChoice::Always => true,
+                ColorChoice::Never => false,
+                ColorChoice::Auto => to_stdout && std::io::stdout().is_terminal(),
+            };
+            let options = TextOptions {
+                bodies: args.bodies,
+                hexdump: args.hexdump,
+                compact: args.compact,
+                color,
+            };
+            spliff_replay::text::write_exchanges(&replayed, &options, &decode, &mut out)
+        }
+        ReplayFormat::Pcapng => spliff_replay::pcapng::write_pcapng(
+            &replayed,
+            &spliff_replay::pcapng::PcapngOptions::default(),
+            &mut out,
+        ),
+        ReplayFormat::Records => Ok(()),
+    }
+    .context("writing the output failed")?;
+    out.flush().context("writing the output failed")?;
+    for note in &replayed.unattributed_loss {
+        eprintln!("spliff: warning: {}: {note}", args.trace.display());
+    }
+    let nothing_read = replayed.connections.is_empty();
+    let failed = report(&args.trace, &replayed.errors, nothing_read);
     Ok(if failed {
         ExitCode::FAILURE
     } else {

@@ -1,5 +1,7 @@
 //! Helpers shared by spliff's end-to-end tests.
 
+pub mod h2gen;
+pub mod har;
 pub mod sample;
 pub mod spliff;
 pub mod tools;

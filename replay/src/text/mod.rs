@@ -1,5 +1,7 @@
 //! Text views of a trace.
 
+mod exchanges;
 mod records;
 
+pub use exchanges::{TextOptions, write_exchanges};
 pub use records::{RecordsSummary, write_records};

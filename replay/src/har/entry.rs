@@ -1,0 +1,358 @@
+//! One exchange of one connection → one HAR entry.
+
+use base64::Engine as _;
+use base64::engine::general_purpose::STANDARD as BASE64;
+
+use super::model::{
+    Content, Entry, LossRange, NameValue, PostData, Request, Response, Timings, WebSocketMessage,
+};
+use crate::body::{DecodeOptions, decode_body};
+use crate::exchange::{Exchange, Header, HttpVersion, WsOpcode};
+use crate::stream::Side;
+use crate::trace_input::ConnectionInfo;
+
+fn text(b: &[u8]) -> String {
+    String::from_utf8_lossy(b).into_owned()
+}
+
+fn pairs(headers: &[Header]) -> Vec<NameValue> {
+    headers
+        .iter()
+        .map(|h| NameValue {
+            name: text(&h.name),
+            value: text(&h.value),
+        })
+        .collect()
+}
+
+fn header<'a>(headers: &'a [Header], name: &str) -> Option<&'a [u8]> {
+    crate::exchange::find_header(headers, name)
+}
+
+/// A body as HAR text: UTF-8 as it is, anything else base64.
+fn body_text(body: &[u8]) -> (String, Option<&'static str>) {
+    match std::str::from_utf8(body) {
+        Ok(s) => (s.to_string(), None),
+        Err(_) => (BASE64.encode(body), Some("base64")),
+    }
+}
+
+fn version_str(v: Option<HttpVersion>, fallback: HttpVersion) -> String {
+    match v.unwrap_or(fallback) {
+        HttpVersion::Http2 => "HTTP/2.0".to_string(),
+        other => other.as_str().to_string(),
+    }
+}
+
+/// Milliseconds between two kernel instants; 0 when either is unknown or they are reversed
+/// (HAR consumers reject negative phases other than -1).
+fn ms(from: Option<u64>, to: Option<u64>) -> f64 {
+    match (from, to) {
+        (Some(a), Some(b)) if b >= a => (b - a) as f64 / 1e6,
+        _ => 0.0,
+    }
+}
+
+/// The absolute URL: the target as is when it is absolute-form, else https + the authority
+/// (`:authority` or Host, else SNI, else the server address) + the target.
+pub(crate) fn url(ex: &Exchange, info: &ConnectionInfo) -> String {
+    let target = ex
+        .request
+        .target
+        .as_deref()
+        .map(text)
+        .unwrap_or_else(|| "/".to_string());
+    if target.starts_with("http://") || target.starts_with("https://") {
+        return target;
+    }
+    let scheme = ex
+        .request
+        .scheme
+        .as_deref()
+        .map(text)
+        .unwrap_or_else(|| "https".to_string());
+    let authority = ex
+        .request
+        .authority
+        .as_deref()
+        .or_else(|| ex.request.header("host"))
+        .map(text)
+        .or_else(|| info.sni.clone())
+        .or_else(|| info.client_server().1.map(|a| a.to_string()))
+        .unwrap_or_else(|| "unknown".to_string());
+    // CONNECT and OPTIONS * have no path.
+    if target == "*" || !target.starts_with('/') {
+        return format!("{scheme}://{authority}");
+    }
+    format!("{scheme}://{authority}{target}")
+}
+
+fn query(url: &str) -> Vec<NameValue> {
+    let Some((_, q)) = url.split_once('?') else {
+        return Vec::new();
+    };
+    let q = q.split('#').next().unwrap_or("");
+    q.split('&')
+        .filter(|p| !p.is_empty())
+        .map(|p| {
+            let (n, v) = p.split_once('=').unwrap_or((p, ""));
+            NameValue {
+                name: n.to_string(),
+                value: v.to_string(),
+            }
+        })
+        .collect()
+}
+
+fn request_cookies(headers: &[Header]) -> Vec<NameValue> {
+    crate::exchange::find_headers(headers, "cookie")
+        .flat_map(|v| v.split(|b| *b == b';'))
+        .filter_map(|c| {
+            let c = text(c);
+            let c = c.trim();
+            let (n, v) = c.split_once('=')?;
+            Some(NameValue {
+                name: n.trim().to_string(),
+                value: v.trim().to_string(),
+            })
+        })
+        .collect()
+}
+
+fn response_cookies(headers: &[Header]) -> Vec<NameValue> {
+    crate::exchange::find_headers(headers, "set-cookie")
+        .filter_map(|v| {
+            let v = text(v);
+            let first = v.split(';').next()?.trim().to_string();
+            let (n, val) = first.split_once('=')?;
+            Some(NameValue {
+                name: n.trim().to_string(),
+                value: val.trim().to_string(),
+            })
+        })
+        .collect()
+}
+
+/// Builds the entry. `first_on_connection` says whether the TLS handshake time belongs to it.
+pub(crate) fn build(
+    ex: &Exchange,
+    info: &ConnectionInfo,
+    first_on_connection: bool,
+    decode: &DecodeOptions,
+) -> Entry {
+    let mut incomplete = ex.incomplete.clone();
+    let url = url(ex, info);
+    let method = ex.request.method.as_deref().map(text).unwrap_or_default();
+    let req = &ex.request;
+    let post_data = (!req.body.is_empty()).then(|| {
+        let (text, encoding) = body_text(&req.body);
+        PostData {
+            mime_type: header(&req.headers, "content-type")
+                .map(self::text)
+                .unwrap_or_default(),
+            text,
+            encoding,
+        }
+    });
+    let request = Request {
+        method,
+        query_string: query(&url),
+        url,
+        http_version: version_str(req.version, ex.version),
+        cookies: request_cookies(&req.headers),
+        headers: pairs(&req.headers),
+        post_data,
+        headers_size: req.head_size.map_or(-1, |s| s as i64),
+        body_size: req.body_wire_size as i64,
+    };
+
+    let response = match &ex.response {
+        Some(resp) => {
+            let mime_type = header(&resp.headers, "content-type")
+                .map(text)
+                .unwrap_or_default();
+            let decoded = match decode_body(&resp.headers, &resp.body, decode) {
+                Ok(d) => d,
+                Err(e) => {
+                    incomplete.push(format!(
+                        "response body could not be decoded ({e}); content holds it as received"
+                    ));
+                    resp.body.clone()
+                }
+            };
+            let size = decoded.len() as i64;
+            let wire = resp.body.len() as i64;
+            let (body, encoding) = if decoded.is_empty() {
+                (None, None)
+            } else {
+                let (t, e) = body_text(&decoded);
+                (Some(t), e)
+            };
+            Response {
+                status: resp.status.map_or(0, i64::from),
+                status_text: text(&resp.reason),
+                http_version: version_str(resp.version, ex.version),
+                cookies: response_cookies(&resp.headers),
+                headers: pairs(&resp.headers),
+                content: Content {
+                    size,
+                    compression: (size > wire && wire > 0).then_some(size - wire),
+                    mime_type,
+                    text: body,
+                    encoding,
+                },
+                redirect_url: header(&resp.headers, "location")
+                    .map(self::text)
+                    .unwrap_or_default(),
+                headers_size: resp.head_size.map_or(-1, |s| s as i64),
+                body_size: resp.body_wire_size as i64,
+            }
+        }
+        None => {
+            incomplete.push("no response was captured".to_string());
+            Response {
+                status: 0,
+                status_text: String::new(),
+                http_version: version_str(None, ex.version),
+                cookies: Vec::new(),
+                headers: Vec::new(),
+                content: Content {
+                    size: 0,
+                    compression: None,
+                    mime_type: String::new(),
+                    text: None,
+                    encoding: None,
+                },
+                redirect_url: String::new(),
+                headers_size: -1,
+                body_size: -1,
+            }
+        }
+    };
+
+    let t = &ex.timings;
+    let ssl = match (first_on_connection, info.handshake_ns) {
+        (true, Some((start, end))) => ms(Some(start), Some(end)),
+        _ => -1.0,
+    };
+    let timings = Timings {
+        blocked: -1.0,
+        dns: -1.0,
+        connect: -1.0,
+        send: ms(t.request_first_byte_ns, t.request_last_byte_ns),
+        wait: ms(t.request_last_byte_ns, t.response_first_byte_ns),
+        receive: ms(t.response_first_byte_ns, t.response_last_byte_ns),
+        ssl,
+    };
+    let time = [timings.send, timings.wait, timings.receive, timings.ssl]
+        .iter()
+        .filter(|v| **v >= 0.0)
+        .sum();
+
+    let started_ns = start_ns(ex, info);
+    let wall = info.clock.map(|c| c.wall(started_ns));
+    if info.clock.is_none() {
+        incomplete.push(
+            "the trace has no capture info record: startedDateTime counts from the epoch"
+                .to_string(),
+        );
+    }
+    let websocket_messages = ex
+        .upgrade
+        .as_ref()
+        .map(|u| {
+            u.messages
+                .iter()
+                .map(|m| WebSocketMessage {
+                    kind: match m.from {
+                        Side::Request => "send",
+                        Side::Response => "receive",
+                    },
+                    time: m
+                        .ts_ns
+                        .and_then(|ts| info.clock.map(|c| c.wall(ts)))
+                        .map_or(0.0, |w| w as f64 / 1e9),
+                    opcode: ws_opcode(m.opcode),
+                    data: match (m.opcode, m.compressed, std::str::from_utf8(&m.payload)) {
+                        (WsOpcode::Text, false, Ok(s)) => s.to_string(),
+                        _ => BASE64.encode(&m.payload),
+                    },
+                })
+                .collect()
+        })
+        .unwrap_or_default();
+    let (_, server) = info.client_server();
+    Entry {
+        started_date_time: rfc3339(wall.unwrap_or(started_ns)),
+        time,
+        request,
+        response,
+        cache: serde_json::Map::new(),
+        timings,
+        server_ip_address: server.map(|a| a.ip().to_string()),
+        connection: format!(
+            "{}:{}",
+            &info.key.capture_id.to_string()[..8],
+            info.key.conn_id
+        ),
+        pid: info.pid,
+        comm: info.process.as_ref().map(|p| p.comm.clone()),
+        exe: info.process.as_ref().map(|p| p.exe.clone()),
+        tls_library: info.tls_library.name(),
+        alpn: info.alpn.as_deref().map(text),
+        sni: info.sni.clone(),
+        connection_id: info.key.conn_id,
+        capture_id: info.key.capture_id.to_string(),
+        stream_id: ex.stream_id,
+        incomplete,
+        loss: ex
+            .loss
+            .iter()
+            .map(|l| LossRange {
+                side: l.side.as_str(),
+                offset: l.offset,
+                length: l.len,
+            })
+            .collect(),
+        websocket_messages,
+    }
+}
+
+fn ws_opcode(op: WsOpcode) -> u8 {
+    match op {
+        WsOpcode::Text => 1,
+        WsOpcode::Binary => 2,
+        WsOpcode::Close => 8,
+        WsOpcode::Ping => 9,
+        WsOpcode::Pong => 10,
+        WsOpcode::Reserved(v) => v,
+    }
+}
+
+/// Kernel time at which an exchange starts: its first request byte, else its first response
+/// byte, else the connection's first record.
+pub(crate) fn start_ns(ex: &Exchange, info: &ConnectionInfo) -> u64 {
+    ex.timings
+        .request_first_byte_ns
+        .or(ex.timings.response_first_byte_ns)
+        .unwrap_or(info.first_ts_ns)
+}
+
+/// RFC 3339 in UTC with nanoseconds, e.g. `2026-11-23T12:00:00.000000002Z`.
+pub(crate) fn rfc3339(unix_ns: u64) -> String {
+    let secs = unix_ns / 1_000_000_000;
+    let nanos = unix_ns % 1_000_000_000;
+    match time::OffsetDateTime::from_unix_timestamp(secs as i64) {
+        Ok(t) => format!(
+            "{:04}-{:02}-{:02}T{:02}:{:02}:{:02}.{nanos:09}Z",
+            t.year(),
+            u8::from(t.month()),
+            t.day(),
+            t.hour(),
+            t.minute(),
+            t.second()
+        ),
+        // Beyond year 9999: cannot happen for a u64 of ns (year 2554), kept total anyway.
+        Err(_) => "1970-01-01T00:00:00.000000000Z".to_string(),
+    }
+}

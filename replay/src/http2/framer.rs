@@ -1,0 +1,478 @@
+//! Cutting one direction's bytes into HTTP/2 frames, across holes and
+//! mid-connection starts.
+//!
+//! Once a frame header is trusted, its length is authoritative: missing bytes
+//! inside a payload cost that frame's content but not the alignment of the
+//! next frame. Alignment is lost only when a frame header itself falls in a
+//! hole; it is then searched for again, accepting a position only when a chain
+//! of strictly plausible frames starts there.
+
+use super::frame::{self, FRAME_HEADER_LEN, Frame, FrameError, FrameHead, PREFACE};
+use crate::stream::{DirectionStream, Side};
+
+/// Complete plausible frames in a row that make a resync position believable
+/// on their own. Random bytes pass one header check roughly once in a thousand
+/// positions; three chained checks make a false resync vanishingly rare.
+const MIN_CHAIN: usize = 3;
+
+/// A frame with its place in the stream.
+#[derive(Debug, Clone)]
+pub(crate) struct Located<'a> {
+    pub offset: u64,
+    pub first_ts: Option<u64>,
+    pub last_ts: Option<u64>,
+    pub frame: Frame<'a>,
+}
+
+/// What the framer found, in stream order.
+#[derive(Debug, Clone)]
+pub(crate) enum Event<'a> {
+    /// A complete, valid frame.
+    Frame(Located<'a>),
+    /// A complete frame whose payload breaks its type's rules; framing holds.
+    Invalid {
+        offset: u64,
+        head: FrameHead,
+        error: FrameError,
+    },
+    /// A frame whose header survived but some payload bytes are missing;
+    /// framing holds.
+    Damaged {
+        offset: u64,
+        head: FrameHead,
+        first_ts: Option<u64>,
+        last_ts: Option<u64>,
+        /// Captured pieces of the payload, in order.
+        parts: Vec<&'a [u8]>,
+        /// Missing `(offset, len)` ranges inside the payload.
+        losses: Vec<(u64, u64)>,
+    },
+    /// Bytes skipped while looking for a frame boundary.
+    Desync {
+        offset: u64,
+        len: u64,
+        reason: String,
+    },
+    /// Missing bytes at a frame boundary: alignment and HPACK context are gone.
+    Lost {
+        offset: u64,
+        len: u64,
+        ts: Option<u64>,
+        reason: String,
+    },
+    /// The capture ended inside this frame.
+    Truncated {
+        offset: u64,
+        head: Option<FrameHead>,
+        first_ts: Option<u64>,
+        /// Captured payload bytes (after the frame header).
+        payload: &'a [u8],
+    },
+}
+
+/// The framed view of one direction.
+#[derive(Debug, Clone, Default)]
+pub(crate) struct Framed<'a> {
+    pub events: Vec<Event<'a>>,
+    /// The client preface was seen (request side).
+    pub saw_preface: bool,
+    /// Whether this direction was followed from its first byte.
+    pub from_start: bool,
+}
+
+/// Whether a chain of plausible frames starts at `bytes[0]`.
+fn chain_starts_here(bytes: &[u8], at_capture_end: bool) -> bool {
+    let mut at = 0usize;
+    let mut complete = 0usize;
+    loop {
+        if at == bytes.len() {
+            // Ending exactly on a frame boundary is strong evidence by itself:
+            // the length field had to match the remaining bytes.
+            return complete >= 1;
+        }
+        let Some(head) = FrameHead::parse(&bytes[at..]) else {
+            return at_capture_end && complete >= 2;
+        };
+        if !head.is_strictly_plausible() {
+            return false;
+        }
+        let total = head.total_len();
+        if ((bytes.len() - at) as u64) < total {
+            return at_capture_end && complete >= 2;
+        }
+        at += total as usize;
+        complete += 1;
+        if complete >= MIN_CHAIN {
+            return true;
+        }
+    }
+}
+
+/// First index in `bytes` where a believable frame chain starts.
+pub(crate) fn find_sync(bytes: &[u8], at_capture_end: bool) -> Option<usize> {
+    (0..bytes.len()).find(|&i| chain_starts_here(&bytes[i..], at_capture_end))
+}
+
+/// Whether the first captured run of `stream` looks like HTTP/2 frames.
+pub(crate) fn looks_like_frames(stream: &DirectionStream) -> bool {
+    let Some((offset, bytes)) = stream.runs().next() else {
+        return false;
+    };
+    let last = offset + bytes.len() as u64 >= stream.end();
+    // A capture that starts mid-frame skips at most about one frame.
+    let window = &bytes[..bytes.len().min(4 * 16384 + FRAME_HEADER_LEN)];
+    find_sync(window, last && window.len() == bytes.len()).is_some()
+        || chain_starts_here(bytes, last)
+}
+
+/// Frames one direction. A direction captured from byte 0 must start with its
+/// preface (client magic, or the server's SETTINGS) to be trusted as such.
+pub(crate) fn frame_stream(stream: &DirectionStream, side: Side) -> Framed<'_> {
+    let mut out = Framed::default();
+    if stream.is_empty() && stream.holes().is_empty() {
+        return out;
+    }
+    let mut pos = stream.start();
+    let mut in_sync = false;
+    if pos == 0 {
+        out.from_start = true;
+        let first = stream.contiguous(0);
+        match side {
+            Side::Request if first.starts_with(PREFACE) => {
+                out.saw_preface = true;
+                pos = PREFACE.len() as u64;
+                in_sync = true;
+            }
+            Side::Request => {
+                out.from_start = false;
+            }
+            // The server preface is a SETTINGS frame (RFC 9113 §3.4); anything
+            // else at offset 0 means the offsets do not start at the connection.
+            Side::Response => {
+                in_sync = FrameHead::parse(first).is_some_and(|h| {
+                    h.kind == frame::Kind::Settings && h.is_strictly_plausible() && !h.has(0x1)
+                });
+                out.from_start = in_sync;
+            }
+        }
+    }
+    while pos < stream.end() {
+        let bytes = stream.contiguous(pos);
+        if bytes.is_empty() {
+            let (end, ts, reason) = match stream.hole_at(pos) {
+                Some(h) => (h.end(), h.ts_ns, h.reason.clone()),
+                None => (stream.end(), None, "bytes missing".into()),
+            };
+            out.events.push(Event::Lost {
+                offset: pos,
+                len: end - pos,
+                ts,
+                reason,
+            });
+            pos = end;
+            in_sync = false;
+            continue;
+        }
+        let run_end = pos + bytes.len() as u64;
+        let at_capture_end = run_end >= stream.end();
+        if !in_sync {
+            match find_sync(bytes, at_capture_end) {
+                Some(skip) => {
+                    if skip > 0 {
+                        out.events.push(Event::Desync {
+                            offset: pos,
+                            len: skip as u64,
+                            reason: format!("skipped {skip} bytes to reach a frame boundary"),
+                        });
+                    }
+                    pos += skip as u64;
+                    in_sync = true;
+                }
+                None => {
+                    out.events.push(Event::Desync {
+                        offset: pos,
+                        len: bytes.len() as u64,
+                        reason: "no frame boundary found".into(),
+                    });
+                    pos = run_end;
+                }
+            }
+            continue;
+        }
+        let Some(head) = FrameHead::parse(bytes) else {
+            if at_capture_end {
+                out.events.push(Event::Truncated {
+                    offset: pos,
+                    head: None,
+                    first_ts: stream.ts_at(pos),
+                    payload: &[],
+                });
+            } else {
+                out.events.push(Event::Desync {
+                    offset: pos,
+                    len: bytes.len() as u64,
+                    reason: "frame header cut by missing bytes".into(),
+                });
+                in_sync = false;
+            }
+            pos = run_end;
+            continue;
+        };
+        let total = head.total_len();
+        let frame_end = pos.saturating_add(total);
+        if (bytes.len() as u64) >= total {
+            let payload = &bytes[FRAME_HEADER_LEN..total as usize];
+            let first_ts = stream.ts_at(pos);
+            out.events.push(match frame::parse(head, payload) {
+                Ok(frame) => Event::Frame(Located {
+                    offset: pos,
+                    first_ts,
+                    last_ts: stream.ts_at(frame_end - 1),
+                    frame,
+                }),
+                Err(error) => Event::Invalid {
+                    offset: pos,
+                    head,
+                    error,
+                },
+            });
+            pos = frame_end;
+            continue;
+        }
+        if at_capture_end {
+            out.events.push(Event::Truncated {
+                offset: pos,
+                head: Some(head),
+                first_ts: stream.ts_at(pos),
+                payload: &bytes[FRAME_HEADER_LEN..],
+            });
+            pos = run_end;
+            continue;
+        }
+        // The payload runs into a hole: collect what survives up to the frame end.
+        let (next, event, sync_kept) = damaged(stream, pos, head);
+        out.events.push(event);
+        pos = next;
+        in_sync = sync_kept;
+    }
+    out
+}
+
+/// A frame at `pos` whose payload meets missing bytes. Returns where to go on,
+/// the event, and whether the next frame boundary is known.
+fn damaged(stream: &DirectionStream, pos: u64, head: FrameHead) -> (u64, Event<'_>, bool) {
+    let frame_end = pos.saturating_add(head.total_len());
+    let mut at = pos + FRAME_HEADER_LEN as u64;
+    let mut parts = Vec::new();
+    let mut losses = Vec::new();
+    let mut last_ts = None;
+    while at < frame_end {
+        let bytes = stream.contiguous(at);
+        if !bytes.is_empty() {
+            let take = (bytes.len() as u64).min(frame_end - at);
+            parts.push(&bytes[..take as usize]);
+            at += take;
+            last_ts = stream.ts_at(at - 1);
+            continue;
+        }
+        match stream.hole_at(at) {
+            Some(hole) if hole.end() <= frame_end => {
+                losses.push((at, hole.end() - at));
+                at = hole.end();
+            }
+            Some(hole) => {
+                // The hole swallows the end of this frame and the next header.
+                losses.push((at, frame_end - at));
+                let event = Event::Damaged {
+                    offset: pos,
+                    head,
+                    first_ts: stream.ts_at(pos),
+                    last_ts,
+                    parts,
+                    losses,
+                };
+                return (frame_end, event, frame_end == hole.end());
+            }
+            None => {
+                // Capture ended after a hole inside this frame.
+                losses.push((at, stream.end().saturating_sub(at)));
+                let event = Event::Damaged {
+                    offset: pos,
+                    head,
+                    first_ts: stream.ts_at(pos),
+                    last_ts,
+                    parts,
+                    losses,
+                };
+                return (stream.end(), event, false);
+            }
+        }
+    }
+    let event = Event::Damaged {
+        offset: pos,
+        head,
+        first_ts: stream.ts_at(pos),
+        last_ts,
+        parts,
+        losses,
+    };
+    (frame_end, event, true)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::super::frame::test_util::frame;
+    use super::*;
+    use crate::stream::Piece;
+
+    fn settings() -> Vec<u8> {
+        frame(4, 0, 0, &[0, 3, 0, 0, 0, 100])
+    }
+
+    fn data(stream_id: u32, payload: &[u8]) -> Vec<u8> {
+        frame(0, 0, stream_id, payload)
+    }
+
+    fn one_run(offset: u64, bytes: Vec<u8>) -> DirectionStream {
+        DirectionStream::from_pieces([Piece::Data {
+            offset,
+            ts_ns: 1,
+            bytes,
+        }])
+    }
+
+    fn kinds(f: &Framed<'_>) -> Vec<&'static str> {
+        f.events
+            .iter()
+            .map(|e| match e {
+                Event::Frame(_) => "frame",
+                Event::Invalid { .. } => "invalid",
+                Event::Damaged { .. } => "damaged",
+                Event::Desync { .. } => "desync",
+                Event::Lost { .. } => "lost",
+                Event::Truncated { .. } => "truncated",
+            })
+            .collect()
+    }
+
+    #[test]
+    fn preface_then_frames() {
+        let mut wire = PREFACE.to_vec();
+        wire.extend(settings());
+        wire.extend(data(1, b"abc"));
+        let s = one_run(0, wire);
+        let f = frame_stream(&s, Side::Request);
+        assert!(f.saw_preface);
+        assert_eq!(kinds(&f), vec!["frame", "frame"]);
+    }
+
+    #[test]
+    fn mid_frame_start_resyncs_on_a_chain() {
+        let mut wire = b"tail-of-an-earlier-frame".to_vec();
+        wire.extend(data(1, b"x"));
+        wire.extend(settings());
+        wire.extend(data(3, b"yz"));
+        let s = one_run(5000, wire);
+        let f = frame_stream(&s, Side::Response);
+        assert_eq!(kinds(&f), vec!["desync", "frame", "frame", "frame"]);
+        let Event::Desync { len, .. } = f.events[0] else {
+            panic!()
+        };
+        assert_eq!(len, 24);
+    }
+
+    #[test]
+    fn hole_inside_payload_keeps_alignment() {
+        // Server preface (15 bytes), then a DATA frame whose payload loses 4 bytes.
+        let mut first = [settings(), data(1, b"0123456789")].concat();
+        let second = first.split_off(27);
+        let s = DirectionStream::from_pieces([
+            Piece::Data {
+                offset: 0,
+                ts_ns: 1,
+                bytes: first,
+            },
+            Piece::Gap {
+                offset: 27,
+                len: 4,
+                ts_ns: 2,
+                reason: "lost".into(),
+            },
+            Piece::Data {
+                offset: 31,
+                ts_ns: 3,
+                bytes: [&second[4..], &data(1, b"more")[..]].concat(),
+            },
+        ]);
+        let f = frame_stream(&s, Side::Response);
+        assert!(f.from_start);
+        assert_eq!(kinds(&f), vec!["frame", "damaged", "frame"]);
+        let Event::Damaged { parts, losses, .. } = &f.events[1] else {
+            panic!()
+        };
+        assert_eq!(parts.concat(), b"012789");
+        assert_eq!(losses, &vec![(27, 4)]);
+    }
+
+    #[test]
+    fn hole_at_boundary_loses_alignment_until_a_chain() {
+        let mut after = vec![0xde, 0xad];
+        after.extend(settings());
+        after.extend(data(1, b"a"));
+        after.extend(data(1, b"b"));
+        let s = DirectionStream::from_pieces([
+            Piece::Data {
+                offset: 0,
+                ts_ns: 1,
+                bytes: settings(),
+            },
+            Piece::Gap {
+                offset: 15,
+                len: 100,
+                ts_ns: 2,
+                reason: "lost".into(),
+            },
+            Piece::Data {
+                offset: 115,
+                ts_ns: 3,
+                bytes: after,
+            },
+        ]);
+        let f = frame_stream(&s, Side::Response);
+        assert_eq!(
+            kinds(&f),
+            vec!["frame", "lost", "desync", "frame", "frame", "frame"]
+        );
+    }
+
+    #[test]
+    fn truncated_at_capture_end() {
+        let mut wire = settings();
+        let d = data(1, b"abcdef");
+        wire.extend_from_slice(&d[..12]);
+        let s = one_run(0, wire);
+        let f = frame_stream(&s, Side::Response);
+        assert_eq!(kinds(&f), vec!["frame", "truncated"]);
+        let Event::Truncated { payload, .. } = f.events[1] else {
+            panic!()
+        };
+        assert_eq!(payload, b"abc");
+    }
+
+    #[test]
+    fn response_at_offset_zero_must_open_with_settings() {
+        let data_first = one_run(0, [data(1, b"x"), settings()].concat());
+        let f = frame_stream(&data_first, Side::Response);
+        assert!(!f.from_start, "a DATA frame cannot be the server preface");
+        let settings_first = one_run(0, [settings(), data(1, b"x")].concat());
+        assert!(frame_stream(&settings_first, Side::Response).from_start);
+    }
+
+    #[test]
+    fn text_does_not_sync() {
+        let s = one_run(10, b"GET / HTTP/1.1\r\nHost: example.com\r\n\r\n".to_vec());
+        assert!(!looks_like_frames(&s));
+        let f = frame_stream(&s, Side::Request);
+        assert_eq!(kinds(&f), vec!["desync"]);
+    }
+}

@@ -1,0 +1,428 @@
+//! pcapng output that stock Wireshark dissects as HTTP: every connection becomes a synthetic
+//! TCP session (handshake, data segments with consistent sequence and acknowledgement numbers,
+//! FIN at close) carrying the decrypted plaintext.
+//!
+//! - Link type raw IP; IPv4 or IPv6 with the recorded addresses (documentation addresses when
+//!   the trace has none).
+//! - The server port is shown as 80, the port Wireshark's HTTP dissector claims, so that HTTP/1
+//!   and the HTTP/2 preface are found without "Decode As"; the recorded ports are kept in the
+//!   comment of the connection's first packet, with the process (`pid=… comm=… exe=…`).
+//! - Bytes the trace lost leave a sequence gap (Wireshark: "previous segment not captured")
+//!   and the next segment's comment says how many bytes were lost and why.
+//!
+//! Packets are planned as small descriptors, sorted by time across connections, then built
+//! one at a time: the output holds no copy of the plaintext beyond one packet.
+
+mod tcp;
+
+use std::borrow::Cow;
+use std::collections::BTreeSet;
+use std::io::{self, Write};
+use std::net::{IpAddr, Ipv4Addr, SocketAddr};
+use std::time::Duration;
+
+use pcap_file::pcapng::PcapNgWriter;
+use pcap_file::pcapng::blocks::enhanced_packet::{EnhancedPacketBlock, EnhancedPacketOption};
+use pcap_file::pcapng::blocks::interface_description::{
+    InterfaceDescriptionBlock, InterfaceDescriptionOption, InterfaceTsResolution,
+};
+use pcap_file::pcapng::blocks::opt_common::CommonOption;
+use pcap_file::pcapng::blocks::section_header::{SectionHeaderBlock, SectionHeaderOption};
+use pcap_file::{DataLink, Endianness};
+
+use crate::pipeline::{Replayed, ReplayedConnection};
+use crate::stream::DirectionStream;
+
+/// The server port written in place of the recorded one: Wireshark's HTTP dissector claims
+/// port 80, and its HTTP dissector hands the HTTP/2 preface to the HTTP/2 dissector.
+pub const HTTP_PORT: u16 = 80;
+
+/// Options of the pcapng output.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct PcapngOptions {
+    /// Largest TCP payload of one synthetic segment.
+    pub max_segment: usize,
+}
+
+impl Default for PcapngOptions {
+    fn default() -> Self {
+        // Far below the 65535-byte IPv4 total length and Wireshark's 262144-byte packet limit,
+        // and large enough to keep packet counts low.
+        PcapngOptions {
+            max_segment: 16_000,
+        }
+    }
+}
+
+const CLIENT_ISN: u32 = 1_000_000;
+const SERVER_ISN: u32 = 2_000_000;
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
+enum What {
+    Syn,
+    SynAck,
+    HandshakeAck,
+    /// Data from `side` at stream offset `offset`, `len` bytes.
+    Data {
+        side: u8,
+        offset: u64,
+        len: u64,
+    },
+    Fin {
+        side: u8,
+    },
+    FinAck,
+}
+
+/// One planned packet. Ordered by time, then connection, then position in the connection, so
+/// the output order is total and deterministic.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
+struct Planned {
+    ts_ns: u64,
+    conn: usize,
+    seq_no: u64,
+    what: What,
+}
+
+struct Flow {
+    client: SocketAddr,
+    server: SocketAddr,
+    comment: String,
+}
+
+fn stream(c: &ReplayedConnection, side: u8) -> &DirectionStream {
+    if side == 0 {
+        &c.streams.request
+    } else {
+        &c.streams.response
+    }
+}
+
+/// Addresses of a connection as shown: recorded ones (server port replaced), else
+/// documentation addresses (192.0.2.0/24, RFC 5737) numbered by connection.
+fn flow(
+    index: usize,
+    c: &ReplayedConnection,
+    used: &mut BTreeSet<(SocketAddr, SocketAddr)>,
+) -> Flow {
+    let (client, server) = c.info.client_server();
+    let n = index as u32;
+    let fallback_client = SocketAddr::new(IpAddr::V4(Ipv4Addr::new(192, 0, 2, 1)), 0);
+    let fallback_server = SocketAddr::new(IpAddr::V4(Ipv4Addr::new(192, 0, 2, 2)), HTTP_PORT);
+    let mut client_addr = client.unwrap_or(fallback_client);
+    let mut server_addr = server.unwrap_or(fallback_server);
+    // One family per packet: a mixed pair is shown as IPv6 with the IPv4 side mapped.
+    if client_addr.is_ipv4() != server_addr.is_ipv4() {
+        let to6 = |a: SocketAddr| match a.ip() {
+            IpAddr::V4(v4) => SocketAddr::new(IpAddr::V6(v4.to_ipv6_mapped()), a.port()),
+            IpAddr::V6(_) => a,
+        };
+        client_addr = to6(client_addr);
+        server_addr = to6(server_addr);
+    }
+    server_addr.set_port(HTTP_PORT);
+    if client.is_none() || client_addr.port() == 0 {
+        client_addr.set_port(40_000u32.wrapping_add(n % 20_000) as u16);
+    }
+    // Two connections with one 4-tuple (merged captures, port reuse) would be one session to
+    // Wireshark; the next free client port keeps them apart.
+    while !used.insert((client_addr, server_addr)) {
+        let p = client_addr.port();
+        client_addr.set_port(if p == u16::MAX { 1024 } else { p + 1 });
+    }
+    let info = &c.info;
+    let mut comment = format!(
+        "spliff connection {}:{}",
+        info.key.capture_id, info.key.conn_id
+    );
+    if let Some(p) = &info.process {
+        comment.push_str(&format!(" pid={} comm={} exe={}", p.pid, p.comm, p.exe));
+    } else {
+        comment.push_str(&format!(" pid={}", info.pid));
+    }
+    comment.push_str(&format!(
+        "; recorded client {} server {}; shown with server port {HTTP_PORT} so Wireshark \
+         dissects HTTP",
+        client.map_or("unknown".to_string(), |a| a.to_string()),
+        server.map_or("unknown".to_string(), |a| a.to_string()),
+    ));
+    comment.push_str(&format!("; tls={}", info.tls_library.name()));
+    if let Some(alpn) = &info.alpn {
+        comment.push_str(&format!(" alpn={}", String::from_utf8_lossy(alpn)));
+    }
+    if let Some(sni) = &info.sni {
+        comment.push_str(&format!(" sni={sni}"));
+    }
+    Flow {
+        client: client_addr,
+        server: server_addr,
+        comment,
+    }
+}
+
+/// Data segments of one direction: split at the segment size and wherever the timestamp
+/// changes, so each segment carries the time of the write or read that produced it.
+fn plan_data(
+    conn: usize,
+    side: u8,
+    s: &DirectionStream,
+    max: u64,
+    seq_no: &mut u64,
+    out: &mut Vec<Planned>,
+) {
+    for (offset, bytes) in s.runs() {
+        let end = offset + bytes.len() as u64;
+        let mut pos = offset;
+        while pos < end {
+            let ts = s.ts_at(pos).unwrap_or(0);
+            let mut stop = (pos + max).min(end);
+            // Shrink to the first byte with another timestamp (binary search: stamps only
+            // ever change at piece boundaries, and timestamps are constant within a piece).
+            if s.ts_at(stop - 1) != Some(ts) {
+                let (mut lo, mut hi) = (pos, stop - 1);
+                while lo + 1 < hi {
+                    let mid = lo + (hi - lo) / 2;
+                    if s.ts_at(mid) == Some(ts) {
+                        lo = mid
+                    } else {
+                        hi = mid
+                    }
+                }
+                stop = hi;
+            }
+            out.push(Planned {
+                ts_ns: ts,
+                conn,
+                seq_no: *seq_no,
+                what: What::Data {
+                    side,
+                    offset: pos,
+                    len: stop - pos,
+                },
+            });
+            *seq_no += 1;
+            pos = stop;
+        }
+    }
+}
+
+fn plan(replayed: &Replayed, options: &PcapngOptions) -> Vec<Planned> {
+    let max = options.max_segment.max(1) as u64;
+    let mut out = Vec::new();
+    for (i, c) in replayed.connections.iter().enumerate() {
+        let first_data = [0u8, 1]
+            .iter()
+            .filter_map(|&side| {
+                let s = stream(c, side);
+                s.runs().next().and_then(|(o, _)| s.ts_at(o))
+            })
+            .min();
+        let t0 = c
+            .info
+            .open_ns
+            .or(first_data)
+            .unwrap_or(c.info.first_ts_ns)
+            .min(first_data.unwrap_or(u64::MAX));
+        let mut seq_no = 0;
+        for what in [What::Syn, What::SynAck, What::HandshakeAck] {
+            out.push(Planned {
+                ts_ns: t0,
+                conn: i,
+                seq_no,
+                what,
+            });
+            seq_no += 1;
+        }
+        let mut last = t0;
+        for side in [0u8, 1] {
+            let s = stream(c, side);
+            let before = out.len();
+            plan_data(i, side, s, max, &mut seq_no, &mut out);
+            last = out[before..].iter().map(|p| p.ts_ns).fold(last, u64::max);
+        }
+        if let Some(close) = c.info.close_ns {
+            let t = close.max(last);
+            for what in [What::Fin { side: 0 }, What::Fin { side: 1 }, What::FinAck] {
+                out.push(Planned {
+                    ts_ns: t,
+                    conn: i,
+                    seq_no,
+                    what,
+                });
+                seq_no += 1;
+            }
+        }
+    }
+    // Data of both directions was planned side by side; the sort interleaves it by time, and
+    // seq_no keeps the handshake first and the FIN last within equal timestamps.
+    out.sort_unstable();
+    out
+}
+
+fn io_err(e: impl std::fmt::Display) -> io::Error {
+    io::Error::other(e.to_string())
+}
+
+/// Writes the synthetic sessions of `replayed` as pcapng. The bytes depend only on
+/// `replayed` and `options`.
+pub fn write_pcapng(
+    replayed: &Replayed,
+    options: &PcapngOptions,
+    out: &mut dyn Write,
+) -> io::Result<()> {
+    let shb = SectionHeaderBlock {
+        endianness: Endianness::Little,
+        major_version: 1,
+        minor_version: 0,
+        section_length: -1,
+        options: vec![SectionHeaderOption::UserApplication(Cow::Owned(format!(
+            "spliff {} replay (decrypted sessions as synthetic TCP)",
+            env!("CARGO_PKG_VERSION")
+        )))],
+    };
+    let mut w = PcapNgWriter::with_section_header(out, shb).map_err(io_err)?;
+    let idb = InterfaceDescriptionBlock {
+        linktype: DataLink::RAW,
+        snaplen: 0,
+        options: vec![
+            InterfaceDescriptionOption::IfName(Cow::Borrowed("spliff")),
+            InterfaceDescriptionOption::IfDescription(Cow::Borrowed(
+                "decrypted TLS sessions rebuilt by spliff replay",
+            )),
+            InterfaceDescriptionOption::IfTsResol(
+                InterfaceTsResolution::new(false, 9).map_err(io_err)?,
+            ),
+        ],
+    };
+    w.write_pcapng_block(idb).map_err(io_err)?;
+
+    let mut used = BTreeSet::new();
+    let flows: Vec<Flow> = replayed
+        .connections
+        .iter()
+        .enumerate()
+        .map(|(i, c)| flow(i, c, &mut used))
+        .collect();
+    // Highest stream offset delivered so far per connection and side: the ACK numbers.
+    let mut delivered: Vec<[u64; 2]> = replayed
+        .connections
+        .iter()
+        .map(|c| [stream(c, 0).start(), stream(c, 1).start()])
+        .collect();
+    let mut announced = vec![false; flows.len()];
+    let mut reported_holes: Vec<[usize; 2]> = vec![[0, 0]; flows.len()];
+
+    for p in plan(replayed, options) {
+        let c = &replayed.connections[p.conn];
+        let f = &flows[p.conn];
+        let isn = [CLIENT_ISN, SERVER_ISN];
+        let end = [stream(c, 0).end(), stream(c, 1).end()];
+        let seq_at = |side: usize, off: u64| isn[side].wrapping_add(1).wrapping_add(off as u32);
+        let d = delivered[p.conn];
+        let ack_for = |side: usize| seq_at(1 - side, d[1 - side]);
+        let mut comment: Vec<String> = Vec::new();
+        if !announced[p.conn] {
+            announced[p.conn] = true;
+            comment.push(f.comment.clone());
+        }
+        let (src, dst, seq, ack, flags, payload): (_, _, u32, u32, u8, &[u8]) = match p.what {
+            What::Syn => (f.client, f.server, CLIENT_ISN, 0, tcp::SYN, &[]),
+            What::SynAck => (
+                f.server,
+                f.client,
+                SERVER_ISN,
+                CLIENT_ISN.wrapping_add(1),
+                tcp::SYN | tcp::ACK,
+                &[],
+            ),
+            What::HandshakeAck => (
+                f.client,
+                f.server,
+                CLIENT_ISN.wrapping_add(1),
+                SERVER_ISN.wrapping_add(1),
+                tcp::ACK,
+                &[],
+            ),
+            What::Data { side, offset, len } => {
+                let s = stream(c, side);
+                let side = usize::from(side);
+                let holes = s.holes();
+                let seen = &mut reported_holes[p.conn][side];
+                while *seen < holes.len() && holes[*seen].offset < offset {
+                    let h = &holes[*seen];
+                    comment.push(format!(
+                        "spliff: {} bytes of the {} lost before this segment (stream offset \
+                         {}): {}",
+                        h.len,
+                        if side == 0 {
+                            "request stream"
+                        } else {
+                            "response stream"
+                        },
+                        h.offset,
+                        h.reason
+                    ));
+                    *seen += 1;
+                }
+                let bytes = s.slice(offset, offset + len).unwrap_or(&[]);
+                delivered[p.conn][side] = delivered[p.conn][side].max(offset + len);
+                let (src, dst) = if side == 0 {
+                    (f.client, f.server)
+                } else {
+                    (f.server, f.client)
+                };
+                (
+                    src,
+                    dst,
+                    seq_at(side, offset),
+                    ack_for(side),
+                    tcp::ACK | tcp::PSH,
+                    bytes,
+                )
+            }
+            What::Fin { side } => {
+                let side = usize::from(side);
+                let (src, dst) = if side == 0 {
+                    (f.client, f.server)
+                } else {
+                    (f.server, f.client)
+                };
+                // The FIN follows the last byte of the stream, lost or not.
+                let ack = seq_at(1 - side, end[1 - side]).wrapping_add(u32::from(side == 1));
+                (
+                    src,
+                    dst,
+                    seq_at(side, end[side]),
+                    ack,
+                    tcp::FIN | tcp::ACK,
+                    &[],
+                )
+            }
+            What::FinAck => (
+                f.client,
+                f.server,
+                seq_at(0, end[0]).wrapping_add(1),
+                seq_at(1, end[1]).wrapping_add(1),
+                tcp::ACK,
+                &[],
+            ),
+        };
+        let packet = tcp::segment(src, dst, seq, ack, flags, payload);
+        let wall = c.info.clock.map_or(p.ts_ns, |m| m.wall(p.ts_ns));
+        let mut options = Vec::new();
+        if !comment.is_empty() {
+            options.push(EnhancedPacketOption::Common(CommonOption::Comment(
+                Cow::Owned(comment.join("; ")),
+            )));
+        }
+        let epb = EnhancedPacketBlock {
+            interface_id: 0,
+            timestamp: Duration::from_nanos(wall),
+            original_len: packet.len() as u32,
+            data: Cow::Owned(packet),
+            options,
+        };
+        w.write_pcapng_block(epb).map_err(io_err)?;
+    }
+    Ok(())
+}

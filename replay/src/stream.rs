@@ -1,0 +1,470 @@
+//! One direction of a connection's plaintext, reassembled from trace pieces.
+//!
+//! The recorder cuts plaintext wherever `SSL_read`/`SSL_write` returned, so a
+//! piece boundary says nothing about message boundaries. Parsers therefore never
+//! see pieces: they see maximal contiguous runs of bytes, the holes between them,
+//! and can ask which timestamp carried any byte position.
+
+use std::fmt;
+
+/// Which direction of a connection some bytes travelled in.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub enum Side {
+    /// Client to server: requests.
+    Request,
+    /// Server to client: responses.
+    Response,
+}
+
+impl Side {
+    /// The other direction.
+    pub fn opposite(self) -> Side {
+        match self {
+            Side::Request => Side::Response,
+            Side::Response => Side::Request,
+        }
+    }
+
+    /// Lower-case name used in human-readable reasons ("request", "response").
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Side::Request => "request",
+            Side::Response => "response",
+        }
+    }
+}
+
+impl fmt::Display for Side {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+/// One record of a direction's plaintext, as the trace layer hands it over.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Piece {
+    /// Bytes that were read or written at `ts_ns`.
+    Data {
+        /// Byte offset of `bytes[0]` within this direction's plaintext stream.
+        offset: u64,
+        /// Kernel monotonic time of the read/write that produced these bytes.
+        ts_ns: u64,
+        /// The plaintext.
+        bytes: Vec<u8>,
+    },
+    /// Bytes the recorder knows it lost (a loss record).
+    Gap {
+        /// Byte offset of the first lost byte.
+        offset: u64,
+        /// Number of lost bytes.
+        len: u64,
+        /// When the loss was noticed.
+        ts_ns: u64,
+        /// Why the bytes were lost, as the recorder explains it.
+        reason: String,
+    },
+}
+
+/// A range of a direction's stream whose bytes are not in the trace.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Hole {
+    /// Offset of the first missing byte.
+    pub offset: u64,
+    /// Number of missing bytes.
+    pub len: u64,
+    /// Timestamp of the loss record that covers the hole, if any.
+    pub ts_ns: Option<u64>,
+    /// The loss record's reason, or a note that no loss record explains the hole.
+    pub reason: String,
+    /// Whether a loss record (a [`Piece::Gap`]) covers at least part of the hole.
+    pub recorded: bool,
+}
+
+impl Hole {
+    /// Offset one past the last missing byte.
+    pub fn end(&self) -> u64 {
+        self.offset.saturating_add(self.len)
+    }
+}
+
+#[derive(Debug, Clone)]
+struct Run {
+    offset: u64,
+    data: Vec<u8>,
+}
+
+impl Run {
+    fn end(&self) -> u64 {
+        self.offset + self.data.len() as u64
+    }
+}
+
+/// Where a piece began; every byte up to the next stamp carries its timestamp.
+#[derive(Debug, Clone, Copy)]
+struct Stamp {
+    offset: u64,
+    ts_ns: u64,
+}
+
+/// A direction's plaintext as contiguous runs, holes between them, and per-byte
+/// timestamps.
+///
+/// Bytes before the first piece are simply absent (the capture started
+/// mid-connection), not a hole: [`DirectionStream::start`] tells where the view
+/// begins. A hole is only reported between the first and last captured offset.
+#[derive(Debug, Clone, Default)]
+pub struct DirectionStream {
+    runs: Vec<Run>,
+    stamps: Vec<Stamp>,
+    holes: Vec<Hole>,
+    start: u64,
+    end: u64,
+    overlapped_bytes: u64,
+}
+
+impl DirectionStream {
+    /// Assembles pieces into a stream.
+    ///
+    /// Pieces may come in any order. Where data pieces overlap, the piece with the
+    /// lower offset (then the earlier one in the input) wins and the overlap is
+    /// counted in [`DirectionStream::overlapped_bytes`]; data always wins over a
+    /// loss record covering the same bytes.
+    pub fn from_pieces<I: IntoIterator<Item = Piece>>(pieces: I) -> DirectionStream {
+        let mut data: Vec<(u64, u64, Vec<u8>)> = Vec::new();
+        let mut gaps: Vec<(u64, u64, u64, String)> = Vec::new();
+        for piece in pieces {
+            match piece {
+                Piece::Data {
+                    offset,
+                    ts_ns,
+                    mut bytes,
+                } => {
+                    // A piece running past u64::MAX cannot be addressed; keep what fits.
+                    let room = u64::MAX - offset;
+                    if (bytes.len() as u64) > room {
+                        bytes.truncate(room as usize);
+                    }
+                    if !bytes.is_empty() {
+                        data.push((offset, ts_ns, bytes));
+                    }
+                }
+                Piece::Gap {
+                    offset,
+                    len,
+                    ts_ns,
+                    reason,
+                } => {
+                    let len = len.min(u64::MAX - offset);
+                    if len > 0 {
+                        gaps.push((offset, len, ts_ns, reason));
+                    }
+                }
+            }
+        }
+        // Stable sorts keep the input order among equal offsets, so the result is
+        // a pure function of the input.
+        data.sort_by_key(|d| d.0);
+        gaps.sort_by_key(|g| g.0);
+
+        let mut stream = DirectionStream::default();
+        for (offset, ts_ns, bytes) in data {
+            stream.place_data(offset, ts_ns, bytes);
+        }
+
+        let data_start = stream.runs.first().map(|r| r.offset);
+        let data_end = stream.runs.last().map(|r| r.end());
+        let gap_start = gaps.first().map(|g| g.0);
+        let gap_end = gaps.iter().map(|g| g.0 + g.1).max();
+        stream.start = match (data_start, gap_start) {
+            (Some(a), Some(b)) => a.min(b),
+            (a, b) => a.or(b).unwrap_or(0),
+        };
+        stream.end = match (data_end, gap_end) {
+            (Some(a), Some(b)) => a.max(b),
+            (a, b) => a.or(b).unwrap_or(0),
+        };
+        stream.holes = compute_holes(&stream.runs, &gaps, stream.start, stream.end);
+        stream
+    }
+
+    fn place_data(&mut self, mut offset: u64, ts_ns: u64, bytes: Vec<u8>) {
+        let mut slice = &bytes[..];
+        if let Some(last) = self.runs.last() {
+            let covered_to = last.end();
+            if offset < covered_to {
+                let skip = (covered_to - offset).min(slice.len() as u64);
+                self.overlapped_bytes += skip;
+                slice = &slice[skip as usize..];
+                offset += skip;
+                if slice.is_empty() {
+                    return;
+                }
+            }
+        }
+        match self.runs.last_mut() {
+            Some(run) if run.end() == offset => run.data.extend_from_slice(slice),
+            _ => self.runs.push(Run {
+                offset,
+                data: slice.to_vec(),
+            }),
+        }
+        // Consecutive pieces of one write share a timestamp; one stamp suffices.
+        if self.stamps.last().map(|s| s.ts_ns) != Some(ts_ns) || self.starts_run(offset) {
+            self.stamps.push(Stamp { offset, ts_ns });
+        }
+    }
+
+    fn starts_run(&self, offset: u64) -> bool {
+        self.runs.last().is_some_and(|r| r.offset == offset)
+    }
+
+    /// Offset of the first byte the trace knows anything about (data or loss).
+    pub fn start(&self) -> u64 {
+        self.start
+    }
+
+    /// Offset one past the last byte the trace knows anything about.
+    pub fn end(&self) -> u64 {
+        self.end
+    }
+
+    /// Whether the trace has no data at all for this direction.
+    pub fn is_empty(&self) -> bool {
+        self.runs.is_empty()
+    }
+
+    /// Number of captured bytes (holes excluded).
+    pub fn data_len(&self) -> u64 {
+        self.runs.iter().map(|r| r.data.len() as u64).sum()
+    }
+
+    /// Bytes that arrived twice (overlapping pieces) and were dropped.
+    pub fn overlapped_bytes(&self) -> u64 {
+        self.overlapped_bytes
+    }
+
+    /// The contiguous runs of captured bytes, in offset order, as `(offset, bytes)`.
+    pub fn runs(&self) -> impl Iterator<Item = (u64, &[u8])> + '_ {
+        self.runs.iter().map(|r| (r.offset, &r.data[..]))
+    }
+
+    /// Every hole between [`DirectionStream::start`] and [`DirectionStream::end`],
+    /// in offset order.
+    pub fn holes(&self) -> &[Hole] {
+        &self.holes
+    }
+
+    /// Holes that overlap `[from, to)`.
+    pub fn holes_between(&self, from: u64, to: u64) -> impl Iterator<Item = &Hole> + '_ {
+        self.holes
+            .iter()
+            .filter(move |h| h.offset < to && h.end() > from)
+    }
+
+    /// The hole containing `pos`, if `pos` is missing.
+    pub fn hole_at(&self, pos: u64) -> Option<&Hole> {
+        let i = self.holes.partition_point(|h| h.offset <= pos);
+        let h = self.holes.get(i.checked_sub(1)?)?;
+        (pos < h.end()).then_some(h)
+    }
+
+    fn run_index(&self, pos: u64) -> Option<usize> {
+        let i = self
+            .runs
+            .partition_point(|r| r.offset <= pos)
+            .checked_sub(1)?;
+        (pos < self.runs[i].end()).then_some(i)
+    }
+
+    /// The captured bytes from `pos` up to the next hole or the end; empty when
+    /// `pos` is not captured.
+    pub fn contiguous(&self, pos: u64) -> &[u8] {
+        match self.run_index(pos) {
+            Some(i) => {
+                let run = &self.runs[i];
+                &run.data[(pos - run.offset) as usize..]
+            }
+            None => &[],
+        }
+    }
+
+    /// Captured bytes `[from, to)` if they are all present, else `None`.
+    pub fn slice(&self, from: u64, to: u64) -> Option<&[u8]> {
+        let bytes = self.contiguous(from);
+        let len = to.checked_sub(from)?;
+        if (bytes.len() as u64) < len {
+            return None;
+        }
+        Some(&bytes[..len as usize])
+    }
+
+    /// The first captured offset at or after `pos`.
+    pub fn next_data(&self, pos: u64) -> Option<u64> {
+        if self.run_index(pos).is_some() {
+            return Some(pos);
+        }
+        let i = self.runs.partition_point(|r| r.offset <= pos);
+        self.runs.get(i).map(|r| r.offset)
+    }
+
+    /// Timestamp of the piece that carried the byte at `pos`; `None` when the byte
+    /// was not captured.
+    pub fn ts_at(&self, pos: u64) -> Option<u64> {
+        self.run_index(pos)?;
+        let i = self.stamps.partition_point(|s| s.offset <= pos);
+        self.stamps.get(i.checked_sub(1)?).map(|s| s.ts_ns)
+    }
+
+    /// Timestamp of the first captured byte at or after `pos`, if any.
+    pub fn ts_at_or_after(&self, pos: u64) -> Option<u64> {
+        self.ts_at(self.next_data(pos)?)
+    }
+
+    /// Timestamp of the last captured byte before `pos`, if any.
+    pub fn ts_before(&self, pos: u64) -> Option<u64> {
+        let pos = pos.checked_sub(1)?;
+        if let Some(ts) = self.ts_at(pos) {
+            return Some(ts);
+        }
+        let i = self.runs.partition_point(|r| r.end() <= pos);
+        let run = self.runs.get(i.checked_sub(1)?)?;
+        self.ts_at(run.end() - 1)
+    }
+}
+
+fn compute_holes(
+    runs: &[Run],
+    gaps: &[(u64, u64, u64, String)],
+    start: u64,
+    end: u64,
+) -> Vec<Hole> {
+    let mut uncovered: Vec<(u64, u64)> = Vec::new();
+    let mut cursor = start;
+    for run in runs {
+        if run.offset > cursor {
+            uncovered.push((cursor, run.offset));
+        }
+        cursor = cursor.max(run.end());
+    }
+    if end > cursor {
+        uncovered.push((cursor, end));
+    }
+    uncovered
+        .into_iter()
+        .map(|(from, to)| {
+            let record = gaps.iter().find(|g| g.0 < to && g.0 + g.1 > from);
+            Hole {
+                offset: from,
+                len: to - from,
+                ts_ns: record.map(|g| g.2),
+                reason: record
+                    .map(|g| g.3.clone())
+                    .unwrap_or_else(|| "bytes missing without a loss record".to_string()),
+                recorded: record.is_some(),
+            }
+        })
+        .collect()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn data(offset: u64, ts_ns: u64, bytes: &[u8]) -> Piece {
+        Piece::Data {
+            offset,
+            ts_ns,
+            bytes: bytes.to_vec(),
+        }
+    }
+
+    #[test]
+    fn adjacent_pieces_form_one_run_with_per_piece_timestamps() {
+        let s = DirectionStream::from_pieces([data(0, 10, b"abc"), data(3, 20, b"def")]);
+        assert_eq!(s.runs().count(), 1);
+        assert_eq!(s.contiguous(0), b"abcdef");
+        assert_eq!(s.contiguous(4), b"ef");
+        assert_eq!(s.ts_at(2), Some(10));
+        assert_eq!(s.ts_at(3), Some(20));
+        assert_eq!(s.ts_at(6), None);
+        assert!(s.holes().is_empty());
+    }
+
+    #[test]
+    fn gap_record_becomes_a_hole_with_its_reason() {
+        let s = DirectionStream::from_pieces([
+            data(0, 1, b"ab"),
+            Piece::Gap {
+                offset: 2,
+                len: 3,
+                ts_ns: 5,
+                reason: "ring buffer full".into(),
+            },
+            data(5, 9, b"xyz"),
+        ]);
+        assert_eq!(s.holes().len(), 1);
+        let h = &s.holes()[0];
+        assert_eq!((h.offset, h.len, h.ts_ns), (2, 3, Some(5)));
+        assert!(h.recorded);
+        assert_eq!(h.reason, "ring buffer full");
+        assert_eq!(s.contiguous(1), b"b");
+        assert_eq!(s.next_data(2), Some(5));
+        assert_eq!(s.hole_at(4).map(|h| h.offset), Some(2));
+        assert_eq!(s.ts_before(5), Some(1));
+        assert_eq!(s.slice(5, 8), Some(&b"xyz"[..]));
+        assert_eq!(s.slice(0, 3), None);
+    }
+
+    #[test]
+    fn unexplained_jump_is_an_unrecorded_hole_and_late_start_is_not() {
+        let s = DirectionStream::from_pieces([data(100, 1, b"ab"), data(110, 2, b"cd")]);
+        assert_eq!(s.start(), 100);
+        assert_eq!(s.end(), 112);
+        assert_eq!(s.holes().len(), 1);
+        assert!(!s.holes()[0].recorded);
+        assert_eq!((s.holes()[0].offset, s.holes()[0].len), (102, 8));
+    }
+
+    #[test]
+    fn overlaps_and_disorder_are_resolved_deterministically() {
+        let s = DirectionStream::from_pieces([
+            data(4, 3, b"efgh"),
+            data(0, 1, b"abcdef"),
+            data(2, 2, b"XY"),
+        ]);
+        assert_eq!(s.contiguous(0), b"abcdefgh");
+        assert_eq!(s.overlapped_bytes(), 4);
+        assert_eq!(s.ts_at(5), Some(1));
+        assert_eq!(s.ts_at(6), Some(3));
+    }
+
+    #[test]
+    fn trailing_loss_extends_the_end() {
+        let s = DirectionStream::from_pieces([
+            data(0, 1, b"ab"),
+            Piece::Gap {
+                offset: 2,
+                len: 10,
+                ts_ns: 7,
+                reason: "lost".into(),
+            },
+        ]);
+        assert_eq!(s.end(), 12);
+        assert_eq!(s.holes()[0].end(), 12);
+    }
+
+    #[test]
+    fn extreme_offsets_do_not_overflow() {
+        let s = DirectionStream::from_pieces([
+            data(u64::MAX - 1, 1, b"abcdef"),
+            Piece::Gap {
+                offset: u64::MAX - 10,
+                len: u64::MAX,
+                ts_ns: 0,
+                reason: String::new(),
+            },
+        ]);
+        assert_eq!(s.contiguous(u64::MAX - 1), b"a");
+        assert_eq!(s.end(), u64::MAX);
+    }
+}

@@ -1,0 +1,503 @@
+//! From trace records to connections: the one place where spliff records become the two
+//! plaintext streams of each connection that the protocol layer reads.
+//!
+//! Records are grouped by [`ConnectionKey`] (capture id and connection id, so merged traces
+//! never mix connections), connection records are merged field by field as docs/FORMAT.md
+//! prescribes, and the process-relative directions of TLS data (written / read) are turned into
+//! request and response streams.
+
+use std::collections::BTreeMap;
+use std::net::SocketAddr;
+
+use spliff_formats::{
+    CaptureId, ConnectionRole, Direction, Entry, LossCause, ReadError, Record, TlsLibrary,
+    TraceReader,
+};
+
+use crate::{ConnectionStreams, DirectionStream, Piece};
+
+/// Identity of a connection, unique across merged traces.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub struct ConnectionKey {
+    /// The capture that recorded it.
+    pub capture_id: CaptureId,
+    /// Its id within that capture.
+    pub conn_id: u64,
+}
+
+/// Maps a capture's kernel clock to wall-clock time (from its capture info record).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct ClockMap {
+    /// A kernel-clock instant.
+    pub kernel_ns: u64,
+    /// The wall-clock time at that instant, ns since the Unix epoch.
+    pub wall_ns: u64,
+}
+
+impl ClockMap {
+    /// Wall-clock time of a kernel-clock instant, ns since the Unix epoch (saturating).
+    pub fn wall(&self, kernel_ns: u64) -> u64 {
+        let delta = i128::from(kernel_ns) - i128::from(self.kernel_ns);
+        (i128::from(self.wall_ns) + delta).clamp(0, i128::from(u64::MAX)) as u64
+    }
+}
+
+/// The process that owned a connection.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct ProcessInfo {
+    /// Process id.
+    pub pid: u32,
+    /// Parent process id (0 unknown).
+    pub ppid: u32,
+    /// Real user id.
+    pub uid: u32,
+    /// Kernel comm.
+    pub comm: String,
+    /// Executable path.
+    pub exe: String,
+    /// Arguments, argv\[0\] first.
+    pub cmdline: Vec<String>,
+    /// Container id, empty when none.
+    pub container_id: String,
+}
+
+/// Everything the trace says about one connection besides its bytes.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ConnectionInfo {
+    /// Identity.
+    pub key: ConnectionKey,
+    /// Owning process id (0 unknown).
+    pub pid: u32,
+    /// The owning process, when the trace has a process record for it.
+    pub process: Option<ProcessInfo>,
+    /// TLS library that produced the plaintext.
+    pub tls_library: TlsLibrary,
+    /// Path of that library file (empty unknown).
+    pub library_path: String,
+    /// Negotiated ALPN protocol.
+    pub alpn: Option<Vec<u8>>,
+    /// Server name indication.
+    pub sni: Option<String>,
+    /// Local socket address of the recorded process.
+    pub local: Option<SocketAddr>,
+    /// Peer socket address.
+    pub remote: Option<SocketAddr>,
+    /// Client or server side, as recorded.
+    pub role: ConnectionRole,
+    /// First sight, kernel clock.
+    pub open_ns: Option<u64>,
+    /// Close, kernel clock.
+    pub close_ns: Option<u64>,
+    /// TLS handshake start and end, kernel clock.
+    pub handshake_ns: Option<(u64, u64)>,
+    /// Earliest timestamp of any of the connection's records.
+    pub first_ts_ns: u64,
+    /// Kernel-to-wall mapping of the connection's capture, when it has a capture info record.
+    pub clock: Option<ClockMap>,
+    /// Which process-relative direction carried the requests (egress for a client).
+    pub request_direction: Direction,
+    /// Observations about the connection that belong to no exchange (losses without a byte
+    /// range, a guessed role).
+    pub notes: Vec<String>,
+}
+
+impl ConnectionInfo {
+    /// The client's and the server's socket addresses, in that order.
+    pub fn client_server(&self) -> (Option<SocketAddr>, Option<SocketAddr>) {
+        match self.request_direction {
+            Direction::Egress => (self.local, self.remote),
+            Direction::Ingress => (self.remote, self.local),
+        }
+    }
+}
+
+/// One connection, ready for reconstruction.
+#[derive(Debug, Clone)]
+pub struct TraceConnection {
+    /// Metadata.
+    pub info: ConnectionInfo,
+    /// Both plaintext streams.
+    pub streams: ConnectionStreams,
+}
+
+/// The connections of a trace and the problems met reading it.
+#[derive(Debug, Default)]
+pub struct TraceContents {
+    /// Connections ordered by first timestamp, then key: the same trace always gives the same
+    /// order.
+    pub connections: Vec<TraceConnection>,
+    /// Read errors in file order (the last may be fatal, e.g. a torn tail).
+    pub errors: Vec<ReadError>,
+    /// Losses the trace could not attribute to a connection.
+    pub unattributed_loss: Vec<String>,
+    /// Number of spliff records read.
+    pub records: u64,
+}
+
+#[derive(Default)]
+struct Building<'a> {
+    conn: Option<spliff_formats::Connection<'a>>,
+    first_ts: Option<u64>,
+    egress: Vec<Piece>,
+    ingress: Vec<Piece>,
+    handshake: Option<(u64, u64)>,
+    notes: Vec<String>,
+    /// Process id seen on data records, for connections without a connection record.
+    data_pid: u32,
+}
+
+fn lossy(b: &[u8]) -> String {
+    String::from_utf8_lossy(b).into_owned()
+}
+
+fn cause_text(cause: LossCause) -> &'static str {
+    match cause {
+        LossCause::Truncated => "the kernel program copied only part of the buffer",
+        LossCause::RingBufferFull => "the kernel ring buffer was full",
+        LossCause::ReadFault => "reading the process's memory failed",
+        LossCause::UserQueueFull => "the recorder's queue was full",
+        LossCause::Other(_) => "lost for a reason this spliff does not know",
+    }
+}
+
+/// Reads a whole trace into connections. Never fails: problems are collected in
+/// [`TraceContents::errors`] and everything readable is kept.
+pub fn read_connections(trace: &[u8]) -> TraceContents {
+    let mut out = TraceContents::default();
+    let mut building: BTreeMap<ConnectionKey, Building<'_>> = BTreeMap::new();
+    let mut processes: BTreeMap<(CaptureId, u32), spliff_formats::Process<'_>> = BTreeMap::new();
+    let mut clocks: BTreeMap<CaptureId, ClockMap> = BTreeMap::new();
+
+    for entry in TraceReader::new(trace) {
+        let r = match entry {
+            Ok(Entry::Record(r)) => r,
+            Ok(_) => continue,
+            Err(e) => {
+                out.errors.push(e);
+                continue;
+            }
+        };
+        out.records += 1;
+        let key = |conn_id| ConnectionKey {
+            capture_id: r.capture_id,
+            conn_id,
+        };
+        let touch = |b: &mut Building<'_>| {
+            b.first_ts = Some(b.first_ts.map_or(r.ts_ns, |t| t.min(r.ts_ns)));
+        };
+        match r.record {
+            Record::CaptureInfo(c) => {
+                clocks.entry(r.capture_id).or_insert(ClockMap {
+                    kernel_ns: r.ts_ns,
+                    wall_ns: c.wall_clock_ns,
+                });
+            }
+            Record::Process(p) => {
+                processes.insert((r.capture_id, p.pid), p);
+            }
+            Record::Connection(c) => {
+                let b = building.entry(key(c.conn_id)).or_default();
+                touch(b);
+                match &mut b.conn {
+                    Some(known) => known.merge(&c),
+                    None => b.conn = Some(c),
+                }
+            }
+            Record::TlsData(d) => {
+                let b = building.entry(key(d.conn_id)).or_default();
+                touch(b);
+                if b.data_pid == 0 {
+                    b.data_pid = d.pid;
+                }
+                let piece = Piece::Data {
+                    offset: d.stream_offset,
+                    ts_ns: r.ts_ns,
+                    bytes: d.payload.to_vec(),
+                };
+                match d.direction {
+                    Direction::Egress => b.egress.push(piece),
+                    Direction::Ingress => b.ingress.push(piece),
+                }
+            }
+            Record::Handshake(h) => {
+                let b = building.entry(key(h.conn_id)).or_default();
+                touch(b);
+                if h.end_ns != 0 {
+                    b.handshake = Some((h.start_ns, h.end_ns));
+                }
+            }
+            Record::Loss(l) => {
+                let what = format!(
+                    "{} bytes lost at offset {} ({}, {} events)",
+                    l.length,
+                    l.stream_offset,
+                    cause_text(l.cause),
+                    l.events
+                );
+                if l.conn_id == 0 {
+                    out.unattributed_loss
+                        .push(format!("{what}, pid {} (no connection known)", l.pid));
+                    continue;
+                }
+                let b = building.entry(key(l.conn_id)).or_default();
+                touch(b);
+                match (l.direction, l.length) {
+                    (Some(dir), len) if len > 0 => {
+                        let gap = Piece::Gap {
+                            offset: l.stream_offset,
+                            len,
+                            ts_ns: r.ts_ns,
+                            reason: cause_text(l.cause).to_string(),
+                        };
+                        match dir {
+                            Direction::Egress => b.egress.push(gap),
+                            Direction::Ingress => b.ingress.push(gap),
+                        }
+                    }
+                    _ => b.notes.push(format!(
+                        "data lost without a known byte range: {} events ({})",
+                        l.events,
+                        cause_text(l.cause)
+                    )),
+                }
+            }
+        }
+    }
+
+    let mut connections: Vec<TraceConnection> = building
+        .into_iter()
+        .map(|(key, b)| finish(key, b, &processes, &clocks))
+        .collect();
+    connections.sort_by_key(|c| (c.info.first_ts_ns, c.info.key));
+    out.connections = connections;
+    out
+}
+
+fn finish(
+    key: ConnectionKey,
+    b: Building<'_>,
+    processes: &BTreeMap<(CaptureId, u32), spliff_formats::Process<'_>>,
+    clocks: &BTreeMap<CaptureId, ClockMap>,
+) -> TraceConnection {
+    let conn = b.conn.unwrap_or_default();
+    let pid = if conn.pid != 0 { conn.pid } else { b.data_pid };
+    let process = processes.get(&(key.capture_id, pid)).map(|p| ProcessInfo {
+        pid: p.pid,
+        ppid: p.ppid,
+        uid: p.uid,
+        comm: lossy(p.comm),
+        exe: lossy(p.exe),
+        cmdline: p.cmdline.iter().map(|a| lossy(a)).collect(),
+        container_id: lossy(p.container_id),
+    });
+    let egress = DirectionStream::from_pieces(b.egress);
+    let ingress = DirectionStream::from_pieces(b.ingress);
+    let mut notes = b.notes;
+    let request_direction = match conn.role {
+        ConnectionRole::Client => Direction::Egress,
+        ConnectionRole::Server => Direction::Ingress,
+        _ => {
+            let guess = guess_request_direction(&egress, &ingress);
+            notes.push(format!(
+                "client or server side not recorded; the {} bytes look like requests",
+                match guess {
+                    Direction::Egress => "written",
+                    Direction::Ingress => "read",
+                }
+            ));
+            guess
+        }
+    };
+    let (request, response) = match request_direction {
+        Direction::Egress => (egress, ingress),
+        Direction::Ingress => (ingress, egress),
+    };
+    let nonempty = |b: &[u8]| (!b.is_empty()).then(|| b.to_vec());
+    TraceConnection {
+        info: ConnectionInfo {
+            key,
+            pid,
+            process,
+            tls_library: conn.tls_library,
+            library_path: lossy(conn.library_path),
+            alpn: nonempty(conn.alpn),
+            sni: nonempty(conn.sni).map(|s| lossy(&s)),
+            local: conn.local,
+            remote: conn.remote,
+            role: conn.role,
+            open_ns: (conn.open_ns != 0).then_some(conn.open_ns),
+            close_ns: (conn.close_ns != 0).then_some(conn.close_ns),
+            handshake_ns: b.handshake,
+            first_ts_ns: b.first_ts.unwrap_or(0),
+            clock: clocks.get(&key.capture_id).copied(),
+            request_direction,
+            notes,
+        },
+        streams: ConnectionStreams {
+            alpn: nonempty(conn.alpn),
+            request,
+            response,
+            closed: conn.close_ns != 0,
+        },
+    }
+}
+
+/// Whether a stream's first bytes look like the start of an HTTP request: the HTTP/2 client
+/// preface, or an HTTP/1 method token followed by a space.
+fn looks_like_request(s: &DirectionStream) -> bool {
+    let head = s.contiguous(s.start());
+    if head.starts_with(b"PRI * HTTP/2.0") {
+        return true;
+    }
+    let token_len = head.iter().take_while(|c| c.is_ascii_uppercase()).count();
+    (1..=16).contains(&token_len) && head.get(token_len) == Some(&b' ')
+}
+
+/// For connections whose role was not recorded: the direction whose bytes start like a
+/// request, defaulting to egress (the recorded process as client, the common case).
+fn guess_request_direction(egress: &DirectionStream, ingress: &DirectionStream) -> Direction {
+    if looks_like_request(ingress) && !looks_like_request(egress) {
+        Direction::Ingress
+    } else {
+        Direction::Egress
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use spliff_formats::{Connection, Loss, SectionInfo, TlsData, TraceWriter};
+
+    fn data(conn_id: u64, dir: Direction, off: u64, payload: &[u8]) -> Record<'_> {
+        Record::TlsData(TlsData {
+            conn_id,
+            pid: 7,
+            tid: 7,
+            direction: dir,
+            stream_offset: off,
+            payload,
+        })
+    }
+
+    fn trace(capture: u8, records: &[(u64, Record<'_>)]) -> Vec<u8> {
+        let mut w = TraceWriter::new(
+            Vec::new(),
+            &SectionInfo::default(),
+            CaptureId([capture; 16]),
+        )
+        .expect("vec");
+        for (ts, r) in records {
+            w.write(*ts, r).expect("write");
+        }
+        w.finish().expect("finish")
+    }
+
+    #[test]
+    fn server_side_connections_read_requests_from_ingress() {
+        let bytes = trace(
+            1,
+            &[
+                (
+                    1,
+                    Record::Connection(Connection {
+                        conn_id: 5,
+                        role: ConnectionRole::Server,
+                        close_ns: 9,
+                        ..Connection::default()
+                    }),
+                ),
+                (2, data(5, Direction::Ingress, 0, b"GET / HTTP/1.1\r\n\r\n")),
+                (
+                    3,
+                    data(5, Direction::Egress, 0, b"HTTP/1.1 204 No Content\r\n\r\n"),
+                ),
+            ],
+        );
+        let c = read_connections(&bytes);
+        assert_eq!(c.connections.len(), 1);
+        let conn = &c.connections[0];
+        assert_eq!(conn.info.request_direction, Direction::Ingress);
+        assert!(conn.streams.closed);
+        assert_eq!(
+            conn.streams.request.contiguous(0),
+            b"GET / HTTP/1.1\r\n\r\n"
+        );
+        assert!(conn.info.notes.is_empty());
+    }
+
+    #[test]
+    fn unknown_role_is_guessed_from_the_bytes_and_said() {
+        let bytes = trace(
+            1,
+            &[
+                (
+                    2,
+                    data(5, Direction::Ingress, 0, b"POST /x HTTP/1.1\r\n\r\n"),
+                ),
+                (3, data(5, Direction::Egress, 0, b"HTTP/1.1 200 OK\r\n\r\n")),
+            ],
+        );
+        let c = read_connections(&bytes);
+        let conn = &c.connections[0];
+        assert_eq!(conn.info.request_direction, Direction::Ingress);
+        assert_eq!(conn.info.pid, 7, "pid from the data records");
+        assert!(conn.info.notes[0].contains("look like requests"));
+    }
+
+    #[test]
+    fn merged_captures_keep_equal_connection_ids_apart_and_losses_become_holes() {
+        let a = trace(
+            1,
+            &[(5, data(1, Direction::Egress, 0, b"GET /a HTTP/1.1\r\n\r\n"))],
+        );
+        let b = trace(
+            2,
+            &[
+                (4, data(1, Direction::Egress, 0, b"GET /b")),
+                (
+                    6,
+                    Record::Loss(Loss {
+                        conn_id: 1,
+                        pid: 7,
+                        tid: 7,
+                        direction: Some(Direction::Egress),
+                        cause: LossCause::RingBufferFull,
+                        stream_offset: 6,
+                        length: 10,
+                        events: 1,
+                    }),
+                ),
+                (7, data(1, Direction::Egress, 16, b"tail")),
+            ],
+        );
+        let mut both = a.clone();
+        both.extend_from_slice(&b);
+        let c = read_connections(&both);
+        assert_eq!(c.connections.len(), 2);
+        // Ordered by first timestamp: capture 2's connection (ts 4) first.
+        assert_eq!(c.connections[0].info.key.capture_id, CaptureId([2; 16]));
+        let holes = c.connections[0].streams.request.holes();
+        assert_eq!(holes.len(), 1);
+        assert_eq!((holes[0].offset, holes[0].len), (6, 10));
+        assert!(holes[0].recorded);
+        assert_eq!(
+            c.connections[1].streams.request.contiguous(0),
+            b"GET /a HTTP/1.1\r\n\r\n"
+        );
+    }
+
+    #[test]
+    fn clock_map_converts_and_saturates() {
+        let m = ClockMap {
+            kernel_ns: 1_000,
+            wall_ns: 5_000,
+        };
+        assert_eq!(m.wall(1_500), 5_500);
+        assert_eq!(m.wall(0), 4_000);
+        let early = ClockMap {
+            kernel_ns: 10,
+            wall_ns: 0,
+        };
+        assert_eq!(early.wall(0), 0);
+    }
+}

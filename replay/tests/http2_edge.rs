@@ -1,0 +1,444 @@
+//! HTTP/2 shapes the `h2` crate never sends (padding, PRIORITY flags, server
+//! push, GOAWAY refusals, table-size games, broken sequences), built frame by
+//! frame. Header blocks come from loona-hpack's encoder.
+
+mod common;
+
+use common::*;
+use spliff_replay::{Piece, Protocol, Reconstruction, ReplayOptions, Side, reconstruct};
+
+const PREFACE: &[u8] = b"PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n";
+
+fn frame(kind: u8, flags: u8, stream_id: u32, payload: &[u8]) -> Vec<u8> {
+    let len = payload.len() as u32;
+    let mut out = vec![(len >> 16) as u8, (len >> 8) as u8, len as u8, kind, flags];
+    out.extend_from_slice(&stream_id.to_be_bytes());
+    out.extend_from_slice(payload);
+    out
+}
+
+const END_STREAM: u8 = 0x1;
+const END_HEADERS: u8 = 0x4;
+const PADDED: u8 = 0x8;
+const PRIORITY: u8 = 0x20;
+
+fn settings(values: &[(u16, u32)]) -> Vec<u8> {
+    let payload: Vec<u8> = values
+        .iter()
+        .flat_map(|(id, v)| id.to_be_bytes().into_iter().chain(v.to_be_bytes()))
+        .collect();
+    frame(4, 0, 0, &payload)
+}
+
+fn block(enc: &mut loona_hpack::Encoder<'_>, headers: &[(&str, &str)]) -> Vec<u8> {
+    enc.encode(headers.iter().map(|(n, v)| (n.as_bytes(), v.as_bytes())))
+}
+
+fn get(path: &str) -> Vec<(&'static str, String)> {
+    vec![
+        (":method", "GET".into()),
+        (":scheme", "https".into()),
+        (":authority", "example.test".into()),
+        (":path", path.into()),
+    ]
+}
+
+fn encode(enc: &mut loona_hpack::Encoder<'_>, headers: &[(&str, String)]) -> Vec<u8> {
+    enc.encode(headers.iter().map(|(n, v)| (n.as_bytes(), v.as_bytes())))
+}
+
+fn one(ts: u64, bytes: Vec<u8>) -> Vec<Piece> {
+    vec![Piece::Data {
+        offset: 0,
+        ts_ns: ts,
+        bytes,
+    }]
+}
+
+fn run(req: Vec<u8>, resp: Vec<u8>) -> Reconstruction {
+    replay(None, one(1, req), one(2, resp))
+}
+
+#[test]
+fn padding_and_priority_flags_are_stripped() {
+    let mut cenc = loona_hpack::Encoder::new();
+    let mut senc = loona_hpack::Encoder::new();
+    let mut req = PREFACE.to_vec();
+    req.extend(settings(&[]));
+    // HEADERS with PADDED | PRIORITY: pad length, priority block, fragment, padding.
+    let mut payload = vec![4u8, 0x80, 0, 0, 0, 200];
+    payload.extend(encode(&mut cenc, &get("/padded")));
+    payload.extend([0u8; 4]);
+    req.extend(frame(
+        1,
+        END_HEADERS | END_STREAM | PADDED | PRIORITY,
+        1,
+        &payload,
+    ));
+    let mut resp = settings(&[]);
+    resp.extend(frame(
+        1,
+        END_HEADERS,
+        1,
+        &block(&mut senc, &[(":status", "200")]),
+    ));
+    resp.extend(frame(
+        0,
+        PADDED,
+        1,
+        &[&[3u8][..], b"body", b"\0\0\0"].concat(),
+    ));
+    resp.extend(frame(
+        0,
+        PADDED | END_STREAM,
+        1,
+        &[&[0u8][..], b"!"].concat(),
+    ));
+    let r = run(req, resp);
+    let e = &r.exchanges[0];
+    assert!(e.is_complete(), "{:?}", e.incomplete);
+    assert_eq!(e.request.target.as_deref(), Some(&b"/padded"[..]));
+    let resp = e.response.as_ref().unwrap();
+    assert_eq!(resp.body, b"body!");
+    assert_eq!(resp.body_wire_size, 8 + 2);
+}
+
+/// A server header block that grows its table beyond 4096 with a dynamic table
+/// size update, then indexes a header.
+fn growing_server_block() -> Vec<u8> {
+    // Size update to 8192 (001 11111, 8192-31 = 8161 = 0xe1 0x3f), :status 200,
+    // then "x-big: <5000 bytes>" with incremental indexing (fits only in 8192).
+    let mut b = vec![0x3f, 0xe1, 0x3f, 0x88, 0x40, 0x05];
+    b.extend_from_slice(b"x-big");
+    b.extend_from_slice(&[0x7f, 0x89, 0x26]); // length 5000 = 127 + 4873
+    b.extend(std::iter::repeat_n(b'v', 5000));
+    b
+}
+
+fn table_size_exchange(
+    client_settings: &[(u16, u32)],
+    server_settings: &[(u16, u32)],
+) -> Reconstruction {
+    let mut cenc = loona_hpack::Encoder::new();
+    let mut req = PREFACE.to_vec();
+    req.extend(settings(client_settings));
+    req.extend(frame(
+        1,
+        END_HEADERS | END_STREAM,
+        1,
+        &encode(&mut cenc, &get("/1")),
+    ));
+    req.extend(frame(
+        1,
+        END_HEADERS | END_STREAM,
+        3,
+        &encode(&mut cenc, &get("/2")),
+    ));
+    let mut resp = settings(server_settings);
+    resp.extend(frame(
+        1,
+        END_HEADERS | END_STREAM,
+        1,
+        &growing_server_block(),
+    ));
+    // Stream 3 refers back to the indexed x-big entry (index 62).
+    resp.extend(frame(1, END_HEADERS | END_STREAM, 3, &[0x88, 0xbe]));
+    run(req, resp)
+}
+
+#[test]
+fn client_settings_bound_the_response_decoder() {
+    // SETTINGS_HEADER_TABLE_SIZE=16384 from the client lets the server's encoder
+    // grow its table: the response-direction decoder must accept it.
+    let r = table_size_exchange(&[(1, 16384)], &[]);
+    assert!(
+        r.exchanges.iter().all(|e| e.is_complete()),
+        "{:?}",
+        r.exchanges[0].incomplete
+    );
+    let two = &r.exchanges[1].response.as_ref().unwrap().headers;
+    assert_eq!(two[1].name, b"x-big");
+    assert_eq!(two[1].value.len(), 5000);
+}
+
+#[test]
+fn server_settings_do_not_bound_the_response_decoder() {
+    // The same growth announced only by the *server* is a protocol violation by
+    // the server's own encoder: its headers are dropped, never guessed.
+    let r = table_size_exchange(&[], &[(1, 16384)]);
+    for e in &r.exchanges {
+        let resp = e.response.as_ref().unwrap();
+        assert_eq!(resp.status, None);
+        assert!(
+            e.incomplete.iter().any(|m| m.contains("HPACK")),
+            "{:?}",
+            e.incomplete
+        );
+        assert!(e.request.method.is_some(), "request headers are unaffected");
+    }
+}
+
+#[test]
+fn table_size_cap_applies_whatever_was_advertised() {
+    let mut cenc = loona_hpack::Encoder::new();
+    let mut req = PREFACE.to_vec();
+    req.extend(settings(&[(1, 1 << 30)]));
+    req.extend(frame(
+        1,
+        END_HEADERS | END_STREAM,
+        1,
+        &encode(&mut cenc, &get("/")),
+    ));
+    let mut resp = settings(&[]);
+    resp.extend(frame(
+        1,
+        END_HEADERS | END_STREAM,
+        1,
+        &growing_server_block(),
+    ));
+    let c = connection(None, one(1, req), one(2, resp));
+    let tight = ReplayOptions {
+        max_hpack_table_size: 4096,
+        ..ReplayOptions::default()
+    };
+    let r = reconstruct(&c, &tight);
+    assert!(
+        r.notes.iter().any(|n| n.contains("capped at 4096")),
+        "{:?}",
+        r.notes
+    );
+    assert_eq!(r.exchanges[0].response.as_ref().unwrap().status, None);
+}
+
+#[test]
+fn server_push_becomes_its_own_exchange() {
+    let mut cenc = loona_hpack::Encoder::new();
+    let mut senc = loona_hpack::Encoder::new();
+    let mut req = PREFACE.to_vec();
+    req.extend(settings(&[]));
+    req.extend(frame(
+        1,
+        END_HEADERS | END_STREAM,
+        1,
+        &encode(&mut cenc, &get("/index.html")),
+    ));
+    let mut resp = settings(&[]);
+    let mut promise = 2u32.to_be_bytes().to_vec();
+    promise.extend(encode(&mut senc, &get("/style.css")));
+    resp.extend(frame(5, END_HEADERS, 1, &promise));
+    resp.extend(frame(
+        1,
+        END_HEADERS,
+        1,
+        &block(&mut senc, &[(":status", "200")]),
+    ));
+    resp.extend(frame(
+        1,
+        END_HEADERS,
+        2,
+        &block(
+            &mut senc,
+            &[(":status", "200"), ("content-type", "text/css")],
+        ),
+    ));
+    resp.extend(frame(0, END_STREAM, 2, b"body{}"));
+    resp.extend(frame(0, END_STREAM, 1, b"<html>"));
+    let r = run(req, resp);
+    assert_eq!(r.exchanges.len(), 2);
+    let pushed = r.exchanges.iter().find(|e| e.stream_id == Some(2)).unwrap();
+    assert!(pushed.is_complete(), "{:?}", pushed.incomplete);
+    assert_eq!(pushed.pushed_by, Some(1));
+    assert_eq!(pushed.request.target.as_deref(), Some(&b"/style.css"[..]));
+    assert_eq!(pushed.response.as_ref().unwrap().body, b"body{}");
+}
+
+#[test]
+fn goaway_marks_streams_the_server_never_processed() {
+    let mut cenc = loona_hpack::Encoder::new();
+    let mut senc = loona_hpack::Encoder::new();
+    let mut req = PREFACE.to_vec();
+    req.extend(settings(&[]));
+    req.extend(frame(
+        1,
+        END_HEADERS | END_STREAM,
+        1,
+        &encode(&mut cenc, &get("/a")),
+    ));
+    req.extend(frame(
+        1,
+        END_HEADERS | END_STREAM,
+        3,
+        &encode(&mut cenc, &get("/b")),
+    ));
+    let mut resp = settings(&[]);
+    resp.extend(frame(
+        1,
+        END_HEADERS | END_STREAM,
+        1,
+        &block(&mut senc, &[(":status", "204")]),
+    ));
+    resp.extend(frame(7, 0, 0, &[0, 0, 0, 1, 0, 0, 0, 0]));
+    let r = run(req, resp);
+    assert!(r.exchanges[0].is_complete());
+    assert!(
+        r.exchanges[1]
+            .incomplete
+            .iter()
+            .any(|m| m.contains("GOAWAY last stream id 1"))
+    );
+    assert!(r.notes.iter().any(|n| n.starts_with("GOAWAY from server")));
+}
+
+#[test]
+fn unknown_and_invalid_frames_do_not_break_framing() {
+    let mut cenc = loona_hpack::Encoder::new();
+    let mut senc = loona_hpack::Encoder::new();
+    let mut req = PREFACE.to_vec();
+    req.extend(settings(&[]));
+    req.extend(frame(0x10, 0, 0, b"priority-update-ish"));
+    req.extend(frame(
+        1,
+        END_HEADERS | END_STREAM,
+        1,
+        &encode(&mut cenc, &get("/")),
+    ));
+    let mut resp = settings(&[]);
+    resp.extend(frame(4, 0, 0, &[0, 1, 0]));
+    resp.extend(frame(
+        1,
+        END_HEADERS,
+        1,
+        &block(&mut senc, &[(":status", "200")]),
+    ));
+    resp.extend(frame(0, END_STREAM, 1, b"ok"));
+    let r = run(req, resp);
+    assert!(r.exchanges[0].is_complete());
+    assert!(
+        r.notes.iter().any(|n| n.contains("invalid response frame")),
+        "{:?}",
+        r.notes
+    );
+}
+
+#[test]
+fn interrupted_continuation_loses_context_but_not_bodies() {
+    let mut cenc = loona_hpack::Encoder::new();
+    let mut senc = loona_hpack::Encoder::new();
+    let mut req = PREFACE.to_vec();
+    req.extend(settings(&[]));
+    req.extend(frame(
+        1,
+        END_HEADERS | END_STREAM,
+        1,
+        &encode(&mut cenc, &get("/a")),
+    ));
+    req.extend(frame(
+        1,
+        END_HEADERS | END_STREAM,
+        3,
+        &encode(&mut cenc, &get("/b")),
+    ));
+    let mut resp = settings(&[]);
+    let b1 = block(&mut senc, &[(":status", "200"), ("x-custom", "first")]);
+    resp.extend(frame(1, 0, 1, &b1[..2]));
+    resp.extend(frame(0, END_STREAM, 3, b"interloper"));
+    resp.extend(frame(0, END_STREAM, 1, b"one"));
+    // Stream 3's head references x-custom (index 62), inserted by the lost block.
+    resp.extend(frame(1, END_HEADERS, 3, &[0x88, 0xbe]));
+    let r = run(req, resp);
+    let one = r.exchanges.iter().find(|e| e.stream_id == Some(1)).unwrap();
+    assert!(
+        one.incomplete.iter().any(|m| m.contains("interrupted")),
+        "{:?}",
+        one.incomplete
+    );
+    assert_eq!(one.response.as_ref().unwrap().body, b"one");
+    let three = r.exchanges.iter().find(|e| e.stream_id == Some(3)).unwrap();
+    assert_eq!(three.response.as_ref().unwrap().body, b"interloper");
+    assert_eq!(
+        three.response.as_ref().unwrap().status,
+        None,
+        "never guessed"
+    );
+}
+
+#[test]
+fn client_reset_and_open_streams_at_capture_end() {
+    let mut cenc = loona_hpack::Encoder::new();
+    let mut senc = loona_hpack::Encoder::new();
+    let mut req = PREFACE.to_vec();
+    req.extend(settings(&[]));
+    let mut post = get("/upload");
+    post[0].1 = "POST".into();
+    req.extend(frame(1, END_HEADERS, 1, &encode(&mut cenc, &post)));
+    req.extend(frame(0, 0, 1, b"partial upload"));
+    req.extend(frame(3, 0, 1, &8u32.to_be_bytes()));
+    req.extend(frame(
+        1,
+        END_HEADERS | END_STREAM,
+        3,
+        &encode(&mut cenc, &get("/slow")),
+    ));
+    let mut resp = settings(&[]);
+    resp.extend(frame(
+        1,
+        END_HEADERS,
+        3,
+        &block(&mut senc, &[(":status", "200")]),
+    ));
+    resp.extend(frame(0, 0, 3, b"still coming"));
+    let mut c = connection(None, one(1, req), one(2, resp));
+    c.closed = false;
+    let r = reconstruct(&c, &ReplayOptions::default());
+    let upload = &r.exchanges[0];
+    assert_eq!(
+        upload.reset.map(|x| (x.by, x.error_code)),
+        Some((Side::Request, 8))
+    );
+    assert!(
+        upload
+            .incomplete
+            .iter()
+            .any(|m| m == "stream reset by client: CANCEL (0x8)")
+    );
+    assert_eq!(upload.request.body, b"partial upload");
+    let slow = &r.exchanges[1];
+    assert_eq!(
+        slow.incomplete,
+        ["response truncated: stream still open when the capture ended"]
+    );
+}
+
+#[test]
+fn mid_connection_frames_are_detected_without_alpn_or_preface() {
+    let mut senc = loona_hpack::Encoder::new();
+    let mut resp = b"...tail of an earlier DATA payload".to_vec();
+    resp.extend(frame(
+        1,
+        END_HEADERS,
+        7,
+        &block(&mut senc, &[(":status", "404")]),
+    ));
+    resp.extend(frame(0, 0, 7, b"not "));
+    resp.extend(frame(0, END_STREAM, 7, b"found"));
+    let r = replay(
+        None,
+        Vec::new(),
+        vec![Piece::Data {
+            offset: 90_000,
+            ts_ns: 5,
+            bytes: resp,
+        }],
+    );
+    assert_eq!(r.detection.protocol, Protocol::Http2);
+    let e = &r.exchanges[0];
+    // :status 404 is in the static table: provable without context.
+    assert_eq!(e.response.as_ref().unwrap().status, Some(404));
+    assert_eq!(e.response.as_ref().unwrap().body, b"not found");
+    assert!(
+        e.incomplete
+            .iter()
+            .any(|m| m.contains("request headers not captured"))
+    );
+    assert_eq!(e.stream_id, Some(7));
+}

@@ -1,0 +1,195 @@
+//! Real HTTP/2 wire bytes for fixtures: an in-process `h2` client and server talk over an
+//! in-memory pipe, and every write each side makes is kept with a logical timestamp. The
+//! bytes are what the `h2` crate really sends (preface, SETTINGS, HPACK, CONTINUATION,
+//! WINDOW_UPDATE ...), not hand-made frames.
+
+use std::pin::Pin;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, Mutex};
+use std::task::{Context, Poll};
+
+use bytes::Bytes;
+use tokio::io::{AsyncRead, AsyncWrite, ReadBuf};
+
+/// One write of one side: logical time (ns) and bytes.
+pub type Write = (u64, Vec<u8>);
+
+/// Wraps a stream and logs every write with the shared clock's time, advancing it.
+struct Tap<S> {
+    inner: S,
+    clock: Arc<AtomicU64>,
+    log: Arc<Mutex<Vec<Write>>>,
+}
+
+impl<S: AsyncRead + Unpin> AsyncRead for Tap<S> {
+    fn poll_read(
+        mut self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        buf: &mut ReadBuf<'_>,
+    ) -> Poll<std::io::Result<()>> {
+        Pin::new(&mut self.inner).poll_read(cx, buf)
+    }
+}
+
+impl<S: AsyncWrite + Unpin> AsyncWrite for Tap<S> {
+    fn poll_write(
+        mut self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        buf: &[u8],
+    ) -> Poll<std::io::Result<usize>> {
+        let r = Pin::new(&mut self.inner).poll_write(cx, buf);
+        if let Poll::Ready(Ok(n)) = &r {
+            let t = self.clock.fetch_add(250_000, Ordering::SeqCst);
+            self.log.lock().expect("log").push((t, buf[..*n].to_vec()));
+        }
+        r
+    }
+    fn poll_flush(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<std::io::Result<()>> {
+        Pin::new(&mut self.inner).poll_flush(cx)
+    }
+    fn poll_shutdown(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<std::io::Result<()>> {
+        Pin::new(&mut self.inner).poll_shutdown(cx)
+    }
+}
+
+/// What the conversation was: requests (method, path, body) and their response bodies.
+#[derive(Debug, Clone)]
+pub struct H2Conversation {
+    /// Client writes.
+    pub client: Vec<Write>,
+    /// Server writes.
+    pub server: Vec<Write>,
+    /// (method, path, request body, response status, response body) per stream, in the order
+    /// the client opened them.
+    pub exchanges: Vec<(String, String, Vec<u8>, u16, Vec<u8>)>,
+    /// Value of the large `x-big` request header.
+    pub big_header: String,
+}
+
+/// Runs `streams` concurrent requests (GETs, and a POST every third) over one HTTP/2
+/// connection; the first request carries an `x-big` header of `big_header_len` bytes (forcing
+/// CONTINUATION frames), and every response carries a `grpc-status` trailer.
+pub fn conversation(streams: usize, big_header_len: usize, start_ns: u64) -> H2Conversation {
+    let rt = tokio::runtime::Builder::new_current_thread()
+        .enable_time()
+        .build()
+        .expect("runtime");
+    rt.block_on(async move {
+        let clock = Arc::new(AtomicU64::new(start_ns));
+        let (c, s) = tokio::io::duplex(1 << 20);
+        let client_log = Arc::new(Mutex::new(Vec::new()));
+        let server_log = Arc::new(Mutex::new(Vec::new()));
+        let c = Tap {
+            inner: c,
+            clock: clock.clone(),
+            log: client_log.clone(),
+        };
+        let s = Tap {
+            inner: s,
+            clock: clock.clone(),
+            log: server_log.clone(),
+        };
+        let big_header: String = (0..big_header_len)
+            .map(|i| (b'a' + (i % 26) as u8) as char)
+            .collect();
+
+        let server = tokio::spawn(async move {
+            let mut conn = h2::server::Builder::new()
+                .max_header_list_size(1 << 20)
+                .handshake::<_, Bytes>(s)
+                .await
+                .expect("server handshake");
+            while let Some(req) = conn.accept().await {
+                let (req, mut respond) = req.expect("accept");
+                tokio::spawn(async move {
+                    let path = req.uri().path().to_string();
+                    let mut body = req.into_body();
+                    let mut got = Vec::new();
+                    while let Some(chunk) = body.data().await {
+                        let chunk = chunk.expect("data");
+                        let _ = body.flow_control().release_capacity(chunk.len());
+                        got.extend_from_slice(&chunk);
+                    }
+                    let reply =
+                        format!("response to {path}: {} bytes received\n", got.len()).repeat(3);
+                    let resp = http::Response::builder()
+                        .status(200)
+                        .header("content-type", "text/plain")
+                        .body(())
+                        .expect("response");
+                    let mut send = respond.send_response(resp, false).expect("send response");
+                    send.send_data(Bytes::from(reply), false)
+                        .expect("send data");
+                    let mut trailers = http::HeaderMap::new();
+                    trailers.insert("grpc-status", http::HeaderValue::from_static("0"));
+                    send.send_trailers(trailers).expect("trailers");
+                });
+            }
+        });
+
+        let (client, conn) = h2::client::Builder::new()
+            .handshake::<_, Bytes>(c)
+            .await
+            .expect("client handshake");
+        let conn_task = tokio::spawn(async move {
+            let _ = conn.await;
+        });
+        let mut client = client.ready().await.expect("ready");
+        let mut pending = Vec::new();
+        let mut exchanges = Vec::new();
+        for i in 0..streams {
+            let post = i % 3 == 2;
+            let path = format!("/item/{i}?q={i}");
+            let mut b = http::Request::builder()
+                .method(if post { "POST" } else { "GET" })
+                .uri(format!("https://h2.example.test{path}"))
+                .header("user-agent", "spliff-test/1");
+            if i == 0 {
+                b = b.header("x-big", big_header.as_str());
+            }
+            let req = b.body(()).expect("request");
+            let body: Vec<u8> = if post {
+                format!("payload of stream {i}").into_bytes()
+            } else {
+                Vec::new()
+            };
+            let (resp, mut send) = client.send_request(req, !post).expect("send request");
+            if post {
+                send.send_data(Bytes::from(body.clone()), true)
+                    .expect("send body");
+            }
+            exchanges.push((
+                if post { "POST" } else { "GET" }.to_string(),
+                path.clone(),
+                body,
+                200u16,
+                Vec::new(),
+            ));
+            pending.push(resp);
+            client = client.ready().await.expect("ready");
+        }
+        for (i, resp) in pending.into_iter().enumerate() {
+            let resp = resp.await.expect("response");
+            let mut body = resp.into_body();
+            let mut got = Vec::new();
+            while let Some(chunk) = body.data().await {
+                let chunk = chunk.expect("data");
+                let _ = body.flow_control().release_capacity(chunk.len());
+                got.extend_from_slice(&chunk);
+            }
+            let _ = body.trailers().await;
+            exchanges[i].4 = got;
+        }
+        drop(client);
+        let _ = conn_task.await;
+        server.abort();
+        let client = client_log.lock().expect("log").clone();
+        let server = server_log.lock().expect("log").clone();
+        H2Conversation {
+            client,
+            server,
+            exchanges,
+            big_header,
+        }
+    })
+}
