@@ -52,6 +52,19 @@ impl<S: AsyncWrite + Unpin> AsyncWrite for Tap<S> {
     }
 }
 
+/// One request and what the client received for it.
+#[derive(Debug, Clone)]
+pub struct H2Exchange {
+    /// `GET` or `POST`.
+    pub method: String,
+    /// Path and query.
+    pub path: String,
+    /// Request body sent.
+    pub request_body: Vec<u8>,
+    /// Response body received.
+    pub response_body: Vec<u8>,
+}
+
 /// What the conversation was: requests (method, path, body) and their response bodies.
 #[derive(Debug, Clone)]
 pub struct H2Conversation {
@@ -59,9 +72,8 @@ pub struct H2Conversation {
     pub client: Vec<Write>,
     /// Server writes.
     pub server: Vec<Write>,
-    /// (method, path, request body, response status, response body) per stream, in the order
-    /// the client opened them.
-    pub exchanges: Vec<(String, String, Vec<u8>, u16, Vec<u8>)>,
+    /// One per stream, in the order the client opened them.
+    pub exchanges: Vec<H2Exchange>,
     /// Value of the large `x-big` request header.
     pub big_header: String,
 }
@@ -70,6 +82,16 @@ pub struct H2Conversation {
 /// connection; the first request carries an `x-big` header of `big_header_len` bytes (forcing
 /// CONTINUATION frames), and every response carries a `grpc-status` trailer.
 pub fn conversation(streams: usize, big_header_len: usize, start_ns: u64) -> H2Conversation {
+    conversation_with_bodies(streams, big_header_len, 0, start_ns)
+}
+
+/// [`conversation`] whose responses also carry `body_len` extra bytes of text.
+pub fn conversation_with_bodies(
+    streams: usize,
+    big_header_len: usize,
+    body_len: usize,
+    start_ns: u64,
+) -> H2Conversation {
     let rt = tokio::runtime::Builder::new_current_thread()
         .enable_time()
         .build()
@@ -110,8 +132,9 @@ pub fn conversation(streams: usize, big_header_len: usize, start_ns: u64) -> H2C
                         let _ = body.flow_control().release_capacity(chunk.len());
                         got.extend_from_slice(&chunk);
                     }
-                    let reply =
+                    let mut reply =
                         format!("response to {path}: {} bytes received\n", got.len()).repeat(3);
+                    reply.extend((0..body_len).map(|i| (b'a' + (i % 26) as u8) as char));
                     let resp = http::Response::builder()
                         .status(200)
                         .header("content-type", "text/plain")
@@ -158,13 +181,12 @@ pub fn conversation(streams: usize, big_header_len: usize, start_ns: u64) -> H2C
                 send.send_data(Bytes::from(body.clone()), true)
                     .expect("send body");
             }
-            exchanges.push((
-                if post { "POST" } else { "GET" }.to_string(),
-                path.clone(),
-                body,
-                200u16,
-                Vec::new(),
-            ));
+            exchanges.push(H2Exchange {
+                method: if post { "POST" } else { "GET" }.to_string(),
+                path: path.clone(),
+                request_body: body,
+                response_body: Vec::new(),
+            });
             pending.push(resp);
             client = client.ready().await.expect("ready");
         }
@@ -178,7 +200,7 @@ pub fn conversation(streams: usize, big_header_len: usize, start_ns: u64) -> H2C
                 got.extend_from_slice(&chunk);
             }
             let _ = body.trailers().await;
-            exchanges[i].4 = got;
+            exchanges[i].response_body = got;
         }
         drop(client);
         let _ = conn_task.await;

@@ -97,13 +97,13 @@ fn har_bodies(entries: &[Value]) -> Vec<Vec<u8>> {
     bodies
 }
 
-/// HTTP/1: every request and response tshark finds, as (method or status, uri, header lines).
-fn tshark_http1(
-    pcap: &Path,
-) -> (
-    Vec<(String, String, Vec<String>)>,
-    Vec<(String, Vec<String>)>,
-) {
+/// A dissected HTTP/1 request: method, URI, header lines.
+type H1Request = (String, String, Vec<String>);
+/// A dissected HTTP/1 response: status code, header lines.
+type H1Response = (String, Vec<String>);
+
+/// HTTP/1: every request and response tshark finds.
+fn tshark_http1(pcap: &Path) -> (Vec<H1Request>, Vec<H1Response>) {
     let p = pcap.to_str().expect("utf-8");
     let fields = |filter: &str, f: &[&str]| {
         let mut args = vec![
