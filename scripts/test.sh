@@ -12,6 +12,11 @@ have capinfos || need_pkgs+=(wireshark-common)
 have clang-19 || need_pkgs+=(clang-19 llvm-19)
 [ -f /usr/include/bpf/bpf_helpers.h ] || need_pkgs+=(libbpf-dev)
 have cc || need_pkgs+=(gcc)
+# tests/tests/record_openssl.rs: real TLS clients and servers (OpenSSL 3).
+have curl || need_pkgs+=(curl)
+have openssl || need_pkgs+=(openssl)
+[ -x /usr/bin/python3 ] || need_pkgs+=(python3)
+have nghttpd || need_pkgs+=(nghttp2-server)
 if [ ${#need_pkgs[@]} -gt 0 ]; then
   if [ "$(id -u)" = 0 ] && have apt-get; then
     echo "test.sh: installing ${need_pkgs[*]}"

@@ -12,9 +12,13 @@
  * the object depend on the length of the checkout path (not reproducible).
  * scripts/check-bpf-object.sh builds at two path lengths to catch a relapse.
  */
+struct files_struct___spliff;
+
 struct task_struct___spliff {
 	struct task_struct___spliff *real_parent;
+	__s32 pid;  /* pid_t: the thread id */
 	__s32 tgid; /* pid_t */
+	struct files_struct___spliff *files;
 } __attribute__((preserve_access_index));
 
 /*
@@ -26,6 +30,32 @@ struct task_struct___spliff {
 /* Process whose activity is recorded (exec events: also its direct
  * children); 0 records every process. */
 const volatile __u32 spliff_target_tgid = 0;
+
+/*
+ * 1: record only processes in spliff_tracked_tgids (value
+ * SPLIFF_TRACK_RECORD) or whose comm is in spliff_comm_filter. 0: record
+ * every process. Checked at the first probe of every call, before any copy.
+ */
+const volatile __u32 spliff_filter_enabled = 0;
+
+/* Processes in scope. User space seeds it (--pid, --ppid, the recorder itself
+ * as the parent of `-- CMD`); the fork program adds children of tracked
+ * processes in the kernel, so a child is in scope before its first
+ * instruction runs. */
+struct {
+	__uint(type, BPF_MAP_TYPE_HASH);
+	__uint(max_entries, 65536);
+	__type(key, __u32);   /* tgid */
+	__type(value, __u32); /* SPLIFF_TRACK_* */
+} spliff_tracked_tgids SEC(".maps");
+
+/* --comm names, NUL padded to TASK_COMM_LEN as bpf_get_current_comm writes. */
+struct {
+	__uint(type, BPF_MAP_TYPE_HASH);
+	__uint(max_entries, 64);
+	__type(key, __u8[SPLIFF_COMM_LEN]);
+	__type(value, __u8);
+} spliff_comm_filter SEC(".maps");
 
 /* Every event goes through this single ring so user space sees one total
  * order across CPUs. */
@@ -66,6 +96,45 @@ static __always_inline void *spliff_event_reserve(__u32 kind, __u32 size, __u64 
 	header->pid = pid_tgid >> 32;
 	header->tid = (__u32)pid_tgid;
 	return header;
+}
+
+/*
+ * Wakeup policy for TLS events: the consumer is not woken per event (at tens
+ * of thousands of events per second the wakeups cost more than the copies on
+ * a busy machine); it polls on a short timer and is woken early only when the
+ * ring fills past SPLIFF_WAKEUP_BYTES.
+ */
+#define SPLIFF_WAKEUP_BYTES (1U << 20)
+
+static __always_inline __u64 spliff_wakeup_flags(void)
+{
+	return bpf_ringbuf_query(&spliff_events, BPF_RB_AVAIL_DATA) > SPLIFF_WAKEUP_BYTES
+		       ? BPF_RB_FORCE_WAKEUP
+		       : BPF_RB_NO_WAKEUP;
+}
+
+static __always_inline void spliff_stat_add(__u32 stat, __u64 n)
+{
+	__u64 *value = bpf_map_lookup_elem(&spliff_stats, &stat);
+
+	if (value)
+		*value += n;
+}
+
+/* Whether the current process is in the capture's scope. */
+static __always_inline bool spliff_process_wanted(__u64 pid_tgid)
+{
+	__u32 tgid = pid_tgid >> 32;
+	__u8 comm[SPLIFF_COMM_LEN] = {};
+	__u32 *track;
+
+	if (!spliff_filter_enabled)
+		return true;
+	track = bpf_map_lookup_elem(&spliff_tracked_tgids, &tgid);
+	if (track && (*track == SPLIFF_TRACK_RECORD || *track == SPLIFF_TRACK_ONLY))
+		return true;
+	bpf_get_current_comm(comm, sizeof(comm));
+	return bpf_map_lookup_elem(&spliff_comm_filter, comm) != NULL;
 }
 
 #endif /* SPLIFF_BPF_COMMON_H */

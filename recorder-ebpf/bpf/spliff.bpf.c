@@ -8,10 +8,15 @@
 #include <bpf/bpf_helpers.h>
 #include <bpf/bpf_core_read.h>
 #include <bpf/bpf_tracing.h>
+#include <bpf/bpf_endian.h>
 
 #include "spliff_abi.h"
 #include "common.h"
 #include "process/exec.h"
+#include "process/fork.h"
+#include "net/socket.h"
+#include "tls/openssl.h"
+#include "tls/noop.h"
 
 /*
  * The kernel refuses GPL-only helpers (bpf_probe_read_kernel,

@@ -29,6 +29,7 @@ typedef uint8_t __u8;
 typedef uint16_t __u16;
 typedef uint32_t __u32;
 typedef uint64_t __u64;
+typedef int32_t __s32;
 #endif
 
 /* Event kinds (spliff_event_header.kind). 0 is never emitted, so a zeroed or
@@ -36,7 +37,13 @@ typedef uint64_t __u64;
 enum spliff_event_kind {
 	SPLIFF_EVENT_INVALID = 0,
 	SPLIFF_EVENT_PROCESS_EXEC = 1,
-	/* 2.. reserved for TLS data events (later issues); append only. */
+	SPLIFF_EVENT_TLS_DATA = 2,      /* struct spliff_tls_data_event */
+	SPLIFF_EVENT_TLS_LOSS = 3,      /* struct spliff_tls_loss_event */
+	SPLIFF_EVENT_TLS_CONN = 4,      /* struct spliff_tls_conn_event */
+	SPLIFF_EVENT_TLS_HANDSHAKE = 5, /* struct spliff_tls_handshake_event */
+	SPLIFF_EVENT_TLS_CLOSE = 6,     /* struct spliff_tls_close_event */
+	SPLIFF_EVENT_TLS_STRING = 7,    /* struct spliff_tls_string_event */
+	/* append only */
 };
 
 /*
@@ -70,11 +77,136 @@ struct spliff_process_exec_event {
 	__u8 filename[SPLIFF_FILENAME_MAX]; /* path given to execve */
 };
 
+/*
+ * TLS events. A connection is identified in the kernel by (tgid, SSL *): the
+ * pointer alone is reused across processes and after SSL_free. User space
+ * maps that pair to the trace's conn_id.
+ */
+
+/* Plaintext bytes per TLS data event; larger calls become several events
+ * with consecutive stream offsets. Fits a per-CPU scratch map value. */
+#define SPLIFF_DATA_CHUNK 16384
+/* At most this many chunks are copied per SSL_read/SSL_write call (16 MiB);
+ * the rest of a larger call is reported as a truncation loss. */
+#define SPLIFF_MAX_CHUNKS_PER_CALL 1024
+
+/* Directions, as in the trace format. */
+#define SPLIFF_DIR_EGRESS 1  /* written by the process (SSL_write) */
+#define SPLIFF_DIR_INGRESS 2 /* read by the process (SSL_read) */
+
+/*
+ * One piece of plaintext. The ring record is variable-sized: header.size =
+ * offsetof(data) + data_len (data_len <= SPLIFF_DATA_CHUNK).
+ * stream_offset is assigned in the kernel per (connection, direction) when
+ * the call returns, so a dropped event leaves a visible gap.
+ */
+struct spliff_tls_data_event {
+	struct spliff_event_header header; /* ts: entry (writes) or return (reads) */
+	__u64 ssl;                         /* SSL * in the process */
+	__u64 stream_offset;               /* first byte of data in the stream */
+	__u32 data_len;                    /* valid bytes in data */
+	__u8 direction;                    /* SPLIFF_DIR_* */
+	__u8 reserved8;
+	__u16 reserved16;
+	__u8 data[SPLIFF_DATA_CHUNK];
+};
+
+/* spliff_tls_loss_event.cause, equal to the trace format's loss causes. */
+#define SPLIFF_LOSS_TRUNCATED 1  /* beyond SPLIFF_MAX_CHUNKS_PER_CALL */
+#define SPLIFF_LOSS_READ_FAULT 3 /* bpf_probe_read_user failed */
+#define SPLIFF_LOSS_RINGBUF 2    /* a data event did not fit in the ring */
+
+/* A byte range of a stream the kernel could not deliver. */
+struct spliff_tls_loss_event {
+	struct spliff_event_header header;
+	__u64 ssl;
+	__u64 stream_offset;
+	__u64 length;
+	__u8 direction;
+	__u8 cause; /* SPLIFF_LOSS_* */
+	__u16 reserved16;
+	__u32 reserved32;
+};
+
+/* spliff_tls_conn_event.flags: which fields are valid. */
+#define SPLIFF_CONN_HAS_SOCKET (1U << 0) /* fd, cookie, addresses, ports */
+#define SPLIFF_CONN_HAS_ROLE (1U << 1)
+#define SPLIFF_CONN_HAS_FD (1U << 2)
+
+/* spliff_tls_conn_event.role, equal to the trace format's roles. */
+#define SPLIFF_ROLE_CLIENT 1
+#define SPLIFF_ROLE_SERVER 2
+
+/* What the kernel learned about a connection: the socket behind its fd
+ * (walked from the calling task at first sight) or its role. */
+struct spliff_tls_conn_event {
+	struct spliff_event_header header;
+	__u64 ssl;
+	__u64 socket_cookie; /* 0 when the kernel never assigned one */
+	__s32 fd;            /* -1 unknown */
+	__u16 family;        /* AF_INET 2, AF_INET6 10; 0 unknown */
+	__u16 protocol;      /* IPPROTO_TCP 6 ... */
+	__u16 local_port;    /* host order */
+	__u16 remote_port;   /* host order */
+	__u8 role;           /* SPLIFF_ROLE_* or 0 */
+	__u8 flags;          /* SPLIFF_CONN_HAS_* */
+	__u16 reserved16;
+	__u8 local_addr[16];  /* IPv4 in the first 4 bytes, network order */
+	__u8 remote_addr[16];
+	__u8 comm[SPLIFF_COMM_LEN]; /* comm of the calling task */
+};
+
+/* Return of SSL_do_handshake / SSL_connect / SSL_accept. Every return is
+ * reported (non-blocking sockets return -1 until done); header.ts_ns is the
+ * return time. */
+struct spliff_tls_handshake_event {
+	struct spliff_event_header header;
+	__u64 ssl;
+	__u64 start_ns; /* entry of the first handshake call on this SSL */
+	__s32 ret;
+	__u32 reserved32;
+};
+
+/* spliff_tls_close_event.reason */
+#define SPLIFF_CLOSE_SHUTDOWN 1 /* SSL_shutdown: the connection stays known */
+#define SPLIFF_CLOSE_FREE 2     /* SSL_free: the (tgid, SSL *) pair ends */
+
+/* SSL_shutdown or SSL_free. end_offset[] holds the kernel's stream
+ * positions (egress, ingress), so a lost tail is detectable. */
+struct spliff_tls_close_event {
+	struct spliff_event_header header;
+	__u64 ssl;
+	__u64 end_offset_egress;
+	__u64 end_offset_ingress;
+	__u32 reason; /* SPLIFF_CLOSE_* */
+	__u32 reserved32;
+};
+
+#define SPLIFF_STRING_MAX 256
+/* spliff_tls_string_event.kind */
+#define SPLIFF_STRING_SNI 1  /* SSL_ctrl(SSL_CTRL_SET_TLSEXT_HOSTNAME) */
+#define SPLIFF_STRING_ALPN 2 /* SSL_get0_alpn_selected */
+
+/* A short string learned about a connection. */
+struct spliff_tls_string_event {
+	struct spliff_event_header header;
+	__u64 ssl;
+	__u32 kind; /* SPLIFF_STRING_* */
+	__u32 len;  /* valid bytes in value */
+	__u8 value[SPLIFF_STRING_MAX];
+};
+
 /* Indices of the per-CPU counters in the spliff_stats map. Append only. */
 enum spliff_stat {
 	SPLIFF_STAT_RINGBUF_FULL = 0, /* events lost: ring buffer had no room */
+	SPLIFF_STAT_RINGBUF_FULL_BYTES = 1, /* plaintext bytes of those events */
 	SPLIFF_STAT_COUNT,            /* number of counters, not a counter */
 };
+
+/* spliff_tracked_tgids values: how a tracked process is treated. */
+#define SPLIFF_TRACK_RECORD 1 /* record it (and its future children) */
+#define SPLIFF_TRACK_FOLLOW 2 /* do not record it, but record its children */
+#define SPLIFF_TRACK_ONLY 3   /* record it, not its children (--pid) */
 
 /* Default size of the spliff_events ring buffer; user space may override it
  * (power of two, multiple of the page size). */

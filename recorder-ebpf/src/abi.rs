@@ -17,6 +17,18 @@ use core::mem::size_of;
 pub enum EventKind {
     /// [`ProcessExecEvent`]: a task completed `execve()`.
     ProcessExec = 1,
+    /// [`TlsDataEvent`]: plaintext of one TLS read or write (or a piece).
+    TlsData = 2,
+    /// [`TlsLossEvent`]: a byte range the kernel could not copy.
+    TlsLoss = 3,
+    /// [`TlsConnEvent`]: socket and role of a connection.
+    TlsConn = 4,
+    /// [`TlsHandshakeEvent`]: a handshake call returned.
+    TlsHandshake = 5,
+    /// [`TlsCloseEvent`]: `SSL_shutdown` or `SSL_free`.
+    TlsClose = 6,
+    /// [`TlsStringEvent`]: SNI or ALPN.
+    TlsString = 7,
 }
 
 impl EventKind {
@@ -25,6 +37,12 @@ impl EventKind {
     pub const fn from_raw(raw: u32) -> Option<Self> {
         match raw {
             1 => Some(Self::ProcessExec),
+            2 => Some(Self::TlsData),
+            3 => Some(Self::TlsLoss),
+            4 => Some(Self::TlsConn),
+            5 => Some(Self::TlsHandshake),
+            6 => Some(Self::TlsClose),
+            7 => Some(Self::TlsString),
             _ => None,
         }
     }
@@ -40,10 +58,53 @@ pub const EVENT_KIND_INVALID: u32 = 0;
 pub enum Stat {
     /// Events lost because the ring buffer was full.
     RingbufFull = 0,
+    /// Plaintext bytes of the TLS data events among [`Stat::RingbufFull`].
+    RingbufFullBytes = 1,
 }
 
 /// `SPLIFF_STAT_COUNT`: number of counters in `spliff_stats`.
-pub const STAT_COUNT: u32 = 1;
+pub const STAT_COUNT: u32 = 2;
+
+/// `SPLIFF_DATA_CHUNK`: plaintext bytes per [`TlsDataEvent`] at most.
+pub const DATA_CHUNK: usize = 16384;
+/// `SPLIFF_MAX_CHUNKS_PER_CALL`: chunks copied per call before truncating.
+pub const MAX_CHUNKS_PER_CALL: u32 = 1024;
+/// `SPLIFF_DIR_EGRESS`: written by the process.
+pub const DIR_EGRESS: u8 = 1;
+/// `SPLIFF_DIR_INGRESS`: read by the process.
+pub const DIR_INGRESS: u8 = 2;
+/// `SPLIFF_LOSS_TRUNCATED`.
+pub const LOSS_TRUNCATED: u8 = 1;
+/// `SPLIFF_LOSS_RINGBUF`.
+pub const LOSS_RINGBUF: u8 = 2;
+/// `SPLIFF_LOSS_READ_FAULT`.
+pub const LOSS_READ_FAULT: u8 = 3;
+/// `SPLIFF_CONN_HAS_SOCKET`: family, addresses, ports, cookie are valid.
+pub const CONN_HAS_SOCKET: u8 = 1 << 0;
+/// `SPLIFF_CONN_HAS_ROLE`: `role` is valid.
+pub const CONN_HAS_ROLE: u8 = 1 << 1;
+/// `SPLIFF_CONN_HAS_FD`: `fd` is valid.
+pub const CONN_HAS_FD: u8 = 1 << 2;
+/// `SPLIFF_ROLE_CLIENT`.
+pub const ROLE_CLIENT: u8 = 1;
+/// `SPLIFF_ROLE_SERVER`.
+pub const ROLE_SERVER: u8 = 2;
+/// `SPLIFF_CLOSE_SHUTDOWN`.
+pub const CLOSE_SHUTDOWN: u32 = 1;
+/// `SPLIFF_CLOSE_FREE`.
+pub const CLOSE_FREE: u32 = 2;
+/// `SPLIFF_STRING_MAX`.
+pub const STRING_MAX: usize = 256;
+/// `SPLIFF_STRING_SNI`.
+pub const STRING_SNI: u32 = 1;
+/// `SPLIFF_STRING_ALPN`.
+pub const STRING_ALPN: u32 = 2;
+/// `SPLIFF_TRACK_RECORD`: a tracked process that is recorded.
+pub const TRACK_RECORD: u32 = 1;
+/// `SPLIFF_TRACK_FOLLOW`: a tracked process whose children are recorded.
+pub const TRACK_FOLLOW: u32 = 2;
+/// `SPLIFF_TRACK_ONLY`: a tracked process recorded without its children.
+pub const TRACK_ONLY: u32 = 3;
 
 /// `SPLIFF_COMM_LEN` (the kernel's `TASK_COMM_LEN`).
 pub const COMM_LEN: usize = 16;
@@ -109,6 +170,159 @@ impl Default for ProcessExecEvent {
     }
 }
 
+/// `struct spliff_tls_data_event`, kind [`EventKind::TlsData`]. Variable
+/// size in the ring: only `data_len` bytes of `data` are delivered.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+#[repr(C)]
+pub struct TlsDataEvent {
+    /// Common header; ts is entry (writes) or return (reads).
+    pub header: EventHeader,
+    /// `SSL *` in the process.
+    pub ssl: u64,
+    /// Stream offset of `data[0]`, per connection and direction.
+    pub stream_offset: u64,
+    /// Valid bytes in `data`.
+    pub data_len: u32,
+    /// [`DIR_EGRESS`] or [`DIR_INGRESS`].
+    pub direction: u8,
+    /// Zero.
+    pub reserved8: u8,
+    /// Zero.
+    pub reserved16: u16,
+    /// Plaintext.
+    pub data: [u8; DATA_CHUNK],
+}
+
+/// Bytes of [`TlsDataEvent`] before `data`.
+pub const TLS_DATA_HEADER_LEN: usize = core::mem::offset_of!(TlsDataEvent, data);
+
+/// The fixed part of a [`TlsDataEvent`], which is what the ring delivers
+/// ahead of the payload.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+#[repr(C)]
+pub struct TlsDataHead {
+    /// Common header.
+    pub header: EventHeader,
+    /// `SSL *`.
+    pub ssl: u64,
+    /// Stream offset of the first payload byte.
+    pub stream_offset: u64,
+    /// Payload bytes.
+    pub data_len: u32,
+    /// Direction.
+    pub direction: u8,
+    /// Zero.
+    pub reserved8: u8,
+    /// Zero.
+    pub reserved16: u16,
+}
+
+/// `struct spliff_tls_loss_event`, kind [`EventKind::TlsLoss`].
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+#[repr(C)]
+pub struct TlsLossEvent {
+    /// Common header.
+    pub header: EventHeader,
+    /// `SSL *`.
+    pub ssl: u64,
+    /// First missing byte.
+    pub stream_offset: u64,
+    /// Missing bytes.
+    pub length: u64,
+    /// Direction.
+    pub direction: u8,
+    /// `LOSS_*`.
+    pub cause: u8,
+    /// Zero.
+    pub reserved16: u16,
+    /// Zero.
+    pub reserved32: u32,
+}
+
+/// `struct spliff_tls_conn_event`, kind [`EventKind::TlsConn`].
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+#[repr(C)]
+pub struct TlsConnEvent {
+    /// Common header.
+    pub header: EventHeader,
+    /// `SSL *`.
+    pub ssl: u64,
+    /// Kernel socket cookie, 0 unknown.
+    pub socket_cookie: u64,
+    /// File descriptor, -1 unknown.
+    pub fd: i32,
+    /// `AF_INET` 2, `AF_INET6` 10.
+    pub family: u16,
+    /// IP protocol.
+    pub protocol: u16,
+    /// Local port, host order.
+    pub local_port: u16,
+    /// Remote port, host order.
+    pub remote_port: u16,
+    /// `ROLE_*` or 0.
+    pub role: u8,
+    /// `CONN_HAS_*`.
+    pub flags: u8,
+    /// Zero.
+    pub reserved16: u16,
+    /// Local address, network order (IPv4 in the first 4 bytes).
+    pub local_addr: [u8; 16],
+    /// Remote address.
+    pub remote_addr: [u8; 16],
+    /// Comm of the calling task.
+    pub comm: [u8; COMM_LEN],
+}
+
+/// `struct spliff_tls_handshake_event`, kind [`EventKind::TlsHandshake`].
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+#[repr(C)]
+pub struct TlsHandshakeEvent {
+    /// Common header; ts is the return.
+    pub header: EventHeader,
+    /// `SSL *`.
+    pub ssl: u64,
+    /// Entry of the first handshake call on this connection.
+    pub start_ns: u64,
+    /// Return value.
+    pub ret: i32,
+    /// Zero.
+    pub reserved32: u32,
+}
+
+/// `struct spliff_tls_close_event`, kind [`EventKind::TlsClose`].
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+#[repr(C)]
+pub struct TlsCloseEvent {
+    /// Common header.
+    pub header: EventHeader,
+    /// `SSL *`.
+    pub ssl: u64,
+    /// Kernel's egress stream position at close.
+    pub end_offset_egress: u64,
+    /// Kernel's ingress stream position at close.
+    pub end_offset_ingress: u64,
+    /// `CLOSE_*`.
+    pub reason: u32,
+    /// Zero.
+    pub reserved32: u32,
+}
+
+/// `struct spliff_tls_string_event`, kind [`EventKind::TlsString`].
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+#[repr(C)]
+pub struct TlsStringEvent {
+    /// Common header.
+    pub header: EventHeader,
+    /// `SSL *`.
+    pub ssl: u64,
+    /// `STRING_*`.
+    pub kind: u32,
+    /// Valid bytes in `value`.
+    pub len: u32,
+    /// The string.
+    pub value: [u8; STRING_MAX],
+}
+
 mod sealed {
     pub trait Sealed {}
 }
@@ -131,6 +345,20 @@ impl sealed::Sealed for EventHeader {}
 impl AbiRecord for EventHeader {}
 impl sealed::Sealed for ProcessExecEvent {}
 impl AbiRecord for ProcessExecEvent {}
+impl sealed::Sealed for TlsDataHead {}
+impl AbiRecord for TlsDataHead {}
+impl sealed::Sealed for TlsDataEvent {}
+impl AbiRecord for TlsDataEvent {}
+impl sealed::Sealed for TlsLossEvent {}
+impl AbiRecord for TlsLossEvent {}
+impl sealed::Sealed for TlsConnEvent {}
+impl AbiRecord for TlsConnEvent {}
+impl sealed::Sealed for TlsHandshakeEvent {}
+impl AbiRecord for TlsHandshakeEvent {}
+impl sealed::Sealed for TlsCloseEvent {}
+impl AbiRecord for TlsCloseEvent {}
+impl sealed::Sealed for TlsStringEvent {}
+impl AbiRecord for TlsStringEvent {}
 
 /// Reinterprets the first `size_of::<T>()` bytes as `T`, at any alignment;
 /// `None` when `bytes` is shorter. Values are not validated.

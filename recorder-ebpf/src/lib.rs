@@ -26,6 +26,52 @@ pub mod names {
     /// Tracepoint that [`PROCESS_EXEC_PROGRAM`] attaches to, raw (by name,
     /// so tracefs need not be mounted).
     pub const PROCESS_EXEC_RAW_TRACEPOINT: &str = "sched_process_exec";
+    /// Raw tracepoint program adding children of tracked processes to
+    /// [`TRACKED_TGIDS_MAP`].
+    pub const PROCESS_FORK_PROGRAM: &str = "spliff_process_fork";
+    /// Tracepoint of [`PROCESS_FORK_PROGRAM`].
+    pub const PROCESS_FORK_RAW_TRACEPOINT: &str = "sched_process_fork";
+    /// Raw tracepoint program removing exited processes from
+    /// [`TRACKED_TGIDS_MAP`].
+    pub const PROCESS_EXIT_PROGRAM: &str = "spliff_process_exit";
+    /// Tracepoint of [`PROCESS_EXIT_PROGRAM`].
+    pub const PROCESS_EXIT_RAW_TRACEPOINT: &str = "sched_process_exit";
+    /// Raw tracepoint program learning the fd of connections whose
+    /// `SSL_set_fd` the capture did not see.
+    pub const SYS_ENTER_PROGRAM: &str = "spliff_sys_enter";
+    /// Tracepoint of [`SYS_ENTER_PROGRAM`].
+    pub const SYS_ENTER_RAW_TRACEPOINT: &str = "sys_enter";
+    /// `.rodata` `u32`: 1 restricts TLS probes to tracked processes and
+    /// filtered comms.
+    pub const FILTER_ENABLED_GLOBAL: &str = "spliff_filter_enabled";
+    /// `BPF_MAP_TYPE_HASH` tgid -> `TRACK_*`.
+    pub const TRACKED_TGIDS_MAP: &str = "spliff_tracked_tgids";
+    /// `BPF_MAP_TYPE_HASH` comm (16 bytes, NUL padded) -> u8.
+    pub const COMM_FILTER_MAP: &str = "spliff_comm_filter";
+    /// No-op uprobe, for the benchmark floor (never attached by `record`).
+    pub const NOOP_ENTRY_PROGRAM: &str = "spliff_noop_entry";
+    /// No-op uretprobe, for the benchmark floor.
+    pub const NOOP_RETURN_PROGRAM: &str = "spliff_noop_return";
+    /// OpenSSL uprobe programs: (program, is a return probe).
+    pub const OPENSSL_PROGRAMS: &[(&str, bool)] = &[
+        ("spliff_ssl_write_entry", false),
+        ("spliff_ssl_write_ex_entry", false),
+        ("spliff_ssl_read_entry", false),
+        ("spliff_ssl_read_ex_entry", false),
+        ("spliff_ssl_data_return", true),
+        ("spliff_ssl_set_fd", false),
+        ("spliff_ssl_set_connect_state", false),
+        ("spliff_ssl_set_accept_state", false),
+        ("spliff_ssl_do_handshake_entry", false),
+        ("spliff_ssl_connect_entry", false),
+        ("spliff_ssl_accept_entry", false),
+        ("spliff_ssl_handshake_return", true),
+        ("spliff_ssl_ctrl_entry", false),
+        ("spliff_ssl_alpn_entry", false),
+        ("spliff_ssl_alpn_return", true),
+        ("spliff_ssl_shutdown_entry", false),
+        ("spliff_ssl_free_entry", false),
+    ];
 }
 
 /// Where the embedded object came from, decided by `build.rs`.
@@ -80,8 +126,19 @@ mod tests {
             names::STATS_MAP,
             names::TARGET_TGID_GLOBAL,
             names::PROCESS_EXEC_PROGRAM,
+            names::PROCESS_FORK_PROGRAM,
+            names::PROCESS_EXIT_PROGRAM,
+            names::SYS_ENTER_PROGRAM,
+            names::FILTER_ENABLED_GLOBAL,
+            names::TRACKED_TGIDS_MAP,
+            names::COMM_FILTER_MAP,
             section.as_str(),
-        ] {
+            names::NOOP_ENTRY_PROGRAM,
+            names::NOOP_RETURN_PROGRAM,
+        ]
+        .into_iter()
+        .chain(names::OPENSSL_PROGRAMS.iter().map(|(name, _)| *name))
+        {
             // NUL-terminated, as in the ELF string table, so a longer name
             // sharing the prefix does not count.
             let needle = [symbol.as_bytes(), b"\0"].concat();

@@ -15,10 +15,7 @@ use std::{
     process::Command,
 };
 
-use spliff_recorder_ebpf::abi::{
-    COMM_LEN, EVENT_KIND_INVALID, EXEC_FILENAME_TRUNCATED, EXEC_FILENAME_UNREADABLE, EventHeader,
-    EventKind, FILENAME_MAX, ProcessExecEvent, RINGBUF_DEFAULT_BYTES, STAT_COUNT, Stat,
-};
+use spliff_recorder_ebpf::abi::*;
 
 struct Field {
     name: &'static str,
@@ -78,6 +75,82 @@ fn structs() -> Vec<Struct> {
                 filename
             }
         ),
+        layout!(
+            "struct spliff_tls_data_event",
+            TlsDataEvent {
+                header,
+                ssl,
+                stream_offset,
+                data_len,
+                direction,
+                reserved8,
+                reserved16,
+                data
+            }
+        ),
+        layout!(
+            "struct spliff_tls_loss_event",
+            TlsLossEvent {
+                header,
+                ssl,
+                stream_offset,
+                length,
+                direction,
+                cause,
+                reserved16,
+                reserved32
+            }
+        ),
+        layout!(
+            "struct spliff_tls_conn_event",
+            TlsConnEvent {
+                header,
+                ssl,
+                socket_cookie,
+                fd,
+                family,
+                protocol,
+                local_port,
+                remote_port,
+                role,
+                flags,
+                reserved16,
+                local_addr,
+                remote_addr,
+                comm
+            }
+        ),
+        layout!(
+            "struct spliff_tls_handshake_event",
+            TlsHandshakeEvent {
+                header,
+                ssl,
+                start_ns,
+                ret,
+                reserved32
+            }
+        ),
+        layout!(
+            "struct spliff_tls_close_event",
+            TlsCloseEvent {
+                header,
+                ssl,
+                end_offset_egress,
+                end_offset_ingress,
+                reason,
+                reserved32
+            }
+        ),
+        layout!(
+            "struct spliff_tls_string_event",
+            TlsStringEvent {
+                header,
+                ssl,
+                kind,
+                len,
+                value
+            }
+        ),
     ]
 }
 
@@ -85,7 +158,37 @@ fn constants() -> Vec<(&'static str, u64)> {
     vec![
         ("SPLIFF_EVENT_INVALID", u64::from(EVENT_KIND_INVALID)),
         ("SPLIFF_EVENT_PROCESS_EXEC", EventKind::ProcessExec as u64),
+        ("SPLIFF_EVENT_TLS_DATA", EventKind::TlsData as u64),
+        ("SPLIFF_EVENT_TLS_LOSS", EventKind::TlsLoss as u64),
+        ("SPLIFF_EVENT_TLS_CONN", EventKind::TlsConn as u64),
+        ("SPLIFF_EVENT_TLS_HANDSHAKE", EventKind::TlsHandshake as u64),
+        ("SPLIFF_EVENT_TLS_CLOSE", EventKind::TlsClose as u64),
+        ("SPLIFF_EVENT_TLS_STRING", EventKind::TlsString as u64),
         ("SPLIFF_STAT_RINGBUF_FULL", Stat::RingbufFull as u64),
+        (
+            "SPLIFF_STAT_RINGBUF_FULL_BYTES",
+            Stat::RingbufFullBytes as u64,
+        ),
+        ("SPLIFF_DATA_CHUNK", DATA_CHUNK as u64),
+        ("SPLIFF_MAX_CHUNKS_PER_CALL", u64::from(MAX_CHUNKS_PER_CALL)),
+        ("SPLIFF_DIR_EGRESS", u64::from(DIR_EGRESS)),
+        ("SPLIFF_DIR_INGRESS", u64::from(DIR_INGRESS)),
+        ("SPLIFF_LOSS_TRUNCATED", u64::from(LOSS_TRUNCATED)),
+        ("SPLIFF_LOSS_RINGBUF", u64::from(LOSS_RINGBUF)),
+        ("SPLIFF_LOSS_READ_FAULT", u64::from(LOSS_READ_FAULT)),
+        ("SPLIFF_CONN_HAS_SOCKET", u64::from(CONN_HAS_SOCKET)),
+        ("SPLIFF_CONN_HAS_ROLE", u64::from(CONN_HAS_ROLE)),
+        ("SPLIFF_CONN_HAS_FD", u64::from(CONN_HAS_FD)),
+        ("SPLIFF_ROLE_CLIENT", u64::from(ROLE_CLIENT)),
+        ("SPLIFF_ROLE_SERVER", u64::from(ROLE_SERVER)),
+        ("SPLIFF_CLOSE_SHUTDOWN", u64::from(CLOSE_SHUTDOWN)),
+        ("SPLIFF_CLOSE_FREE", u64::from(CLOSE_FREE)),
+        ("SPLIFF_STRING_MAX", STRING_MAX as u64),
+        ("SPLIFF_STRING_SNI", u64::from(STRING_SNI)),
+        ("SPLIFF_STRING_ALPN", u64::from(STRING_ALPN)),
+        ("SPLIFF_TRACK_RECORD", u64::from(TRACK_RECORD)),
+        ("SPLIFF_TRACK_FOLLOW", u64::from(TRACK_FOLLOW)),
+        ("SPLIFF_TRACK_ONLY", u64::from(TRACK_ONLY)),
         ("SPLIFF_STAT_COUNT", u64::from(STAT_COUNT)),
         ("SPLIFF_COMM_LEN", COMM_LEN as u64),
         ("SPLIFF_FILENAME_MAX", FILENAME_MAX as u64),

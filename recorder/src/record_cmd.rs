@@ -1,9 +1,683 @@
-//! `spliff record` (Linux).
+//! `spliff record` (Linux): find libssl files, load and attach the kernel
+//! programs, optionally start `-- CMD`, and turn kernel events into a trace
+//! until CMD exits or a signal arrives.
 
-use std::process::ExitCode;
+mod convert;
+mod libraries;
+mod process_info;
+
+use std::{
+    fs::{File, OpenOptions},
+    io::{IsTerminal as _, Read as _, Write as _},
+    num::NonZeroU32,
+    os::unix::{fs::OpenOptionsExt as _, process::ExitStatusExt as _},
+    path::Path,
+    process::{Command, ExitCode},
+    sync::atomic::{AtomicI32, Ordering},
+    time::{Duration, Instant},
+};
+
+use anyhow::{Context as _, bail};
+use spliff_formats::{
+    CaptureId, CaptureInfo, ClockId, InterfaceStats, Record, SectionInfo, TraceWriter,
+};
+use spliff_recorder::{
+    bpf::{BpfPipeline, PipelineOptions, Tracking},
+    probes,
+};
 
 use crate::cli::RecordArgs;
+use convert::Converter;
+use libraries::{Discovery, FileId};
 
-pub fn run(_args: &RecordArgs) -> anyhow::Result<ExitCode> {
-    anyhow::bail!("`spliff record` is not built yet")
+/// Ring buffer size: room for several 1 MiB writes in flight, so a burst
+/// does not overflow before user space wakes up.
+const RING_BUFFER_BYTES: u32 = 64 * 1024 * 1024;
+/// Flush the trace at least this often, so a SIGKILL loses little.
+const FLUSH_EVERY: Duration = Duration::from_millis(200);
+/// How long one wait for kernel events may block. TLS events do not wake
+/// the recorder individually (the kernel wakes it early when the ring fills
+/// past 1 MiB), so this is also the usual delivery latency.
+const POLL: Duration = Duration::from_millis(20);
+/// After exec, libraries are looked for again at these delays (the dynamic
+/// loader maps them shortly after exec; dlopen can come later and is covered
+/// by the linker-cache scan at start).
+const RESCAN_DELAYS: [Duration; 4] = [
+    Duration::ZERO,
+    Duration::from_millis(20),
+    Duration::from_millis(150),
+    Duration::from_millis(1000),
+];
+/// Pending rescans kept at most (an exec storm must not grow memory).
+const MAX_PENDING_RESCANS: usize = 8192;
+
+/// The signal that asked us to stop (0: none).
+static STOP_SIGNAL: AtomicI32 = AtomicI32::new(0);
+
+extern "C" fn on_signal(signal: libc::c_int) {
+    STOP_SIGNAL.store(signal, Ordering::SeqCst);
+}
+
+fn install_signal_handlers() {
+    for signal in [libc::SIGINT, libc::SIGTERM] {
+        // SAFETY: the handler only stores to an atomic (async-signal-safe);
+        // the sigaction struct is fully initialised.
+        unsafe {
+            let mut action: libc::sigaction = std::mem::zeroed();
+            action.sa_sigaction = on_signal as *const () as usize;
+            libc::sigemptyset(&mut action.sa_mask);
+            libc::sigaction(signal, &action, std::ptr::null_mut());
+        }
+    }
+}
+
+fn clock_ns(clock: libc::clockid_t) -> u64 {
+    let mut ts = libc::timespec {
+        tv_sec: 0,
+        tv_nsec: 0,
+    };
+    // SAFETY: valid pointer to a timespec; both clocks always exist on Linux.
+    unsafe { libc::clock_gettime(clock, &mut ts) };
+    u64::try_from(ts.tv_sec).unwrap_or(0) * 1_000_000_000 + u64::try_from(ts.tv_nsec).unwrap_or(0)
+}
+
+fn boottime_ns() -> u64 {
+    clock_ns(libc::CLOCK_BOOTTIME)
+}
+
+fn capture_id() -> CaptureId {
+    let mut id = [0u8; 16];
+    if File::open("/dev/urandom")
+        .and_then(|mut f| f.read_exact(&mut id))
+        .is_err()
+    {
+        // Unique enough without urandom: time and pid.
+        let seed =
+            u128::from(clock_ns(libc::CLOCK_REALTIME)) ^ (u128::from(std::process::id()) << 64);
+        id = seed.to_le_bytes();
+    }
+    CaptureId(id)
+}
+
+fn uname() -> (String, String, String, String) {
+    // SAFETY: utsname is plain data; uname fills it.
+    let mut u: libc::utsname = unsafe { std::mem::zeroed() };
+    // SAFETY: valid pointer.
+    unsafe { libc::uname(&mut u) };
+    let field = |f: &[libc::c_char]| {
+        let bytes: Vec<u8> = f
+            .iter()
+            .take_while(|&&c| c != 0)
+            .map(|&c| c as u8)
+            .collect();
+        String::from_utf8_lossy(&bytes).into_owned()
+    };
+    (
+        field(&u.nodename),
+        field(&u.release),
+        field(&u.version),
+        field(&u.machine),
+    )
+}
+
+fn discover() -> Discovery {
+    let mut discovery = Discovery::default();
+    discovery.scan_ldconfig();
+    discovery.scan_all_processes();
+    discovery
+}
+
+fn list_libs() -> ExitCode {
+    let discovery = discover();
+    if discovery.files.is_empty() {
+        println!("no OpenSSL library (libssl.so*) found in the linker cache or in any process");
+        return ExitCode::FAILURE;
+    }
+    for file in discovery.files.values() {
+        println!("{}", file.path.display());
+        for reason in &file.reasons {
+            println!("    {reason}");
+        }
+    }
+    println!(
+        "each file gets {} probes on: {}",
+        probes::OPENSSL.len(),
+        probes::OPENSSL
+            .iter()
+            .map(|p| p.symbol)
+            .collect::<std::collections::BTreeSet<_>>()
+            .into_iter()
+            .collect::<Vec<_>>()
+            .join(", ")
+    );
+    ExitCode::SUCCESS
+}
+
+/// Attaches every OpenSSL probe to `path`; returns the attached lines.
+/// Fails only when a required probe cannot be attached.
+fn attach_library(
+    pipeline: &mut BpfPipeline,
+    path: &Path,
+    pid: Option<NonZeroU32>,
+) -> anyhow::Result<Vec<String>> {
+    let mut attached = Vec::new();
+    for probe in probes::OPENSSL {
+        match pipeline.attach_uprobe(probe.program, probe.symbol, path, pid) {
+            Ok(()) => attached.push(format!(
+                "{} {} {}",
+                if probe.is_return {
+                    "uretprobe"
+                } else {
+                    "uprobe"
+                },
+                probe.symbol,
+                path.display()
+            )),
+            Err(error) if probe.required => {
+                return Err(error).with_context(|| {
+                    format!("{} is not a usable OpenSSL library", path.display())
+                });
+            }
+            // Optional functions are missing in older versions (the _ex
+            // functions came with 1.1.1).
+            Err(_) => {}
+        }
+    }
+    Ok(attached)
+}
+
+fn open_output(path: &Path) -> anyhow::Result<File> {
+    OpenOptions::new()
+        .write(true)
+        .create(true)
+        .truncate(true)
+        // The trace holds decrypted secrets.
+        .mode(0o600)
+        .open(path)
+        .with_context(|| {
+            format!(
+                "cannot create the output file {}; choose a writable path with -o",
+                path.display()
+            )
+        })
+}
+
+pub fn run(args: &RecordArgs) -> anyhow::Result<ExitCode> {
+    if args.list_libs {
+        return Ok(list_libs());
+    }
+    let Some(output) = &args.output else {
+        bail!("no output file: give one with -o FILE");
+    };
+    let command_name = args.command.first();
+    if let Some(program) = command_name {
+        // Checked before anything is loaded, so a typo costs nothing.
+        which(program).with_context(|| {
+            format!(
+                "cannot start `{program}`: not found or not executable (check the command after --)"
+            )
+        })?;
+    }
+    let file = open_output(output)?;
+    // Until recording starts, a failure leaves no empty trace behind.
+    let mut cleanup = RemoveOnFailure(Some(output.clone()));
+
+    let mut discovery = discover();
+    if discovery.files.is_empty() {
+        bail!(
+            "no OpenSSL library found: no libssl.so* in the dynamic linker cache (ldconfig -p) \
+             or mapped by any running process; install OpenSSL (Debian: apt install libssl3) or \
+             start the program to record first"
+        );
+    }
+
+    let filter_enabled = !args.pids.is_empty()
+        || args.ppid.is_some()
+        || !args.comms.is_empty()
+        || !args.command.is_empty();
+    let mut pipeline = BpfPipeline::load(&PipelineOptions {
+        ring_buffer_bytes: Some(RING_BUFFER_BYTES),
+        filter_enabled,
+        ..PipelineOptions::default()
+    })
+    .context("cannot load spliff's kernel programs")?;
+    for &pid in &args.pids {
+        pipeline.track_process(pid, Tracking::Only)?;
+    }
+    if let Some(ppid) = args.ppid {
+        pipeline.track_process(ppid, Tracking::Record)?;
+    }
+    for comm in &args.comms {
+        pipeline.filter_comm(comm)?;
+    }
+    if !args.command.is_empty() {
+        // CMD is our child: every process it and its children fork is
+        // tracked in the kernel from birth.
+        pipeline.track_process(std::process::id(), Tracking::ChildrenOnly)?;
+    }
+    // Only --pid: attach per process, so processes out of scope never even
+    // take the uprobe trap (the kernel installs a pid-filtered uprobe only
+    // in that process). Everything else (-- CMD, --ppid, --comm) may select
+    // processes born during the capture, which must be covered from their
+    // first instruction: those attach per file and filter in the kernel.
+    let per_process = !args.pids.is_empty()
+        && args.comms.is_empty()
+        && args.command.is_empty()
+        && args.ppid.is_none();
+    let mut hooks = Hooks {
+        per_process,
+        ..Hooks::default()
+    };
+    let mut problems = Vec::new();
+    if per_process {
+        for &pid in &args.pids {
+            if !Path::new(&format!("/proc/{pid}")).exists() {
+                bail!("no process with pid {pid} (--pid)");
+            }
+        }
+        for &pid in &args.pids {
+            hooks.hook_process(&mut pipeline, &discovery, pid, &mut problems);
+        }
+    } else {
+        for (id, lib) in &discovery.files {
+            if let Err(error) = hooks.hook(&mut pipeline, *id, &lib.path, None) {
+                problems.push(format!("{error:#}"));
+            }
+        }
+        if hooks.files.is_empty() {
+            bail!(
+                "could not hook any OpenSSL library: {}",
+                problems.join("; ")
+            );
+        }
+    }
+    for problem in &problems {
+        eprintln!("spliff: warning: {problem}");
+    }
+    let library_paths = discovery
+        .files
+        .values()
+        .map(|lib| lib.path.as_os_str().as_encoded_bytes().to_vec())
+        .collect();
+    let attached = hooks.lines.clone();
+
+    let (hostname, release, version, machine) = uname();
+    let mut writer = TraceWriter::new(
+        file,
+        &SectionInfo {
+            hardware: machine,
+            os: format!("Linux {release}"),
+            user_application: format!("spliff {}", env!("CARGO_PKG_VERSION")),
+        },
+        capture_id(),
+    )
+    .context("cannot write the trace header")?;
+    // The two clocks read back to back: the mapping error is the time
+    // between the calls (well under a microsecond).
+    let info_ts = boottime_ns();
+    let wall = clock_ns(libc::CLOCK_REALTIME);
+    let kernel = format!("{release} {version}");
+    writer
+        .write(
+            info_ts,
+            &Record::CaptureInfo(CaptureInfo {
+                wall_clock_ns: wall,
+                clock: ClockId::Boottime,
+                spliff_version: env!("CARGO_PKG_VERSION").as_bytes(),
+                hostname: hostname.as_bytes(),
+                kernel: kernel.as_bytes(),
+                attached: attached.iter().map(|l| l.as_bytes()).collect(),
+            }),
+        )
+        .context("cannot write the trace")?;
+    writer.flush().context("cannot write the trace")?;
+    let mut converter = Converter::new(writer, library_paths);
+    converter.stats.records = 1; // the capture info
+    // Processes selected by pid exist now and may be gone when their first
+    // event is converted: keep what /proc says about them.
+    for &pid in &args.pids {
+        converter.snapshot_process(pid);
+    }
+
+    install_signal_handlers();
+    let mut child = match args.command.split_first() {
+        Some((program, rest)) => Some(
+            Command::new(program)
+                .args(rest)
+                .spawn()
+                .with_context(|| format!("cannot start `{program}`"))?,
+        ),
+        None => None,
+    };
+    cleanup.0 = None;
+    // Only now: every probe is attached.
+    let files = discovery.files.len();
+    eprintln!(
+        "spliff: recording {} OpenSSL librar{} ({} probes{}) to {}{}",
+        files,
+        if files == 1 { "y" } else { "ies" },
+        attached.len(),
+        if per_process { ", per process" } else { "" },
+        output.display(),
+        if child.is_some() {
+            ""
+        } else {
+            "; stop with Ctrl-C"
+        }
+    );
+
+    let status = std::io::stderr().is_terminal().then(|| {
+        let bar = indicatif::ProgressBar::new_spinner();
+        bar.enable_steady_tick(Duration::from_millis(250));
+        bar
+    });
+
+    let started = Instant::now();
+    let mut last_flush = Instant::now();
+    let mut pending: Vec<(u32, Instant, usize)> = Vec::new();
+    let mut child_status = None;
+    let mut kernel_events: u64 = 0;
+    let mut write_error: Option<anyhow::Error> = None;
+    let mut forwarded = false;
+    loop {
+        let mut execs = Vec::new();
+        let handed = pipeline.read_events(POLL, |event| {
+            if write_error.is_some() {
+                return;
+            }
+            match event {
+                Ok(event) => match converter.event(event) {
+                    Ok(Some(pid)) => execs.push(pid),
+                    Ok(None) => {}
+                    Err(error) => write_error = Some(error.into()),
+                },
+                Err(_) => converter.stats.invalid_events += 1,
+            }
+        })?;
+        kernel_events += handed as u64;
+        if let Some(error) = write_error.take() {
+            return Err(error.context("cannot write the trace"));
+        }
+        let now = Instant::now();
+        for pid in execs {
+            if pending.len() < MAX_PENDING_RESCANS {
+                pending.push((pid, now + RESCAN_DELAYS[0], 0));
+            }
+        }
+        rescan(
+            &mut pending,
+            &mut discovery,
+            &mut hooks,
+            &mut pipeline,
+            &mut converter,
+        );
+        if last_flush.elapsed() >= FLUSH_EVERY {
+            converter
+                .writer()
+                .flush()
+                .context("cannot write the trace")?;
+            last_flush = Instant::now();
+            if let Some(bar) = &status {
+                let s = converter.stats;
+                let lost = pipeline.kernel_loss().map(|l| l.events).unwrap_or(0);
+                bar.set_message(format!(
+                    "{} connections, {} B out, {} B in, {} records, {} lost events, {} loss records",
+                    s.connections, s.bytes_egress, s.bytes_ingress, s.records, lost, s.loss_records
+                ));
+            }
+        }
+        // With a child, pass the signal on once (a Ctrl-C already reached
+        // it through the process group; a `kill` of the recorder did not)
+        // and keep recording until it exits, so its last bytes are in the
+        // trace.
+        let signal = STOP_SIGNAL.load(Ordering::SeqCst);
+        if signal != 0 {
+            match &child {
+                None => break,
+                Some(c) if !forwarded => {
+                    forwarded = true;
+                    if let Ok(pid) = i32::try_from(c.id()) {
+                        // SAFETY: kill(2) on our own child's pid; no memory.
+                        unsafe { libc::kill(pid, signal) };
+                    }
+                }
+                Some(_) => {}
+            }
+        }
+        if let Some(c) = &mut child
+            && let Some(exit) = c.try_wait().context("cannot wait for the command")?
+        {
+            child_status = Some(exit);
+            child = None;
+            break;
+        }
+    }
+    drop(child);
+    // Drain: everything the kernel produced before we stopped.
+    loop {
+        let handed = pipeline.read_events(Duration::from_millis(20), |event| {
+            if write_error.is_some() {
+                return;
+            }
+            match event {
+                Ok(event) => {
+                    if let Err(error) = converter.event(event) {
+                        write_error = Some(error.into());
+                    }
+                }
+                Err(_) => converter.stats.invalid_events += 1,
+            }
+        })?;
+        kernel_events += handed as u64;
+        if let Some(error) = write_error.take() {
+            return Err(error.context("cannot write the trace"));
+        }
+        if handed == 0 {
+            break;
+        }
+    }
+    if let Some(bar) = &status {
+        bar.finish_and_clear();
+    }
+
+    let kernel_loss = pipeline.kernel_loss().unwrap_or_default();
+    let end_ts = boottime_ns();
+    converter
+        .kernel_drops(end_ts, kernel_loss.events, 0)
+        .context("cannot write the trace")?;
+    let stats = converter.stats;
+    let summary = format!(
+        "{} connections, {} bytes written and {} bytes read by processes, {} records, \
+         {} loss records covering {} bytes, {} kernel events dropped ({} plaintext bytes), \
+         {} invalid kernel records",
+        stats.connections,
+        stats.bytes_egress,
+        stats.bytes_ingress,
+        stats.records,
+        stats.loss_records,
+        stats.loss_bytes,
+        kernel_loss.events,
+        kernel_loss.bytes,
+        stats.invalid_events
+    );
+    let mut writer = converter.into_writer();
+    writer
+        .write_interface_stats(&InterfaceStats {
+            interface_id: 0,
+            ts_wall_ns: wall + end_ts.saturating_sub(info_ts),
+            start_wall_ns: Some(wall),
+            end_wall_ns: Some(wall + end_ts.saturating_sub(info_ts)),
+            received: Some(kernel_events + kernel_loss.events),
+            dropped: Some(kernel_loss.events),
+            delivered: Some(stats.records),
+            comment: Some(summary.clone()),
+        })
+        .context("cannot write the trace")?;
+    let mut file = writer.finish().context("cannot write the trace")?;
+    file.flush().context("cannot write the trace")?;
+    file.sync_all().ok();
+
+    eprintln!(
+        "spliff: recorded {:.1}s to {}: {summary}",
+        started.elapsed().as_secs_f64(),
+        output.display()
+    );
+    Ok(match child_status {
+        Some(status) => match (status.code(), status.signal()) {
+            (Some(code), _) => ExitCode::from(u8::try_from(code).unwrap_or(1)),
+            (None, Some(signal)) => ExitCode::from(u8::try_from(128 + signal).unwrap_or(1)),
+            _ => ExitCode::FAILURE,
+        },
+        None => ExitCode::SUCCESS,
+    })
+}
+
+/// Removes the output file on drop unless disarmed.
+struct RemoveOnFailure(Option<std::path::PathBuf>);
+
+impl Drop for RemoveOnFailure {
+    fn drop(&mut self) {
+        if let Some(path) = self.0.take() {
+            let _ = std::fs::remove_file(path);
+        }
+    }
+}
+
+/// What is attached where.
+#[derive(Debug, Default)]
+struct Hooks {
+    /// Attach per process rather than per file.
+    per_process: bool,
+    /// Files attached for every process.
+    files: std::collections::HashSet<FileId>,
+    /// (pid, file) pairs attached in per-process mode.
+    pairs: std::collections::HashSet<(u32, FileId)>,
+    /// Files that are not usable libssl (reported once, not retried).
+    failed: std::collections::HashSet<FileId>,
+    /// One line per attached probe, for the capture info record.
+    lines: Vec<String>,
+}
+
+impl Hooks {
+    /// Attaches `path` (for `pid` only, or every process) unless done.
+    fn hook(
+        &mut self,
+        pipeline: &mut BpfPipeline,
+        id: FileId,
+        path: &Path,
+        pid: Option<u32>,
+    ) -> anyhow::Result<bool> {
+        let new = match pid {
+            Some(pid) => !self.pairs.contains(&(pid, id)),
+            None => !self.files.contains(&id),
+        };
+        if !new || self.failed.contains(&id) {
+            return Ok(false);
+        }
+        let lines =
+            attach_library(pipeline, path, pid.and_then(NonZeroU32::new)).inspect_err(|_| {
+                self.failed.insert(id);
+            })?;
+        match pid {
+            Some(pid) => {
+                self.pairs.insert((pid, id));
+                self.lines
+                    .extend(lines.into_iter().map(|l| format!("{l} pid {pid}")));
+            }
+            None => {
+                self.files.insert(id);
+                self.lines.extend(lines);
+            }
+        }
+        Ok(true)
+    }
+
+    /// Per-process mode: attaches every known library file for `pid`
+    /// (also files it has not mapped yet: it may dlopen them later).
+    fn hook_process(
+        &mut self,
+        pipeline: &mut BpfPipeline,
+        discovery: &Discovery,
+        pid: u32,
+        problems: &mut Vec<String>,
+    ) {
+        for (id, lib) in &discovery.files {
+            if let Err(error) = self.hook(pipeline, *id, &lib.path, Some(pid)) {
+                problems.push(format!("{error:#}"));
+            }
+        }
+    }
+}
+
+/// Looks again at processes that exec'd: for libssl files at new paths,
+/// and in per-process mode to attach to the new process itself (the kernel
+/// only reports execs of processes in scope).
+fn rescan(
+    pending: &mut Vec<(u32, Instant, usize)>,
+    discovery: &mut Discovery,
+    hooks: &mut Hooks,
+    pipeline: &mut BpfPipeline,
+    converter: &mut Converter<File>,
+) {
+    let now = Instant::now();
+    let mut i = 0;
+    while i < pending.len() {
+        let (pid, due, attempt) = pending[i];
+        if due > now {
+            i += 1;
+            continue;
+        }
+        for id in discovery.scan_process(pid) {
+            if let Some(lib) = discovery.files.get(&id) {
+                converter.add_library_path(lib.path.as_os_str().as_encoded_bytes().to_vec());
+            }
+        }
+        let mut problems = Vec::new();
+        if hooks.per_process {
+            hooks.hook_process(pipeline, discovery, pid, &mut problems);
+        } else {
+            let files: Vec<(FileId, std::path::PathBuf)> = discovery
+                .files
+                .iter()
+                .map(|(id, lib)| (*id, lib.path.clone()))
+                .collect();
+            for (id, path) in files {
+                if let Err(error) = hooks.hook(pipeline, id, &path, None) {
+                    problems.push(format!("{error:#}"));
+                }
+            }
+        }
+        for problem in problems {
+            eprintln!("spliff: warning: {problem}");
+        }
+        match RESCAN_DELAYS.get(attempt + 1) {
+            Some(delay) => {
+                pending[i] = (pid, now + *delay, attempt + 1);
+                i += 1;
+            }
+            None => {
+                pending.swap_remove(i);
+            }
+        }
+    }
+}
+
+/// Whether `program` can be executed (a path, or a name found in PATH).
+fn which(program: &str) -> anyhow::Result<()> {
+    use std::os::unix::fs::PermissionsExt as _;
+    let executable = |path: &Path| {
+        path.metadata()
+            .is_ok_and(|m| m.is_file() && m.permissions().mode() & 0o111 != 0)
+    };
+    if program.contains('/') {
+        if executable(Path::new(program)) {
+            return Ok(());
+        }
+        bail!("{program} is not an executable file");
+    }
+    let path = std::env::var_os("PATH").unwrap_or_default();
+    if std::env::split_paths(&path).any(|dir| executable(&dir.join(program))) {
+        return Ok(());
+    }
+    bail!("{program} is not in PATH")
 }

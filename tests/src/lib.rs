@@ -4,6 +4,7 @@ pub mod h2gen;
 pub mod har;
 pub mod sample;
 pub mod spliff;
+pub mod tls_workload;
 pub mod tools;
 
 /// Whether this process may load spliff's kernel programs; call it first in

@@ -47,6 +47,9 @@ int spliff_process_exec(struct bpf_raw_tracepoint_args *ctx)
 	ppid = BPF_CORE_READ(task, real_parent, tgid);
 	if (!spliff_exec_wanted(pid_tgid >> 32, ppid))
 		return 0;
+	/* Out of the capture's scope: user space has nothing to rescan. */
+	if (!spliff_process_wanted(pid_tgid))
+		return 0;
 
 	event = spliff_event_reserve(SPLIFF_EVENT_PROCESS_EXEC, sizeof(*event), pid_tgid);
 	if (!event)

@@ -7,8 +7,10 @@
 use std::{ffi::OsStr, mem::size_of, os::unix::ffi::OsStrExt as _, path::PathBuf};
 
 use spliff_recorder_ebpf::abi::{
-    self, EXEC_FILENAME_TRUNCATED, EXEC_FILENAME_UNREADABLE, EventHeader, EventKind,
-    ProcessExecEvent,
+    self, AbiRecord, CONN_HAS_FD, CONN_HAS_ROLE, CONN_HAS_SOCKET, DATA_CHUNK, DIR_EGRESS,
+    DIR_INGRESS, EXEC_FILENAME_TRUNCATED, EXEC_FILENAME_UNREADABLE, EventHeader, EventKind,
+    ProcessExecEvent, STRING_MAX, TLS_DATA_HEADER_LEN, TlsCloseEvent, TlsConnEvent, TlsDataHead,
+    TlsHandshakeEvent, TlsLossEvent, TlsStringEvent,
 };
 
 /// An event from the kernel programs.
@@ -17,6 +19,178 @@ use spliff_recorder_ebpf::abi::{
 pub enum Event {
     /// A process completed `execve()`.
     ProcessExec(ProcessExec),
+    /// Plaintext of a TLS read or write, or one piece of it.
+    TlsData(TlsData),
+    /// Bytes of a TLS stream the kernel could not copy.
+    TlsLoss(TlsLoss),
+    /// Socket and/or role of a connection.
+    TlsConn(TlsConn),
+    /// A handshake call returned.
+    TlsHandshake(TlsHandshake),
+    /// `SSL_shutdown` or `SSL_free`.
+    TlsClose(TlsClose),
+    /// SNI or ALPN of a connection.
+    TlsString(TlsString),
+}
+
+impl Event {
+    /// `CLOCK_BOOTTIME` timestamp and (pid, tid) of the event.
+    pub fn origin(&self) -> (u64, u32, u32) {
+        match self {
+            Self::ProcessExec(e) => (e.ts_boot_ns, e.pid, e.tid),
+            Self::TlsData(e) => (e.ts_ns, e.pid, e.tid),
+            Self::TlsLoss(e) => (e.ts_ns, e.pid, e.tid),
+            Self::TlsConn(e) => (e.ts_ns, e.pid, e.tid),
+            Self::TlsHandshake(e) => (e.ts_ns, e.pid, e.tid),
+            Self::TlsClose(e) => (e.ts_ns, e.pid, e.tid),
+            Self::TlsString(e) => (e.ts_ns, e.pid, e.tid),
+        }
+    }
+}
+
+/// Direction of plaintext, from the process's point of view.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub enum TlsDirection {
+    /// Written by the process (`SSL_write`).
+    Egress,
+    /// Read by the process (`SSL_read`).
+    Ingress,
+}
+
+/// Plaintext (kind `TlsData`). `ssl` is the `SSL *` in process `pid`.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct TlsData {
+    /// Entry (writes) or return (reads), `CLOCK_BOOTTIME`.
+    pub ts_ns: u64,
+    /// Process.
+    pub pid: u32,
+    /// Thread.
+    pub tid: u32,
+    /// `SSL *`.
+    pub ssl: u64,
+    /// Direction.
+    pub direction: TlsDirection,
+    /// Offset of `payload[0]` in the kernel's stream count.
+    pub stream_offset: u64,
+    /// The bytes (at most `DATA_CHUNK`).
+    pub payload: Vec<u8>,
+}
+
+/// Why the kernel could not copy bytes.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum TlsLossCause {
+    /// Beyond the per-call copy limit.
+    Truncated,
+    /// The user memory could not be read.
+    ReadFault,
+    /// The ring buffer was full.
+    RingBuffer,
+}
+
+/// Lost bytes (kind `TlsLoss`).
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct TlsLoss {
+    /// Time, `CLOCK_BOOTTIME`.
+    pub ts_ns: u64,
+    /// Process.
+    pub pid: u32,
+    /// Thread.
+    pub tid: u32,
+    /// `SSL *`.
+    pub ssl: u64,
+    /// Direction.
+    pub direction: TlsDirection,
+    /// First missing byte.
+    pub stream_offset: u64,
+    /// Missing bytes.
+    pub length: u64,
+    /// Why.
+    pub cause: TlsLossCause,
+}
+
+/// Socket of a connection as seen from its process (kind `TlsConn`).
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct TlsConn {
+    /// Time, `CLOCK_BOOTTIME`.
+    pub ts_ns: u64,
+    /// Process.
+    pub pid: u32,
+    /// Thread.
+    pub tid: u32,
+    /// `SSL *`.
+    pub ssl: u64,
+    /// Comm of the calling thread.
+    pub comm: String,
+    /// File descriptor, when known.
+    pub fd: Option<i32>,
+    /// Socket cookie, 0 unknown.
+    pub socket_cookie: u64,
+    /// IP protocol (6 TCP), 0 unknown.
+    pub protocol: u8,
+    /// Local and remote address, when the fd is an IP socket.
+    pub addresses: Option<(std::net::SocketAddr, std::net::SocketAddr)>,
+    /// 1 client, 2 server, when known.
+    pub role: Option<u8>,
+}
+
+/// A handshake call returned (kind `TlsHandshake`).
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct TlsHandshake {
+    /// Return time, `CLOCK_BOOTTIME`.
+    pub ts_ns: u64,
+    /// Process.
+    pub pid: u32,
+    /// Thread.
+    pub tid: u32,
+    /// `SSL *`.
+    pub ssl: u64,
+    /// Entry of the first handshake call of the connection.
+    pub start_ns: u64,
+    /// Return value.
+    pub ret: i32,
+}
+
+/// `SSL_shutdown` (`freed` false) or `SSL_free` (kind `TlsClose`).
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct TlsClose {
+    /// Time, `CLOCK_BOOTTIME`.
+    pub ts_ns: u64,
+    /// Process.
+    pub pid: u32,
+    /// Thread.
+    pub tid: u32,
+    /// `SSL *`.
+    pub ssl: u64,
+    /// `SSL_free`: the (pid, ssl) pair ends here.
+    pub freed: bool,
+    /// Kernel stream positions at close (egress, ingress).
+    pub end_offsets: [u64; 2],
+}
+
+/// Which string a [`TlsString`] holds.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum TlsStringKind {
+    /// Server name indication.
+    Sni,
+    /// Negotiated ALPN protocol.
+    Alpn,
+}
+
+/// SNI or ALPN (kind `TlsString`).
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct TlsString {
+    /// Time, `CLOCK_BOOTTIME`.
+    pub ts_ns: u64,
+    /// Process.
+    pub pid: u32,
+    /// Thread.
+    pub tid: u32,
+    /// `SSL *`.
+    pub ssl: u64,
+    /// Which string.
+    pub kind: TlsStringKind,
+    /// The bytes.
+    pub value: Vec<u8>,
 }
 
 /// A process completed `execve()` (tracepoint `sched/sched_process_exec`).
@@ -84,6 +258,16 @@ pub enum DecodeError {
         /// `size_of` of the Rust mirror.
         expected: usize,
     },
+    /// A field of a TLS event holds a value this build does not accept.
+    #[error("{kind:?} event has invalid {field} = {value}")]
+    InvalidField {
+        /// The event kind.
+        kind: EventKind,
+        /// The field.
+        field: &'static str,
+        /// Its value.
+        value: u64,
+    },
     /// `filename_len` points past the filename buffer.
     #[error("exec event filename_len {len} exceeds the {max}-byte filename buffer")]
     FilenameLength {
@@ -109,10 +293,191 @@ pub fn decode(record: &[u8]) -> Result<Event, DecodeError> {
     }
     match EventKind::from_raw(header.kind) {
         Some(EventKind::ProcessExec) => decode_exec(record).map(Event::ProcessExec),
+        Some(EventKind::TlsData) => decode_data(record).map(Event::TlsData),
+        Some(kind @ EventKind::TlsLoss) => {
+            let raw: TlsLossEvent = fixed(record, kind)?;
+            let cause = match raw.cause {
+                abi::LOSS_TRUNCATED => TlsLossCause::Truncated,
+                abi::LOSS_READ_FAULT => TlsLossCause::ReadFault,
+                abi::LOSS_RINGBUF => TlsLossCause::RingBuffer,
+                other => return Err(invalid(kind, "cause", other.into())),
+            };
+            Ok(Event::TlsLoss(TlsLoss {
+                ts_ns: raw.header.ts_ns,
+                pid: raw.header.pid,
+                tid: raw.header.tid,
+                ssl: raw.ssl,
+                direction: direction(kind, raw.direction)?,
+                stream_offset: raw.stream_offset,
+                length: raw.length,
+                cause,
+            }))
+        }
+        Some(kind @ EventKind::TlsConn) => {
+            let raw: TlsConnEvent = fixed(record, kind)?;
+            Ok(Event::TlsConn(decode_conn(&raw)))
+        }
+        Some(kind @ EventKind::TlsHandshake) => {
+            let raw: TlsHandshakeEvent = fixed(record, kind)?;
+            Ok(Event::TlsHandshake(TlsHandshake {
+                ts_ns: raw.header.ts_ns,
+                pid: raw.header.pid,
+                tid: raw.header.tid,
+                ssl: raw.ssl,
+                start_ns: raw.start_ns,
+                ret: raw.ret,
+            }))
+        }
+        Some(kind @ EventKind::TlsClose) => {
+            let raw: TlsCloseEvent = fixed(record, kind)?;
+            let freed = match raw.reason {
+                abi::CLOSE_SHUTDOWN => false,
+                abi::CLOSE_FREE => true,
+                other => return Err(invalid(kind, "reason", other.into())),
+            };
+            Ok(Event::TlsClose(TlsClose {
+                ts_ns: raw.header.ts_ns,
+                pid: raw.header.pid,
+                tid: raw.header.tid,
+                ssl: raw.ssl,
+                freed,
+                end_offsets: [raw.end_offset_egress, raw.end_offset_ingress],
+            }))
+        }
+        Some(kind @ EventKind::TlsString) => {
+            let raw: TlsStringEvent = fixed(record, kind)?;
+            let which = match raw.kind {
+                abi::STRING_SNI => TlsStringKind::Sni,
+                abi::STRING_ALPN => TlsStringKind::Alpn,
+                other => return Err(invalid(kind, "kind", other.into())),
+            };
+            let len = usize::try_from(raw.len)
+                .ok()
+                .filter(|&n| n <= STRING_MAX)
+                .ok_or(invalid(kind, "len", raw.len.into()))?;
+            Ok(Event::TlsString(TlsString {
+                ts_ns: raw.header.ts_ns,
+                pid: raw.header.pid,
+                tid: raw.header.tid,
+                ssl: raw.ssl,
+                kind: which,
+                value: raw.value[..len].to_vec(),
+            }))
+        }
         None => Err(DecodeError::UnknownKind {
             kind: header.kind,
             len,
         }),
+    }
+}
+
+fn invalid(kind: EventKind, field: &'static str, value: u64) -> DecodeError {
+    DecodeError::InvalidField { kind, field, value }
+}
+
+/// A fixed-size record of `kind`: exactly `size_of::<T>()` bytes.
+fn fixed<T: AbiRecord>(record: &[u8], kind: EventKind) -> Result<T, DecodeError> {
+    let expected = size_of::<T>();
+    if record.len() != expected {
+        return Err(DecodeError::WrongSize {
+            kind,
+            len: record.len(),
+            expected,
+        });
+    }
+    abi::read(record).ok_or(DecodeError::WrongSize {
+        kind,
+        len: record.len(),
+        expected,
+    })
+}
+
+fn direction(kind: EventKind, raw: u8) -> Result<TlsDirection, DecodeError> {
+    match raw {
+        DIR_EGRESS => Ok(TlsDirection::Egress),
+        DIR_INGRESS => Ok(TlsDirection::Ingress),
+        other => Err(invalid(kind, "direction", other.into())),
+    }
+}
+
+/// Data records are variable-sized: the fixed head, then `data_len` bytes.
+fn decode_data(record: &[u8]) -> Result<TlsData, DecodeError> {
+    let kind = EventKind::TlsData;
+    let head: TlsDataHead = abi::read(record).ok_or(DecodeError::WrongSize {
+        kind,
+        len: record.len(),
+        expected: TLS_DATA_HEADER_LEN,
+    })?;
+    let len = usize::try_from(head.data_len)
+        .ok()
+        .filter(|&n| n <= DATA_CHUNK)
+        .ok_or(invalid(kind, "data_len", head.data_len.into()))?;
+    let payload = record
+        .get(TLS_DATA_HEADER_LEN..)
+        .filter(|rest| rest.len() == len)
+        .ok_or(DecodeError::WrongSize {
+            kind,
+            len: record.len(),
+            expected: TLS_DATA_HEADER_LEN + len,
+        })?;
+    Ok(TlsData {
+        ts_ns: head.header.ts_ns,
+        pid: head.header.pid,
+        tid: head.header.tid,
+        ssl: head.ssl,
+        direction: direction(kind, head.direction)?,
+        stream_offset: head.stream_offset,
+        payload: payload.to_vec(),
+    })
+}
+
+fn decode_conn(raw: &TlsConnEvent) -> TlsConn {
+    use std::net::{IpAddr, Ipv4Addr, Ipv6Addr, SocketAddr};
+    const AF_INET: u16 = 2;
+    const AF_INET6: u16 = 10;
+    let ip = |bytes: &[u8; 16]| match raw.family {
+        AF_INET => Some(IpAddr::V4(Ipv4Addr::new(
+            bytes[0], bytes[1], bytes[2], bytes[3],
+        ))),
+        AF_INET6 => Some(IpAddr::V6(Ipv6Addr::from(*bytes))),
+        _ => None,
+    };
+    let addresses = if raw.flags & CONN_HAS_SOCKET != 0 {
+        ip(&raw.local_addr)
+            .zip(ip(&raw.remote_addr))
+            .map(|(local, remote)| {
+                (
+                    SocketAddr::new(local, raw.local_port),
+                    SocketAddr::new(remote, raw.remote_port),
+                )
+            })
+    } else {
+        None
+    };
+    let comm_len = raw
+        .comm
+        .iter()
+        .position(|&b| b == 0)
+        .unwrap_or(raw.comm.len());
+    TlsConn {
+        ts_ns: raw.header.ts_ns,
+        pid: raw.header.pid,
+        tid: raw.header.tid,
+        ssl: raw.ssl,
+        comm: String::from_utf8_lossy(&raw.comm[..comm_len]).into_owned(),
+        fd: (raw.flags & CONN_HAS_FD != 0 && raw.fd >= 0).then_some(raw.fd),
+        socket_cookie: if raw.flags & CONN_HAS_SOCKET != 0 {
+            raw.socket_cookie
+        } else {
+            0
+        },
+        protocol: if raw.flags & CONN_HAS_SOCKET != 0 {
+            u8::try_from(raw.protocol).unwrap_or(0)
+        } else {
+            0
+        },
+        addresses,
+        role: (raw.flags & CONN_HAS_ROLE != 0 && raw.role != 0).then_some(raw.role),
     }
 }
 

@@ -19,15 +19,27 @@ use std::{
     time::Duration,
 };
 
+use std::path::Path;
+
 use aya::{
     Btf, Ebpf, EbpfLoader,
-    maps::{MapData, PerCpuArray, RingBuf},
-    programs::RawTracePoint,
+    maps::{HashMap as BpfHashMap, MapData, PerCpuArray, RingBuf},
+    programs::{
+        RawTracePoint, UProbe,
+        uprobe::{UProbeAttachLocation, UProbeScope},
+    },
 };
-use spliff_recorder_ebpf::{BPF_OBJECT, abi::Stat, names};
+use spliff_recorder_ebpf::{
+    BPF_OBJECT,
+    abi::{COMM_LEN, Stat},
+    names,
+};
 
 pub use error::{BoxError, BpfError, Privileges};
-pub use event::{DecodeError, Event, ProcessExec, decode};
+pub use event::{
+    DecodeError, Event, ProcessExec, TlsClose, TlsConn, TlsData, TlsDirection, TlsHandshake,
+    TlsLoss, TlsLossCause, TlsString, TlsStringKind, decode,
+};
 
 /// At most this many records per [`BpfPipeline::read_events`] call, so a
 /// busy kernel cannot keep the caller in the loop forever.
@@ -46,6 +58,10 @@ pub struct PipelineOptions<'a> {
     /// of the page size. `None` keeps the object's default
     /// ([`spliff_recorder_ebpf::abi::RINGBUF_DEFAULT_BYTES`]).
     pub ring_buffer_bytes: Option<u32>,
+    /// Restrict TLS probes (and exec events) to processes added with
+    /// [`BpfPipeline::track_process`] (plus their future children) and comms
+    /// added with [`BpfPipeline::filter_comm`]. `false` records everything.
+    pub filter_enabled: bool,
 }
 
 impl Default for PipelineOptions<'_> {
@@ -54,8 +70,30 @@ impl Default for PipelineOptions<'_> {
             object: BPF_OBJECT,
             target_tgid: None,
             ring_buffer_bytes: None,
+            filter_enabled: false,
         }
     }
+}
+
+/// How [`BpfPipeline::track_process`] treats a process.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Tracking {
+    /// Record it and its descendants born from now on.
+    Record,
+    /// Record it, not its children (`--pid`).
+    Only,
+    /// Do not record it, but record its descendants born from now on (the
+    /// recorder itself, as the parent of `-- CMD`).
+    ChildrenOnly,
+}
+
+/// Kernel counters of what could not be delivered.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct KernelLoss {
+    /// Events dropped because the ring buffer was full.
+    pub events: u64,
+    /// Plaintext bytes in those events (TLS data only).
+    pub bytes: u64,
 }
 
 /// The loaded and attached kernel programs plus the reader of their events.
@@ -97,13 +135,15 @@ impl BpfPipeline {
         let mut realigned = Vec::new();
         let object = aligned(options.object, &mut realigned);
         let target_tgid = options.target_tgid.map_or(0, NonZeroU32::get);
+        let filter_enabled = u32::from(options.filter_enabled);
 
         let mut loader = EbpfLoader::new();
         loader
             .btf(Some(&btf))
             // must_exist: a renamed global must fail loudly, not leave the
             // filter off.
-            .override_global(names::TARGET_TGID_GLOBAL, &target_tgid, true);
+            .override_global(names::TARGET_TGID_GLOBAL, &target_tgid, true)
+            .override_global(names::FILTER_ENABLED_GLOBAL, &filter_enabled, true);
         if let Some(bytes) = options.ring_buffer_bytes {
             loader.map_max_entries(names::EVENTS_MAP, bytes);
         }
@@ -113,11 +153,40 @@ impl BpfPipeline {
             })
         })?;
 
+        // Fork first: a child forked between two attachments must already be
+        // tracked when its exec is reported.
+        attach_raw_tracepoint(
+            &mut ebpf,
+            names::PROCESS_FORK_PROGRAM,
+            names::PROCESS_FORK_RAW_TRACEPOINT,
+        )?;
         attach_raw_tracepoint(
             &mut ebpf,
             names::PROCESS_EXEC_PROGRAM,
             names::PROCESS_EXEC_RAW_TRACEPOINT,
         )?;
+        attach_raw_tracepoint(
+            &mut ebpf,
+            names::PROCESS_EXIT_PROGRAM,
+            names::PROCESS_EXIT_RAW_TRACEPOINT,
+        )?;
+        attach_raw_tracepoint(
+            &mut ebpf,
+            names::SYS_ENTER_PROGRAM,
+            names::SYS_ENTER_RAW_TRACEPOINT,
+        )?;
+        // Uprobe programs are loaded (verified) now, attached per library
+        // file later: a verifier problem shows up before anything runs.
+        for &(name, _) in names::OPENSSL_PROGRAMS {
+            uprobe_mut(&mut ebpf, name)?.load().map_err(|error| {
+                error::classify(error, "loading a BPF program", |source| {
+                    BpfError::ProgramLoad {
+                        program: name,
+                        source,
+                    }
+                })
+            })?;
+        }
 
         if ebpf.map(names::STATS_MAP).is_none() {
             return Err(BpfError::MissingFromObject {
@@ -140,7 +209,9 @@ impl BpfPipeline {
     }
 
     /// Hands every pending record to `on_record`, decoded and validated.
-    /// Without pending records, waits up to `timeout` for some first.
+    /// Without pending records, waits up to `timeout` for some first. TLS
+    /// records wake the waiter only when the ring fills up, so callers poll
+    /// with a short timeout (tens of milliseconds).
     ///
     /// Returns how many records were handed over (0 on timeout). Malformed
     /// records arrive as `Err`: the caller decides whether to count, log or
@@ -150,9 +221,13 @@ impl BpfPipeline {
         F: FnMut(Result<Event, DecodeError>),
     {
         let handed = self.drain(&mut on_record);
-        if handed > 0 || !wait_readable(self.events.as_fd(), timeout)? {
+        if handed > 0 {
             return Ok(handed);
         }
+        // TLS events do not wake the reader one by one (see
+        // spliff_wakeup_flags in bpf/common.h): after a timeout there may
+        // be records without a wakeup, so drain either way.
+        wait_readable(self.events.as_fd(), timeout)?;
         Ok(self.drain(&mut on_record))
     }
 
@@ -174,9 +249,93 @@ impl BpfPipeline {
         handed
     }
 
+    /// Attaches uprobe program `program` (one of
+    /// [`names::OPENSSL_PROGRAMS`]) to `symbol` in the library file `path`,
+    /// for every process mapping it, or only `pid`.
+    pub fn attach_uprobe(
+        &mut self,
+        program: &'static str,
+        symbol: &str,
+        path: &Path,
+        pid: Option<NonZeroU32>,
+    ) -> Result<(), BpfError> {
+        let scope = match pid {
+            Some(pid) => UProbeScope::OneProcess(pid),
+            None => UProbeScope::AllProcesses,
+        };
+        uprobe_mut(&mut self.ebpf, program)?
+            .attach(UProbeAttachLocation::Symbol(symbol), path, scope)
+            .map_err(|error| {
+                error::classify(error, "attaching a uprobe", |source| BpfError::Attach {
+                    program,
+                    target: format!("{symbol} in {}", path.display()),
+                    source,
+                })
+            })?;
+        Ok(())
+    }
+
+    /// Puts process `tgid` in the capture's scope (with
+    /// [`PipelineOptions::filter_enabled`]); children it forks from now on
+    /// are added by the kernel.
+    pub fn track_process(&mut self, tgid: u32, how: Tracking) -> Result<(), BpfError> {
+        let value = match how {
+            Tracking::Record => spliff_recorder_ebpf::abi::TRACK_RECORD,
+            Tracking::ChildrenOnly => spliff_recorder_ebpf::abi::TRACK_FOLLOW,
+            Tracking::Only => spliff_recorder_ebpf::abi::TRACK_ONLY,
+        };
+        let map_error = |source| BpfError::Map {
+            map: names::TRACKED_TGIDS_MAP,
+            source,
+        };
+        let map =
+            self.ebpf
+                .map_mut(names::TRACKED_TGIDS_MAP)
+                .ok_or(BpfError::MissingFromObject {
+                    kind: "map",
+                    name: names::TRACKED_TGIDS_MAP,
+                })?;
+        let mut tracked = BpfHashMap::<_, u32, u32>::try_from(map).map_err(map_error)?;
+        tracked.insert(tgid, value, 0).map_err(map_error)
+    }
+
+    /// Puts processes named `comm` in scope (the kernel compares the first
+    /// 15 bytes, as it stores them).
+    pub fn filter_comm(&mut self, comm: &str) -> Result<(), BpfError> {
+        let mut key = [0u8; COMM_LEN];
+        let bytes = comm.as_bytes();
+        let n = bytes.len().min(COMM_LEN - 1);
+        key[..n].copy_from_slice(&bytes[..n]);
+        let map_error = |source| BpfError::Map {
+            map: names::COMM_FILTER_MAP,
+            source,
+        };
+        let map = self
+            .ebpf
+            .map_mut(names::COMM_FILTER_MAP)
+            .ok_or(BpfError::MissingFromObject {
+                kind: "map",
+                name: names::COMM_FILTER_MAP,
+            })?;
+        let mut comms = BpfHashMap::<_, [u8; COMM_LEN], u8>::try_from(map).map_err(map_error)?;
+        comms.insert(key, 1, 0).map_err(map_error)
+    }
+
+    /// What the kernel programs could not deliver since load.
+    pub fn kernel_loss(&self) -> Result<KernelLoss, BpfError> {
+        Ok(KernelLoss {
+            events: self.stat(Stat::RingbufFull)?,
+            bytes: self.stat(Stat::RingbufFullBytes)?,
+        })
+    }
+
     /// Events the kernel programs dropped because the ring buffer was full,
     /// since load.
     pub fn lost_events(&self) -> Result<u64, BpfError> {
+        self.stat(Stat::RingbufFull)
+    }
+
+    fn stat(&self, stat: Stat) -> Result<u64, BpfError> {
         let map = self
             .ebpf
             .map(names::STATS_MAP)
@@ -189,11 +348,22 @@ impl BpfPipeline {
             source,
         };
         let stats = PerCpuArray::<_, u64>::try_from(map).map_err(map_error)?;
-        let per_cpu = stats
-            .get(&(Stat::RingbufFull as u32), 0)
-            .map_err(map_error)?;
+        let per_cpu = stats.get(&(stat as u32), 0).map_err(map_error)?;
         Ok(per_cpu.iter().fold(0, |sum: u64, &n| sum.saturating_add(n)))
     }
+}
+
+fn uprobe_mut<'a>(ebpf: &'a mut Ebpf, name: &'static str) -> Result<&'a mut UProbe, BpfError> {
+    ebpf.program_mut(name)
+        .ok_or(BpfError::MissingFromObject {
+            kind: "program",
+            name,
+        })?
+        .try_into()
+        .map_err(|source| BpfError::ProgramLoad {
+            program: name,
+            source,
+        })
 }
 
 fn attach_raw_tracepoint(

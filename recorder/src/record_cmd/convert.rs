@@ -1,0 +1,481 @@
+//! The one place kernel events become trace records.
+//!
+//! Connections are keyed by (pid, SSL *) and numbered here: conn_id is a
+//! counter, assigned on first sight and ended by `SSL_free`, so a reused
+//! `SSL *` address starts a new connection. Stream offsets come from the
+//! kernel (reserved per call when it returns); a jump in them means events
+//! were dropped and becomes a loss record with the exact range.
+
+use std::{
+    collections::{HashMap, HashSet, VecDeque},
+    io::Write,
+};
+
+use spliff_formats::{
+    Connection, ConnectionRole, Direction, Handshake, HandshakeResult, Loss, LossCause, Process,
+    Record, TlsData as TraceTlsData, TlsLibrary, TraceWriter, WriteError,
+};
+
+use super::process_info::{self, ProcInfo};
+use spliff_recorder::bpf::{Event, TlsConn, TlsDirection, TlsLossCause, TlsString, TlsStringKind};
+
+/// Exec snapshots kept for processes that may be gone when their first TLS
+/// event is converted.
+const PROC_CACHE_MAX: usize = 4096;
+
+/// Counters for the status line and the summary.
+#[derive(Clone, Copy, Debug, Default)]
+pub struct Stats {
+    /// Connections seen.
+    pub connections: u64,
+    /// Plaintext bytes written by processes (egress).
+    pub bytes_egress: u64,
+    /// Plaintext bytes read by processes (ingress).
+    pub bytes_ingress: u64,
+    /// Records written.
+    pub records: u64,
+    /// Bytes covered by loss records.
+    pub loss_bytes: u64,
+    /// Loss records written.
+    pub loss_records: u64,
+    /// Kernel records that failed validation (skipped).
+    pub invalid_events: u64,
+}
+
+struct Conn {
+    conn_id: u64,
+    pid: u32,
+    /// Next expected stream offset: [egress, ingress].
+    next: [u64; 2],
+    closed: bool,
+    handshake_done: bool,
+}
+
+/// Converts events into records of one trace.
+pub struct Converter<W: Write> {
+    writer: TraceWriter<W>,
+    conns: HashMap<(u32, u64), Conn>,
+    next_conn_id: u64,
+    processes_written: HashSet<u32>,
+    proc_cache: HashMap<u32, ProcInfo>,
+    proc_cache_order: VecDeque<u32>,
+    /// Hooked library paths, to name the one a process maps.
+    library_paths: Vec<Vec<u8>>,
+    /// What happened so far.
+    pub stats: Stats,
+}
+
+impl<W: Write> std::fmt::Debug for Converter<W> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Converter")
+            .field("stats", &self.stats)
+            .finish_non_exhaustive()
+    }
+}
+
+fn index(direction: TlsDirection) -> usize {
+    match direction {
+        TlsDirection::Egress => 0,
+        TlsDirection::Ingress => 1,
+    }
+}
+
+fn trace_direction(direction: TlsDirection) -> Direction {
+    match direction {
+        TlsDirection::Egress => Direction::Egress,
+        TlsDirection::Ingress => Direction::Ingress,
+    }
+}
+
+impl<W: Write> Converter<W> {
+    /// Starts converting into `writer` (capture info already written).
+    pub fn new(writer: TraceWriter<W>, library_paths: Vec<Vec<u8>>) -> Self {
+        Self {
+            writer,
+            conns: HashMap::new(),
+            next_conn_id: 1,
+            processes_written: HashSet::new(),
+            proc_cache: HashMap::new(),
+            proc_cache_order: VecDeque::new(),
+            library_paths,
+            stats: Stats::default(),
+        }
+    }
+
+    /// A library file hooked during the capture.
+    pub fn add_library_path(&mut self, path: Vec<u8>) {
+        self.library_paths.push(path);
+    }
+
+    /// The writer, e.g. to flush.
+    pub fn writer(&mut self) -> &mut TraceWriter<W> {
+        &mut self.writer
+    }
+
+    /// Finishes the trace.
+    pub fn into_writer(self) -> TraceWriter<W> {
+        self.writer
+    }
+
+    fn write(&mut self, ts_ns: u64, record: &Record<'_>) -> Result<(), WriteError> {
+        self.writer.write(ts_ns, record)?;
+        self.stats.records += 1;
+        Ok(())
+    }
+
+    /// Remembers what /proc says about a process that just exec'd, in case
+    /// it is gone before its TLS events are converted.
+    pub fn snapshot_process(&mut self, pid: u32) {
+        if self.processes_written.contains(&pid) {
+            return;
+        }
+        let Some(info) = process_info::read(pid) else {
+            return;
+        };
+        if self.proc_cache.insert(pid, info).is_none() {
+            self.proc_cache_order.push_back(pid);
+        }
+        while self.proc_cache_order.len() > PROC_CACHE_MAX {
+            if let Some(old) = self.proc_cache_order.pop_front() {
+                self.proc_cache.remove(&old);
+            }
+        }
+    }
+
+    /// Writes the process record of `pid` once.
+    fn ensure_process(&mut self, ts_ns: u64, pid: u32, comm: &str) -> Result<(), WriteError> {
+        if !self.processes_written.insert(pid) {
+            return Ok(());
+        }
+        // Live /proc first (most complete), then the exec snapshot, then
+        // what the kernel event said.
+        let info = process_info::read(pid)
+            .or_else(|| self.proc_cache.remove(&pid))
+            .unwrap_or_else(|| ProcInfo {
+                pid,
+                comm: comm.as_bytes().to_vec(),
+                ..ProcInfo::default()
+            });
+        let cmdline: Vec<&[u8]> = info.cmdline.iter().map(Vec::as_slice).collect();
+        self.write(
+            ts_ns,
+            &Record::Process(Process {
+                pid,
+                ppid: info.ppid,
+                uid: info.uid,
+                gid: info.gid,
+                start_ns: info.start_ns,
+                comm: &info.comm,
+                exe: &info.exe,
+                cmdline,
+                cgroup: &info.cgroup,
+                container_id: &info.container_id,
+            }),
+        )
+    }
+
+    /// The library file among the hooked ones that `pid` maps.
+    fn library_of(&self, pid: u32) -> Vec<u8> {
+        let maps = std::fs::read_to_string(format!("/proc/{pid}/maps")).unwrap_or_default();
+        for path in super::libraries::mapped_libssl(&maps) {
+            if let Some(known) = self
+                .library_paths
+                .iter()
+                .find(|p| p.ends_with(path.as_bytes()) || path.as_bytes().ends_with(p))
+            {
+                return known.clone();
+            }
+        }
+        self.library_paths.first().cloned().unwrap_or_default()
+    }
+
+    /// The connection of (pid, ssl), opened (and recorded) on first sight.
+    fn conn(&mut self, ts_ns: u64, pid: u32, ssl: u64) -> Result<u64, WriteError> {
+        if let Some(conn) = self.conns.get(&(pid, ssl)) {
+            return Ok(conn.conn_id);
+        }
+        let conn_id = self.next_conn_id;
+        self.next_conn_id += 1;
+        self.stats.connections += 1;
+        let library_path = self.library_of(pid);
+        self.write(
+            ts_ns,
+            &Record::Connection(Connection {
+                conn_id,
+                pid,
+                fd: -1,
+                open_ns: ts_ns,
+                tls_library: TlsLibrary::OpenSsl,
+                library_path: &library_path,
+                ..Connection::default()
+            }),
+        )?;
+        self.conns.insert(
+            (pid, ssl),
+            Conn {
+                conn_id,
+                pid,
+                next: [0; 2],
+                closed: false,
+                handshake_done: false,
+            },
+        );
+        Ok(conn_id)
+    }
+
+    /// A loss record for a gap before `offset` in a stream.
+    fn fill_gap(
+        &mut self,
+        ts_ns: u64,
+        key: (u32, u64),
+        tid: u32,
+        direction: TlsDirection,
+        offset: u64,
+        cause: LossCause,
+    ) -> Result<(), WriteError> {
+        let Some(conn) = self.conns.get_mut(&key) else {
+            return Ok(());
+        };
+        let expected = conn.next[index(direction)];
+        if offset <= expected {
+            return Ok(());
+        }
+        conn.next[index(direction)] = offset;
+        let conn_id = conn.conn_id;
+        self.write_loss(
+            Loss {
+                conn_id,
+                pid: key.0,
+                tid,
+                direction: Some(trace_direction(direction)),
+                cause,
+                stream_offset: expected,
+                length: offset - expected,
+                events: 0,
+            },
+            ts_ns,
+        )
+    }
+
+    fn write_loss(&mut self, loss: Loss, ts_ns: u64) -> Result<(), WriteError> {
+        self.stats.loss_records += 1;
+        self.stats.loss_bytes = self.stats.loss_bytes.saturating_add(loss.length);
+        self.write(ts_ns, &Record::Loss(loss))
+    }
+
+    /// Converts one kernel event. Returns the pid of an exec event (for a
+    /// library rescan).
+    pub fn event(&mut self, event: Event) -> Result<Option<u32>, WriteError> {
+        match event {
+            Event::ProcessExec(exec) => {
+                self.snapshot_process(exec.pid);
+                return Ok(Some(exec.pid));
+            }
+            Event::TlsData(data) => {
+                let key = (data.pid, data.ssl);
+                let conn_id = self.conn(data.ts_ns, data.pid, data.ssl)?;
+                self.ensure_process(data.ts_ns, data.pid, "")?;
+                self.fill_gap(
+                    data.ts_ns,
+                    key,
+                    data.tid,
+                    data.direction,
+                    data.stream_offset,
+                    LossCause::RingBufferFull,
+                )?;
+                let len = data.payload.len() as u64;
+                if let Some(conn) = self.conns.get_mut(&key) {
+                    let next = &mut conn.next[index(data.direction)];
+                    *next = (*next).max(data.stream_offset.saturating_add(len));
+                }
+                match data.direction {
+                    TlsDirection::Egress => self.stats.bytes_egress += len,
+                    TlsDirection::Ingress => self.stats.bytes_ingress += len,
+                }
+                self.write(
+                    data.ts_ns,
+                    &Record::TlsData(TraceTlsData {
+                        conn_id,
+                        pid: data.pid,
+                        tid: data.tid,
+                        direction: trace_direction(data.direction),
+                        stream_offset: data.stream_offset,
+                        payload: &data.payload,
+                    }),
+                )?;
+            }
+            Event::TlsLoss(loss) => {
+                let key = (loss.pid, loss.ssl);
+                let conn_id = self.conn(loss.ts_ns, loss.pid, loss.ssl)?;
+                self.ensure_process(loss.ts_ns, loss.pid, "")?;
+                self.fill_gap(
+                    loss.ts_ns,
+                    key,
+                    loss.tid,
+                    loss.direction,
+                    loss.stream_offset,
+                    LossCause::RingBufferFull,
+                )?;
+                if let Some(conn) = self.conns.get_mut(&key) {
+                    let next = &mut conn.next[index(loss.direction)];
+                    *next = (*next).max(loss.stream_offset.saturating_add(loss.length));
+                }
+                let cause = match loss.cause {
+                    TlsLossCause::Truncated => LossCause::Truncated,
+                    TlsLossCause::ReadFault => LossCause::ReadFault,
+                    TlsLossCause::RingBuffer => LossCause::RingBufferFull,
+                };
+                self.write_loss(
+                    Loss {
+                        conn_id,
+                        pid: loss.pid,
+                        tid: loss.tid,
+                        direction: Some(trace_direction(loss.direction)),
+                        cause,
+                        stream_offset: loss.stream_offset,
+                        length: loss.length,
+                        events: 0,
+                    },
+                    loss.ts_ns,
+                )?;
+            }
+            Event::TlsConn(conn) => self.conn_info(&conn)?,
+            Event::TlsHandshake(hs) => {
+                let key = (hs.pid, hs.ssl);
+                let conn_id = self.conn(hs.ts_ns, hs.pid, hs.ssl)?;
+                // Non-blocking handshakes return -1 (want read/write) until
+                // they end with 1 (done) or 0 (failed); only the end counts.
+                let result = match hs.ret {
+                    1 => HandshakeResult::Ok,
+                    0 => HandshakeResult::Failed,
+                    _ => return Ok(None),
+                };
+                let Some(conn) = self.conns.get_mut(&key) else {
+                    return Ok(None);
+                };
+                if conn.handshake_done {
+                    return Ok(None);
+                }
+                conn.handshake_done = true;
+                self.write(
+                    hs.ts_ns,
+                    &Record::Handshake(Handshake {
+                        conn_id,
+                        pid: hs.pid,
+                        tid: hs.tid,
+                        start_ns: hs.start_ns,
+                        end_ns: hs.ts_ns,
+                        result,
+                        return_code: hs.ret,
+                    }),
+                )?;
+            }
+            Event::TlsString(string) => self.conn_string(&string)?,
+            Event::TlsClose(close) => {
+                let key = (close.pid, close.ssl);
+                if !self.conns.contains_key(&key) {
+                    return Ok(None);
+                }
+                for direction in [TlsDirection::Egress, TlsDirection::Ingress] {
+                    self.fill_gap(
+                        close.ts_ns,
+                        key,
+                        close.tid,
+                        direction,
+                        close.end_offsets[index(direction)],
+                        LossCause::RingBufferFull,
+                    )?;
+                }
+                if let Some(conn) = self.conns.get_mut(&key)
+                    && !conn.closed
+                {
+                    conn.closed = true;
+                    let (conn_id, pid) = (conn.conn_id, conn.pid);
+                    self.write(
+                        close.ts_ns,
+                        &Record::Connection(Connection {
+                            conn_id,
+                            pid,
+                            fd: -1,
+                            close_ns: close.ts_ns,
+                            ..Connection::default()
+                        }),
+                    )?;
+                }
+                if close.freed {
+                    self.conns.remove(&key);
+                }
+            }
+            _ => {}
+        }
+        Ok(None)
+    }
+
+    fn conn_info(&mut self, info: &TlsConn) -> Result<(), WriteError> {
+        let conn_id = self.conn(info.ts_ns, info.pid, info.ssl)?;
+        self.ensure_process(info.ts_ns, info.pid, &info.comm)?;
+        let role = match info.role {
+            Some(1) => ConnectionRole::Client,
+            Some(2) => ConnectionRole::Server,
+            Some(other) => ConnectionRole::Other(other),
+            None => ConnectionRole::Unknown,
+        };
+        let (local, remote) = info.addresses.unzip();
+        self.write(
+            info.ts_ns,
+            &Record::Connection(Connection {
+                conn_id,
+                pid: info.pid,
+                fd: info.fd.unwrap_or(-1),
+                socket_cookie: info.socket_cookie,
+                role,
+                tls_library: TlsLibrary::OpenSsl,
+                ip_protocol: info.protocol,
+                local,
+                remote,
+                ..Connection::default()
+            }),
+        )
+    }
+
+    fn conn_string(&mut self, string: &TlsString) -> Result<(), WriteError> {
+        let conn_id = self.conn(string.ts_ns, string.pid, string.ssl)?;
+        let (alpn, sni): (&[u8], &[u8]) = match string.kind {
+            TlsStringKind::Alpn => (&string.value, &[]),
+            TlsStringKind::Sni => (&[], &string.value),
+        };
+        self.write(
+            string.ts_ns,
+            &Record::Connection(Connection {
+                conn_id,
+                pid: string.pid,
+                fd: -1,
+                alpn,
+                sni,
+                ..Connection::default()
+            }),
+        )
+    }
+
+    /// Records events the kernel dropped that no gap explains (counted
+    /// per CPU in the kernel), as one unattributed loss record.
+    pub fn kernel_drops(&mut self, ts_ns: u64, events: u64, bytes: u64) -> Result<(), WriteError> {
+        if events == 0 {
+            return Ok(());
+        }
+        self.stats.loss_records += 1;
+        self.write(
+            ts_ns,
+            &Record::Loss(Loss {
+                conn_id: 0,
+                pid: 0,
+                tid: 0,
+                direction: None,
+                cause: LossCause::RingBufferFull,
+                stream_offset: 0,
+                length: bytes,
+                events,
+            }),
+        )
+    }
+}

@@ -1,0 +1,120 @@
+//! What /proc says about a process, for the trace's process records.
+
+use std::fs;
+
+/// A snapshot of /proc/PID.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct ProcInfo {
+    /// Process id.
+    pub pid: u32,
+    /// Parent's pid; 0 unknown.
+    pub ppid: u32,
+    /// Real uid.
+    pub uid: u32,
+    /// Real gid.
+    pub gid: u32,
+    /// Start time on CLOCK_BOOTTIME in ns; 0 unknown.
+    pub start_ns: u64,
+    /// Kernel comm.
+    pub comm: Vec<u8>,
+    /// Executable path.
+    pub exe: Vec<u8>,
+    /// argv.
+    pub cmdline: Vec<Vec<u8>>,
+    /// /proc/PID/cgroup, lines joined with ';'.
+    pub cgroup: Vec<u8>,
+    /// Container id found in the cgroup path; empty when none.
+    pub container_id: Vec<u8>,
+}
+
+/// Reads /proc/PID; `None` when the process is gone (or a zombie).
+pub fn read(pid: u32) -> Option<ProcInfo> {
+    use std::os::unix::ffi::OsStrExt as _;
+    let stat = fs::read(format!("/proc/{pid}/stat")).ok()?;
+    let mut info = ProcInfo {
+        pid,
+        ..ProcInfo::default()
+    };
+    // comm is in parentheses and may itself contain ") ", so split at the
+    // last one.
+    let close = stat.iter().rposition(|&b| b == b')')?;
+    let open = stat.iter().position(|&b| b == b'(')?;
+    info.comm = stat.get(open + 1..close)?.to_vec();
+    let rest = String::from_utf8_lossy(stat.get(close + 2..)?).into_owned();
+    let fields: Vec<&str> = rest.split_whitespace().collect();
+    // A zombie has lost exe, cmdline and maps: no better than nothing, and
+    // the caller may hold a snapshot taken while it was alive.
+    if matches!(fields.first(), Some(&"Z" | &"X")) {
+        return None;
+    }
+    // After comm: state(3) ppid(4) ... starttime(22); index = field - 3.
+    info.ppid = fields.get(1).and_then(|s| s.parse().ok()).unwrap_or(0);
+    if let Some(ticks) = fields.get(19).and_then(|s| s.parse::<u64>().ok()) {
+        // starttime counts boot-time clock ticks since Linux 5.3
+        // (start_boottime), i.e. the capture clock.
+        // SAFETY: sysconf has no preconditions.
+        let hz = u64::try_from(unsafe { libc::sysconf(libc::_SC_CLK_TCK) })
+            .ok()
+            .filter(|&hz| hz > 0)
+            .unwrap_or(100);
+        info.start_ns = ticks.saturating_mul(1_000_000_000 / hz);
+    }
+    if let Ok(status) = fs::read_to_string(format!("/proc/{pid}/status")) {
+        for line in status.lines() {
+            let first = |l: &str| l.split_whitespace().next().and_then(|v| v.parse().ok());
+            if let Some(v) = line.strip_prefix("Uid:") {
+                info.uid = first(v).unwrap_or(0);
+            } else if let Some(v) = line.strip_prefix("Gid:") {
+                info.gid = first(v).unwrap_or(0);
+            }
+        }
+    }
+    if let Ok(exe) = fs::read_link(format!("/proc/{pid}/exe")) {
+        info.exe = exe.as_os_str().as_bytes().to_vec();
+    }
+    if let Ok(cmdline) = fs::read(format!("/proc/{pid}/cmdline")) {
+        info.cmdline = cmdline
+            .split(|&b| b == 0)
+            .filter(|a| !a.is_empty())
+            .map(<[u8]>::to_vec)
+            .collect();
+    }
+    if let Ok(cgroup) = fs::read_to_string(format!("/proc/{pid}/cgroup")) {
+        info.container_id = container_id(&cgroup).into_bytes();
+        info.cgroup = cgroup.trim().replace('\n', ";").into_bytes();
+    }
+    Some(info)
+}
+
+/// A 64-hex-digit container id (docker, containerd, podman) in a cgroup path.
+fn container_id(cgroup: &str) -> String {
+    cgroup
+        .split(['/', '-', '.', ':', '\n'])
+        .find(|part| part.len() == 64 && part.bytes().all(|b| b.is_ascii_hexdigit()))
+        .unwrap_or("")
+        .to_owned()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn reads_self() {
+        let me = read(std::process::id()).expect("own /proc entry");
+        assert_eq!(me.pid, std::process::id());
+        assert!(!me.comm.is_empty());
+        assert!(me.start_ns > 0);
+    }
+
+    #[test]
+    fn finds_container_ids() {
+        let id = "a".repeat(64);
+        assert_eq!(container_id(&format!("0::/docker/{id}\n")), id);
+        assert_eq!(
+            container_id(&format!("0::/system.slice/docker-{id}.scope\n")),
+            id
+        );
+        assert_eq!(container_id("0::/user.slice\n"), "");
+    }
+}
