@@ -214,6 +214,13 @@ fn http1_keep_alive_gzip_and_chunked_dissect_as_in_the_har() {
 }
 
 #[test]
+fn the_all_blocks_sample_dissects_as_in_the_har() {
+    // One HTTP/1 exchange; its second connection carries non-HTTP bytes and a loss, which
+    // neither the HAR nor Wireshark turns into an exchange.
+    check_http1("sample.pcapng", 1);
+}
+
+#[test]
 fn a_loss_shows_as_a_sequence_gap_with_a_comment_and_spares_the_other_exchanges() {
     check_http1("http1-loss.pcapng", 1);
     let dir = TempDir::new("ws-loss");

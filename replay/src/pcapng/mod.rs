@@ -4,9 +4,11 @@
 //!
 //! - Link type raw IP; IPv4 or IPv6 with the recorded addresses (documentation addresses when
 //!   the trace has none).
-//! - The server port is shown as 80, the port Wireshark's HTTP dissector claims, so that HTTP/1
-//!   and the HTTP/2 preface are found without "Decode As"; the recorded ports are kept in the
-//!   comment of the connection's first packet, with the process (`pid=… comm=… exe=…`).
+//! - The server port of a connection rebuilt into HTTP exchanges is shown as 80, the port
+//!   Wireshark's HTTP dissector claims, so that HTTP/1 and the HTTP/2 preface are found without
+//!   "Decode As"; other connections keep their recorded port, so their bytes are not taken for
+//!   HTTP. The recorded ports are kept in the comment of the connection's first packet, with the
+//!   process (`pid=… comm=… exe=…`).
 //! - Bytes the trace lost leave a sequence gap (Wireshark: "previous segment not captured")
 //!   and the next segment's comment says how many bytes were lost and why.
 //!
@@ -30,6 +32,7 @@ use pcap_file::pcapng::blocks::opt_common::CommonOption;
 use pcap_file::pcapng::blocks::section_header::{SectionHeaderBlock, SectionHeaderOption};
 use pcap_file::{DataLink, Endianness};
 
+use crate::detect::Protocol;
 use crate::pipeline::{Replayed, ReplayedConnection};
 use crate::stream::DirectionStream;
 
@@ -53,6 +56,9 @@ impl Default for PcapngOptions {
         }
     }
 }
+
+/// Server port of a non-HTTP connection whose port was not recorded (discard, RFC 863).
+const DISCARD_PORT: u16 = 9;
 
 const CLIENT_ISN: u32 = 1_000_000;
 const SERVER_ISN: u32 = 2_000_000;
@@ -98,8 +104,10 @@ fn stream(c: &ReplayedConnection, side: u8) -> &DirectionStream {
     }
 }
 
-/// Addresses of a connection as shown: recorded ones (server port replaced), else
-/// documentation addresses (192.0.2.0/24, RFC 5737) numbered by connection.
+/// Addresses of a connection as shown: recorded ones, else documentation addresses
+/// (192.0.2.0/24, RFC 5737). Connections rebuilt into HTTP exchanges get server port 80; others keep
+/// their recorded port (9, discard, when none), so Wireshark does not dissect non-HTTP bytes
+/// as HTTP.
 fn flow(
     index: usize,
     c: &ReplayedConnection,
@@ -108,7 +116,11 @@ fn flow(
     let (client, server) = c.info.client_server();
     let n = index as u32;
     let fallback_client = SocketAddr::new(IpAddr::V4(Ipv4Addr::new(192, 0, 2, 1)), 0);
-    let fallback_server = SocketAddr::new(IpAddr::V4(Ipv4Addr::new(192, 0, 2, 2)), HTTP_PORT);
+    // ALPN alone does not make bytes HTTP: only a connection that yielded exchanges is shown
+    // where Wireshark's HTTP dissectors will claim it.
+    let is_http =
+        c.result.detection.protocol != Protocol::Unknown && !c.result.exchanges.is_empty();
+    let fallback_server = SocketAddr::new(IpAddr::V4(Ipv4Addr::new(192, 0, 2, 2)), DISCARD_PORT);
     let mut client_addr = client.unwrap_or(fallback_client);
     let mut server_addr = server.unwrap_or(fallback_server);
     // One family per packet: a mixed pair is shown as IPv6 with the IPv4 side mapped.
@@ -120,7 +132,9 @@ fn flow(
         client_addr = to6(client_addr);
         server_addr = to6(server_addr);
     }
-    server_addr.set_port(HTTP_PORT);
+    if is_http {
+        server_addr.set_port(HTTP_PORT);
+    }
     if client.is_none() || client_addr.port() == 0 {
         client_addr.set_port(40_000u32.wrapping_add(n % 20_000) as u16);
     }
@@ -141,11 +155,17 @@ fn flow(
         comment.push_str(&format!(" pid={}", info.pid));
     }
     comment.push_str(&format!(
-        "; recorded client {} server {}; shown with server port {HTTP_PORT} so Wireshark \
-         dissects HTTP",
+        "; recorded client {} server {}",
         client.map_or("unknown".to_string(), |a| a.to_string()),
         server.map_or("unknown".to_string(), |a| a.to_string()),
     ));
+    if is_http {
+        comment.push_str(&format!(
+            "; shown with server port {HTTP_PORT} so Wireshark dissects HTTP"
+        ));
+    } else {
+        comment.push_str("; not recognised as HTTP, so shown on its recorded port");
+    }
     comment.push_str(&format!("; tls={}", info.tls_library.name()));
     if let Some(alpn) = &info.alpn {
         comment.push_str(&format!(" alpn={}", String::from_utf8_lossy(alpn)));
