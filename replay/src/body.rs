@@ -172,6 +172,19 @@ fn decode_one(coding: &ContentCoding, input: &[u8], limit: u64) -> Result<Vec<u8
             read_capped(ZlibDecoder::new(input), limit, coding)
         }
         ContentCoding::Deflate => read_capped(DeflateDecoder::new(input), limit, coding),
+        // RFC 7932 (HTTP's `br`) has windows of at most 16 MiB. The decoder also accepts the
+        // non-standard "large window" variant (up to 1 GiB), whose ring buffer it allocates
+        // up front: six hostile bytes made it reserve 256 MiB (fuzz finding, kept in
+        // fixtures/fuzz/body/crashes). Its marker is the first byte's low 7 bits = 0x11.
+        ContentCoding::Brotli if input.first().is_some_and(|b| b & 0x7f == 0x11) => {
+            Err(BodyError::Corrupt {
+                coding: coding.clone(),
+                source: io::Error::new(
+                    io::ErrorKind::InvalidData,
+                    "large-window brotli is not HTTP `br` (RFC 7932)",
+                ),
+            })
+        }
         ContentCoding::Brotli => read_capped(brotli::Decompressor::new(input, 4096), limit, coding),
         ContentCoding::Zstd => {
             let mut decoder = zstd::stream::read::Decoder::new(input).map_err(corrupt)?;
