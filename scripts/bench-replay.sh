@@ -1,0 +1,52 @@
+#!/usr/bin/env bash
+# Benchmark of `spliff replay`: MB/s and peak RSS on a generated mixed HTTP/1.1 + HTTP/2 trace,
+# with 1 and 2 threads, side by side with tshark reading the same sessions in Wireshark form
+# (the replay's own pcapng output) and exporting the same fields. Not a test: numbers depend on
+# the machine. Results go to stdout; docs/BENCHMARKS.md records a run.
+#
+#   scripts/bench-replay.sh [trace size in MiB, default 1024] [tshark subset in MiB, default 256]
+set -euo pipefail
+cd "$(dirname "$0")/.."
+size="${1:-1024}"
+tshark_size="${2:-256}"
+export CARGO_TARGET_DIR="${CARGO_TARGET_DIR:-target}"
+cargo build -q --release -p spliff-recorder --bin spliff -p spliff-tests --example bench_trace
+spliff="$CARGO_TARGET_DIR/release/spliff"
+gen="$CARGO_TARGET_DIR/release/examples/bench_trace"
+work="${BENCH_DIR:-$(mktemp -d)}"
+mkdir -p "$work"
+
+trace="$work/bench-$size.pcapng"
+[ -f "$trace" ] || "$gen" "$size" "$trace"
+bytes=$(stat -c %s "$trace")
+printf 'trace: %s, %d bytes\n' "$trace" "$bytes"
+
+# One measurement: wall seconds and peak RSS (KiB) of a command, via GNU time.
+measure() {
+  local label="$1"; shift
+  /usr/bin/time -f '%e %M' -o "$work/time.txt" "$@" >/dev/null
+  read -r secs rss <"$work/time.txt"
+  awk -v l="$label" -v s="$secs" -v r="$rss" -v b="$bytes" \
+    'BEGIN { printf "%-34s %8.2f s %9.1f MB/s %8.0f MiB peak RSS\n", l, s, b / s / 1e6, r / 1024 }'
+}
+
+for threads in 1 2; do
+  export RAYON_NUM_THREADS=$threads
+  measure "replay -> HAR, $threads thread(s)" "$spliff" replay "$trace" -o "$work/out.har"
+  measure "replay -> text, $threads thread(s)" "$spliff" replay "$trace" -o "$work/out.txt"
+  measure "replay -> pcapng, $threads thread(s)" "$spliff" replay "$trace" -o "$work/out.pcapng"
+done
+unset RAYON_NUM_THREADS
+printf 'entries in the HAR: %s\n' "$(grep -o '"startedDateTime"' "$work/out.har" | wc -l)"
+
+# tshark on the same sessions, on a subset (tshark's reassembly state grows with the file):
+# the first $tshark_size MiB of plaintext, replayed to pcapng, then method/URI/status/host and
+# the HTTP/2 header fields, which is what the HAR carries.
+sub="$work/bench-$tshark_size.pcapng"
+[ -f "$sub" ] || "$gen" "$tshark_size" "$sub"
+"$spliff" replay "$sub" -o "$work/sub.pcapng"
+bytes=$(stat -c %s "$sub")
+measure "spliff replay -> HAR ($tshark_size MiB)" "$spliff" replay "$sub" -o "$work/sub.har"
+measure "tshark fields ($tshark_size MiB)" tshark -r "$work/sub.pcapng" -T fields \
+  -e frame.number -e http.request.method -e http.request.uri -e http.response.code -e http.host \
+  -e http2.header.name -e http2.header.value -e http.file_data -e http2.data.data
