@@ -95,6 +95,12 @@ for tool in wrk h2load; do
 	rps=$(run); stop_bg
 	report "record --comm $tool" $tool "$rps" "$base" "$cpu" "$work/comm.pcapng" "$(echo "$rps * $secs" | bc)" "$work/comm.err"
 
+	# --comm of a process not in the benchmark: nginx and the load generator
+	# are both unselected (with per-process attachment they carry no probes).
+	start_bg commother "$spliff" record -o "$work/commother.pcapng" --comm spliff-bench-idle
+	rps=$(run); stop_bg
+	report "record --comm <other>" $tool "$rps" "$base" "$cpu" "" 1 "$work/commother.err"
+
 	# Scoped at attach time: only one (idle) process carries the probes.
 	sleep 1000 &
 	idle=$!

@@ -38,6 +38,14 @@ const volatile __u32 spliff_target_tgid = 0;
  */
 const volatile __u32 spliff_filter_enabled = 0;
 
+/*
+ * 1: --comm attaches uprobes per process (so unselected processes never take
+ * the trap); a process exec'ing into a filtered comm is stopped with SIGSTOP
+ * until user space has attached to it, and forks of selected processes are
+ * reported. 0: neither.
+ */
+const volatile __u32 spliff_stop_on_exec_comm = 0;
+
 /* Processes in scope. User space seeds it (--pid, --ppid, the recorder itself
  * as the parent of `-- CMD`); the fork program adds children of tracked
  * processes in the kernel, so a child is in scope before its first
@@ -121,11 +129,19 @@ static __always_inline void spliff_stat_add(__u32 stat, __u64 n)
 		*value += n;
 }
 
+/* Whether the current task's comm is one of the --comm names. */
+static __always_inline bool spliff_comm_selected(void)
+{
+	__u8 comm[SPLIFF_COMM_LEN] = {};
+
+	bpf_get_current_comm(comm, sizeof(comm));
+	return bpf_map_lookup_elem(&spliff_comm_filter, comm) != NULL;
+}
+
 /* Whether the current process is in the capture's scope. */
 static __always_inline bool spliff_process_wanted(__u64 pid_tgid)
 {
 	__u32 tgid = pid_tgid >> 32;
-	__u8 comm[SPLIFF_COMM_LEN] = {};
 	__u32 *track;
 
 	if (!spliff_filter_enabled)
@@ -133,8 +149,7 @@ static __always_inline bool spliff_process_wanted(__u64 pid_tgid)
 	track = bpf_map_lookup_elem(&spliff_tracked_tgids, &tgid);
 	if (track && (*track == SPLIFF_TRACK_RECORD || *track == SPLIFF_TRACK_ONLY))
 		return true;
-	bpf_get_current_comm(comm, sizeof(comm));
-	return bpf_map_lookup_elem(&spliff_comm_filter, comm) != NULL;
+	return spliff_comm_selected();
 }
 
 #endif /* SPLIFF_BPF_COMMON_H */

@@ -65,6 +65,13 @@ struct spliff_event_header {
 /* spliff_process_exec_event.flags */
 #define SPLIFF_EXEC_FILENAME_TRUNCATED (1U << 0)
 #define SPLIFF_EXEC_FILENAME_UNREADABLE (1U << 1)
+/* The kernel sent the process SIGSTOP before its first instruction (--comm
+ * attaches per process): user space attaches its uprobes, then SIGCONTs it. */
+#define SPLIFF_EXEC_STOPPED (1U << 2)
+/* Not an exec: a selected process forked this one (header.pid) without exec;
+ * the record comes from the parent's fork, filename is empty and the child
+ * already runs (a fork cannot be stopped from the parent's context). */
+#define SPLIFF_EXEC_FORKED (1U << 3)
 
 /* A task completed execve(); from the sched/sched_process_exec tracepoint. */
 struct spliff_process_exec_event {

@@ -119,6 +119,12 @@ pub const EXEC_FILENAME_TRUNCATED: u32 = 1 << 0;
 /// `SPLIFF_EXEC_FILENAME_UNREADABLE`: the kernel could not copy the path;
 /// `filename_len` is 0.
 pub const EXEC_FILENAME_UNREADABLE: u32 = 1 << 1;
+/// `SPLIFF_EXEC_STOPPED`: the kernel sent the process `SIGSTOP` before its
+/// first instruction; user space attaches its uprobes, then sends `SIGCONT`.
+pub const EXEC_STOPPED: u32 = 1 << 2;
+/// `SPLIFF_EXEC_FORKED`: not an exec; a selected process forked
+/// `header.pid` without exec (the child already runs, `filename` is empty).
+pub const EXEC_FORKED: u32 = 1 << 3;
 
 /// `struct spliff_event_header`: leads every ring buffer record.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]

@@ -44,6 +44,9 @@ pub mod names {
     /// `.rodata` `u32`: 1 restricts TLS probes to tracked processes and
     /// filtered comms.
     pub const FILTER_ENABLED_GLOBAL: &str = "spliff_filter_enabled";
+    /// `.rodata` `u32`: 1 stops processes that exec into a filtered comm
+    /// (and reports forks of selected processes), for per-process uprobes.
+    pub const STOP_ON_EXEC_COMM_GLOBAL: &str = "spliff_stop_on_exec_comm";
     /// `BPF_MAP_TYPE_HASH` tgid -> `TRACK_*`.
     pub const TRACKED_TGIDS_MAP: &str = "spliff_tracked_tgids";
     /// `BPF_MAP_TYPE_HASH` comm (16 bytes, NUL padded) -> u8.
@@ -130,6 +133,7 @@ mod tests {
             names::PROCESS_EXIT_PROGRAM,
             names::SYS_ENTER_PROGRAM,
             names::FILTER_ENABLED_GLOBAL,
+            names::STOP_ON_EXEC_COMM_GLOBAL,
             names::TRACKED_TGIDS_MAP,
             names::COMM_FILTER_MAP,
             section.as_str(),

@@ -204,6 +204,8 @@ fn constants() -> Vec<(&'static str, u64)> {
             "SPLIFF_EXEC_FILENAME_UNREADABLE",
             u64::from(EXEC_FILENAME_UNREADABLE),
         ),
+        ("SPLIFF_EXEC_STOPPED", u64::from(EXEC_STOPPED)),
+        ("SPLIFF_EXEC_FORKED", u64::from(EXEC_FORKED)),
     ]
 }
 

@@ -40,7 +40,14 @@ pub struct RecordArgs {
     /// Record this process and all its descendants, including those born during the capture.
     #[arg(long, value_name = "PID")]
     pub ppid: Option<u32>,
-    /// Record only processes with this comm (repeatable).
+    /// Record only processes with this comm (repeatable; first 15 bytes).
+    ///
+    /// Without -- CMD and --ppid, uprobes go only into the selected processes,
+    /// so others run at full speed: running ones are attached at start, and
+    /// one that execs into NAME later is held (SIGSTOP) until attached, then
+    /// continued (an interactive shell may report it as stopped). A child a
+    /// selected process forks without exec is attached once the fork is
+    /// seen: its TLS calls in the first milliseconds can be missed.
     #[arg(long = "comm", value_name = "NAME")]
     pub comms: Vec<String>,
     /// TLS libraries to hook (repeatable).

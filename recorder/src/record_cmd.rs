@@ -22,7 +22,7 @@ use spliff_formats::{
     CaptureId, CaptureInfo, ClockId, InterfaceStats, Record, SectionInfo, TraceWriter,
 };
 use spliff_recorder::{
-    bpf::{BpfPipeline, PipelineOptions, Tracking},
+    bpf::{BpfPipeline, Event, PipelineOptions, Tracking, UprobeLink},
     probes,
 };
 
@@ -153,27 +153,35 @@ fn list_libs() -> ExitCode {
     ExitCode::SUCCESS
 }
 
-/// Attaches every OpenSSL probe to `path`; returns the attached lines.
-/// Fails only when a required probe cannot be attached.
+/// Attaches every OpenSSL probe to `path`; returns the attached lines and
+/// links. Fails only when a required probe cannot be attached (what was
+/// attached is detached again then).
 fn attach_library(
     pipeline: &mut BpfPipeline,
     path: &Path,
     pid: Option<NonZeroU32>,
-) -> anyhow::Result<Vec<String>> {
+) -> anyhow::Result<(Vec<String>, Vec<UprobeLink>)> {
     let mut attached = Vec::new();
+    let mut links = Vec::new();
     for probe in probes::OPENSSL {
         match pipeline.attach_uprobe(probe.program, probe.symbol, path, pid) {
-            Ok(()) => attached.push(format!(
-                "{} {} {}",
-                if probe.is_return {
-                    "uretprobe"
-                } else {
-                    "uprobe"
-                },
-                probe.symbol,
-                path.display()
-            )),
+            Ok(link) => {
+                links.push(link);
+                attached.push(format!(
+                    "{} {} {}",
+                    if probe.is_return {
+                        "uretprobe"
+                    } else {
+                        "uprobe"
+                    },
+                    probe.symbol,
+                    path.display()
+                ));
+            }
             Err(error) if probe.required => {
+                for link in links {
+                    pipeline.detach_uprobe(link);
+                }
                 return Err(error).with_context(|| {
                     format!("{} is not a usable OpenSSL library", path.display())
                 });
@@ -183,7 +191,7 @@ fn attach_library(
             Err(_) => {}
         }
     }
-    Ok(attached)
+    Ok((attached, links))
 }
 
 fn open_output(path: &Path) -> anyhow::Result<File> {
@@ -235,9 +243,32 @@ pub fn run(args: &RecordArgs) -> anyhow::Result<ExitCode> {
         || args.ppid.is_some()
         || !args.comms.is_empty()
         || !args.command.is_empty();
+    // Only --pid and --comm: attach per process, so processes out of scope
+    // never even take the uprobe trap (the kernel installs a pid-filtered
+    // uprobe only in that process). `-- CMD` and --ppid select every
+    // descendant, which the kernel tracks from birth but cannot stop: those
+    // attach per file and filter in the kernel.
+    let per_process = (!args.pids.is_empty() || !args.comms.is_empty())
+        && args.command.is_empty()
+        && args.ppid.is_none();
+    // --comm per process: a process exec'ing into a selected comm later is
+    // stopped by the kernel before its first instruction and continued once
+    // attached (see StoppedProcesses), so its first TLS call is not missed.
+    // Threads share the process's mm, which is what a pid-scoped uprobe
+    // matches, so they are covered. Not covered from birth: a child that a
+    // selected process forks without exec. It runs at once (the fork
+    // tracepoint runs in the parent, and bpf_send_signal only signals the
+    // current task), so its TLS calls until the recorder has read the fork
+    // event and attached (milliseconds) are missed; the in-kernel comm
+    // filter still keeps everything else out.
+    let comm_per_process = per_process && !args.comms.is_empty();
+    if comm_per_process {
+        raise_fd_limit();
+    }
     let mut pipeline = BpfPipeline::load(&PipelineOptions {
         ring_buffer_bytes: Some(RING_BUFFER_BYTES),
         filter_enabled,
+        stop_on_exec_comm: comm_per_process,
         ..PipelineOptions::default()
     })
     .context("cannot load spliff's kernel programs")?;
@@ -255,17 +286,20 @@ pub fn run(args: &RecordArgs) -> anyhow::Result<ExitCode> {
         // tracked in the kernel from birth.
         pipeline.track_process(std::process::id(), Tracking::ChildrenOnly)?;
     }
-    // Only --pid: attach per process, so processes out of scope never even
-    // take the uprobe trap (the kernel installs a pid-filtered uprobe only
-    // in that process). Everything else (-- CMD, --ppid, --comm) may select
-    // processes born during the capture, which must be covered from their
-    // first instruction: those attach per file and filter in the kernel.
-    let per_process = !args.pids.is_empty()
-        && args.comms.is_empty()
-        && args.command.is_empty()
-        && args.ppid.is_none();
+    // From here on the kernel stops (and reports) processes exec'ing into a
+    // selected comm: whatever leaves the function must continue them.
+    let mut stopped = StoppedProcesses::default();
+    // Processes already running under a selected comm. Listed after the
+    // comm filter is in the kernel, so one exec'ing meanwhile is either
+    // listed here or stopped and reported (or both: attaching is idempotent).
+    let named = if comm_per_process {
+        processes_named(&args.comms)
+    } else {
+        Vec::new()
+    };
     let mut hooks = Hooks {
         per_process,
+        keep_lines: true,
         ..Hooks::default()
     };
     let mut problems = Vec::new();
@@ -275,7 +309,7 @@ pub fn run(args: &RecordArgs) -> anyhow::Result<ExitCode> {
                 bail!("no process with pid {pid} (--pid)");
             }
         }
-        for &pid in &args.pids {
+        for &pid in args.pids.iter().chain(&named) {
             hooks.hook_process(&mut pipeline, &discovery, pid, &mut problems);
         }
     } else {
@@ -299,7 +333,8 @@ pub fn run(args: &RecordArgs) -> anyhow::Result<ExitCode> {
         .values()
         .map(|lib| lib.path.as_os_str().as_encoded_bytes().to_vec())
         .collect();
-    let attached = hooks.lines.clone();
+    let attached = std::mem::take(&mut hooks.lines);
+    hooks.keep_lines = false;
 
     let (hostname, release, version, machine) = uname();
     let mut writer = TraceWriter::new(
@@ -335,7 +370,7 @@ pub fn run(args: &RecordArgs) -> anyhow::Result<ExitCode> {
     converter.stats.records = 1; // the capture info
     // Processes selected by pid exist now and may be gone when their first
     // event is converted: keep what /proc says about them.
-    for &pid in &args.pids {
+    for &pid in args.pids.iter().chain(&named) {
         converter.snapshot_process(pid);
     }
 
@@ -382,6 +417,13 @@ pub fn run(args: &RecordArgs) -> anyhow::Result<ExitCode> {
     loop {
         let mut execs = Vec::new();
         let handed = pipeline.read_events(POLL, |event| {
+            if let Ok(Event::ProcessExec(exec)) = &event
+                && exec.stopped
+            {
+                // Before anything else: even a write error must not leave
+                // it stopped.
+                stopped.pids.push(exec.pid);
+            }
             if write_error.is_some() {
                 return;
             }
@@ -395,6 +437,19 @@ pub fn run(args: &RecordArgs) -> anyhow::Result<ExitCode> {
             }
         })?;
         kernel_events += handed as u64;
+        // Attach to stopped processes now (not through the pending queue,
+        // which may be full), then let them run.
+        for pid in stopped.pids.clone() {
+            attach_process(
+                pid,
+                &mut discovery,
+                &mut hooks,
+                &mut pipeline,
+                &mut converter,
+            );
+        }
+        stopped.continue_all();
+        hooks.detach_some(&mut pipeline, 2);
         if let Some(error) = write_error.take() {
             return Err(error.context("cannot write the trace"));
         }
@@ -417,6 +472,7 @@ pub fn run(args: &RecordArgs) -> anyhow::Result<ExitCode> {
                 .flush()
                 .context("cannot write the trace")?;
             last_flush = Instant::now();
+            hooks.sweep();
             if let Some(bar) = &status {
                 let s = converter.stats;
                 let lost = pipeline.kernel_loss().map(|l| l.events).unwrap_or(0);
@@ -453,9 +509,21 @@ pub fn run(args: &RecordArgs) -> anyhow::Result<ExitCode> {
         }
     }
     drop(child);
+    if comm_per_process {
+        // No more stops from here on, so the drain below sees every process
+        // the kernel stopped and the guard continues it.
+        if let Err(error) = pipeline.clear_comm_filter() {
+            eprintln!("spliff: warning: {error:#}");
+        }
+    }
     // Drain: everything the kernel produced before we stopped.
     loop {
         let handed = pipeline.read_events(Duration::from_millis(20), |event| {
+            if let Ok(Event::ProcessExec(exec)) = &event
+                && exec.stopped
+            {
+                stopped.pids.push(exec.pid);
+            }
             if write_error.is_some() {
                 return;
             }
@@ -476,6 +544,7 @@ pub fn run(args: &RecordArgs) -> anyhow::Result<ExitCode> {
             break;
         }
     }
+    stopped.continue_all();
     if let Some(bar) = &status {
         bar.finish_and_clear();
     }
@@ -554,8 +623,19 @@ struct Hooks {
     pairs: std::collections::HashSet<(u32, FileId)>,
     /// Files that are not usable libssl (reported once, not retried).
     failed: std::collections::HashSet<FileId>,
-    /// One line per attached probe, for the capture info record.
+    /// One line per attached probe, for the capture info record (only
+    /// until it is written: per-process attachments go on all capture long).
     lines: Vec<String>,
+    /// Whether to keep collecting `lines`.
+    keep_lines: bool,
+    /// Per-process mode: each process's start time (to tell a reused pid)
+    /// and its uprobes, detached once it is gone, so a capture of many
+    /// short-lived processes does not run out of file descriptors.
+    processes: std::collections::HashMap<u32, (Option<u64>, Vec<UprobeLink>)>,
+    /// Uprobes of gone processes still to detach. A detach blocks for tens
+    /// of milliseconds (the kernel waits for an RCU grace period), so only
+    /// a few are done per loop turn: a stopped process must not wait long.
+    to_detach: Vec<UprobeLink>,
 }
 
 impl Hooks {
@@ -574,22 +654,71 @@ impl Hooks {
         if !new || self.failed.contains(&id) {
             return Ok(false);
         }
-        let lines =
-            attach_library(pipeline, path, pid.and_then(NonZeroU32::new)).inspect_err(|_| {
+        let (lines, links) = match attach_library(pipeline, path, pid.and_then(NonZeroU32::new)) {
+            Ok(attached) => attached,
+            // The process exited meanwhile: says nothing about the file.
+            Err(_) if pid.is_some_and(|pid| start_time(pid).is_none()) => return Ok(false),
+            Err(error) => {
                 self.failed.insert(id);
-            })?;
+                return Err(error);
+            }
+        };
+        let lines = lines.into_iter().filter(|_| self.keep_lines);
         match pid {
             Some(pid) => {
                 self.pairs.insert((pid, id));
-                self.lines
-                    .extend(lines.into_iter().map(|l| format!("{l} pid {pid}")));
+                self.lines.extend(lines.map(|l| format!("{l} pid {pid}")));
+                self.processes
+                    .entry(pid)
+                    .or_insert_with(|| (start_time(pid), Vec::new()))
+                    .1
+                    .extend(links);
             }
             None => {
                 self.files.insert(id);
                 self.lines.extend(lines);
+                // File-wide uprobes stay until the pipeline is dropped.
+                drop(links);
             }
         }
         Ok(true)
+    }
+
+    /// Forgets `pid`; its uprobes are detached later (`detach_some`).
+    fn forget(&mut self, pid: u32) {
+        if let Some((_, links)) = self.processes.remove(&pid) {
+            self.to_detach.extend(links);
+        }
+        self.pairs.retain(|&(p, _)| p != pid);
+    }
+
+    /// Detaches at most `n` uprobes of gone processes.
+    fn detach_some(&mut self, pipeline: &mut BpfPipeline, n: usize) {
+        for _ in 0..n {
+            match self.to_detach.pop() {
+                Some(link) => {
+                    pipeline.detach_uprobe(link);
+                }
+                None => break,
+            }
+        }
+    }
+
+    /// Per-process mode: detaches the uprobes of processes that are gone
+    /// (their pid no longer exists or belongs to a newer process).
+    fn sweep(&mut self) {
+        let gone: Vec<u32> = self
+            .processes
+            .iter()
+            .filter(|(pid, (started, _))| {
+                let now = start_time(**pid);
+                now.is_none() || now != *started
+            })
+            .map(|(pid, _)| *pid)
+            .collect();
+        for pid in gone {
+            self.forget(pid);
+        }
     }
 
     /// Per-process mode: attaches every known library file for `pid`
@@ -601,6 +730,17 @@ impl Hooks {
         pid: u32,
         problems: &mut Vec<String>,
     ) {
+        let started = start_time(pid);
+        if started.is_none() {
+            // Gone (a late rescan): nothing to attach to.
+            return;
+        }
+        // A reused pid: the old uprobes were bound to the old process.
+        if let Some((known, _)) = self.processes.get(&pid)
+            && *known != started
+        {
+            self.forget(pid);
+        }
         for (id, lib) in &discovery.files {
             if let Err(error) = self.hook(pipeline, *id, &lib.path, Some(pid)) {
                 problems.push(format!("{error:#}"));
@@ -627,29 +767,7 @@ fn rescan(
             i += 1;
             continue;
         }
-        for id in discovery.scan_process(pid) {
-            if let Some(lib) = discovery.files.get(&id) {
-                converter.add_library_path(lib.path.as_os_str().as_encoded_bytes().to_vec());
-            }
-        }
-        let mut problems = Vec::new();
-        if hooks.per_process {
-            hooks.hook_process(pipeline, discovery, pid, &mut problems);
-        } else {
-            let files: Vec<(FileId, std::path::PathBuf)> = discovery
-                .files
-                .iter()
-                .map(|(id, lib)| (*id, lib.path.clone()))
-                .collect();
-            for (id, path) in files {
-                if let Err(error) = hooks.hook(pipeline, id, &path, None) {
-                    problems.push(format!("{error:#}"));
-                }
-            }
-        }
-        for problem in problems {
-            eprintln!("spliff: warning: {problem}");
-        }
+        attach_process(pid, discovery, hooks, pipeline, converter);
         match RESCAN_DELAYS.get(attempt + 1) {
             Some(delay) => {
                 pending[i] = (pid, now + *delay, attempt + 1);
@@ -660,6 +778,123 @@ fn rescan(
             }
         }
     }
+}
+
+/// Looks at `pid`'s mapped libssl files (a new path is hooked too) and, in
+/// per-process mode, attaches every known libssl file for `pid` (also
+/// files it has not mapped yet: right after exec not even the dynamic
+/// loader has run, and a pid-scoped uprobe on a file applies when the file
+/// gets mapped).
+fn attach_process(
+    pid: u32,
+    discovery: &mut Discovery,
+    hooks: &mut Hooks,
+    pipeline: &mut BpfPipeline,
+    converter: &mut Converter<File>,
+) {
+    for id in discovery.scan_process(pid) {
+        if let Some(lib) = discovery.files.get(&id) {
+            converter.add_library_path(lib.path.as_os_str().as_encoded_bytes().to_vec());
+        }
+    }
+    let mut problems = Vec::new();
+    if hooks.per_process {
+        hooks.hook_process(pipeline, discovery, pid, &mut problems);
+    } else {
+        let files: Vec<(FileId, std::path::PathBuf)> = discovery
+            .files
+            .iter()
+            .map(|(id, lib)| (*id, lib.path.clone()))
+            .collect();
+        for (id, path) in files {
+            if let Err(error) = hooks.hook(pipeline, id, &path, None) {
+                problems.push(format!("{error:#}"));
+            }
+        }
+    }
+    for problem in problems {
+        eprintln!("spliff: warning: {problem}");
+    }
+}
+
+/// Processes the kernel stopped at exec (--comm per process) and that still
+/// wait for `SIGCONT`. Dropping it continues them, so no return path (an
+/// error, a panic unwinding) leaves a process stopped; only a SIGKILL of
+/// the recorder in that window can.
+#[derive(Debug, Default)]
+struct StoppedProcesses {
+    pids: Vec<u32>,
+}
+
+impl StoppedProcesses {
+    fn continue_all(&mut self) {
+        for pid in self.pids.drain(..) {
+            if let Ok(pid) = i32::try_from(pid)
+                && pid > 0
+            {
+                // SAFETY: kill(2) has no memory arguments. The pid is still
+                // the stopped process: a stopped process cannot exit and
+                // free its pid, except by SIGKILL.
+                unsafe { libc::kill(pid, libc::SIGCONT) };
+            }
+        }
+    }
+}
+
+impl Drop for StoppedProcesses {
+    fn drop(&mut self) {
+        self.continue_all();
+    }
+}
+
+/// Raises the soft open-file limit to the hard one: every per-process
+/// uprobe holds file descriptors until its process is gone and detached.
+fn raise_fd_limit() {
+    let mut limit = libc::rlimit {
+        rlim_cur: 0,
+        rlim_max: 0,
+    };
+    // SAFETY: valid pointer to an rlimit; setrlimit only reads it.
+    unsafe {
+        if libc::getrlimit(libc::RLIMIT_NOFILE, &mut limit) == 0 && limit.rlim_cur < limit.rlim_max
+        {
+            limit.rlim_cur = limit.rlim_max;
+            libc::setrlimit(libc::RLIMIT_NOFILE, &limit);
+        }
+    }
+}
+
+/// When `pid` started (clock ticks since boot, /proc/PID/stat field 22);
+/// `None` if it is gone.
+fn start_time(pid: u32) -> Option<u64> {
+    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).ok()?;
+    // The comm (field 2) may hold spaces and parentheses: count from the
+    // last ')'. Field 3 is the first after it.
+    let (_, rest) = stat.rsplit_once(')')?;
+    rest.split_whitespace().nth(22 - 3)?.parse().ok()
+}
+
+/// Running processes (other than the recorder) whose comm is one of
+/// `names`, compared on the first 15 bytes as the kernel stores comms.
+fn processes_named(names: &[String]) -> Vec<u32> {
+    let truncate = |name: &[u8]| name[..name.len().min(15)].to_vec();
+    let wanted: std::collections::HashSet<Vec<u8>> =
+        names.iter().map(|n| truncate(n.as_bytes())).collect();
+    let own = std::process::id();
+    let Ok(entries) = std::fs::read_dir("/proc") else {
+        return Vec::new();
+    };
+    entries
+        .filter_map(Result::ok)
+        .filter_map(|entry| entry.file_name().to_str()?.parse::<u32>().ok())
+        .filter(|&pid| pid != own)
+        .filter(|pid| {
+            std::fs::read(format!("/proc/{pid}/comm")).is_ok_and(|comm| {
+                let comm = comm.strip_suffix(b"\n").unwrap_or(&comm);
+                wanted.contains(&truncate(comm))
+            })
+        })
+        .collect()
 }
 
 /// Whether `program` can be executed (a path, or a name found in PATH).

@@ -408,3 +408,115 @@ fn pid_scope_and_connection_opened_before_capture() {
         fs::read(logdir.join(format!("{client_port}.out"))).unwrap()
     );
 }
+
+/// `--comm` alone attaches per process: a curl started after the recorder
+/// is held at exec until its uprobes are in, so it is recorded from its
+/// first TLS call, byte for byte; processes with other comms (the Python
+/// server and a Python client, both OpenSSL) are not recorded. The curl is
+/// a copy under a name of its own: `--comm curl` would also hold (and
+/// record) the curls of tests running in parallel.
+#[test]
+fn comm_scope_records_a_process_started_later_completely() {
+    if !require_bpf() {
+        return;
+    }
+    use std::io::{BufRead as _, BufReader};
+    use std::process::Stdio;
+
+    let dir = TempDir::new("record-comm");
+    let d = dir.path();
+    let (cert, key) = self_signed_cert(d);
+    let logdir = d.join("log");
+    let py = python_server(d, &cert, &key, &logdir);
+    let upload = body(50 * 1000, 5);
+    fs::write(d.join("upload.bin"), &upload).unwrap();
+    fs::write(d.join("client.py"), PY_CLIENT).unwrap();
+    let h1 = format!("https://127.0.0.1:{}", py.port);
+    const COMM: &str = "spliffcommcurl";
+    let curl_copy = d.join(COMM);
+    fs::copy("/usr/bin/curl", &curl_copy).expect("copy curl (apt-get install curl)");
+
+    let trace = d.join("t.pcapng");
+    let mut recorder = Command::new(spliff_bin())
+        .arg("record")
+        .arg("-o")
+        .arg(&trace)
+        .args(["--comm", COMM])
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let mut stderr = BufReader::new(recorder.stderr.take().unwrap());
+    let mut first = String::new();
+    stderr.read_line(&mut first).unwrap();
+    assert!(first.contains("recording"), "{first}");
+
+    // Started only now; a stop that is never continued would hang it, so
+    // wait with a deadline.
+    let run = |program: &str, args: &[String]| {
+        let mut child = Command::new(program).args(args).spawn().unwrap();
+        let deadline = Instant::now() + Duration::from_secs(20);
+        loop {
+            if let Some(status) = child.try_wait().unwrap() {
+                assert!(status.success(), "{program} failed");
+                return;
+            }
+            if Instant::now() > deadline {
+                child.kill().ok();
+                panic!("{program} did not finish (left stopped?)");
+            }
+            std::thread::sleep(Duration::from_millis(10));
+        }
+    };
+    let curl = |extra: &[&str], url: String| {
+        let mut args: Vec<String> = ["-sk", "--fail", "-o", "/dev/null", "--http1.1"]
+            .iter()
+            .chain(extra)
+            .map(|s| s.to_string())
+            .collect();
+        args.push(url);
+        run(&curl_copy.display().to_string(), &args);
+    };
+    curl(&[], format!("{h1}/get"));
+    let data = format!("@{}", d.join("upload.bin").display());
+    curl(
+        &["-H", "Expect:", "--data-binary", &data],
+        format!("{h1}/upload"),
+    );
+    run(
+        PYTHON,
+        &[d.join("client.py").display().to_string(), h1.clone()],
+    );
+    wait_server_done(&logdir);
+    std::thread::sleep(Duration::from_millis(300));
+    // SAFETY: kill(2) on our own child.
+    unsafe { libc::kill(recorder.id() as i32, libc::SIGINT) };
+    let status = recorder.wait().unwrap();
+    let mut rest = String::new();
+    std::io::Read::read_to_string(&mut stderr, &mut rest).unwrap();
+    assert!(status.success(), "recorder failed: {rest}");
+
+    let summary = read_trace(&trace);
+    assert!(summary.errors.is_empty(), "{:?}", summary.errors);
+    assert!(summary.losses.is_empty(), "{:?}", summary.losses);
+    assert_eq!(summary.conns.len(), 2, "{:?}", summary.conns.keys());
+    for (conn_id, conn) in &summary.conns {
+        let info = conn.info.clone().unwrap();
+        assert_eq!(
+            summary.comms.get(&info.pid).map(String::as_str),
+            Some(COMM),
+            "conn {conn_id}: only the curl copy is in scope"
+        );
+        let client_port = info.local.map(|a| a.port()).unwrap();
+        assert_eq!(info.remote.map(|a| a.port()), Some(py.port));
+        assert_eq!(
+            conn.egress,
+            fs::read(logdir.join(format!("{client_port}.in"))).unwrap(),
+            "conn {conn_id}: egress differs from what the server read"
+        );
+        assert_eq!(
+            conn.ingress,
+            fs::read(logdir.join(format!("{client_port}.out"))).unwrap(),
+            "conn {conn_id}: ingress differs from what the server wrote"
+        );
+    }
+}

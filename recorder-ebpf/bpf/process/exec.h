@@ -9,6 +9,9 @@ struct linux_binprm___spliff {
 	const char *filename;
 } __attribute__((preserve_access_index));
 
+/* SIGSTOP's number on every Linux architecture (vmlinux.h has no macros). */
+#define SPLIFF_SIGSTOP 19
+
 /*
  * With a target set, report its own execs (its image, and so its uprobes, are
  * replaced) and those of its direct children (candidates to follow).
@@ -82,6 +85,18 @@ int spliff_process_exec(struct bpf_raw_tracepoint_args *ctx)
 		event->filename_len = 0;
 		event->flags |= SPLIFF_EXEC_FILENAME_UNREADABLE;
 	}
+
+	/*
+	 * --comm with per-process uprobes: hold the process before its first
+	 * user-space instruction (the signal is delivered on the return from
+	 * execve, and SIGSTOP cannot be caught or ignored) until user space has
+	 * attached its uprobes and sends SIGCONT. Only once the record is
+	 * reserved: a stop nobody hears about would never be continued. The
+	 * default wakeup below wakes the reader at once for it.
+	 */
+	if (spliff_stop_on_exec_comm && spliff_comm_selected() &&
+	    bpf_send_signal(SPLIFF_SIGSTOP) == 0)
+		event->flags |= SPLIFF_EXEC_STOPPED;
 
 	bpf_ringbuf_submit(event, 0);
 	return 0;

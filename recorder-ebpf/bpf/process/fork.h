@@ -6,6 +6,32 @@
 #define SPLIFF_BPF_PROCESS_FORK_H
 
 /*
+ * --comm with per-process uprobes: tells user space that a selected process
+ * forked a process (same comm) without exec, so it attaches to the child too.
+ * The child cannot be stopped from here (bpf_send_signal targets the current
+ * task, the parent) and already runs: its TLS calls before the attachment
+ * are not seen. The record reuses the exec event, flagged FORKED.
+ */
+static __always_inline void spliff_report_fork(__u32 parent_tgid, __u32 child_tgid,
+					       __u32 child_pid)
+{
+	__u64 child = ((__u64)child_tgid << 32) | child_pid;
+	struct spliff_process_exec_event *event;
+
+	event = spliff_event_reserve(SPLIFF_EVENT_PROCESS_EXEC, sizeof(*event), child);
+	if (!event)
+		return;
+	event->ppid = parent_tgid;
+	event->uid = (__u32)bpf_get_current_uid_gid();
+	event->filename_len = 0;
+	event->flags = SPLIFF_EXEC_FORKED;
+	/* The child's comm is a copy of the forking thread's. */
+	bpf_get_current_comm(event->comm, sizeof(event->comm));
+	__builtin_memset(event->filename, 0, sizeof(event->filename));
+	bpf_ringbuf_submit(event, 0);
+}
+
+/*
  * sched_process_fork, attached raw (no tracefs needed). TP_PROTO:
  *   (struct task_struct *parent, struct task_struct *child)
  * Runs after copy_process(), so child->tgid is final.
@@ -27,6 +53,9 @@ int spliff_process_fork(struct bpf_raw_tracepoint_args *ctx)
 	/* A new thread shares its process's entry already. */
 	if (parent_tgid == child_tgid)
 		return 0;
+	/* Runs in the parent: the current comm is the forking thread's. */
+	if (spliff_stop_on_exec_comm && spliff_comm_selected())
+		spliff_report_fork(parent_tgid, child_tgid, BPF_CORE_READ(child, pid));
 	track = bpf_map_lookup_elem(&spliff_tracked_tgids, &parent_tgid);
 	if (!track || *track == SPLIFF_TRACK_ONLY)
 		return 0;

@@ -8,9 +8,9 @@ use std::{ffi::OsStr, mem::size_of, os::unix::ffi::OsStrExt as _, path::PathBuf}
 
 use spliff_recorder_ebpf::abi::{
     self, AbiRecord, CONN_HAS_FD, CONN_HAS_ROLE, CONN_HAS_SOCKET, DATA_CHUNK, DIR_EGRESS,
-    DIR_INGRESS, EXEC_FILENAME_TRUNCATED, EXEC_FILENAME_UNREADABLE, EventHeader, EventKind,
-    ProcessExecEvent, STRING_MAX, TLS_DATA_HEADER_LEN, TlsCloseEvent, TlsConnEvent, TlsDataHead,
-    TlsHandshakeEvent, TlsLossEvent, TlsStringEvent,
+    DIR_INGRESS, EXEC_FILENAME_TRUNCATED, EXEC_FILENAME_UNREADABLE, EXEC_FORKED, EXEC_STOPPED,
+    EventHeader, EventKind, ProcessExecEvent, STRING_MAX, TLS_DATA_HEADER_LEN, TlsCloseEvent,
+    TlsConnEvent, TlsDataHead, TlsHandshakeEvent, TlsLossEvent, TlsStringEvent,
 };
 
 /// An event from the kernel programs.
@@ -215,6 +215,13 @@ pub struct ProcessExec {
     pub filename_truncated: bool,
     /// The kernel could not copy the path; `filename` is empty.
     pub filename_unreadable: bool,
+    /// The kernel stopped the process (`SIGSTOP`) before its first
+    /// instruction; whoever reads this must send it `SIGCONT`
+    /// ([`PipelineOptions::stop_on_exec_comm`](crate::bpf::PipelineOptions)).
+    pub stopped: bool,
+    /// Not an exec: a selected process forked `pid` without exec (the child
+    /// already runs; `filename` is empty).
+    pub forked: bool,
 }
 
 /// A ring buffer record that does not hold a valid event.
@@ -519,6 +526,8 @@ fn decode_exec(record: &[u8]) -> Result<ProcessExec, DecodeError> {
         filename: PathBuf::from(OsStr::from_bytes(filename)),
         filename_truncated: raw.flags & EXEC_FILENAME_TRUNCATED != 0,
         filename_unreadable: raw.flags & EXEC_FILENAME_UNREADABLE != 0,
+        stopped: raw.flags & EXEC_STOPPED != 0,
+        forked: raw.flags & EXEC_FORKED != 0,
     })
 }
 
@@ -565,6 +574,8 @@ mod tests {
                 filename: "/bin/true".into(),
                 filename_truncated: false,
                 filename_unreadable: false,
+                stopped: false,
+                forked: false,
             }
         );
     }
@@ -579,6 +590,17 @@ mod tests {
         };
         assert_eq!(exec.comm, "0123456789abcdef");
         assert!(exec.filename_truncated && !exec.filename_unreadable);
+        assert!(!exec.stopped && !exec.forked);
+        raw.flags = EXEC_STOPPED;
+        let Ok(Event::ProcessExec(exec)) = decode(raw.as_bytes()) else {
+            panic!("valid record rejected");
+        };
+        assert!(exec.stopped && !exec.forked);
+        raw.flags = EXEC_FORKED;
+        let Ok(Event::ProcessExec(exec)) = decode(raw.as_bytes()) else {
+            panic!("valid record rejected");
+        };
+        assert!(exec.forked && !exec.stopped);
     }
 
     #[test]

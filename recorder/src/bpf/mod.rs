@@ -26,7 +26,7 @@ use aya::{
     maps::{HashMap as BpfHashMap, MapData, PerCpuArray, RingBuf},
     programs::{
         RawTracePoint, UProbe,
-        uprobe::{UProbeAttachLocation, UProbeScope},
+        uprobe::{UProbeAttachLocation, UProbeLinkId, UProbeScope},
     },
 };
 use spliff_recorder_ebpf::{
@@ -62,6 +62,12 @@ pub struct PipelineOptions<'a> {
     /// [`BpfPipeline::track_process`] (plus their future children) and comms
     /// added with [`BpfPipeline::filter_comm`]. `false` records everything.
     pub filter_enabled: bool,
+    /// For `--comm` with per-process uprobes: the kernel stops (`SIGSTOP`)
+    /// every process that execs into a comm added with
+    /// [`BpfPipeline::filter_comm`] and flags its [`ProcessExec`] event
+    /// `stopped`; the reader must attach, then send `SIGCONT`. Forks of such
+    /// processes are reported as `forked` exec events (not stopped).
+    pub stop_on_exec_comm: bool,
 }
 
 impl Default for PipelineOptions<'_> {
@@ -71,6 +77,7 @@ impl Default for PipelineOptions<'_> {
             target_tgid: None,
             ring_buffer_bytes: None,
             filter_enabled: false,
+            stop_on_exec_comm: false,
         }
     }
 }
@@ -94,6 +101,13 @@ pub struct KernelLoss {
     pub events: u64,
     /// Plaintext bytes in those events (TLS data only).
     pub bytes: u64,
+}
+
+/// One attached uprobe, to detach with [`BpfPipeline::detach_uprobe`].
+#[derive(Debug)]
+pub struct UprobeLink {
+    program: &'static str,
+    id: UProbeLinkId,
 }
 
 /// The loaded and attached kernel programs plus the reader of their events.
@@ -136,6 +150,7 @@ impl BpfPipeline {
         let object = aligned(options.object, &mut realigned);
         let target_tgid = options.target_tgid.map_or(0, NonZeroU32::get);
         let filter_enabled = u32::from(options.filter_enabled);
+        let stop_on_exec_comm = u32::from(options.stop_on_exec_comm);
 
         let mut loader = EbpfLoader::new();
         loader
@@ -143,7 +158,8 @@ impl BpfPipeline {
             // must_exist: a renamed global must fail loudly, not leave the
             // filter off.
             .override_global(names::TARGET_TGID_GLOBAL, &target_tgid, true)
-            .override_global(names::FILTER_ENABLED_GLOBAL, &filter_enabled, true);
+            .override_global(names::FILTER_ENABLED_GLOBAL, &filter_enabled, true)
+            .override_global(names::STOP_ON_EXEC_COMM_GLOBAL, &stop_on_exec_comm, true);
         if let Some(bytes) = options.ring_buffer_bytes {
             loader.map_max_entries(names::EVENTS_MAP, bytes);
         }
@@ -251,19 +267,20 @@ impl BpfPipeline {
 
     /// Attaches uprobe program `program` (one of
     /// [`names::OPENSSL_PROGRAMS`]) to `symbol` in the library file `path`,
-    /// for every process mapping it, or only `pid`.
+    /// for every process mapping it, or only `pid`. Stays attached until
+    /// [`BpfPipeline::detach_uprobe`] or the pipeline is dropped.
     pub fn attach_uprobe(
         &mut self,
         program: &'static str,
         symbol: &str,
         path: &Path,
         pid: Option<NonZeroU32>,
-    ) -> Result<(), BpfError> {
+    ) -> Result<UprobeLink, BpfError> {
         let scope = match pid {
             Some(pid) => UProbeScope::OneProcess(pid),
             None => UProbeScope::AllProcesses,
         };
-        uprobe_mut(&mut self.ebpf, program)?
+        let id = uprobe_mut(&mut self.ebpf, program)?
             .attach(UProbeAttachLocation::Symbol(symbol), path, scope)
             .map_err(|error| {
                 error::classify(error, "attaching a uprobe", |source| BpfError::Attach {
@@ -272,7 +289,15 @@ impl BpfPipeline {
                     source,
                 })
             })?;
-        Ok(())
+        Ok(UprobeLink { program, id })
+    }
+
+    /// Detaches a uprobe attached by [`BpfPipeline::attach_uprobe`] (and
+    /// closes its file descriptors: per-process uprobes of processes that
+    /// are gone must not pile up). `false` if it was not attached (any
+    /// more): there is nothing left to undo then.
+    pub fn detach_uprobe(&mut self, link: UprobeLink) -> bool {
+        uprobe_mut(&mut self.ebpf, link.program).is_ok_and(|p| p.detach(link.id).is_ok())
     }
 
     /// Puts process `tgid` in the capture's scope (with
@@ -319,6 +344,30 @@ impl BpfPipeline {
             })?;
         let mut comms = BpfHashMap::<_, [u8; COMM_LEN], u8>::try_from(map).map_err(map_error)?;
         comms.insert(key, 1, 0).map_err(map_error)
+    }
+
+    /// Empties the comm filter: from now on no comm is in scope, and with
+    /// [`PipelineOptions::stop_on_exec_comm`] the kernel stops no more
+    /// processes (a recorder shutting down calls this before its last
+    /// drain, so every stopped process is reported and can be continued).
+    pub fn clear_comm_filter(&mut self) -> Result<(), BpfError> {
+        let map_error = |source| BpfError::Map {
+            map: names::COMM_FILTER_MAP,
+            source,
+        };
+        let map = self
+            .ebpf
+            .map_mut(names::COMM_FILTER_MAP)
+            .ok_or(BpfError::MissingFromObject {
+                kind: "map",
+                name: names::COMM_FILTER_MAP,
+            })?;
+        let mut comms = BpfHashMap::<_, [u8; COMM_LEN], u8>::try_from(map).map_err(map_error)?;
+        let keys: Vec<[u8; COMM_LEN]> = comms.keys().filter_map(Result::ok).collect();
+        for key in keys {
+            comms.remove(&key).map_err(map_error)?;
+        }
+        Ok(())
     }
 
     /// What the kernel programs could not deliver since load.
