@@ -40,7 +40,9 @@ fn main() {
     let mut args = std::env::args().skip(1);
     let size_mb: u64 = args.next().and_then(|s| s.parse().ok()).unwrap_or(1024);
     let path = args.next().unwrap_or_else(|| "bench.pcapng".into());
-    let h2 = spliff_tests::h2gen::conversation_with_bodies(16, 0, 24 * 1024, 0);
+    // 16 streams, one 40 kB header block (HEADERS + CONTINUATION). Larger response bodies made
+    // the in-process h2 pair stall, so HTTP/2 volume comes from headers here.
+    let h2 = spliff_tests::h2gen::conversation(16, 40_000, 0);
     let mut h2_writes: Writes = h2
         .client
         .iter()
@@ -52,7 +54,7 @@ fn main() {
         )
         .collect();
     h2_writes.sort_by_key(|w| w.0);
-    let h1_writes = http1_conversation(32 * 1024, 12);
+    let h1_writes = http1_conversation(8 * 1024, 12);
 
     let file = std::fs::File::create(&path).expect("create output");
     let mut w = TraceWriter::new(

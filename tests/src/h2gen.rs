@@ -82,16 +82,6 @@ pub struct H2Conversation {
 /// connection; the first request carries an `x-big` header of `big_header_len` bytes (forcing
 /// CONTINUATION frames), and every response carries a `grpc-status` trailer.
 pub fn conversation(streams: usize, big_header_len: usize, start_ns: u64) -> H2Conversation {
-    conversation_with_bodies(streams, big_header_len, 0, start_ns)
-}
-
-/// [`conversation`] whose responses also carry `body_len` extra bytes of text.
-pub fn conversation_with_bodies(
-    streams: usize,
-    big_header_len: usize,
-    body_len: usize,
-    start_ns: u64,
-) -> H2Conversation {
     let rt = tokio::runtime::Builder::new_current_thread()
         .enable_time()
         .build()
@@ -132,9 +122,8 @@ pub fn conversation_with_bodies(
                         let _ = body.flow_control().release_capacity(chunk.len());
                         got.extend_from_slice(&chunk);
                     }
-                    let mut reply =
+                    let reply =
                         format!("response to {path}: {} bytes received\n", got.len()).repeat(3);
-                    reply.extend((0..body_len).map(|i| (b'a' + (i % 26) as u8) as char));
                     let resp = http::Response::builder()
                         .status(200)
                         .header("content-type", "text/plain")

@@ -245,6 +245,22 @@ pub const MONO: u64 = 1_000_000_000;
 /// Wall clock at [`MONO`].
 pub const WALL: u64 = 1_795_435_200_000_000_000; // 2026-11-23T12:00:00Z
 
+/// The capture info record every test trace starts with: boot-time clock at [`MONO`], wall
+/// clock [`WALL`].
+fn capture_info() -> (u64, Record<'static>) {
+    (
+        MONO,
+        Record::CaptureInfo(CaptureInfo {
+            wall_clock_ns: WALL,
+            clock: ClockId::Boottime,
+            spliff_version: b"test",
+            hostname: b"h",
+            kernel: b"k",
+            attached: vec![],
+        }),
+    )
+}
+
 /// gzip-compresses `data`.
 pub fn gzip(data: &[u8]) -> Vec<u8> {
     let mut e = GzEncoder::new(Vec::new(), Compression::default());
@@ -286,17 +302,7 @@ pub fn http1_trace() -> (Vec<u8>, Vec<u8>) {
         })
     };
     let records: Vec<(u64, Record<'_>)> = vec![
-        (
-            MONO,
-            Record::CaptureInfo(CaptureInfo {
-                wall_clock_ns: WALL,
-                clock: ClockId::Boottime,
-                spliff_version: b"test",
-                hostname: b"h",
-                kernel: b"k",
-                attached: vec![],
-            }),
-        ),
+        capture_info(),
         (
             MONO + 1,
             Record::Process(Process {
@@ -389,17 +395,7 @@ pub fn h2_trace(conv: &crate::h2gen::H2Conversation) -> Vec<u8> {
         })
     };
     let head: Vec<(u64, Record<'_>)> = vec![
-        (
-            MONO,
-            Record::CaptureInfo(CaptureInfo {
-                wall_clock_ns: WALL,
-                clock: ClockId::Boottime,
-                spliff_version: b"test",
-                hostname: b"h",
-                kernel: b"k",
-                attached: vec![],
-            }),
-        ),
+        capture_info(),
         (
             MONO,
             Record::Process(Process {
