@@ -41,6 +41,16 @@ const CASES: &[(&str, &[&str], &str)] = &[
     ("http1-loss.pcapng", &["--format", "har"], "http1-loss.har"),
     ("http1-loss.pcapng", &["--format", "text"], "http1-loss.txt"),
     (
+        "recorded-curl-h2-h1.pcapng",
+        &["--format", "har"],
+        "recorded-curl-h2-h1.har",
+    ),
+    (
+        "recorded-curl-h2-h1.pcapng",
+        &["--format", "text", "-c"],
+        "recorded-curl-h2-h1.-c.txt",
+    ),
+    (
         "h2-multiplexed-ipv6.pcapng",
         &["--format", "har"],
         "h2-multiplexed-ipv6.har",
