@@ -276,7 +276,7 @@ fn hex_bytes(s: &str) -> Vec<u8> {
         .collect()
 }
 
-fn tshark_http2(pcap: &Path) -> BTreeMap<u64, H2Stream> {
+fn tshark_http2(pcap: &Path) -> BTreeMap<(u64, u64), H2Stream> {
     let out = run(
         "tshark",
         &[
@@ -290,10 +290,14 @@ fn tshark_http2(pcap: &Path) -> BTreeMap<u64, H2Stream> {
         ],
     );
     let packets: Value = serde_json::from_str(&out.stdout).expect("tshark json");
-    let mut streams: BTreeMap<u64, H2Stream> = BTreeMap::new();
+    let mut streams: BTreeMap<(u64, u64), H2Stream> = BTreeMap::new();
     for packet in packets.as_array().expect("packets") {
         let layers = &packet["_source"]["layers"];
         let to_server = layers["tcp"]["tcp.dstport"].as_str() == Some("80");
+        let tcp_stream = layers["tcp"]["tcp.stream"]
+            .as_str()
+            .and_then(|s| s.parse::<u64>().ok())
+            .unwrap_or(u64::MAX);
         for http2 in as_list(&layers["http2"]) {
             for frame in as_list(&http2["http2.stream"]) {
                 let Some(id) = frame["http2.streamid"]
@@ -302,7 +306,7 @@ fn tshark_http2(pcap: &Path) -> BTreeMap<u64, H2Stream> {
                 else {
                     continue;
                 };
-                let s = streams.entry(id).or_default();
+                let s = streams.entry((tcp_stream, id)).or_default();
                 match frame["http2.type"].as_str() {
                     Some("0") => {
                         let data = hex_bytes(frame["http2.data.data"].as_str().unwrap_or(""));
@@ -370,8 +374,9 @@ fn http2_multiplexed_ipv6_with_continuation_dissects_as_in_the_har() {
     let streams = tshark_http2(&pcap);
     for e in &entries {
         let id = e["_streamId"].as_u64().expect("stream id");
+        // One connection: TCP stream 0.
         let s = streams
-            .get(&id)
+            .get(&(0, id))
             .unwrap_or_else(|| panic!("tshark misses stream {id}"));
         assert_same_headers(&s.request_headers, &headers(&e["request"]["headers"]), id);
         assert_same_headers(&s.response_headers, &headers(&e["response"]["headers"]), id);
@@ -382,7 +387,7 @@ fn http2_multiplexed_ipv6_with_continuation_dissects_as_in_the_har() {
     }
     // The 40 000-byte header arrived whole through HEADERS + CONTINUATION over several
     // segments (at most 16 000 bytes each).
-    let big = &streams[&1].request_headers;
+    let big = &streams[&(0, 1)].request_headers;
     assert!(big.iter().any(|(n, v)| n == "x-big" && v.len() == 40_000));
     let continuation = run(
         "tshark",
@@ -544,5 +549,126 @@ fn every_fixture_dissects_into_the_requests_of_its_har() {
         want.sort();
         let got = tshark_requests(&pcapng(&trace, &dir));
         assert_eq!(got, want, "{}", trace.display());
+    }
+}
+
+/// An exchange reduced to what both the HAR and tshark show: request and response header lists
+/// and bodies.
+type Seen = (
+    Vec<(String, String)>,
+    Vec<(String, String)>,
+    Vec<u8>,
+    Vec<u8>,
+);
+
+fn is_complete(e: &Value) -> bool {
+    e.get("_incomplete").is_none()
+}
+
+#[test]
+fn every_fixture_matches_its_har_in_headers_and_bodies() {
+    let dir_path = Path::new(env!("CARGO_MANIFEST_DIR")).join("../fixtures/traces");
+    let mut traces: Vec<PathBuf> = std::fs::read_dir(&dir_path)
+        .expect("fixtures")
+        .map(|e| e.expect("entry").path())
+        .filter(|p| p.extension().is_some_and(|e| e == "pcapng"))
+        .collect();
+    traces.sort();
+    for trace in traces {
+        let dir = TempDir::new("ws-deep");
+        let entries = entries(&har(&trace, &dir));
+        let pcap = pcapng(&trace, &dir);
+        // HTTP/1: request header lines of every request, response header lines of every
+        // complete exchange, bodies of complete exchanges via --export-objects.
+        let h1: Vec<&Value> = entries
+            .iter()
+            .filter(|e| e["request"]["httpVersion"] != "HTTP/2.0")
+            .collect();
+        let (requests, responses) = tshark_http1(&pcap);
+        let lines = |v: &Value| -> Vec<String> {
+            headers(v)
+                .into_iter()
+                .map(|(n, v)| format!("{n}: {v}"))
+                .collect()
+        };
+        let mut want_req: Vec<Vec<String>> =
+            h1.iter().map(|e| lines(&e["request"]["headers"])).collect();
+        let mut got_req: Vec<Vec<String>> = requests.into_iter().map(|r| r.2).collect();
+        want_req.sort();
+        got_req.sort();
+        assert_eq!(
+            got_req,
+            want_req,
+            "{}: HTTP/1 request headers",
+            trace.display()
+        );
+        for e in h1.iter().filter(|e| is_complete(e)) {
+            let want = (
+                e["response"]["status"].to_string(),
+                lines(&e["response"]["headers"]),
+            );
+            assert!(
+                responses.contains(&want),
+                "{}: response {want:?} not dissected",
+                trace.display()
+            );
+        }
+        let h1_complete: Vec<Value> = h1
+            .iter()
+            .filter(|e| is_complete(e))
+            .map(|e| (*e).clone())
+            .collect();
+        let objects = exported_objects(&pcap, &dir);
+        for body in har_bodies(&h1_complete) {
+            assert!(
+                objects.contains(&body),
+                "{}: HTTP/1 body of {} bytes not exported",
+                trace.display(),
+                body.len()
+            );
+        }
+        // HTTP/2: per stream, header blocks and DATA payloads, compared as multisets (tshark
+        // numbers TCP streams, the HAR names connections; the pairing is by content).
+        let mut want_h2: Vec<Seen> = entries
+            .iter()
+            .filter(|e| e["request"]["httpVersion"] == "HTTP/2.0" && is_complete(e))
+            .map(|e| {
+                (
+                    headers(&e["request"]["headers"]),
+                    headers(&e["response"]["headers"]),
+                    e["request"]["postData"]["text"]
+                        .as_str()
+                        .unwrap_or("")
+                        .as_bytes()
+                        .to_vec(),
+                    e["response"]["content"]["text"]
+                        .as_str()
+                        .unwrap_or("")
+                        .as_bytes()
+                        .to_vec(),
+                )
+            })
+            .collect();
+        let mut got_h2: Vec<Seen> = tshark_http2(&pcap)
+            .into_values()
+            .filter(|s| !s.request_headers.is_empty())
+            .map(|s| {
+                (
+                    s.request_headers,
+                    s.response_headers,
+                    s.request_body,
+                    s.response_body,
+                )
+            })
+            .collect();
+        want_h2.sort();
+        got_h2.sort();
+        assert!(
+            got_h2 == want_h2,
+            "{}: HTTP/2 streams differ ({} dissected, {} in the HAR)",
+            trace.display(),
+            got_h2.len(),
+            want_h2.len()
+        );
     }
 }
