@@ -17,6 +17,9 @@ have curl || need_pkgs+=(curl)
 have openssl || need_pkgs+=(openssl)
 [ -x /usr/bin/python3 ] || need_pkgs+=(python3)
 have nghttpd || need_pkgs+=(nghttp2-server)
+# HAR checks (tests/src/har.rs): Debian's har-validator library, run by node.
+have node || need_pkgs+=(nodejs)
+[ -d /usr/share/nodejs/har-validator ] || need_pkgs+=(node-har-validator)
 if [ ${#need_pkgs[@]} -gt 0 ]; then
   if [ "$(id -u)" = 0 ] && have apt-get; then
     echo "test.sh: installing ${need_pkgs[*]}"
