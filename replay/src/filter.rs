@@ -76,7 +76,7 @@ impl Filter {
         if self.hosts.is_empty() && self.urls.is_empty() {
             return true;
         }
-        let url = crate::har::url(ex, info);
+        let url = crate::pipeline::exchange_url(ex, info);
         if !self.hosts.is_empty() {
             let host = host_of(&url).to_ascii_lowercase();
             let ok = self.hosts.iter().any(|h| {

@@ -8,6 +8,53 @@ use spliff_formats::ReadError;
 use crate::trace_input::{ConnectionInfo, read_connections};
 use crate::{ConnectionStreams, Exchange, Reconstruction, ReplayOptions, reconstruct};
 
+fn lossy(b: &[u8]) -> String {
+    String::from_utf8_lossy(b).into_owned()
+}
+
+/// The absolute URL: the target as is when it is absolute-form, else https + the authority
+/// (`:authority` or Host, else SNI, else the server address) + the target.
+pub fn exchange_url(ex: &Exchange, info: &ConnectionInfo) -> String {
+    let target = ex
+        .request
+        .target
+        .as_deref()
+        .map(lossy)
+        .unwrap_or_else(|| "/".to_string());
+    if target.starts_with("http://") || target.starts_with("https://") {
+        return target;
+    }
+    let scheme = ex
+        .request
+        .scheme
+        .as_deref()
+        .map(lossy)
+        .unwrap_or_else(|| "https".to_string());
+    let authority = ex
+        .request
+        .authority
+        .as_deref()
+        .or_else(|| ex.request.header("host"))
+        .map(lossy)
+        .or_else(|| info.sni.clone())
+        .or_else(|| info.client_server().1.map(|a| a.to_string()))
+        .unwrap_or_else(|| "unknown".to_string());
+    // CONNECT and OPTIONS * have no path.
+    if target == "*" || !target.starts_with('/') {
+        return format!("{scheme}://{authority}");
+    }
+    format!("{scheme}://{authority}{target}")
+}
+
+/// Kernel time at which an exchange starts: its first request byte, else its first response
+/// byte, else the connection's first record.
+pub fn exchange_start_ns(ex: &Exchange, info: &ConnectionInfo) -> u64 {
+    ex.timings
+        .request_first_byte_ns
+        .or(ex.timings.response_first_byte_ns)
+        .unwrap_or(info.first_ts_ns)
+}
+
 /// Progress of a replay, reported through the caller's callback.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Progress {
@@ -86,7 +133,7 @@ pub fn replay(
                 .exchanges
                 .iter()
                 .enumerate()
-                .map(move |(ei, ex)| (crate::har::start_ns(ex, &c.info), ci, ei))
+                .map(move |(ei, ex)| (exchange_start_ns(ex, &c.info), ci, ei))
         })
         .collect();
     // Connection indexes already follow (first timestamp, key), so (start, ci, ei) is total

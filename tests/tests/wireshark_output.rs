@@ -15,6 +15,18 @@ fn fixture(name: &str) -> PathBuf {
         .join(name)
 }
 
+/// Every committed trace, sorted.
+fn fixture_traces() -> Vec<PathBuf> {
+    let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("../fixtures/traces");
+    let mut traces: Vec<PathBuf> = std::fs::read_dir(&dir)
+        .expect("fixtures")
+        .map(|e| e.expect("entry").path())
+        .filter(|p| p.extension().is_some_and(|e| e == "pcapng"))
+        .collect();
+    traces.sort();
+    traces
+}
+
 fn replay_to(trace: &Path, out: &Path, env: &[(&str, &str)]) {
     let mut cmd = std::process::Command::new(spliff_tests::spliff::spliff_bin());
     cmd.args([
@@ -521,13 +533,7 @@ fn tshark_requests(pcap: &Path) -> Vec<(String, String)> {
 
 #[test]
 fn every_fixture_dissects_into_the_requests_of_its_har() {
-    let dir_path = Path::new(env!("CARGO_MANIFEST_DIR")).join("../fixtures/traces");
-    let mut traces: Vec<PathBuf> = std::fs::read_dir(&dir_path)
-        .expect("fixtures")
-        .map(|e| e.expect("entry").path())
-        .filter(|p| p.extension().is_some_and(|e| e == "pcapng"))
-        .collect();
-    traces.sort();
+    let traces = fixture_traces();
     assert!(traces.len() >= 4, "{traces:?}");
     for trace in traces {
         let dir = TempDir::new("ws-all");
@@ -567,13 +573,7 @@ fn is_complete(e: &Value) -> bool {
 
 #[test]
 fn every_fixture_matches_its_har_in_headers_and_bodies() {
-    let dir_path = Path::new(env!("CARGO_MANIFEST_DIR")).join("../fixtures/traces");
-    let mut traces: Vec<PathBuf> = std::fs::read_dir(&dir_path)
-        .expect("fixtures")
-        .map(|e| e.expect("entry").path())
-        .filter(|p| p.extension().is_some_and(|e| e == "pcapng"))
-        .collect();
-    traces.sort();
+    let traces = fixture_traces();
     for trace in traces {
         let dir = TempDir::new("ws-deep");
         let entries = entries(&har(&trace, &dir));

@@ -309,19 +309,12 @@ impl BpfPipeline {
             Tracking::ChildrenOnly => spliff_recorder_ebpf::abi::TRACK_FOLLOW,
             Tracking::Only => spliff_recorder_ebpf::abi::TRACK_ONLY,
         };
-        let map_error = |source| BpfError::Map {
-            map: names::TRACKED_TGIDS_MAP,
-            source,
-        };
-        let map =
-            self.ebpf
-                .map_mut(names::TRACKED_TGIDS_MAP)
-                .ok_or(BpfError::MissingFromObject {
-                    kind: "map",
-                    name: names::TRACKED_TGIDS_MAP,
-                })?;
-        let mut tracked = BpfHashMap::<_, u32, u32>::try_from(map).map_err(map_error)?;
-        tracked.insert(tgid, value, 0).map_err(map_error)
+        let map = map_mut(&mut self.ebpf, names::TRACKED_TGIDS_MAP)?;
+        let mut tracked = BpfHashMap::<_, u32, u32>::try_from(map)
+            .map_err(map_error(names::TRACKED_TGIDS_MAP))?;
+        tracked
+            .insert(tgid, value, 0)
+            .map_err(map_error(names::TRACKED_TGIDS_MAP))
     }
 
     /// Puts processes named `comm` in scope (the kernel compares the first
@@ -331,19 +324,9 @@ impl BpfPipeline {
         let bytes = comm.as_bytes();
         let n = bytes.len().min(COMM_LEN - 1);
         key[..n].copy_from_slice(&bytes[..n]);
-        let map_error = |source| BpfError::Map {
-            map: names::COMM_FILTER_MAP,
-            source,
-        };
-        let map = self
-            .ebpf
-            .map_mut(names::COMM_FILTER_MAP)
-            .ok_or(BpfError::MissingFromObject {
-                kind: "map",
-                name: names::COMM_FILTER_MAP,
-            })?;
-        let mut comms = BpfHashMap::<_, [u8; COMM_LEN], u8>::try_from(map).map_err(map_error)?;
-        comms.insert(key, 1, 0).map_err(map_error)
+        self.comm_filter()?
+            .insert(key, 1, 0)
+            .map_err(map_error(names::COMM_FILTER_MAP))
     }
 
     /// Empties the comm filter: from now on no comm is in scope, and with
@@ -351,23 +334,19 @@ impl BpfPipeline {
     /// processes (a recorder shutting down calls this before its last
     /// drain, so every stopped process is reported and can be continued).
     pub fn clear_comm_filter(&mut self) -> Result<(), BpfError> {
-        let map_error = |source| BpfError::Map {
-            map: names::COMM_FILTER_MAP,
-            source,
-        };
-        let map = self
-            .ebpf
-            .map_mut(names::COMM_FILTER_MAP)
-            .ok_or(BpfError::MissingFromObject {
-                kind: "map",
-                name: names::COMM_FILTER_MAP,
-            })?;
-        let mut comms = BpfHashMap::<_, [u8; COMM_LEN], u8>::try_from(map).map_err(map_error)?;
+        let mut comms = self.comm_filter()?;
         let keys: Vec<[u8; COMM_LEN]> = comms.keys().filter_map(Result::ok).collect();
         for key in keys {
-            comms.remove(&key).map_err(map_error)?;
+            comms
+                .remove(&key)
+                .map_err(map_error(names::COMM_FILTER_MAP))?;
         }
         Ok(())
+    }
+
+    fn comm_filter(&mut self) -> Result<BpfHashMap<&mut MapData, [u8; COMM_LEN], u8>, BpfError> {
+        let map = map_mut(&mut self.ebpf, names::COMM_FILTER_MAP)?;
+        BpfHashMap::try_from(map).map_err(map_error(names::COMM_FILTER_MAP))
     }
 
     /// What the kernel programs could not deliver since load.
@@ -392,14 +371,22 @@ impl BpfPipeline {
                 kind: "map",
                 name: names::STATS_MAP,
             })?;
-        let map_error = |source| BpfError::Map {
-            map: names::STATS_MAP,
-            source,
-        };
-        let stats = PerCpuArray::<_, u64>::try_from(map).map_err(map_error)?;
-        let per_cpu = stats.get(&(stat as u32), 0).map_err(map_error)?;
+        let stats = PerCpuArray::<_, u64>::try_from(map).map_err(map_error(names::STATS_MAP))?;
+        let per_cpu = stats
+            .get(&(stat as u32), 0)
+            .map_err(map_error(names::STATS_MAP))?;
         Ok(per_cpu.iter().fold(0, |sum: u64, &n| sum.saturating_add(n)))
     }
+}
+
+fn map_mut<'a>(ebpf: &'a mut Ebpf, name: &'static str) -> Result<&'a mut aya::maps::Map, BpfError> {
+    ebpf.map_mut(name)
+        .ok_or(BpfError::MissingFromObject { kind: "map", name })
+}
+
+/// Names the map in every error of an operation on it.
+fn map_error(map: &'static str) -> impl Fn(aya::maps::MapError) -> BpfError {
+    move |source| BpfError::Map { map, source }
 }
 
 fn uprobe_mut<'a>(ebpf: &'a mut Ebpf, name: &'static str) -> Result<&'a mut UProbe, BpfError> {

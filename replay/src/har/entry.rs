@@ -8,6 +8,7 @@ use super::model::{
 };
 use crate::body::{DecodeOptions, decode_body};
 use crate::exchange::{Exchange, Header, HttpVersion, WsOpcode};
+use crate::pipeline::{exchange_start_ns, exchange_url};
 use crate::stream::Side;
 use crate::trace_input::ConnectionInfo;
 
@@ -51,40 +52,6 @@ fn ms(from: Option<u64>, to: Option<u64>) -> f64 {
         (Some(a), Some(b)) if b >= a => (b - a) as f64 / 1e6,
         _ => 0.0,
     }
-}
-
-/// The absolute URL: the target as is when it is absolute-form, else https + the authority
-/// (`:authority` or Host, else SNI, else the server address) + the target.
-pub(crate) fn url(ex: &Exchange, info: &ConnectionInfo) -> String {
-    let target = ex
-        .request
-        .target
-        .as_deref()
-        .map(text)
-        .unwrap_or_else(|| "/".to_string());
-    if target.starts_with("http://") || target.starts_with("https://") {
-        return target;
-    }
-    let scheme = ex
-        .request
-        .scheme
-        .as_deref()
-        .map(text)
-        .unwrap_or_else(|| "https".to_string());
-    let authority = ex
-        .request
-        .authority
-        .as_deref()
-        .or_else(|| ex.request.header("host"))
-        .map(text)
-        .or_else(|| info.sni.clone())
-        .or_else(|| info.client_server().1.map(|a| a.to_string()))
-        .unwrap_or_else(|| "unknown".to_string());
-    // CONNECT and OPTIONS * have no path.
-    if target == "*" || !target.starts_with('/') {
-        return format!("{scheme}://{authority}");
-    }
-    format!("{scheme}://{authority}{target}")
 }
 
 fn query(url: &str) -> Vec<NameValue> {
@@ -141,7 +108,7 @@ pub(crate) fn build(
     decode: &DecodeOptions,
 ) -> Entry {
     let mut incomplete = ex.incomplete.clone();
-    let url = url(ex, info);
+    let url = exchange_url(ex, info);
     let method = ex.request.method.as_deref().map(text).unwrap_or_default();
     let req = &ex.request;
     let post_data = (!req.body.is_empty()).then(|| {
@@ -249,7 +216,7 @@ pub(crate) fn build(
         .filter(|v| **v >= 0.0)
         .sum();
 
-    let started_ns = start_ns(ex, info);
+    let started_ns = exchange_start_ns(ex, info);
     let wall = info.clock.map(|c| c.wall(started_ns));
     if info.clock.is_none() {
         incomplete.push(
@@ -327,15 +294,6 @@ fn ws_opcode(op: WsOpcode) -> u8 {
         WsOpcode::Pong => 10,
         WsOpcode::Reserved(v) => v,
     }
-}
-
-/// Kernel time at which an exchange starts: its first request byte, else its first response
-/// byte, else the connection's first record.
-pub(crate) fn start_ns(ex: &Exchange, info: &ConnectionInfo) -> u64 {
-    ex.timings
-        .request_first_byte_ns
-        .or(ex.timings.response_first_byte_ns)
-        .unwrap_or(info.first_ts_ns)
 }
 
 /// RFC 3339 in UTC with nanoseconds, e.g. `2026-11-23T12:00:00.000000002Z`.

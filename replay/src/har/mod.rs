@@ -5,8 +5,6 @@ pub mod model;
 
 use std::io::{self, Write};
 
-pub(crate) use entry::{start_ns, url};
-
 use crate::body::DecodeOptions;
 use crate::pipeline::Replayed;
 

@@ -5,8 +5,8 @@
 use std::io::{self, Write};
 
 use crate::body::{DecodeOptions, decode_body};
-use crate::exchange::{Exchange, Header, find_header};
-use crate::pipeline::Replayed;
+use crate::exchange::{Header, find_header};
+use crate::pipeline::{Replayed, exchange_start_ns, exchange_url};
 use crate::trace_input::ConnectionInfo;
 
 /// How the text view looks.
@@ -69,10 +69,6 @@ fn duration(ns: u64) -> String {
         1_000_000..=999_999_999 => format!("{:.2}ms", ns as f64 / 1e6),
         _ => format!("{:.3}s", ns as f64 / 1e9),
     }
-}
-
-fn url(ex: &Exchange, info: &ConnectionInfo) -> String {
-    crate::har::url(ex, info)
 }
 
 fn process(info: &ConnectionInfo) -> String {
@@ -149,11 +145,11 @@ pub fn write_exchanges(
     let style = Style { on: options.color };
     for (info, ex, _) in replayed.exchanges() {
         let wall = |ns: Option<u64>| {
-            let ns = ns.unwrap_or_else(|| crate::har::start_ns(ex, info));
+            let ns = ns.unwrap_or_else(|| exchange_start_ns(ex, info));
             clock(info.clock.map_or(ns, |c| c.wall(ns)))
         };
         let method = ex.request.method.as_deref().map(text).unwrap_or_default();
-        let url = url(ex, info);
+        let url = exchange_url(ex, info);
         let alpn = info
             .alpn
             .as_deref()
