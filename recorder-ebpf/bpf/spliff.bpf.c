@@ -15,6 +15,7 @@
 #include "process/exec.h"
 #include "process/fork.h"
 #include "net/socket.h"
+#include "net/sockops.h"
 #include "tls/openssl.h"
 #include "tls/noop.h"
 
