@@ -3,8 +3,10 @@
 //! until CMD exits or a signal arrives.
 
 mod convert;
+mod correlate;
 mod libraries;
 mod process_info;
+mod sockets;
 
 use std::{
     fs::{File, OpenOptions},
@@ -328,6 +330,22 @@ pub fn run(args: &RecordArgs) -> anyhow::Result<ExitCode> {
     for problem in &problems {
         eprintln!("spliff: warning: {problem}");
     }
+    // Before the warm-up, so a socket opened in between is reported by sock_ops.
+    let sock_ops = if args.no_sockets {
+        None
+    } else {
+        match sockets::attach(&mut pipeline) {
+            Ok(line) => Some(line),
+            Err(error) => {
+                eprintln!(
+                    "spliff: warning: {error:#}; TLS connections get their socket only from \
+                     the TLS probes (use --no-sockets to silence this)"
+                );
+                None
+            }
+        }
+    };
+    hooks.lines.extend(sock_ops.clone());
     let library_paths = discovery
         .files
         .values()
@@ -373,6 +391,9 @@ pub fn run(args: &RecordArgs) -> anyhow::Result<ExitCode> {
     for &pid in args.pids.iter().chain(&named) {
         converter.snapshot_process(pid);
     }
+    let warm_up = sock_ops
+        .is_some()
+        .then(|| sockets::warm_up(converter.sockets()));
 
     install_signal_handlers();
     let mut child = match args.command.split_first() {
@@ -387,6 +408,9 @@ pub fn run(args: &RecordArgs) -> anyhow::Result<ExitCode> {
     cleanup.0 = None;
     // Only now: every probe is attached.
     let files = discovery.files.len();
+    if let Some(warm_up) = &warm_up {
+        eprintln!("spliff: sockets from sock_ops and the socket table: {warm_up}");
+    }
     eprintln!(
         "spliff: recording {} OpenSSL librar{} ({} probes{}) to {}{}",
         files,
@@ -551,6 +575,9 @@ pub fn run(args: &RecordArgs) -> anyhow::Result<ExitCode> {
 
     let kernel_loss = pipeline.kernel_loss().unwrap_or_default();
     let end_ts = boottime_ns();
+    let correlation = converter
+        .finish_correlation(end_ts)
+        .context("cannot write the trace")?;
     converter
         .kernel_drops(end_ts, kernel_loss.events, 0)
         .context("cannot write the trace")?;
@@ -591,6 +618,7 @@ pub fn run(args: &RecordArgs) -> anyhow::Result<ExitCode> {
         started.elapsed().as_secs_f64(),
         output.display()
     );
+    eprintln!("spliff: correlation: {}", correlation.summary());
     Ok(match child_status {
         Some(status) => match (status.code(), status.signal()) {
             (Some(code), _) => ExitCode::from(u8::try_from(code).unwrap_or(1)),

@@ -314,8 +314,9 @@ impl BpfPipeline {
     /// Attaches the sock_ops program to the cgroup v2 directory `cgroup`
     /// (open, read-only): from now on every TCP socket in that cgroup's
     /// subtree reports [`Event::TcpSocket`] at connect, establishment and
-    /// each state change. Attached in multi mode, next to programs others
-    /// attached there. Stays attached until the pipeline is dropped; the
+    /// each state change. Attached as a BPF link, which the kernel always
+    /// runs next to programs others attached there (multi mode; a link
+    /// refuses explicit attach flags). Stays attached until the pipeline is dropped; the
     /// attachment holds the cgroup itself, so the directory may be closed
     /// and its hierarchy unmounted right after this returns.
     pub fn attach_sock_ops(
@@ -324,7 +325,7 @@ impl BpfPipeline {
         cgroup_path: &Path,
     ) -> Result<(), BpfError> {
         sock_ops_mut(&mut self.ebpf)?
-            .attach(cgroup, CgroupAttachMode::AllowMultiple)
+            .attach(cgroup, CgroupAttachMode::Single)
             .map_err(|error| {
                 error::classify(error, "attaching a BPF program", |source| {
                     BpfError::Attach {

@@ -12,12 +12,14 @@ use std::{
 };
 
 use spliff_formats::{
-    Connection, ConnectionRole, Direction, Handshake, HandshakeResult, Loss, LossCause, Process,
-    Record, TlsData as TraceTlsData, TlsLibrary, TraceWriter, WriteError,
+    Connection, ConnectionRole, Correlation, Direction, Handshake, HandshakeResult, Loss,
+    LossCause, Process, Record, TlsData as TraceTlsData, TlsLibrary, TraceWriter, WriteError,
 };
 
+use super::correlate::{CorrelationReport, Correlator, SocketUpdate};
 use super::process_info::{self, ProcInfo};
 use spliff_recorder::bpf::{Event, TlsConn, TlsDirection, TlsLossCause, TlsString, TlsStringKind};
+use spliff_recorder::net::socket_table::{FiveTuple, SocketTable};
 
 /// Exec snapshots kept for processes that may be gone when their first TLS
 /// event is converted.
@@ -63,6 +65,10 @@ pub struct Converter<W: Write> {
     library_paths: Vec<Vec<u8>>,
     /// What happened so far.
     pub stats: Stats,
+    /// Every socket known to the capture (the seam with the packet side).
+    sockets: SocketTable,
+    /// TLS connections joined with their sockets.
+    correlator: Correlator,
 }
 
 impl<W: Write> std::fmt::Debug for Converter<W> {
@@ -99,7 +105,14 @@ impl<W: Write> Converter<W> {
             proc_cache_order: VecDeque::new(),
             library_paths,
             stats: Stats::default(),
+            sockets: SocketTable::default(),
+            correlator: Correlator::default(),
         }
+    }
+
+    /// Every socket the capture knows.
+    pub fn sockets(&mut self) -> &mut SocketTable {
+        &mut self.sockets
     }
 
     /// A library file hooked during the capture.
@@ -197,6 +210,7 @@ impl<W: Write> Converter<W> {
         let conn_id = self.next_conn_id;
         self.next_conn_id += 1;
         self.stats.connections += 1;
+        self.correlator.seen(conn_id, pid);
         let library_path = self.library_of(pid);
         self.write(
             ts_ns,
@@ -371,6 +385,11 @@ impl<W: Write> Converter<W> {
                 )?;
             }
             Event::TlsString(string) => self.conn_string(&string)?,
+            Event::TcpSocket(socket) => {
+                for update in self.correlator.socket(&mut self.sockets, &socket) {
+                    self.write_socket_update(socket.ts_ns, &update)?;
+                }
+            }
             Event::TlsClose(close) => {
                 let key = (close.pid, close.ssl);
                 if !self.conns.contains_key(&key) {
@@ -420,7 +439,12 @@ impl<W: Write> Converter<W> {
             Some(other) => ConnectionRole::Other(other),
             None => ConnectionRole::Unknown,
         };
-        let (local, remote) = info.addresses.unzip();
+        // A socket closed before the probes looked has given its local port back (0): those
+        // addresses name no socket, and the cookie still finds the real one.
+        let addresses = info
+            .addresses
+            .filter(|(local, remote)| local.port() != 0 && remote.port() != 0);
+        let (local, remote) = addresses.unzip();
         self.write(
             info.ts_ns,
             &Record::Connection(Connection {
@@ -435,7 +459,63 @@ impl<W: Write> Converter<W> {
                 remote,
                 ..Connection::default()
             }),
+        )?;
+        let tuple = addresses.map(|(local, remote)| FiveTuple {
+            protocol: info.protocol,
+            local,
+            remote,
+        });
+        if let Some(update) = self.correlator.tls_conn(
+            &mut self.sockets,
+            conn_id,
+            info.pid,
+            &info.comm,
+            info.fd.is_some(),
+            info.socket_cookie,
+            tuple,
+        ) {
+            self.write_socket_update(info.ts_ns, &update)?;
+        }
+        Ok(())
+    }
+
+    /// A connection record with what is now known about a connection's socket.
+    fn write_socket_update(&mut self, ts_ns: u64, update: &SocketUpdate) -> Result<(), WriteError> {
+        self.write(
+            ts_ns,
+            &Record::Connection(Connection {
+                conn_id: update.conn_id,
+                pid: update.pid,
+                fd: -1,
+                socket_cookie: update.cookie,
+                ip_protocol: update.tuple.map_or(0, |t| t.protocol),
+                local: update.tuple.map(|t| t.local),
+                remote: update.tuple.map(|t| t.remote),
+                counters: update.counters,
+                ..Connection::default()
+            }),
         )
+    }
+
+    /// At the end of the capture: one connection record per TLS connection with its socket
+    /// and packet counters, then the correlation record.
+    pub fn finish_correlation(&mut self, ts_ns: u64) -> Result<CorrelationReport, WriteError> {
+        let (updates, report) = self.correlator.finish(&self.sockets);
+        for update in &updates {
+            if update.cookie != 0 || update.tuple.is_some() || !update.counters.is_empty() {
+                self.write_socket_update(ts_ns, update)?;
+            }
+        }
+        self.write(
+            ts_ns,
+            &Record::Correlation(Correlation {
+                tls_connections: report.tls_connections,
+                with_socket: report.with_socket,
+                with_packets: report.with_packets,
+                reasons: report.reasons.iter().map(|r| r.as_bytes()).collect(),
+            }),
+        )?;
+        Ok(report)
     }
 
     fn conn_string(&mut self, string: &TlsString) -> Result<(), WriteError> {
