@@ -559,3 +559,145 @@ impl<W: Write> Converter<W> {
         )
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use std::net::SocketAddr;
+
+    use spliff_formats::{CaptureId, ConnectionCounters, SectionInfo, TraceReader};
+    use spliff_recorder::bpf::{SocketOp, TcpSocket, TlsData};
+
+    use super::*;
+
+    const CLIENT: &str = "127.0.0.1:40000";
+    const SERVER: &str = "127.0.0.1:443";
+
+    fn addr(s: &str) -> SocketAddr {
+        s.parse().unwrap()
+    }
+
+    fn data(ts_ns: u64) -> Event {
+        Event::TlsData(TlsData {
+            ts_ns,
+            pid: 4_000_000,
+            tid: 4_000_000,
+            ssl: 0xabc,
+            direction: TlsDirection::Egress,
+            stream_offset: 0,
+            payload: b"GET / HTTP/1.1\r\n\r\n".to_vec(),
+        })
+    }
+
+    fn tls_conn(ts_ns: u64) -> Event {
+        // The fd walk ran before anyone asked for the cookie: tuple only.
+        Event::TlsConn(TlsConn {
+            ts_ns,
+            pid: 4_000_000,
+            tid: 4_000_000,
+            ssl: 0xabc,
+            comm: "curl".into(),
+            fd: Some(5),
+            socket_cookie: 0,
+            protocol: 6,
+            addresses: Some((addr(CLIENT), addr(SERVER))),
+            role: Some(1),
+        })
+    }
+
+    fn socket(ts_ns: u64, op: SocketOp) -> Event {
+        Event::TcpSocket(TcpSocket {
+            ts_ns,
+            pid: 0,
+            comm: String::new(),
+            cookie: 77,
+            op,
+            protocol: 6,
+            local: addr(CLIENT),
+            remote: addr(SERVER),
+        })
+    }
+
+    /// Converts `events` in this order, counts two packets, finishes; returns the trace.
+    fn convert(events: Vec<Event>) -> Vec<u8> {
+        let writer = TraceWriter::new(
+            Vec::new(),
+            &SectionInfo {
+                hardware: String::new(),
+                os: String::new(),
+                user_application: String::new(),
+            },
+            CaptureId([1; 16]),
+        )
+        .unwrap();
+        let mut converter = Converter::new(writer, Vec::new());
+        for event in events {
+            converter.event(event).unwrap();
+        }
+        converter
+            .sockets()
+            .count_packet(6, addr(CLIENT), addr(SERVER), 60);
+        converter
+            .sockets()
+            .count_packet(6, addr(SERVER), addr(CLIENT), 1500);
+        let report = converter.finish_correlation(1000).unwrap();
+        assert_eq!(report.with_packets, 1);
+        converter.into_writer().finish().unwrap()
+    }
+
+    #[test]
+    fn a_tls_record_before_its_socket_is_correlated_and_counted_in_any_order() {
+        let orders: [Vec<Event>; 3] = [
+            vec![data(1), tls_conn(2), socket(3, SocketOp::ActiveEstablished)],
+            vec![socket(1, SocketOp::Connect), data(2), tls_conn(3)],
+            vec![
+                data(1),
+                socket(2, SocketOp::State { old: 1, new: 7 }),
+                tls_conn(3),
+            ],
+        ];
+        for events in orders {
+            let bytes = convert(events);
+            let (records, errors) = TraceReader::new(&bytes).records_by_time();
+            assert!(errors.is_empty(), "{errors:?}");
+            let mut merged: Option<Connection<'_>> = None;
+            let mut correlation = None;
+            let mut data_records = 0;
+            for at in &records {
+                match &at.record {
+                    Record::Connection(c) => match &mut merged {
+                        Some(m) => m.merge(c),
+                        None => merged = Some(c.clone()),
+                    },
+                    Record::Correlation(c) => correlation = Some(c.clone()),
+                    Record::TlsData(_) => data_records += 1,
+                    _ => {}
+                }
+            }
+            assert_eq!(data_records, 1);
+            let c = merged.expect("connection records");
+            assert_eq!(
+                (c.socket_cookie, c.local, c.remote, c.ip_protocol),
+                (77, Some(addr(CLIENT)), Some(addr(SERVER)), 6)
+            );
+            assert_eq!(
+                c.counters,
+                ConnectionCounters {
+                    packets_egress: 1,
+                    packets_ingress: 1,
+                    bytes_egress: 60,
+                    bytes_ingress: 1500,
+                }
+            );
+            let correlation = correlation.expect("correlation record");
+            assert_eq!(
+                (
+                    correlation.tls_connections,
+                    correlation.with_socket,
+                    correlation.with_packets
+                ),
+                (1, 1, 1)
+            );
+            assert!(correlation.reasons.is_empty());
+        }
+    }
+}
