@@ -95,6 +95,23 @@ printf '%-26s %s\n' "record --no-sockets" "${results[no_sockets]}"
 printf '%-26s %s\n' "record (sock_ops)" "${results[sockets]}"
 echo "last sock_ops run: $events"
 
+# The program's own cost, from the kernel's BPF run-time statistics (a global switch: on
+# only for this one run, then restored).
+if command -v bpftool >/dev/null; then
+	prev="$(sysctl -n kernel.bpf_stats_enabled)"
+	start_record
+	sysctl -qw kernel.bpf_stats_enabled=1
+	"$work/loop" "$conns" >/dev/null
+	stats="$(bpftool prog show name spliff_sock_ops | grep -o 'run_time_ns [0-9]* run_cnt [0-9]*' || true)"
+	sysctl -qw kernel.bpf_stats_enabled="$prev"
+	stop_record
+	read -r _ ns _ cnt <<<"$stats"
+	if [ -n "${cnt:-}" ] && [ "$cnt" -gt 0 ]; then
+		echo "sock_ops: $cnt runs for $conns connections, $((ns / cnt)) ns per run," \
+			"$((ns / conns)) ns per connection (both ends)"
+	fi
+fi
+
 echo "== start-up with $idle idle established connections (seconds to 'recording')"
 cat >"$work/idle.py" <<PY
 import socket, time, sys
