@@ -408,9 +408,6 @@ pub fn run(args: &RecordArgs) -> anyhow::Result<ExitCode> {
     cleanup.0 = None;
     // Only now: every probe is attached.
     let files = discovery.files.len();
-    if let Some(warm_up) = &warm_up {
-        eprintln!("spliff: sockets from sock_ops and the socket table: {warm_up}");
-    }
     eprintln!(
         "spliff: recording {} OpenSSL librar{} ({} probes{}) to {}{}",
         files,
@@ -424,6 +421,10 @@ pub fn run(args: &RecordArgs) -> anyhow::Result<ExitCode> {
             "; stop with Ctrl-C"
         }
     );
+    // After the line above, which scripts wait for as the sign that recording runs.
+    if let Some(warm_up) = &warm_up {
+        eprintln!("spliff: sockets from sock_ops and the socket table: {warm_up}");
+    }
 
     let status = std::io::stderr().is_terminal().then(|| {
         let bar = indicatif::ProgressBar::new_spinner();
