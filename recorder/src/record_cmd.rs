@@ -391,9 +391,6 @@ pub fn run(args: &RecordArgs) -> anyhow::Result<ExitCode> {
     for &pid in args.pids.iter().chain(&named) {
         converter.snapshot_process(pid);
     }
-    let warm_up = sock_ops
-        .is_some()
-        .then(|| sockets::warm_up(converter.sockets()));
 
     install_signal_handlers();
     let mut child = match args.command.split_first() {
@@ -421,8 +418,11 @@ pub fn run(args: &RecordArgs) -> anyhow::Result<ExitCode> {
             "; stop with Ctrl-C"
         }
     );
-    // After the line above, which scripts wait for as the sign that recording runs.
-    if let Some(warm_up) = &warm_up {
+    // Only after the command started and the line above (which scripts wait for) is out:
+    // the warm-up takes a moment with many sockets, and the join does not need it first (a
+    // TLS connection that meets its socket later is correlated then).
+    if sock_ops.is_some() {
+        let warm_up = sockets::warm_up(converter.sockets());
         eprintln!("spliff: sockets from sock_ops and the socket table: {warm_up}");
     }
 
