@@ -4,8 +4,9 @@
 # table at start. Measures, several rounds alternating the modes:
 #   - a loopback connect/accept/1-byte/close loop (C, one process): connections per second
 #     with no recorder, with `spliff record --no-sockets`, with `spliff record`;
-#   - time from start to "recording" of `spliff record` with N idle established connections
-#     open, with and without --no-sockets (the warm-up's cost).
+#   - time from start until `spliff record` records (--no-sockets: its "recording" line) or
+#     has also warmed up (its "sockets from ..." line), with N idle established connections
+#     open (the warm-up's cost).
 # Results go to stdout; docs/BENCHMARKS.md has a run.
 #
 #   scripts/bench-sockets.sh [connections per loop run, default 20000] [idle connections, default 5000]
@@ -66,11 +67,14 @@ int main(int argc, char **argv) {
 C
 cc -O2 -o "$work/loop" "$work/loop.c"
 
-# Starts spliff record with $@ and waits until it records; its pid in $rec.
+# Starts spliff record with $@ and waits until it records and, with sockets, has warmed up;
+# its pid in $rec.
 start_record() {
+	local ready='^spliff: sockets from'
+	[[ " $* " == *" --no-sockets "* ]] && ready='^spliff: recording'
 	"$spliff" record -o "$work/t.pcapng" "$@" 2>"$work/rec.log" &
 	rec=$!
-	until grep -q '^spliff: recording' "$work/rec.log" 2>/dev/null; do sleep 0.05; done
+	until grep -q "$ready" "$work/rec.log" 2>/dev/null; do sleep 0.05; done
 }
 stop_record() {
 	kill -INT "$rec"
@@ -112,7 +116,7 @@ if command -v bpftool >/dev/null; then
 	fi
 fi
 
-echo "== start-up with $idle idle established connections (seconds to 'recording')"
+echo "== start-up with $idle idle established connections (seconds until recording and warmed up)"
 cat >"$work/idle.py" <<PY
 import socket, time, sys
 ls = socket.socket(); ls.bind(("127.0.0.1", 0)); ls.listen(4096)
