@@ -568,5 +568,14 @@ fn sock_ops_works_on_a_private_cgroup2_mount_that_is_gone_afterwards() {
         .collect();
     assert_correlated(&traced, &seen, true);
     assert_correlation_counts(&traced);
-    assert!(!Path::new(&format!("/run/spliff/cgroup2-{}", std::process::id())).exists());
+    // Its mount point directory is gone too.
+    let mount_point = traced
+        .attached
+        .iter()
+        .find_map(|a| a.split("private mount at ").nth(1)?.split(',').next())
+        .expect("the attached line names the private mount point");
+    assert!(
+        !Path::new(mount_point).exists(),
+        "{mount_point} is left behind"
+    );
 }
