@@ -6,21 +6,28 @@ pub mod model;
 use std::io::{self, Write};
 
 use crate::body::DecodeOptions;
-use crate::pipeline::Replayed;
+use crate::filter::Filter;
+use crate::pipeline::{Item, Replayed, ReplayedConnection, Sink, exchange_start_ns};
 
-/// Writes `replayed` as a HAR 1.2 document. The bytes depend only on `replayed` and `decode`.
-pub fn write_har(
-    replayed: &Replayed,
-    decode: &DecodeOptions,
-    out: &mut dyn Write,
-) -> io::Result<()> {
+fn begin(out: &mut dyn Write) -> io::Result<()> {
     let creator = model::Creator {
         name: "spliff",
         version: env!("CARGO_PKG_VERSION"),
     };
     out.write_all(b"{\"log\":{\"version\":\"1.2\",\"creator\":")?;
     serde_json::to_writer(&mut *out, &creator)?;
-    out.write_all(b",\"entries\":[")?;
+    out.write_all(b",\"entries\":[")
+}
+
+const END: &[u8] = b"]}}\n";
+
+/// Writes `replayed` as a HAR 1.2 document. The bytes depend only on `replayed` and `decode`.
+pub fn write_har(
+    replayed: &Replayed<'_>,
+    decode: &DecodeOptions,
+    out: &mut dyn Write,
+) -> io::Result<()> {
+    begin(out)?;
     for (n, (info, ex, index)) in replayed.exchanges().enumerate() {
         if n > 0 {
             out.write_all(b",")?;
@@ -28,6 +35,57 @@ pub fn write_har(
         let entry = entry::build(ex, info, index == 0, decode);
         serde_json::to_writer(&mut *out, &entry)?;
     }
-    out.write_all(b"]}}\n")?;
-    Ok(())
+    out.write_all(END)
+}
+
+/// The HAR view as a streaming [`Sink`]: the same bytes as [`write_har`] after
+/// [`Filter::apply`].
+#[derive(Debug, Default)]
+pub struct HarSink {
+    /// Exchanges to write.
+    pub filter: Filter,
+    /// Body decoding limits.
+    pub decode: DecodeOptions,
+}
+
+impl Sink for HarSink {
+    type Context = ();
+
+    fn context(&mut self, _index: usize, _conn: &ReplayedConnection<'_>) {}
+
+    fn render(
+        &self,
+        _index: usize,
+        conn: &ReplayedConnection<'_>,
+        _context: (),
+    ) -> io::Result<Vec<Item>> {
+        let info = &conn.info;
+        let mut items = Vec::new();
+        for (index, ex) in conn.result.exchanges.iter().enumerate() {
+            if !self.filter.keeps(info, ex) {
+                continue;
+            }
+            let entry = entry::build(ex, info, index == 0, &self.decode);
+            items.push(Item {
+                ts_ns: exchange_start_ns(ex, info),
+                bytes: serde_json::to_vec(&entry)?,
+            });
+        }
+        Ok(items)
+    }
+
+    fn begin(&mut self, out: &mut dyn Write) -> io::Result<()> {
+        begin(out)
+    }
+
+    fn write_item(&mut self, n: u64, item: &Item, out: &mut dyn Write) -> io::Result<()> {
+        if n > 0 {
+            out.write_all(b",")?;
+        }
+        out.write_all(&item.bytes)
+    }
+
+    fn end(&mut self, out: &mut dyn Write) -> io::Result<()> {
+        out.write_all(END)
+    }
 }

@@ -106,7 +106,10 @@ fn lookup(t: &Tables, window: u32) -> (u16, u32) {
         let l = len as usize;
         let offset = code.wrapping_sub(t.first_code[l]);
         if offset < u32::from(t.count[l]) {
-            return (t.sorted[usize::from(t.first_index[l]) + offset as usize], len);
+            return (
+                t.sorted[usize::from(t.first_index[l]) + offset as usize],
+                len,
+            );
         }
     }
     // The code is complete: every 30-bit window starts with some code.
@@ -219,7 +222,10 @@ mod tests {
 
     #[test]
     fn padding_and_eos_errors() {
-        assert_eq!(decode(&[0xff, 0xff, 0xff, 0xff]), Err(HuffmanError::EosInString));
+        assert_eq!(
+            decode(&[0xff, 0xff, 0xff, 0xff]),
+            Err(HuffmanError::EosInString)
+        );
         assert_eq!(decode(&[0xff]), Err(HuffmanError::PaddingTooLarge));
         // '0' is 00000: three bits left over that are zeros.
         assert_eq!(decode(&[0x00]), Err(HuffmanError::InvalidPadding));

@@ -236,8 +236,7 @@ impl PartialTable {
         let raw = &block[*at..end];
         *at = end;
         if huffman {
-            huffman::decode(raw)
-                .map_err(|e| format!("invalid Huffman string: {e}"))
+            huffman::decode(raw).map_err(|e| format!("invalid Huffman string: {e}"))
         } else {
             Ok(raw.to_vec())
         }
