@@ -38,6 +38,14 @@ fn body_text(body: &[u8]) -> (String, Option<&'static str>) {
     }
 }
 
+/// [`body_text`] of a body already owned: UTF-8 is taken over without a copy.
+fn owned_body_text(body: Vec<u8>) -> (String, Option<&'static str>) {
+    match String::from_utf8(body) {
+        Ok(s) => (s, None),
+        Err(e) => (BASE64.encode(e.as_bytes()), Some("base64")),
+    }
+}
+
 fn version_str(v: Option<HttpVersion>, fallback: HttpVersion) -> String {
     match v.unwrap_or(fallback) {
         HttpVersion::Http2 => "HTTP/2.0".to_string(),
@@ -152,7 +160,7 @@ pub(crate) fn build(
             let (body, encoding) = if decoded.is_empty() {
                 (None, None)
             } else {
-                let (t, e) = body_text(&decoded);
+                let (t, e) = owned_body_text(decoded);
                 (Some(t), e)
             };
             Response {
