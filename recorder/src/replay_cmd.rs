@@ -62,11 +62,14 @@ pub fn run(args: &ReplayArgs) -> anyhow::Result<ExitCode> {
     let trace = TraceFile::open(&args.trace)
         .with_context(|| format!("cannot open trace {}", args.trace.display()))?;
     let to_stdout = args.output.as_deref().is_none_or(|p| p.as_os_str() == "-");
-    let mut out: Box<dyn Write> = if to_stdout {
-        Box::new(BufWriter::new(std::io::stdout().lock()))
+    // Send: the replay writes from whichever pool thread merges. Large buffer: HAR and pcapng
+    // outputs are as large as the trace.
+    let mut out: Box<dyn Write + Send> = if to_stdout {
+        Box::new(BufWriter::with_capacity(1 << 20, std::io::stdout()))
     } else {
         let p = args.output.as_deref().unwrap_or(Path::new("-"));
-        Box::new(BufWriter::new(
+        Box::new(BufWriter::with_capacity(
+            1 << 20,
             File::create(p).with_context(|| format!("cannot create {}", p.display()))?,
         ))
     };
@@ -117,7 +120,7 @@ pub fn run(args: &ReplayArgs) -> anyhow::Result<ExitCode> {
         ReplayFormat::Har => run_sink(
             trace.bytes(),
             &progress,
-            &mut HarSink { filter, decode },
+            &HarSink { filter, decode },
             &mut out,
         ),
         ReplayFormat::Text => {
@@ -135,7 +138,7 @@ pub fn run(args: &ReplayArgs) -> anyhow::Result<ExitCode> {
             run_sink(
                 trace.bytes(),
                 &progress,
-                &mut TextSink {
+                &TextSink {
                     filter,
                     options,
                     decode,
@@ -146,7 +149,7 @@ pub fn run(args: &ReplayArgs) -> anyhow::Result<ExitCode> {
         ReplayFormat::Pcapng => run_sink(
             trace.bytes(),
             &progress,
-            &mut PcapngSink::new(PcapngOptions::default()),
+            &PcapngSink::new(PcapngOptions::default()),
             &mut out,
         ),
         ReplayFormat::Records => Ok(ReplaySummary::default()),
@@ -172,8 +175,8 @@ pub fn run(args: &ReplayArgs) -> anyhow::Result<ExitCode> {
 fn run_sink<S: Sink>(
     trace: &[u8],
     progress: &(dyn Fn(Progress) + Sync),
-    sink: &mut S,
-    out: &mut dyn Write,
+    sink: &S,
+    out: &mut (dyn Write + Send),
 ) -> std::io::Result<ReplaySummary> {
     replay_to(
         trace,

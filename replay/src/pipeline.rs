@@ -197,7 +197,7 @@ pub trait Sink: Sync {
     }
 
     /// Context of connection `index`, called once per connection in connection order.
-    fn context(&mut self, index: usize, conn: &ReplayedConnection<'_>) -> Self::Context;
+    fn context(&self, index: usize, conn: &ReplayedConnection<'_>) -> Self::Context;
 
     /// The connection's output items, ordered within the connection.
     fn render(
@@ -208,16 +208,16 @@ pub trait Sink: Sync {
     ) -> io::Result<Vec<Item>>;
 
     /// Writes what precedes the first item.
-    fn begin(&mut self, out: &mut dyn Write) -> io::Result<()>;
+    fn begin(&self, out: &mut dyn Write) -> io::Result<()>;
 
     /// Writes the `n`th item (from 0) of the whole output.
-    fn write_item(&mut self, n: u64, item: &Item, out: &mut dyn Write) -> io::Result<()> {
+    fn write_item(&self, n: u64, item: &Item, out: &mut dyn Write) -> io::Result<()> {
         let _ = n;
         out.write_all(&item.bytes)
     }
 
     /// Writes what follows the last item.
-    fn end(&mut self, out: &mut dyn Write) -> io::Result<()>;
+    fn end(&self, out: &mut dyn Write) -> io::Result<()>;
 }
 
 /// How much [`replay_to`] rebuilds at once: a batch closes when either limit is reached (and
@@ -283,15 +283,141 @@ impl Ord for Waiting {
     }
 }
 
+/// One rebuilt and rendered batch: connections `first..next`, with their items.
+struct Rendered {
+    first: usize,
+    next: usize,
+    items: Vec<(usize, Vec<Item>)>,
+}
+
+/// Rebuilds and renders the next batch of connections; `None` when none are left.
+#[allow(clippy::too_many_arguments)]
+fn next_batch<'a, S: Sink>(
+    index: &TraceIndex<'a>,
+    pending: &mut std::iter::Peekable<std::vec::IntoIter<PendingConnection<'a>>>,
+    next: &mut usize,
+    options: &ReplayOptions,
+    limits: BatchLimits,
+    progress: &(dyn Fn(Progress) + Sync),
+    sink: &S,
+) -> Option<io::Result<Rendered>> {
+    pending.peek()?;
+    let mut batch = Vec::new();
+    let mut bytes = 0u64;
+    while let Some(c) = pending
+        .next_if(|_| batch.is_empty() || (bytes < limits.bytes && batch.len() < limits.connections))
+    {
+        bytes += c.data_len();
+        batch.push(c);
+    }
+    let first = *next;
+    *next += batch.len();
+    let rebuilt: Vec<ReplayedConnection<'a>> = batch
+        .into_par_iter()
+        .map(|c| rebuild(index, c, options))
+        .collect();
+    // Contexts depend on the connections before: one at a time, in order.
+    let jobs: Vec<(usize, ReplayedConnection<'a>, S::Context)> = rebuilt
+        .into_iter()
+        .enumerate()
+        .map(|(k, c)| {
+            let ctx = sink.context(first + k, &c);
+            (first + k, c, ctx)
+        })
+        .collect();
+    let items = jobs
+        .into_par_iter()
+        .map(|(ci, c, ctx)| {
+            let items = sink.render(ci, &c, ctx);
+            drop(c);
+            progress(Progress::ConnectionDone);
+            items.map(|items| (ci, items))
+        })
+        .collect::<io::Result<Vec<_>>>();
+    Some(items.map(|items| Rendered {
+        first,
+        next: *next,
+        items,
+    }))
+}
+
+/// The k-way merge: items wait here until no connection not yet rebuilt can come before them.
+struct Merge<'f> {
+    /// floor[i]: no connection from i on produces an item before it.
+    floor: &'f [u64],
+    heap: BinaryHeap<Reverse<Waiting>>,
+    /// Items still waiting per connection, to know how many connections are held.
+    waiting_per_conn: std::collections::BTreeMap<usize, usize>,
+}
+
+impl Merge<'_> {
+    /// Takes a batch in and writes every item that can no longer be preceded.
+    fn accept<S: Sink>(
+        &mut self,
+        rendered: Rendered,
+        sink: &S,
+        summary: &mut ReplaySummary,
+        out: &mut (dyn Write + Send),
+    ) -> io::Result<()> {
+        let Rendered { first, next, items } = rendered;
+        summary.max_batch = summary.max_batch.max(next - first);
+        for (ci, items) in items {
+            if !items.is_empty() {
+                self.waiting_per_conn.insert(ci, items.len());
+            }
+            for (pos, item) in items.into_iter().enumerate() {
+                debug_assert!(item.ts_ns >= self.floor[first], "item before its floor");
+                self.heap.push(Reverse(Waiting {
+                    key: (item.ts_ns, ci, pos),
+                    item,
+                }));
+            }
+        }
+        summary.max_waiting_items = summary.max_waiting_items.max(self.heap.len());
+        summary.max_waiting_connections = summary
+            .max_waiting_connections
+            .max(self.waiting_per_conn.len());
+        // Connections not yet rebuilt have a higher index, so ties at the floor may go.
+        self.write_up_to(self.floor[next], sink, summary, out)
+    }
+
+    fn write_up_to<S: Sink>(
+        &mut self,
+        bound: u64,
+        sink: &S,
+        summary: &mut ReplaySummary,
+        out: &mut (dyn Write + Send),
+    ) -> io::Result<()> {
+        while self.heap.peek().is_some_and(|w| w.0.key.0 <= bound) {
+            let Some(Reverse(w)) = self.heap.pop() else {
+                break;
+            };
+            let ci = w.key.1;
+            if let Some(n) = self.waiting_per_conn.get_mut(&ci) {
+                *n -= 1;
+                if *n == 0 {
+                    self.waiting_per_conn.remove(&ci);
+                }
+            }
+            sink.write_item(summary.items, &w.item, out)?;
+            summary.items += 1;
+        }
+        Ok(())
+    }
+}
+
 /// Replays a trace into `out` through `sink`, streaming (see the module documentation).
+///
+/// Batch k+1 is rebuilt and rendered on the current rayon pool while batch k is merged and
+/// written (`rayon::join`), so writing overlaps the work; at most two batches are in memory.
 /// `progress` is called from worker threads.
 pub fn replay_to<S: Sink>(
     trace: &[u8],
     options: &ReplayOptions,
     limits: BatchLimits,
     progress: &(dyn Fn(Progress) + Sync),
-    sink: &mut S,
-    out: &mut dyn Write,
+    sink: &S,
+    out: &mut (dyn Write + Send),
 ) -> io::Result<ReplaySummary> {
     let mut index = TraceIndex::read(trace);
     let pending = std::mem::take(&mut index.connections);
@@ -299,7 +425,6 @@ pub fn replay_to<S: Sink>(
     progress(Progress::Indexed {
         connections: total as u64,
     });
-    // floor[i]: no connection from i on produces an item before it.
     let mut floor = vec![u64::MAX; total + 1];
     for (i, c) in pending.iter().enumerate().rev() {
         floor[i] = floor[i + 1].min(sink.earliest(c));
@@ -310,83 +435,39 @@ pub fn replay_to<S: Sink>(
         ..ReplaySummary::default()
     };
     sink.begin(out)?;
-    let mut heap: BinaryHeap<Reverse<Waiting>> = BinaryHeap::new();
-    // Items still waiting per connection, to know how many connections are held.
-    let mut waiting_per_conn: std::collections::BTreeMap<usize, usize> = Default::default();
+    let mut merge = Merge {
+        floor: &floor,
+        heap: BinaryHeap::new(),
+        waiting_per_conn: Default::default(),
+    };
     let mut pending = pending.into_iter().peekable();
     let mut next = 0usize;
-    while next < total {
-        let mut batch = Vec::new();
-        let mut bytes = 0u64;
-        while let Some(c) = pending.next_if(|_| {
-            batch.is_empty() || (bytes < limits.bytes && batch.len() < limits.connections)
-        }) {
-            bytes += c.data_len();
-            batch.push(c);
-        }
-        let first = next;
-        next += batch.len();
-        summary.max_batch = summary.max_batch.max(batch.len());
-
-        let rebuilt: Vec<ReplayedConnection<'_>> = batch
-            .into_par_iter()
-            .map(|c| rebuild(&index, c, options))
-            .collect();
-        let jobs: Vec<(usize, ReplayedConnection<'_>, S::Context)> = rebuilt
-            .into_iter()
-            .enumerate()
-            .map(|(k, c)| {
-                let ctx = sink.context(first + k, &c);
-                (first + k, c, ctx)
-            })
-            .collect();
-        let shared: &S = sink;
-        let rendered: Vec<(usize, Vec<Item>)> = jobs
-            .into_par_iter()
-            .map(|(ci, c, ctx)| {
-                let items = shared.render(ci, &c, ctx);
-                drop(c);
-                progress(Progress::ConnectionDone);
-                items.map(|items| (ci, items))
-            })
-            .collect::<io::Result<_>>()?;
-        for (ci, items) in rendered {
-            if !items.is_empty() {
-                waiting_per_conn.insert(ci, items.len());
-            }
-            for (pos, item) in items.into_iter().enumerate() {
-                debug_assert!(
-                    item.ts_ns >= floor[first],
-                    "item before its connection's floor"
-                );
-                heap.push(Reverse(Waiting {
-                    key: (item.ts_ns, ci, pos),
-                    item,
-                }));
-            }
-        }
-        summary.max_waiting_items = summary.max_waiting_items.max(heap.len());
-        summary.max_waiting_connections =
-            summary.max_waiting_connections.max(waiting_per_conn.len());
-        // Connections not yet rebuilt have a higher index, so ties at the floor may go.
-        let bound = floor[next];
-        while heap.peek().is_some_and(|w| w.0.key.0 <= bound) {
-            let Some(Reverse(w)) = heap.pop() else { break };
-            let ci = w.key.1;
-            if let Some(n) = waiting_per_conn.get_mut(&ci) {
-                *n -= 1;
-                if *n == 0 {
-                    waiting_per_conn.remove(&ci);
-                }
-            }
-            sink.write_item(summary.items, &w.item, out)?;
-            summary.items += 1;
+    let mut current: Option<Rendered> = None;
+    loop {
+        let (written, upcoming) = rayon::join(
+            || match current.take() {
+                Some(r) => merge.accept(r, sink, &mut summary, &mut *out),
+                None => Ok(()),
+            },
+            || {
+                next_batch(
+                    &index,
+                    &mut pending,
+                    &mut next,
+                    options,
+                    limits,
+                    progress,
+                    sink,
+                )
+            },
+        );
+        written?;
+        match upcoming {
+            Some(r) => current = Some(r?),
+            None => break,
         }
     }
-    while let Some(Reverse(w)) = heap.pop() {
-        sink.write_item(summary.items, &w.item, out)?;
-        summary.items += 1;
-    }
+    merge.write_up_to(u64::MAX, sink, &mut summary, out)?;
     sink.end(out)?;
     summary.errors = index.errors;
     summary.unattributed_loss = index.unattributed_loss;

@@ -126,14 +126,14 @@ fn trace(
     w.finish().expect("finish")
 }
 
-fn streamed<S: Sink>(trace: &[u8], limits: BatchLimits, mut sink: S) -> (Vec<u8>, ReplaySummary) {
+fn streamed<S: Sink>(trace: &[u8], limits: BatchLimits, sink: S) -> (Vec<u8>, ReplaySummary) {
     let mut out = Vec::new();
     let summary = replay_to(
         trace,
         &ReplayOptions::default(),
         limits,
         &|_| {},
-        &mut sink,
+        &sink,
         &mut out,
     )
     .expect("replay");

@@ -54,7 +54,7 @@ pub struct HarSink {
 impl Sink for HarSink {
     type Context = ();
 
-    fn context(&mut self, _index: usize, _conn: &ReplayedConnection<'_>) {}
+    fn context(&self, _index: usize, _conn: &ReplayedConnection<'_>) {}
 
     fn render(
         &self,
@@ -79,18 +79,18 @@ impl Sink for HarSink {
         Ok(items)
     }
 
-    fn begin(&mut self, out: &mut dyn Write) -> io::Result<()> {
+    fn begin(&self, out: &mut dyn Write) -> io::Result<()> {
         begin(out)
     }
 
-    fn write_item(&mut self, n: u64, item: &Item, out: &mut dyn Write) -> io::Result<()> {
+    fn write_item(&self, n: u64, item: &Item, out: &mut dyn Write) -> io::Result<()> {
         if n > 0 {
             out.write_all(b",")?;
         }
         out.write_all(&item.bytes)
     }
 
-    fn end(&mut self, out: &mut dyn Write) -> io::Result<()> {
+    fn end(&self, out: &mut dyn Write) -> io::Result<()> {
         out.write_all(END)
     }
 }

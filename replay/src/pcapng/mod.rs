@@ -22,6 +22,7 @@ use std::borrow::Cow;
 use std::collections::BTreeSet;
 use std::io::{self, Write};
 use std::net::{IpAddr, Ipv4Addr, SocketAddr};
+use std::sync::Mutex;
 use std::time::Duration;
 
 use pcap_file::pcapng::PcapNgWriter;
@@ -455,7 +456,8 @@ fn render(
 #[derive(Debug, Default)]
 pub struct PcapngSink {
     options: PcapngOptions,
-    used: BTreeSet<(SocketAddr, SocketAddr)>,
+    /// Address pairs given out so far (contexts are made one at a time, in order).
+    used: Mutex<BTreeSet<(SocketAddr, SocketAddr)>>,
 }
 
 impl PcapngSink {
@@ -463,7 +465,7 @@ impl PcapngSink {
     pub fn new(options: PcapngOptions) -> PcapngSink {
         PcapngSink {
             options,
-            used: BTreeSet::new(),
+            used: Mutex::new(BTreeSet::new()),
         }
     }
 }
@@ -478,8 +480,9 @@ impl Sink for PcapngSink {
             .map_or(pending.first_ts_ns(), |t| t.min(pending.first_ts_ns()))
     }
 
-    fn context(&mut self, index: usize, conn: &ReplayedConnection<'_>) -> Flow {
-        flow(index, conn, &mut self.used)
+    fn context(&self, index: usize, conn: &ReplayedConnection<'_>) -> Flow {
+        let mut used = self.used.lock().unwrap_or_else(|e| e.into_inner());
+        flow(index, conn, &mut used)
     }
 
     fn render(
@@ -491,11 +494,11 @@ impl Sink for PcapngSink {
         render(index, conn, &context, &self.options)
     }
 
-    fn begin(&mut self, out: &mut dyn Write) -> io::Result<()> {
+    fn begin(&self, out: &mut dyn Write) -> io::Result<()> {
         out.write_all(&block_writer()?.into_inner())
     }
 
-    fn end(&mut self, _out: &mut dyn Write) -> io::Result<()> {
+    fn end(&self, _out: &mut dyn Write) -> io::Result<()> {
         Ok(())
     }
 }
@@ -507,7 +510,7 @@ pub fn write_pcapng(
     options: &PcapngOptions,
     out: &mut dyn Write,
 ) -> io::Result<()> {
-    let mut sink = PcapngSink::new(*options);
+    let sink = PcapngSink::new(*options);
     sink.begin(out)?;
     let mut all = Vec::new();
     for (i, c) in replayed.connections.iter().enumerate() {

@@ -255,7 +255,7 @@ pub struct TextSink {
 impl Sink for TextSink {
     type Context = ();
 
-    fn context(&mut self, _index: usize, _conn: &ReplayedConnection<'_>) {}
+    fn context(&self, _index: usize, _conn: &ReplayedConnection<'_>) {}
 
     fn render(
         &self,
@@ -279,11 +279,11 @@ impl Sink for TextSink {
         Ok(items)
     }
 
-    fn begin(&mut self, _out: &mut dyn Write) -> io::Result<()> {
+    fn begin(&self, _out: &mut dyn Write) -> io::Result<()> {
         Ok(())
     }
 
-    fn end(&mut self, _out: &mut dyn Write) -> io::Result<()> {
+    fn end(&self, _out: &mut dyn Write) -> io::Result<()> {
         Ok(())
     }
 }
