@@ -15,7 +15,7 @@ fn pieces(bytes: &[u8], piece: usize, gap: Option<(u64, u64)>) -> Vec<Piece> {
         .map(|(i, c)| Piece::Data {
             offset: (i * piece.max(1)) as u64,
             ts_ns: 1_000 + i as u64,
-            bytes: c.to_vec(),
+            bytes: c.to_vec().into(),
         })
         .collect();
     if let Some((at, len)) = gap {
