@@ -175,9 +175,24 @@ impl<'a> DirectionStream<'a> {
         data.sort_by_key(|d| d.0);
         gaps.sort_by_key(|g| g.0);
 
+        // Where the run each piece joins will end, so that a run joined from many records is
+        // copied once into a buffer of its final size rather than regrown record by record.
+        let mut run_end = vec![0u64; data.len()];
+        let mut group = 0;
+        let mut covered = 0u64;
+        for (i, d) in data.iter().enumerate() {
+            if i > 0 && d.0 > covered {
+                run_end[group..i].fill(covered);
+                group = i;
+            }
+            let end = d.0 + d.2.len() as u64;
+            covered = if i == group { end } else { covered.max(end) };
+        }
+        run_end[group..].fill(covered);
+
         let mut stream = DirectionStream::default();
-        for (offset, ts_ns, bytes) in data {
-            stream.place_data(offset, ts_ns, bytes);
+        for ((offset, ts_ns, bytes), run_end) in data.into_iter().zip(run_end) {
+            stream.place_data(offset, ts_ns, bytes, run_end);
         }
 
         let data_start = stream.runs.first().map(|r| r.offset);
@@ -196,7 +211,7 @@ impl<'a> DirectionStream<'a> {
         stream
     }
 
-    fn place_data(&mut self, mut offset: u64, ts_ns: u64, bytes: Cow<'a, [u8]>) {
+    fn place_data(&mut self, mut offset: u64, ts_ns: u64, bytes: Cow<'a, [u8]>, run_end: u64) {
         let mut skip = 0usize;
         if let Some(last) = self.runs.last() {
             let covered_to = last.end();
@@ -212,6 +227,11 @@ impl<'a> DirectionStream<'a> {
         }
         match self.runs.last_mut() {
             Some(run) if run.end() == offset => {
+                if let Cow::Borrowed(first) = run.data {
+                    let mut joined = Vec::with_capacity((run_end - run.offset) as usize);
+                    joined.extend_from_slice(first);
+                    run.data = Cow::Owned(joined);
+                }
                 run.data.to_mut().extend_from_slice(&bytes[skip..]);
             }
             _ => {

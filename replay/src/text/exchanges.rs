@@ -81,7 +81,14 @@ fn process(info: &ConnectionInfo) -> String {
 
 fn write_headers(out: &mut dyn Write, headers: &[Header]) -> io::Result<()> {
     for h in headers {
-        writeln!(out, "  {}: {}", text(&h.name), text(&h.value))?;
+        // Borrowed unless a replacement character is needed: header blocks can be large.
+        let name = String::from_utf8_lossy(&h.name);
+        let value = String::from_utf8_lossy(&h.value);
+        out.write_all(b"  ")?;
+        out.write_all(name.as_bytes())?;
+        out.write_all(b": ")?;
+        out.write_all(value.as_bytes())?;
+        out.write_all(b"\n")?;
     }
     Ok(())
 }

@@ -25,7 +25,7 @@ const CODE_LENGTHS: [u8; 257] = [
 const EOS: u16 = 256;
 const MAX_LEN: u32 = 30;
 /// Bits resolved by one lookup in the fast table.
-const FAST_BITS: u32 = 11;
+const FAST_BITS: u32 = 12;
 
 /// Why a Huffman string is invalid. The texts are those HPACK decoders commonly print, and
 /// the ones earlier spliff versions wrote into HAR notes.
@@ -45,6 +45,9 @@ pub(crate) enum HuffmanError {
 struct Tables {
     /// Indexed by the next FAST_BITS bits: `symbol | len << 9`, 0 when the code is longer.
     fast: Vec<u16>,
+    /// Indexed like `fast`: two symbols whose codes both fit in those bits,
+    /// `first | second << 8 | total length << 16`, 0 when they do not.
+    pair: Vec<u32>,
     /// Per length: first canonical code, and index of its symbol in `sorted`.
     first_code: [u32; MAX_LEN as usize + 1],
     first_index: [u16; MAX_LEN as usize + 1],
@@ -60,6 +63,7 @@ fn tables() -> &'static Tables {
         sorted.sort_by_key(|&s| (CODE_LENGTHS[usize::from(s)], s));
         let mut t = Tables {
             fast: vec![0; 1 << FAST_BITS],
+            pair: vec![0; 1 << FAST_BITS],
             first_code: [0; MAX_LEN as usize + 1],
             first_index: [0; MAX_LEN as usize + 1],
             count: [0; MAX_LEN as usize + 1],
@@ -86,6 +90,22 @@ fn tables() -> &'static Tables {
                 for slot in &mut t.fast[base..base + (1 << shift)] {
                     *slot = sym | (len as u16) << 9;
                 }
+            }
+        }
+        let mask = (1usize << FAST_BITS) - 1;
+        for idx in 0..1usize << FAST_BITS {
+            let first = t.fast[idx];
+            if first == 0 {
+                continue;
+            }
+            let len1 = usize::from(first >> 9);
+            // The bits after the first code, shifted up; the low len1 bits are unknown.
+            let second = t.fast[(idx << len1) & mask];
+            let len2 = usize::from(second >> 9);
+            if second != 0 && len1 + len2 <= FAST_BITS as usize {
+                t.pair[idx] = u32::from(first & 0xff)
+                    | u32::from(second & 0xff) << 8
+                    | ((len1 + len2) as u32) << 16;
             }
         }
         t
@@ -118,31 +138,57 @@ fn lookup(t: &Tables, window: u32) -> (u16, u32) {
 
 /// Decodes a Huffman-coded string, appending the octets to `out`.
 pub(crate) fn decode_into(input: &[u8], out: &mut Vec<u8>) -> Result<(), HuffmanError> {
+    const WINDOW_MASK: u32 = (1 << MAX_LEN) - 1;
     let t = tables();
-    out.reserve(input.len() + input.len() / 2);
+    // Codes are at least 5 bits: at most 8 symbols per 5 input bytes.
+    out.reserve(input.len() * 8 / 5 + 1);
+    // The low `nbits` bits of `acc` are the next input bits; bits above them are stale.
     let mut acc: u64 = 0;
     let mut nbits: u32 = 0;
-    let mut bytes = input.iter();
+    let mut rest = input;
     loop {
-        while nbits <= 56 {
-            match bytes.next() {
-                Some(&b) => {
-                    acc = acc << 8 | u64::from(b);
-                    nbits += 8;
-                }
-                None => break,
+        if nbits <= 31
+            && let Some((four, tail)) = rest.split_first_chunk::<4>()
+        {
+            acc = acc << 32 | u64::from(u32::from_be_bytes(*four));
+            nbits += 32;
+            rest = tail;
+        }
+        while nbits <= 56
+            && let Some((&b, tail)) = rest.split_first()
+        {
+            acc = acc << 8 | u64::from(b);
+            nbits += 8;
+            rest = tail;
+        }
+        if nbits < MAX_LEN {
+            // The input is exhausted.
+            break;
+        }
+        // At least one full window of real bits: no padding to worry about.
+        while nbits >= MAX_LEN {
+            let window = (acc >> (nbits - MAX_LEN)) as u32 & WINDOW_MASK;
+            let pair = t.pair[(window >> (MAX_LEN - FAST_BITS)) as usize];
+            if pair != 0 {
+                out.push(pair as u8);
+                out.push((pair >> 8) as u8);
+                nbits -= pair >> 16;
+                continue;
             }
+            let (sym, len) = lookup(t, window);
+            if sym == EOS {
+                return Err(HuffmanError::EosInString);
+            }
+            out.push(sym as u8);
+            nbits -= len;
         }
-        if nbits == 0 {
-            return Ok(());
-        }
-        let window = if nbits >= MAX_LEN {
-            (acc >> (nbits - MAX_LEN)) as u32 & ((1 << MAX_LEN) - 1)
-        } else {
-            // Pad with ones past the end: only a code that fits in the real bits is kept.
-            ((acc << (MAX_LEN - nbits)) as u32 | ((1 << (MAX_LEN - nbits)) - 1))
-                & ((1 << MAX_LEN) - 1)
-        };
+    }
+    acc &= (1u64 << nbits) - 1;
+    // The tail: fewer than MAX_LEN bits, padded with ones past the end; only a code that fits
+    // in the real bits is kept.
+    while nbits > 0 {
+        let window =
+            ((acc << (MAX_LEN - nbits)) as u32 | ((1 << (MAX_LEN - nbits)) - 1)) & WINDOW_MASK;
         let (sym, len) = lookup(t, window);
         if len > nbits {
             break;
@@ -152,7 +198,7 @@ pub(crate) fn decode_into(input: &[u8], out: &mut Vec<u8>) -> Result<(), Huffman
         }
         out.push(sym as u8);
         nbits -= len;
-        acc &= (1u64 << nbits).wrapping_sub(1);
+        acc &= (1u64 << nbits) - 1;
     }
     // Left over: fewer bits than the code they start. They must be at most 7 and all ones
     // (the most significant bits of EOS).
