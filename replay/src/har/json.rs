@@ -10,18 +10,14 @@ const ONES: u64 = u64::from_ne_bytes([0x01; 8]);
 /// `0x80` in every byte.
 const HIGHS: u64 = u64::from_ne_bytes([0x80; 8]);
 
-/// Whether any byte of `w` is a zero byte (exact as a yes/no answer).
+/// A mask with the high bit set in the bytes of `w` (little-endian order) that need escaping
+/// in a JSON string (a control character, `"` or `\`). The lowest set bit is always a real
+/// match; bits above it may not be (borrows), so only the first match is taken from it.
 #[inline]
-fn has_zero(w: u64) -> bool {
-    w.wrapping_sub(ONES) & !w & HIGHS != 0
-}
-
-/// Whether any byte of `w` needs escaping in a JSON string: a control character, `"` or `\`.
-#[inline]
-fn needs_escape(w: u64) -> bool {
-    // A byte below 0x20 (exact as a yes/no answer for a bound up to 0x80).
-    let control = w.wrapping_sub(ONES * 0x20) & !w & HIGHS != 0;
-    control || has_zero(w ^ (ONES * u64::from(b'"'))) || has_zero(w ^ (ONES * u64::from(b'\\')))
+fn escape_mask(w: u64) -> u64 {
+    let zero = |v: u64| v.wrapping_sub(ONES) & !v & HIGHS;
+    let control = w.wrapping_sub(ONES * 0x20) & !w & HIGHS;
+    control | zero(w ^ (ONES * u64::from(b'"'))) | zero(w ^ (ONES * u64::from(b'\\')))
 }
 
 #[inline]
@@ -39,6 +35,22 @@ fn escape_of(b: u8) -> Option<u8> {
     }
 }
 
+fn push_escape(out: &mut Vec<u8>, b: u8, e: u8) {
+    if e == b'u' {
+        const HEX: &[u8; 16] = b"0123456789abcdef";
+        out.extend_from_slice(&[
+            b'\\',
+            b'u',
+            b'0',
+            b'0',
+            HEX[usize::from(b >> 4)],
+            HEX[usize::from(b & 0xf)],
+        ]);
+    } else {
+        out.extend_from_slice(&[b'\\', e]);
+    }
+}
+
 /// Appends `s` as a JSON string literal, escaped as serde_json escapes it (`\"`, `\\`, the
 /// short escapes for \b \t \n \f \r, `\u00xx` for other controls; nothing else).
 pub(crate) fn string(out: &mut Vec<u8>, s: &str) {
@@ -47,30 +59,28 @@ pub(crate) fn string(out: &mut Vec<u8>, s: &str) {
     out.push(b'"');
     let mut run_start = 0;
     let mut i = 0;
-    while i < bytes.len() {
-        if let Some(chunk) = bytes.get(i..i + 8) {
-            let w = u64::from_ne_bytes(chunk.try_into().unwrap_or([0; 8]));
-            if !needs_escape(w) {
-                i += 8;
-                continue;
-            }
+    while let Some(chunk) = bytes.get(i..i + 8) {
+        let mut word = [0u8; 8];
+        word.copy_from_slice(chunk);
+        let m = escape_mask(u64::from_le_bytes(word));
+        if m == 0 {
+            i += 8;
+            continue;
         }
+        let at = i + (m.trailing_zeros() / 8) as usize;
+        let b = bytes[at];
+        if let Some(e) = escape_of(b) {
+            out.extend_from_slice(&bytes[run_start..at]);
+            push_escape(out, b, e);
+            run_start = at + 1;
+        }
+        i = at + 1;
+    }
+    while i < bytes.len() {
         let b = bytes[i];
         if let Some(e) = escape_of(b) {
             out.extend_from_slice(&bytes[run_start..i]);
-            if e == b'u' {
-                const HEX: &[u8; 16] = b"0123456789abcdef";
-                out.extend_from_slice(&[
-                    b'\\',
-                    b'u',
-                    b'0',
-                    b'0',
-                    HEX[usize::from(b >> 4)],
-                    HEX[usize::from(b & 0xf)],
-                ]);
-            } else {
-                out.extend_from_slice(&[b'\\', e]);
-            }
+            push_escape(out, b, e);
             run_start = i + 1;
         }
         i += 1;
