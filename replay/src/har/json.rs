@@ -159,7 +159,7 @@ fn pairs(out: &mut Vec<u8>, items: &[NameValue]) {
     });
 }
 
-fn post_data(out: &mut Vec<u8>, p: &PostData) {
+fn post_data(out: &mut Vec<u8>, p: &PostData<'_>) {
     let mut o = Object::new(out);
     o.str("mimeType", &p.mime_type);
     o.str("text", &p.text);
@@ -169,7 +169,7 @@ fn post_data(out: &mut Vec<u8>, p: &PostData) {
     o.end();
 }
 
-fn request(out: &mut Vec<u8>, r: &Request) {
+fn request(out: &mut Vec<u8>, r: &Request<'_>) {
     let mut o = Object::new(out);
     o.str("method", &r.method);
     o.str("url", &r.url);
@@ -185,7 +185,7 @@ fn request(out: &mut Vec<u8>, r: &Request) {
     o.end();
 }
 
-fn content(out: &mut Vec<u8>, c: &Content) {
+fn content(out: &mut Vec<u8>, c: &Content<'_>) {
     let mut o = Object::new(out);
     o.int("size", c.size);
     if let Some(v) = c.compression {
@@ -201,7 +201,7 @@ fn content(out: &mut Vec<u8>, c: &Content) {
     o.end();
 }
 
-fn response(out: &mut Vec<u8>, r: &Response) {
+fn response(out: &mut Vec<u8>, r: &Response<'_>) {
     let mut o = Object::new(out);
     o.int("status", r.status);
     o.str("statusText", &r.status_text);
@@ -227,8 +227,29 @@ fn timings(out: &mut Vec<u8>, t: &Timings) {
     o.end();
 }
 
+/// Roughly the JSON size of `e`: its bodies and headers plus room for the rest, so that the
+/// buffer is allocated once.
+pub(crate) fn size_hint(e: &Entry<'_>) -> usize {
+    let pairs =
+        |v: &[NameValue]| -> usize { v.iter().map(|p| p.name.len() + p.value.len() + 24).sum() };
+    let req = &e.request;
+    let resp = &e.response;
+    2048 + req.url.len() * 2
+        + pairs(&req.headers)
+        + pairs(&req.cookies)
+        + pairs(&req.query_string)
+        + req.post_data.as_ref().map_or(0, |p| p.text.len())
+        + pairs(&resp.headers)
+        + pairs(&resp.cookies)
+        + resp.content.text.as_ref().map_or(0, |t| t.len())
+        + e.websocket_messages
+            .iter()
+            .map(|m| m.data.len() + 64)
+            .sum::<usize>()
+}
+
 /// Appends `e` as compact JSON.
-pub(crate) fn entry(out: &mut Vec<u8>, e: &Entry) {
+pub(crate) fn entry(out: &mut Vec<u8>, e: &Entry<'_>) {
     let mut o = Object::new(out);
     o.str("startedDateTime", &e.started_date_time);
     o.float("time", e.time);

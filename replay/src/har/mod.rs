@@ -69,7 +69,7 @@ impl Sink for HarSink {
                 continue;
             }
             let entry = entry::build(ex, info, index == 0, &self.decode);
-            let mut bytes = Vec::new();
+            let mut bytes = Vec::with_capacity(json::size_hint(&entry));
             json::entry(&mut bytes, &entry);
             items.push(Item {
                 ts_ns: exchange_start_ns(ex, info),
