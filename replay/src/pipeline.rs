@@ -4,8 +4,9 @@
 //! connections are rebuilt in batches, in parallel, in the order of their first record, and
 //! each batch is rendered by a [`Sink`] on the worker threads. A k-way merge writes an item as
 //! soon as no connection not yet rebuilt can produce an earlier one: a connection's items never
-//! start before its first record. Memory is one batch plus the items still waiting, whatever
-//! the size of the trace.
+//! start before its first record ([`Sink::earliest`]). Memory is the index (a few dozen bytes
+//! per record, no plaintext), two batches (one being written while the next is rebuilt) and
+//! the items still waiting for an earlier connection, whatever the size of the trace.
 //!
 //! [`replay`] keeps everything, for callers that want the whole [`Replayed`] model.
 //!
