@@ -8,7 +8,8 @@
 #   scripts/bench-replay.sh [trace size in MiB, default 1024] [tshark subset in MiB, default 256]
 #
 # SPLIFF_BEFORE=/path/to/old/spliff also measures that binary on the same traces, for a
-# before/after table from one run. BENCH_DIR keeps the traces between runs.
+# before/after table from one run. BENCH_DIR keeps the traces between runs. Each line is the
+# best (shortest wall time) of BENCH_RUNS runs (default 3): the machine is usually shared.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 size="${1:-1024}"
@@ -25,10 +26,13 @@ trace="$work/bench-$size.pcapng"
 bytes=$(stat -c %s "$trace")
 printf 'trace: %s, %d bytes\n' "$trace" "$bytes"
 
+runs="${BENCH_RUNS:-3}"
+
 # One measurement: wall seconds, CPU seconds and peak RSS (GNU time), and peak anonymous memory
-# (RssAnon polled every 10 ms: the mmap'd trace is file-backed and not in it).
-measure() {
-  local label="$1"; shift
+# (RssAnon polled every 10 ms: the mmap'd trace is file-backed and not in it). Outputs are
+# removed first, so that no run pays for truncating the previous one's file.
+measure_once() {
+  rm -f "$work"/out.* "$work/sub.har"
   /usr/bin/time -f '%e %U %S %M' -o "$work/time.txt" "$@" >/dev/null &
   local timer=$! pid="" anon=0 a
   while kill -0 "$timer" 2>/dev/null; do
@@ -40,7 +44,19 @@ measure() {
     sleep 0.01
   done
   wait "$timer"
-  read -r secs user sys rss <"$work/time.txt"
+  echo "$(cat "$work/time.txt") $anon" >"$work/once.txt"
+}
+
+# The best of $runs runs; leaves its "wall user sys rss anon" in $work/time.txt.
+measure() {
+  local label="$1"; shift
+  : >"$work/runs.txt"
+  for _ in $(seq "$runs"); do
+    measure_once "$@"
+    cat "$work/once.txt" >>"$work/runs.txt"
+  done
+  sort -n "$work/runs.txt" | head -n1 >"$work/time.txt"
+  read -r secs user sys rss anon <"$work/time.txt"
   awk -v l="$label" -v s="$secs" -v u="$user" -v k="$sys" -v r="$rss" -v a="$anon" -v b="$bytes" \
     'BEGIN { printf "%-40s %7.2f s %8.1f MB/s %7.2f s CPU %6.0f MiB RSS %6.0f MiB anon\n",
              l, s, b / s / 1e6, u + k, r / 1024, a / 1024 }'
@@ -53,19 +69,20 @@ for bin in "${bins[@]}"; do
   for threads in 1 2; do
     export RAYON_NUM_THREADS=$threads
     measure "replay -> HAR, $threads thread(s)$tag" "$bin" replay "$trace" -o "$work/out.har"
+    entries=$(grep -o '"startedDateTime"' "$work/out.har" | wc -l)
     measure "replay -> text, $threads thread(s)$tag" "$bin" replay "$trace" -o "$work/out.txt"
     measure "replay -> pcapng, $threads thread(s)$tag" "$bin" replay "$trace" -o "$work/out.pcapng"
   done
   unset RAYON_NUM_THREADS
 done
-printf 'entries in the HAR: %s\n' "$(grep -o '"startedDateTime"' "$work/out.har" | wc -l)"
+printf 'entries in the HAR: %s\n' "$entries"
 
 # tshark on the same sessions, on a subset (tshark's reassembly state grows with the file):
 # the first $tshark_size MiB of plaintext, replayed to pcapng, then method/URI/status/host and
 # the HTTP/2 header fields, which is what the HAR carries.
 sub="$work/bench-$tshark_size.pcapng"
 [ -f "$sub" ] || "$gen" "$tshark_size" "$sub"
-"$spliff" replay "$sub" -o "$work/sub.pcapng"
+"$spliff" replay "$sub" -o "$work/sub.pcapng"  # tshark's input, kept across measurements
 bytes=$(stat -c %s "$sub")
 measure "spliff replay -> HAR ($tshark_size MiB)" "$spliff" replay "$sub" -o "$work/sub.har"
 read -r spliff_secs _ <"$work/time.txt"
