@@ -140,13 +140,17 @@ fn lookup(t: &Tables, window: u32) -> (u16, u32) {
 pub(crate) fn decode_into(input: &[u8], out: &mut Vec<u8>) -> Result<(), HuffmanError> {
     const WINDOW_MASK: u32 = (1 << MAX_LEN) - 1;
     let t = tables();
-    // Codes are at least 5 bits: at most 8 symbols per 5 input bytes.
-    out.reserve(input.len() * 8 / 5 + 1);
+    // Codes are at least 5 bits: at most 8 symbols per 5 input bytes. Writing into a sized
+    // buffer, cut to length at the end, keeps capacity checks out of the loop.
+    let start = out.len();
+    out.resize(start + input.len() * 8 / 5 + 2, 0);
+    let buf = &mut out[start..];
+    let mut n = 0usize;
     // The low `nbits` bits of `acc` are the next input bits; bits above them are stale.
     let mut acc: u64 = 0;
     let mut nbits: u32 = 0;
     let mut rest = input;
-    loop {
+    let result = loop {
         if nbits <= 31
             && let Some((four, tail)) = rest.split_first_chunk::<4>()
         {
@@ -163,52 +167,64 @@ pub(crate) fn decode_into(input: &[u8], out: &mut Vec<u8>) -> Result<(), Huffman
         }
         if nbits < MAX_LEN {
             // The input is exhausted.
-            break;
+            break Ok(());
         }
         // At least one full window of real bits: no padding to worry about.
+        let mut eos = false;
         while nbits >= MAX_LEN {
             let window = (acc >> (nbits - MAX_LEN)) as u32 & WINDOW_MASK;
             let pair = t.pair[(window >> (MAX_LEN - FAST_BITS)) as usize];
             if pair != 0 {
-                out.push(pair as u8);
-                out.push((pair >> 8) as u8);
+                buf[n] = pair as u8;
+                buf[n + 1] = (pair >> 8) as u8;
+                n += 2;
                 nbits -= pair >> 16;
                 continue;
             }
             let (sym, len) = lookup(t, window);
             if sym == EOS {
-                return Err(HuffmanError::EosInString);
+                eos = true;
+                break;
             }
-            out.push(sym as u8);
+            buf[n] = sym as u8;
+            n += 1;
             nbits -= len;
         }
-    }
-    acc &= (1u64 << nbits) - 1;
-    // The tail: fewer than MAX_LEN bits, padded with ones past the end; only a code that fits
-    // in the real bits is kept.
-    while nbits > 0 {
-        let window =
-            ((acc << (MAX_LEN - nbits)) as u32 | ((1 << (MAX_LEN - nbits)) - 1)) & WINDOW_MASK;
-        let (sym, len) = lookup(t, window);
-        if len > nbits {
-            break;
+        if eos {
+            break Err(HuffmanError::EosInString);
         }
-        if sym == EOS {
-            return Err(HuffmanError::EosInString);
-        }
-        out.push(sym as u8);
-        nbits -= len;
+    };
+    let result = result.and_then(|()| {
         acc &= (1u64 << nbits) - 1;
-    }
-    // Left over: fewer bits than the code they start. They must be at most 7 and all ones
-    // (the most significant bits of EOS).
-    if nbits > 7 {
-        return Err(HuffmanError::PaddingTooLarge);
-    }
-    if acc != (1u64 << nbits) - 1 {
-        return Err(HuffmanError::InvalidPadding);
-    }
-    Ok(())
+        // The tail: fewer than MAX_LEN bits, padded with ones past the end; only a code that
+        // fits in the real bits is kept.
+        while nbits > 0 {
+            let window =
+                ((acc << (MAX_LEN - nbits)) as u32 | ((1 << (MAX_LEN - nbits)) - 1)) & WINDOW_MASK;
+            let (sym, len) = lookup(t, window);
+            if len > nbits {
+                break;
+            }
+            if sym == EOS {
+                return Err(HuffmanError::EosInString);
+            }
+            buf[n] = sym as u8;
+            n += 1;
+            nbits -= len;
+            acc &= (1u64 << nbits) - 1;
+        }
+        // Left over: fewer bits than the code they start. They must be at most 7 and all ones
+        // (the most significant bits of EOS).
+        if nbits > 7 {
+            return Err(HuffmanError::PaddingTooLarge);
+        }
+        if acc != (1u64 << nbits) - 1 {
+            return Err(HuffmanError::InvalidPadding);
+        }
+        Ok(())
+    });
+    out.truncate(start + n);
+    result
 }
 
 /// Decodes a Huffman-coded string.
