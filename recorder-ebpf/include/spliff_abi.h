@@ -43,6 +43,8 @@ enum spliff_event_kind {
 	SPLIFF_EVENT_TLS_HANDSHAKE = 5, /* struct spliff_tls_handshake_event */
 	SPLIFF_EVENT_TLS_CLOSE = 6,     /* struct spliff_tls_close_event */
 	SPLIFF_EVENT_TLS_STRING = 7,    /* struct spliff_tls_string_event */
+	SPLIFF_EVENT_PACKET = 8,        /* reserved: packet metadata (XDP / TC) */
+	SPLIFF_EVENT_SOCKET = 9,        /* reserved: socket identity (sock_ops) */
 	/* append only */
 };
 

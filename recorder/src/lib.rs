@@ -6,4 +6,6 @@
 
 #[cfg(target_os = "linux")]
 pub mod bpf;
+#[cfg(target_os = "linux")]
+pub mod net;
 pub mod probes;

@@ -6,7 +6,8 @@ use base64::Engine as _;
 use base64::engine::general_purpose::STANDARD as BASE64;
 
 use super::model::{
-    Content, Entry, LossRange, NameValue, PostData, Request, Response, Timings, WebSocketMessage,
+    Content, Entry, InformationalResponse, LossRange, NameValue, PostData, Request, Response,
+    Timings, WebSocketMessage,
 };
 use crate::body::{DecodeOptions, decode_body_cow};
 use crate::exchange::{Exchange, Header, HttpVersion, WsOpcode};
@@ -182,6 +183,14 @@ pub(crate) fn build<'a>(
                     .unwrap_or_default(),
                 headers_size: resp.head_size.map_or(-1, |s| s as i64),
                 body_size: resp.body_wire_size as i64,
+                informational: resp
+                    .informational
+                    .iter()
+                    .map(|i| InformationalResponse {
+                        status: i64::from(i.status),
+                        headers: pairs(&i.headers),
+                    })
+                    .collect(),
             }
         }
         None => {
@@ -202,6 +211,7 @@ pub(crate) fn build<'a>(
                 redirect_url: String::new(),
                 headers_size: -1,
                 body_size: -1,
+                informational: Vec::new(),
             }
         }
     };

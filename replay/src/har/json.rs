@@ -212,6 +212,14 @@ fn response(out: &mut Vec<u8>, r: &Response<'_>) {
     o.str("redirectURL", &r.redirect_url);
     o.int("headersSize", r.headers_size);
     o.int("bodySize", r.body_size);
+    if !r.informational.is_empty() {
+        array(o.key("_informational"), &r.informational, |out, i| {
+            let mut o = Object::new(out);
+            o.int("status", i.status);
+            pairs(o.key("headers"), &i.headers);
+            o.end();
+        });
+    }
     o.end();
 }
 
@@ -234,7 +242,13 @@ pub(crate) fn size_hint(e: &Entry<'_>) -> usize {
         |v: &[NameValue]| -> usize { v.iter().map(|p| p.name.len() + p.value.len() + 24).sum() };
     let req = &e.request;
     let resp = &e.response;
-    2048 + req.url.len() * 2
+    let informational: usize = resp
+        .informational
+        .iter()
+        .map(|i| pairs(&i.headers) + 64)
+        .sum();
+    2048 + informational
+        + req.url.len() * 2
         + pairs(&req.headers)
         + pairs(&req.cookies)
         + pairs(&req.query_string)

@@ -107,7 +107,11 @@ mod tests {
         let dir = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../fixtures/traces");
         let mut seen = 0;
         for f in std::fs::read_dir(&dir).expect("fixtures") {
-            let trace = std::fs::read(f.expect("entry").path()).expect("read");
+            let path = f.expect("entry").path();
+            if path.extension().is_none_or(|e| e != "pcapng") {
+                continue;
+            }
+            let trace = std::fs::read(&path).expect("read");
             let replayed = replay(&trace, &ReplayOptions::default(), &|_| {});
             for (info, ex, index) in replayed.exchanges() {
                 let entry = entry::build(ex, info, index == 0, &DecodeOptions::default());
