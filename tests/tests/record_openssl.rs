@@ -267,7 +267,7 @@ fn sigkill_leaves_a_readable_trace() {
         d.join("loop.sh"),
         format!(
             "echo $$ > {pidfile}\n\
-             i=0; while [ $i -lt 40 ]; do curl -sk -o /dev/null https://127.0.0.1:{port}/get; i=$((i+1)); sleep 0.05; done\n",
+             i=0; while [ $i -lt 400 ]; do curl -sk -o /dev/null https://127.0.0.1:{port}/get; i=$((i+1)); sleep 0.05; done\n",
             pidfile = pidfile.display(),
             port = py.port
         ),
@@ -282,7 +282,23 @@ fn sigkill_leaves_a_readable_trace() {
         .arg(d.join("loop.sh"))
         .spawn()
         .unwrap();
-    std::thread::sleep(Duration::from_millis(1500));
+    // Kill once the trace on disk holds a few complete requests, however long the recorder
+    // took to start (it loads more programs than the TLS probes; a loaded CI machine is slow).
+    let complete = |summary: &spliff_tests::tls_workload::TraceSummary| {
+        summary
+            .conns
+            .values()
+            .filter(|c| !c.egress.is_empty() && !c.ingress.is_empty())
+            .count()
+    };
+    let deadline = Instant::now() + Duration::from_secs(30);
+    while !trace.exists() || complete(&read_trace(&trace)) < 3 {
+        assert!(
+            Instant::now() < deadline,
+            "the recorder wrote no complete request within 30 s"
+        );
+        std::thread::sleep(Duration::from_millis(100));
+    }
     recorder.kill().unwrap(); // SIGKILL
     recorder.wait().unwrap();
     // The workload outlives the recorder; stop it (by its own pid).
@@ -302,11 +318,7 @@ fn sigkill_leaves_a_readable_trace() {
         );
     }
     assert!(summary.boottime_info);
-    let with_data = summary
-        .conns
-        .values()
-        .filter(|c| !c.egress.is_empty() && !c.ingress.is_empty())
-        .count();
+    let with_data = complete(&summary);
     assert!(
         with_data >= 3,
         "expected several complete requests before the kill, got {with_data}"
