@@ -15,6 +15,9 @@
 #include "process/exec.h"
 #include "process/fork.h"
 #include "net/socket.h"
+#include "net/packet.h"
+#include "net/xdp.h"
+#include "net/tc.h"
 #include "tls/openssl.h"
 #include "tls/noop.h"
 

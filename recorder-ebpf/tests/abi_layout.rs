@@ -151,6 +151,37 @@ fn structs() -> Vec<Struct> {
                 value
             }
         ),
+        layout!(
+            "struct spliff_packet_event",
+            PacketEvent {
+                header,
+                socket_cookie,
+                ifindex,
+                wire_len,
+                captured_len,
+                direction,
+                hook,
+                protocol,
+                reserved16,
+                data
+            }
+        ),
+        layout!(
+            "struct spliff_packet_iface",
+            PacketIface {
+                snaplen,
+                reserved32
+            }
+        ),
+        layout!(
+            "struct spliff_packet_counters",
+            PacketCounters {
+                seen,
+                written,
+                ring_full,
+                bytes
+            }
+        ),
     ]
 }
 
@@ -164,6 +195,14 @@ fn constants() -> Vec<(&'static str, u64)> {
         ("SPLIFF_EVENT_TLS_HANDSHAKE", EventKind::TlsHandshake as u64),
         ("SPLIFF_EVENT_TLS_CLOSE", EventKind::TlsClose as u64),
         ("SPLIFF_EVENT_TLS_STRING", EventKind::TlsString as u64),
+        ("SPLIFF_EVENT_PACKET", EventKind::Packet as u64),
+        ("SPLIFF_PACKET_SNAPLEN_MAX", PACKET_SNAPLEN_MAX as u64),
+        ("SPLIFF_HOOK_XDP", u64::from(HOOK_XDP)),
+        ("SPLIFF_HOOK_TC", u64::from(HOOK_TC)),
+        (
+            "SPLIFF_PACKET_RINGBUF_DEFAULT_BYTES",
+            u64::from(PACKET_RINGBUF_DEFAULT_BYTES),
+        ),
         ("SPLIFF_STAT_RINGBUF_FULL", Stat::RingbufFull as u64),
         (
             "SPLIFF_STAT_RINGBUF_FULL_BYTES",

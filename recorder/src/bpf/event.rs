@@ -371,7 +371,9 @@ pub fn decode(record: &[u8]) -> Result<Event, DecodeError> {
                 value: raw.value[..len].to_vec(),
             }))
         }
-        None => Err(DecodeError::UnknownKind {
+        // Packets have their own ring (packet_hooks::PacketRing); one here
+        // is as wrong as an unknown kind.
+        Some(EventKind::Packet) | None => Err(DecodeError::UnknownKind {
             kind: header.kind,
             len,
         }),
