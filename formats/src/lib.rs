@@ -27,8 +27,9 @@ pub use ids::{
 pub use packet::{Interface, InterfaceStats, Packet, PacketDirection};
 pub use reader::{Entry, RecordAt, TraceFile, TraceReader};
 pub use record::{
-    CaptureId, CaptureInfo, ClockId, Connection, ConnectionRole, Direction, Handshake,
-    HandshakeResult, Loss, LossCause, Process, Record, RecordKind, TlsData, TlsLibrary,
+    CaptureId, CaptureInfo, ClockId, Connection, ConnectionCounters, ConnectionRole, Correlation,
+    Direction, Handshake, HandshakeResult, HookKind, InterfaceEvent, InterfaceEventKind, Loss,
+    LossCause, Process, Record, RecordKind, TlsData, TlsLibrary,
 };
 pub use writer::{
     DEFAULT_MAX_PAYLOAD, RECORDS_INTERFACE_DESCRIPTION, RECORDS_INTERFACE_LINKTYPE,

@@ -36,6 +36,10 @@ pub enum RecordKind {
     Handshake = 5,
     /// [`Loss`].
     Loss = 6,
+    /// [`InterfaceEvent`] (since 1.1).
+    Interface = 7,
+    /// [`Correlation`] (since 1.1).
+    Correlation = 8,
 }
 
 impl RecordKind {
@@ -48,6 +52,8 @@ impl RecordKind {
             4 => Self::TlsData,
             5 => Self::Handshake,
             6 => Self::Loss,
+            7 => Self::Interface,
+            8 => Self::Correlation,
             _ => return None,
         })
     }
@@ -61,6 +67,8 @@ impl RecordKind {
             Self::TlsData => "tls-data",
             Self::Handshake => "handshake",
             Self::Loss => "loss",
+            Self::Interface => "interface",
+            Self::Correlation => "correlation",
         }
     }
 }
@@ -309,6 +317,30 @@ pub struct Connection<'a> {
     pub sni: &'a [u8],
     /// Path of the TLS library file the probes were attached to.
     pub library_path: &'a [u8],
+    /// Packets and bytes the network hooks matched to the connection's socket (since 1.1).
+    pub counters: ConnectionCounters,
+}
+
+/// Packets and bytes of a connection's socket seen by the network hooks, per direction
+/// relative to the recorded process. All zero when packets were not captured (or in a 1.0
+/// record). Bytes count IP packets as on the wire (IP header included).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub struct ConnectionCounters {
+    /// Packets sent by the socket.
+    pub packets_egress: u64,
+    /// Packets received by the socket.
+    pub packets_ingress: u64,
+    /// Bytes sent by the socket.
+    pub bytes_egress: u64,
+    /// Bytes received by the socket.
+    pub bytes_ingress: u64,
+}
+
+impl ConnectionCounters {
+    /// Whether any packet was counted.
+    pub fn is_empty(&self) -> bool {
+        *self == ConnectionCounters::default()
+    }
 }
 
 impl Default for Connection<'_> {
@@ -329,6 +361,7 @@ impl Default for Connection<'_> {
             alpn: b"",
             sni: b"",
             library_path: b"",
+            counters: ConnectionCounters::default(),
         }
     }
 }
@@ -367,6 +400,10 @@ impl<'a> Connection<'a> {
             if !src.is_empty() {
                 *dst = src;
             }
+        }
+        // Counters are written whole (a later record carries totals, not increments).
+        if !later.counters.is_empty() {
+            self.counters = later.counters;
         }
     }
 }
@@ -497,6 +534,158 @@ pub struct Loss {
     pub events: u64,
 }
 
+/// What happened to an interface during the capture.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum InterfaceEventKind {
+    /// The interface exists (at capture start, or it was created during the capture).
+    Appeared,
+    /// A packet hook was attached to it.
+    Attached,
+    /// A packet hook could not be attached; `detail` says why.
+    AttachFailed,
+    /// A packet hook was detached (capture end, or the interface went away).
+    Detached,
+    /// The interface was removed during the capture.
+    Disappeared,
+    /// A value this version does not know.
+    Other(u8),
+}
+
+impl InterfaceEventKind {
+    fn to_wire(self) -> u8 {
+        match self {
+            Self::Appeared => 1,
+            Self::Attached => 2,
+            Self::AttachFailed => 3,
+            Self::Detached => 4,
+            Self::Disappeared => 5,
+            Self::Other(v) => v,
+        }
+    }
+    fn from_wire(v: u8) -> Self {
+        match v {
+            1 => Self::Appeared,
+            2 => Self::Attached,
+            3 => Self::AttachFailed,
+            4 => Self::Detached,
+            5 => Self::Disappeared,
+            v => Self::Other(v),
+        }
+    }
+
+    /// Lower-case name for text output.
+    pub fn name(self) -> &'static str {
+        match self {
+            Self::Appeared => "appeared",
+            Self::Attached => "attached",
+            Self::AttachFailed => "attach-failed",
+            Self::Detached => "detached",
+            Self::Disappeared => "disappeared",
+            Self::Other(_) => "other",
+        }
+    }
+}
+
+/// Which packet hook an [`InterfaceEvent`] is about.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum HookKind {
+    /// No hook (the interface itself appeared or disappeared).
+    None,
+    /// XDP in the driver (native mode).
+    XdpNative,
+    /// XDP in the generic (SKB) path.
+    XdpGeneric,
+    /// XDP offloaded to the NIC.
+    XdpOffload,
+    /// TC ingress through tcx.
+    TcxIngress,
+    /// TC egress through tcx.
+    TcxEgress,
+    /// TC ingress through the clsact qdisc.
+    ClsactIngress,
+    /// TC egress through the clsact qdisc.
+    ClsactEgress,
+    /// A value this version does not know.
+    Other(u8),
+}
+
+impl HookKind {
+    fn to_wire(self) -> u8 {
+        match self {
+            Self::None => 0,
+            Self::XdpNative => 1,
+            Self::XdpGeneric => 2,
+            Self::XdpOffload => 3,
+            Self::TcxIngress => 4,
+            Self::TcxEgress => 5,
+            Self::ClsactIngress => 6,
+            Self::ClsactEgress => 7,
+            Self::Other(v) => v,
+        }
+    }
+    fn from_wire(v: u8) -> Self {
+        match v {
+            0 => Self::None,
+            1 => Self::XdpNative,
+            2 => Self::XdpGeneric,
+            3 => Self::XdpOffload,
+            4 => Self::TcxIngress,
+            5 => Self::TcxEgress,
+            6 => Self::ClsactIngress,
+            7 => Self::ClsactEgress,
+            v => Self::Other(v),
+        }
+    }
+
+    /// Lower-case name for text output, e.g. `xdp-generic`.
+    pub fn name(self) -> &'static str {
+        match self {
+            Self::None => "none",
+            Self::XdpNative => "xdp-native",
+            Self::XdpGeneric => "xdp-generic",
+            Self::XdpOffload => "xdp-offload",
+            Self::TcxIngress => "tcx-ingress",
+            Self::TcxEgress => "tcx-egress",
+            Self::ClsactIngress => "clsact-ingress",
+            Self::ClsactEgress => "clsact-egress",
+            Self::Other(_) => "other",
+        }
+    }
+}
+
+/// An interface appearing, being hooked or going away during the capture (since 1.1). The
+/// packets themselves are pcapng EPBs on the interface's IDB.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct InterfaceEvent<'a> {
+    /// Kernel interface index (in the recorder's network namespace).
+    pub if_index: u32,
+    /// Index of the interface's IDB in this section, when it has one.
+    pub interface_id: Option<u32>,
+    /// What happened.
+    pub event: InterfaceEventKind,
+    /// The hook concerned, [`HookKind::None`] for the interface itself.
+    pub hook: HookKind,
+    /// Interface name, e.g. `eth0`.
+    pub name: &'a [u8],
+    /// Free text: why an attach failed, or a note on the mode.
+    pub detail: &'a [u8],
+}
+
+/// How many TLS connections of the capture were tied to their socket and packets, and why the
+/// others were not (since 1.1). Written once, at the end of a capture.
+#[derive(Debug, Clone, PartialEq, Eq, Default)]
+pub struct Correlation<'a> {
+    /// TLS connections in the capture.
+    pub tls_connections: u64,
+    /// Of those, how many got their socket's 5-tuple.
+    pub with_socket: u64,
+    /// Of those, how many got at least one packet.
+    pub with_packets: u64,
+    /// One human-readable line per reason a connection was not fully correlated, with its
+    /// count, e.g. `2 connections: no socket behind the SSL (memory BIO)`.
+    pub reasons: Vec<&'a [u8]>,
+}
+
 /// A decoded spliff record.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Record<'a> {
@@ -512,6 +701,10 @@ pub enum Record<'a> {
     Handshake(Handshake),
     /// See [`Loss`].
     Loss(Loss),
+    /// See [`InterfaceEvent`].
+    Interface(InterfaceEvent<'a>),
+    /// See [`Correlation`].
+    Correlation(Correlation<'a>),
 }
 
 impl Record<'_> {
@@ -524,6 +717,8 @@ impl Record<'_> {
             Record::TlsData(_) => RecordKind::TlsData,
             Record::Handshake(_) => RecordKind::Handshake,
             Record::Loss(_) => RecordKind::Loss,
+            Record::Interface(_) => RecordKind::Interface,
+            Record::Correlation(_) => RecordKind::Correlation,
         }
     }
 }
@@ -664,6 +859,16 @@ pub(crate) fn decode_body<'a>(kind: u16, body: &'a [u8]) -> Result<Record<'a>, D
                 alpn: c.bytes("alpn")?,
                 sni: c.bytes("sni")?,
                 library_path: c.bytes("library_path")?,
+                counters: if c.at_end() {
+                    ConnectionCounters::default()
+                } else {
+                    ConnectionCounters {
+                        packets_egress: c.u64("packets_egress")?,
+                        packets_ingress: c.u64("packets_ingress")?,
+                        bytes_egress: c.u64("bytes_egress")?,
+                        bytes_ingress: c.u64("bytes_ingress")?,
+                    }
+                },
             })
         }
         RecordKind::TlsData => {
@@ -736,6 +941,27 @@ pub(crate) fn decode_body<'a>(kind: u16, body: &'a [u8]) -> Result<Record<'a>, D
                 events,
             })
         }
+        RecordKind::Interface => {
+            let if_index = c.u32("if_index")?;
+            let interface_id = c.u32("interface_id")?;
+            let event = InterfaceEventKind::from_wire(c.u8("event")?);
+            let hook = HookKind::from_wire(c.u8("hook")?);
+            let _reserved = c.u16("reserved")?;
+            Record::Interface(InterfaceEvent {
+                if_index,
+                interface_id: (interface_id != NO_INTERFACE_ID).then_some(interface_id),
+                event,
+                hook,
+                name: c.bytes("name")?,
+                detail: c.bytes("detail")?,
+            })
+        }
+        RecordKind::Correlation => Record::Correlation(Correlation {
+            tls_connections: c.u64("tls_connections")?,
+            with_socket: c.u64("with_socket")?,
+            with_packets: c.u64("with_packets")?,
+            reasons: c.list("reasons")?,
+        }),
     })
 }
 
@@ -800,7 +1026,11 @@ pub(crate) fn encode(out: &mut Vec<u8>, capture_id: CaptureId, ts_ns: u64, recor
                 .raw(&remote.0)
                 .bytes(r.alpn)
                 .bytes(r.sni)
-                .bytes(r.library_path);
+                .bytes(r.library_path)
+                .u64(r.counters.packets_egress)
+                .u64(r.counters.packets_ingress)
+                .u64(r.counters.bytes_egress)
+                .u64(r.counters.bytes_ingress);
         }
         Record::TlsData(r) => {
             p.u64(r.conn_id)
@@ -834,12 +1064,30 @@ pub(crate) fn encode(out: &mut Vec<u8>, capture_id: CaptureId, ts_ns: u64, recor
                 .u8(r.cause.to_wire())
                 .u16(0);
         }
+        Record::Interface(r) => {
+            p.u32(r.if_index)
+                .u32(r.interface_id.unwrap_or(NO_INTERFACE_ID))
+                .u8(r.event.to_wire())
+                .u8(r.hook.to_wire())
+                .u16(0)
+                .bytes(r.name)
+                .bytes(r.detail);
+        }
+        Record::Correlation(r) => {
+            p.u64(r.tls_connections)
+                .u64(r.with_socket)
+                .u64(r.with_packets)
+                .list(&r.reasons);
+        }
     }
     let body_len = (out.len() - start - RECORD_HEADER_LEN) as u32;
     out[start + 12..start + 16].copy_from_slice(&body_len.to_le_bytes());
 }
 
 type WireAddr = ([u8; 16], u16);
+
+/// `interface_id` of an interface event whose interface has no IDB.
+const NO_INTERFACE_ID: u32 = u32::MAX;
 
 /// `address_flags` bits of a connection body: which side of the pair is known.
 const ADDR_LOCAL_KNOWN: u16 = 1;

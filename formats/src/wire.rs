@@ -20,6 +20,12 @@ impl<'a> Cursor<'a> {
         Cursor { buf, pos: 0 }
     }
 
+    /// Whether every byte has been read: fields appended by a later minor version are read
+    /// only when present (an older record lacks them and gets their default).
+    pub fn at_end(&self) -> bool {
+        self.pos == self.buf.len()
+    }
+
     fn take(&mut self, n: u64, field: &'static str) -> Result<&'a [u8], Short> {
         let left = self.buf.len() - self.pos;
         if n > left as u64 {

@@ -2,8 +2,9 @@
 //! changes without the other, this fails.
 
 use spliff_formats::{
-    CaptureId, Connection, ConnectionRole, Direction, Record, SectionInfo, TlsData, TlsLibrary,
-    TraceWriter,
+    CaptureId, Connection, ConnectionCounters, ConnectionRole, Correlation, Direction, Entry,
+    HookKind, InterfaceEvent, InterfaceEventKind, Record, SectionInfo, TlsData, TlsLibrary,
+    TraceReader, TraceWriter,
 };
 
 /// The custom data (record) of the first spliff Custom Block after the SHB and interface 0.
@@ -56,7 +57,7 @@ fn block_and_record_header_match_format_md_4_1_and_4_2() {
     assert!(block.len().is_multiple_of(4));
     assert_eq!(&rec[0..4], b"SPLF");
     assert_eq!(u16_at(&rec, 4), 1, "major");
-    assert_eq!(u16_at(&rec, 6), 0, "minor");
+    assert_eq!(u16_at(&rec, 6), 1, "minor (1.1)");
     assert_eq!(u16_at(&rec, 8), 4, "kind tls-data");
     assert_eq!(u16_at(&rec, 10), 0, "flags");
     let body_len = u32_at(&rec, 12) as usize;
@@ -96,6 +97,12 @@ fn connection_body_matches_format_md_kind_3() {
             alpn: b"h2",
             sni: b"example.test",
             library_path: b"/lib/libgnutls.so.30",
+            counters: ConnectionCounters {
+                packets_egress: 21,
+                packets_ingress: 22,
+                bytes_egress: 23,
+                bytes_ingress: 24,
+            },
         }),
     );
     let b = &rec[40..];
@@ -119,4 +126,94 @@ fn connection_body_matches_format_md_kind_3() {
     assert_eq!(&b[88..90], b"h2");
     assert_eq!(u32_at(b, 90), 12);
     assert_eq!(&b[94..106], b"example.test");
+    assert_eq!(u32_at(b, 106), 20);
+    assert_eq!(&b[110..130], b"/lib/libgnutls.so.30");
+    // 1.1: counters appended after the variable fields.
+    assert_eq!(u64_at(b, 130), 21);
+    assert_eq!(u64_at(b, 138), 22);
+    assert_eq!(u64_at(b, 146), 23);
+    assert_eq!(u64_at(b, 154), 24);
+    assert_eq!(u32_at(&rec, 12), 162, "body length");
+}
+
+#[test]
+fn a_1_0_connection_body_without_counters_reads_as_zero_counters() {
+    let connection = Connection {
+        conn_id: 3,
+        alpn: b"h2",
+        ..Connection::default()
+    };
+    let (mut rec, _) = first_record(1, &Record::Connection(connection.clone()));
+    // The record as a 1.0 writer wrote it: minor 0, no counters at the end.
+    let body_len = u32_at(&rec, 12) as usize - 32;
+    rec[6..8].copy_from_slice(&0u16.to_le_bytes());
+    rec[12..16].copy_from_slice(&(body_len as u32).to_le_bytes());
+    rec.truncate(40 + body_len);
+    let mut file = TraceWriter::new(Vec::new(), &SectionInfo::default(), CaptureId([1; 16]))
+        .expect("vec")
+        .finish()
+        .expect("finish");
+    let padded = rec.len().next_multiple_of(4);
+    let block_len = (12 + padded + 4) as u32;
+    file.extend_from_slice(&0x0BADu32.to_le_bytes());
+    file.extend_from_slice(&block_len.to_le_bytes());
+    file.extend_from_slice(&32473u32.to_le_bytes());
+    file.extend_from_slice(&rec);
+    file.resize(file.len() + padded - rec.len(), 0);
+    file.extend_from_slice(&block_len.to_le_bytes());
+    let records: Vec<Record<'_>> = TraceReader::new(&file)
+        .filter_map(|e| match e.expect("no read error") {
+            Entry::Record(r) => Some(r.record),
+            _ => None,
+        })
+        .collect();
+    assert_eq!(records, vec![Record::Connection(connection)]);
+}
+
+#[test]
+fn interface_body_matches_format_md_kind_7() {
+    let (rec, _) = first_record(
+        6,
+        &Record::Interface(InterfaceEvent {
+            if_index: 7,
+            interface_id: Some(2),
+            event: InterfaceEventKind::AttachFailed,
+            hook: HookKind::XdpNative,
+            name: b"eth0",
+            detail: b"no",
+        }),
+    );
+    assert_eq!(u16_at(&rec, 8), 7, "kind interface");
+    let b = &rec[40..];
+    assert_eq!(u32_at(b, 0), 7);
+    assert_eq!(u32_at(b, 4), 2);
+    assert_eq!(b[8], 3, "attach failed");
+    assert_eq!(b[9], 1, "xdp native");
+    assert_eq!(u16_at(b, 10), 0);
+    assert_eq!(u32_at(b, 12), 4);
+    assert_eq!(&b[16..20], b"eth0");
+    assert_eq!(u32_at(b, 20), 2);
+    assert_eq!(&b[24..26], b"no");
+    assert_eq!(u32_at(&rec, 12), 26, "body length");
+}
+
+#[test]
+fn correlation_body_matches_format_md_kind_8() {
+    let (rec, _) = first_record(
+        6,
+        &Record::Correlation(Correlation {
+            tls_connections: 5,
+            with_socket: 4,
+            with_packets: 3,
+            reasons: vec![b"1 x"],
+        }),
+    );
+    assert_eq!(u16_at(&rec, 8), 8, "kind correlation");
+    let b = &rec[40..];
+    assert_eq!(u64_at(b, 0), 5);
+    assert_eq!(u64_at(b, 8), 4);
+    assert_eq!(u64_at(b, 16), 3);
+    assert_eq!(u32_at(b, 24), 1, "one line");
+    assert_eq!(u32_at(b, 28), 3);
+    assert_eq!(&b[32..35], b"1 x");
 }

@@ -4,9 +4,9 @@ use std::net::{IpAddr, Ipv4Addr, Ipv6Addr, SocketAddr};
 
 use proptest::prelude::*;
 use spliff_formats::{
-    CaptureId, CaptureInfo, ClockId, Connection, ConnectionRole, Direction, Entry, Handshake,
-    HandshakeResult, Loss, LossCause, Process, Record, SectionInfo, TlsData, TlsLibrary,
-    TraceReader, TraceWriter,
+    CaptureId, CaptureInfo, ClockId, Connection, ConnectionCounters, ConnectionRole, Correlation,
+    Direction, Entry, Handshake, HandshakeResult, HookKind, InterfaceEvent, InterfaceEventKind,
+    Loss, LossCause, Process, Record, SectionInfo, TlsData, TlsLibrary, TraceReader, TraceWriter,
 };
 
 /// Connection scalars: conn_id, pid, fd, cookie, open, close, role, library, version, proto.
@@ -32,7 +32,10 @@ enum Owned {
         Vec<u8>,
         Vec<u8>,
         Vec<u8>,
+        [u64; 4],
     ),
+    Interface(u32, Option<u32>, u8, u8, Vec<u8>, Vec<u8>),
+    Correlation([u64; 3], Vec<Vec<u8>>),
     Data(u64, u32, u32, bool, u64, Vec<u8>),
     Handshake(u64, u32, u32, u64, u64, u8, i32),
     Loss(u64, u32, u32, u8, u8, u64, u64, u64),
@@ -64,7 +67,7 @@ fn borrow(o: &Owned) -> Record<'_> {
             cgroup: cg,
             container_id: cid,
         }),
-        Owned::Connection(f, local, remote, alpn, sni, lib) => {
+        Owned::Connection(f, local, remote, alpn, sni, lib, n) => {
             let (conn_id, pid, fd, cookie, open, close, role, tlslib, ver, proto) = **f;
             Record::Connection(Connection {
                 conn_id,
@@ -95,8 +98,47 @@ fn borrow(o: &Owned) -> Record<'_> {
                 alpn,
                 sni,
                 library_path: lib,
+                counters: ConnectionCounters {
+                    packets_egress: n[0],
+                    packets_ingress: n[1],
+                    bytes_egress: n[2],
+                    bytes_ingress: n[3],
+                },
             })
         }
+        Owned::Interface(if_index, idb, event, hook, name, detail) => {
+            Record::Interface(InterfaceEvent {
+                if_index: *if_index,
+                interface_id: *idb,
+                event: match event {
+                    1 => InterfaceEventKind::Appeared,
+                    2 => InterfaceEventKind::Attached,
+                    3 => InterfaceEventKind::AttachFailed,
+                    4 => InterfaceEventKind::Detached,
+                    5 => InterfaceEventKind::Disappeared,
+                    e => InterfaceEventKind::Other(*e),
+                },
+                hook: match hook {
+                    0 => HookKind::None,
+                    1 => HookKind::XdpNative,
+                    2 => HookKind::XdpGeneric,
+                    3 => HookKind::XdpOffload,
+                    4 => HookKind::TcxIngress,
+                    5 => HookKind::TcxEgress,
+                    6 => HookKind::ClsactIngress,
+                    7 => HookKind::ClsactEgress,
+                    h => HookKind::Other(*h),
+                },
+                name,
+                detail,
+            })
+        }
+        Owned::Correlation(n, reasons) => Record::Correlation(Correlation {
+            tls_connections: n[0],
+            with_socket: n[1],
+            with_packets: n[2],
+            reasons: reasons.iter().map(Vec::as_slice).collect(),
+        }),
         Owned::Data(conn, pid, tid, egress, off, payload) => Record::TlsData(TlsData {
             conn_id: *conn,
             pid: *pid,
@@ -207,12 +249,24 @@ fn owned() -> impl Strategy<Value = Owned> {
             sockaddr(),
             bytes(12),
             bytes(64),
+            bytes(64),
+            any::<[u64; 4]>()
+        )
+            .prop_map(|(f, l, r, a, s, lib, n)| {
+                let (l, r) = normalise(l, r);
+                Owned::Connection(Box::new(f), l, r, a, s, lib, n)
+            }),
+        (
+            any::<u32>(),
+            // u32::MAX is the wire's "no IDB" and reads back as None.
+            prop_oneof![Just(None), (0u32..u32::MAX).prop_map(Some)],
+            any::<u8>(),
+            any::<u8>(),
+            bytes(16),
             bytes(64)
         )
-            .prop_map(|(f, l, r, a, s, lib)| {
-                let (l, r) = normalise(l, r);
-                Owned::Connection(Box::new(f), l, r, a, s, lib)
-            }),
+            .prop_map(|(i, d, e, h, n, t)| Owned::Interface(i, d, e, h, n, t)),
+        (any::<[u64; 3]>(), list()).prop_map(|(n, r)| Owned::Correlation(n, r)),
         (
             any::<u64>(),
             any::<u32>(),
@@ -319,6 +373,15 @@ fn leak(r: Record<'_>) -> Record<'static> {
         }),
         Record::Handshake(h) => Record::Handshake(h),
         Record::Loss(x) => Record::Loss(x),
+        Record::Interface(i) => Record::Interface(InterfaceEvent {
+            name: l(i.name),
+            detail: l(i.detail),
+            ..i
+        }),
+        Record::Correlation(c) => Record::Correlation(Correlation {
+            reasons: ls(&c.reasons),
+            ..c
+        }),
     }
 }
 

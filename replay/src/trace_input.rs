@@ -219,6 +219,8 @@ pub fn read_connections(trace: &[u8]) -> TraceContents {
                     Direction::Ingress => b.ingress.push(piece),
                 }
             }
+            // Network-side facts: the text records view shows them; exchanges do not need them.
+            Record::Interface(_) | Record::Correlation(_) => {}
             Record::Handshake(h) => {
                 let b = building.entry(key(h.conn_id)).or_default();
                 touch(b);

@@ -8,9 +8,9 @@ use flate2::Compression;
 use flate2::write::GzEncoder;
 
 use spliff_formats::{
-    CaptureId, CaptureInfo, ClockId, Connection, ConnectionRole, Direction, Handshake,
-    HandshakeResult, Interface, InterfaceStats, Loss, LossCause, Packet, PacketDirection, Process,
-    Record, SectionInfo, TlsData, TlsLibrary, TraceWriter,
+    CaptureId, CaptureInfo, ClockId, Connection, ConnectionCounters, ConnectionRole, Direction,
+    Handshake, HandshakeResult, Interface, InterfaceStats, Loss, LossCause, Packet,
+    PacketDirection, Process, Record, SectionInfo, TlsData, TlsLibrary, TraceWriter,
 };
 
 /// Kernel-clock instant of the capture start in the sample traces.
@@ -107,6 +107,7 @@ pub fn sample_trace(capture_id: [u8; 16]) -> Vec<u8> {
                 alpn: b"http/1.1",
                 sni: b"example.test",
                 library_path: b"/usr/lib/libssl.so.3",
+                counters: ConnectionCounters::default(),
             }),
         ),
         (

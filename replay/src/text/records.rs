@@ -98,7 +98,7 @@ pub fn write_records(trace: &[u8], out: &mut dyn Write) -> io::Result<RecordsSum
                         lossy(p.exe),
                         p.cmdline.iter().map(|a| lossy(a)).collect::<Vec<_>>()
                     )?,
-                    Record::Connection(c) => writeln!(
+                    Record::Connection(c) => write!(
                         out,
                         "connection conn={} pid={} fd={} cookie={} local={} remote={} lib={} alpn={} sni={} open={} close={}",
                         c.conn_id,
@@ -112,7 +112,20 @@ pub fn write_records(trace: &[u8], out: &mut dyn Write) -> io::Result<RecordsSum
                         lossy(c.sni),
                         c.open_ns,
                         c.close_ns
-                    )?,
+                    )
+                    .and_then(|()| {
+                        let n = &c.counters;
+                        if n.is_empty() {
+                            return Ok(());
+                        }
+                        // Only when packets were counted, so pre-1.1 views stay as they were.
+                        write!(
+                            out,
+                            " packets={}/{} bytes={}/{}",
+                            n.packets_egress, n.packets_ingress, n.bytes_egress, n.bytes_ingress
+                        )
+                    })
+                    .and_then(|()| writeln!(out))?,
                     Record::TlsData(d) => writeln!(
                         out,
                         "tls-data conn={} pid={} tid={} {:?} offset={} len={}",
@@ -133,6 +146,26 @@ pub fn write_records(trace: &[u8], out: &mut dyn Write) -> io::Result<RecordsSum
                         "loss conn={} pid={} {:?} cause={:?} offset={} length={} events={}",
                         l.conn_id, l.pid, l.direction, l.cause, l.stream_offset, l.length, l.events
                     )?,
+                    Record::Interface(i) => writeln!(
+                        out,
+                        "interface if_index={} idb={} {} hook={} name={} detail={}",
+                        i.if_index,
+                        i.interface_id.map_or("-".into(), |id| id.to_string()),
+                        i.event.name(),
+                        i.hook.name(),
+                        lossy(i.name),
+                        lossy(i.detail)
+                    )?,
+                    Record::Correlation(c) => {
+                        writeln!(
+                            out,
+                            "correlation tls_connections={} with_socket={} with_packets={}",
+                            c.tls_connections, c.with_socket, c.with_packets
+                        )?;
+                        for reason in &c.reasons {
+                            writeln!(out, "  {}", lossy(reason))?;
+                        }
+                    }
                 }
             }
         }
