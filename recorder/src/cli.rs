@@ -56,6 +56,20 @@ pub struct RecordArgs {
     /// Print which library files would be hooked, and why, then exit.
     #[arg(long)]
     pub list_libs: bool,
+    /// Capture packet headers on this interface (repeatable; default: every
+    /// interface of the network namespace, including ones created during
+    /// the capture). A name that does not exist yet is captured once it
+    /// appears.
+    #[arg(short = 'i', long = "interface", value_name = "IFACE")]
+    pub interfaces: Vec<String>,
+    /// Record no packets: no XDP/TC hooks, TLS plaintext only.
+    #[arg(long, conflicts_with_all = ["interfaces", "snaplen"])]
+    pub no_packets: bool,
+    /// Bytes kept per packet (headers only by default: Ethernet 14 + VLAN 4
+    /// + IPv6 40 + TCP with all options 60 = 118 fit). At most 256.
+    #[arg(long, value_name = "N", default_value_t = 128,
+          value_parser = clap::value_parser!(u32).range(1..=256))]
+    pub snaplen: u32,
     /// Command to run under the recorder: attach first, start it, record until it exits.
     #[arg(last = true, value_name = "CMD")]
     pub command: Vec<String>,

@@ -4,6 +4,7 @@
 
 mod convert;
 mod libraries;
+mod packets;
 mod process_info;
 
 use std::{
@@ -269,6 +270,8 @@ pub fn run(args: &RecordArgs) -> anyhow::Result<ExitCode> {
         ring_buffer_bytes: Some(RING_BUFFER_BYTES),
         filter_enabled,
         stop_on_exec_comm: comm_per_process,
+        // Without packets the ring stays, at its smallest.
+        packet_ring_bytes: args.no_packets.then(page_size_bytes),
         ..PipelineOptions::default()
     })
     .context("cannot load spliff's kernel programs")?;
@@ -373,6 +376,24 @@ pub fn run(args: &RecordArgs) -> anyhow::Result<ExitCode> {
     for &pid in args.pids.iter().chain(&named) {
         converter.snapshot_process(pid);
     }
+    // Before CMD starts, so its first packets are captured.
+    let mut network = if args.no_packets {
+        None
+    } else {
+        Some(packets::Network::start(
+            &mut pipeline,
+            &mut converter,
+            &packets::PacketOptions {
+                interfaces: args.interfaces.clone(),
+                snaplen: args.snaplen,
+            },
+            packets::ClockMap {
+                boot_ns: info_ts,
+                wall_ns: wall,
+            },
+            boottime_ns(),
+        )?)
+    };
 
     install_signal_handlers();
     let mut child = match args.command.split_first() {
@@ -437,6 +458,11 @@ pub fn run(args: &RecordArgs) -> anyhow::Result<ExitCode> {
             }
         })?;
         kernel_events += handed as u64;
+        // After the TLS events of this turn: their sockets comment the
+        // packets written now.
+        if let Some(network) = &mut network {
+            network.turn(&mut pipeline, &mut converter, boottime_ns())?;
+        }
         // Attach to stopped processes now (not through the pending queue,
         // which may be full), then let them run.
         for pid in stopped.pids.clone() {
@@ -551,6 +577,10 @@ pub fn run(args: &RecordArgs) -> anyhow::Result<ExitCode> {
 
     let kernel_loss = pipeline.kernel_loss().unwrap_or_default();
     let end_ts = boottime_ns();
+    let net_stats = match network.take() {
+        Some(network) => Some(network.finish(&mut pipeline, &mut converter, end_ts)?),
+        None => None,
+    };
     converter
         .kernel_drops(end_ts, kernel_loss.events, 0)
         .context("cannot write the trace")?;
@@ -569,6 +599,14 @@ pub fn run(args: &RecordArgs) -> anyhow::Result<ExitCode> {
         kernel_loss.bytes,
         stats.invalid_events
     );
+    let summary = match net_stats {
+        Some(n) => format!(
+            "{summary}; {} packets on {} interfaces ({} with a process comment, {} dropped: \
+             packet ring full, {} invalid packet records)",
+            n.packets, n.interfaces, n.commented, n.dropped, n.invalid
+        ),
+        None => summary,
+    };
     let mut writer = converter.into_writer();
     writer
         .write_interface_stats(&InterfaceStats {
@@ -915,4 +953,11 @@ fn which(program: &str) -> anyhow::Result<()> {
         return Ok(());
     }
     bail!("{program} is not in PATH")
+}
+
+/// The page size, the smallest ring buffer the kernel accepts.
+fn page_size_bytes() -> u32 {
+    // SAFETY: sysconf has no preconditions.
+    let size = unsafe { libc::sysconf(libc::_SC_PAGESIZE) };
+    u32::try_from(size).unwrap_or(4096)
 }

@@ -48,7 +48,9 @@ pub enum PacketHookError {
         name: &'static str,
     },
     /// The verifier rejected a packet program.
-    #[error("the kernel rejected BPF program `{program}`; this is a spliff bug or an unsupported kernel")]
+    #[error(
+        "the kernel rejected BPF program `{program}`; this is a spliff bug or an unsupported kernel"
+    )]
     Load {
         /// Program name.
         program: &'static str,
@@ -292,12 +294,10 @@ where
         kind: "program",
         name,
     })?;
-    program
-        .try_into()
-        .map_err(|source| PacketHookError::Load {
-            program: name,
-            source,
-        })
+    program.try_into().map_err(|source| PacketHookError::Load {
+        program: name,
+        source,
+    })
 }
 
 fn map_error(map: &'static str, ifindex: u32) -> impl Fn(aya::maps::MapError) -> PacketHookError {
@@ -319,11 +319,10 @@ impl BpfPipeline {
         })?;
         for name in [names::TC_INGRESS_PROGRAM, names::TC_EGRESS_PROGRAM] {
             let tc: &mut SchedClassifier = program_mut(&mut self.ebpf, name)?;
-            tc.load()
-                .map_err(|source| PacketHookError::Load {
-                    program: name,
-                    source,
-                })?;
+            tc.load().map_err(|source| PacketHookError::Load {
+                program: name,
+                source,
+            })?;
         }
         Ok(())
     }
@@ -346,13 +345,13 @@ impl BpfPipeline {
     /// packets unseen).
     pub fn capture_interface(&mut self, ifindex: u32, snaplen: u32) -> Result<(), PacketHookError> {
         let cpus = aya::util::nr_cpus().map_err(|(path, e)| PacketHookError::Cpus(path, e))?;
-        let map = self
-            .ebpf
-            .map_mut(names::PACKET_COUNTERS_MAP)
-            .ok_or(PacketHookError::Missing {
-                kind: "map",
-                name: names::PACKET_COUNTERS_MAP,
-            })?;
+        let map =
+            self.ebpf
+                .map_mut(names::PACKET_COUNTERS_MAP)
+                .ok_or(PacketHookError::Missing {
+                    kind: "map",
+                    name: names::PACKET_COUNTERS_MAP,
+                })?;
         let mut counters = PerCpuHashMap::<_, u32, [u64; 4]>::try_from(map)
             .map_err(map_error(names::PACKET_COUNTERS_MAP, ifindex))?;
         let zeros = PerCpuValues::try_from(vec![[0u64; 4]; cpus])
@@ -548,7 +547,10 @@ mod tests {
         let packet = decode_packet(&record(60, 60)).unwrap();
         assert_eq!(packet.data.len(), 60);
         assert_eq!(packet.data[0], 0xab);
-        assert_eq!((packet.ifindex, packet.ingress, packet.hook), (3, false, PacketHook::Tc));
+        assert_eq!(
+            (packet.ifindex, packet.ingress, packet.hook),
+            (3, false, PacketHook::Tc)
+        );
         assert_eq!(packet.socket_cookie, 9);
     }
 
@@ -556,7 +558,10 @@ mod tests {
     fn inconsistent_lengths_are_errors_not_panics() {
         assert!(matches!(
             decode_packet(&record(60, 61)),
-            Err(DecodeError::InvalidField { field: "captured_len", .. })
+            Err(DecodeError::InvalidField {
+                field: "captured_len",
+                ..
+            })
         ));
         assert!(decode_packet(&record(0, 0)).is_ok());
         let mut bad = record(10, 10);
@@ -566,7 +571,10 @@ mod tests {
         dir[offset_of_direction()] = 7;
         assert!(matches!(
             decode_packet(&dir),
-            Err(DecodeError::InvalidField { field: "direction", .. })
+            Err(DecodeError::InvalidField {
+                field: "direction",
+                ..
+            })
         ));
     }
 

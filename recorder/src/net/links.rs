@@ -126,9 +126,7 @@ impl LinkWatcher {
     pub fn open() -> Result<Self, LinkWatchError> {
         let err = |step| move |source| LinkWatchError::Socket { step, source };
         let mut socket = Socket::new(NETLINK_ROUTE).map_err(err("open"))?;
-        socket
-            .bind(&SocketAddr::new(0, 0))
-            .map_err(err("bind"))?;
+        socket.bind(&SocketAddr::new(0, 0)).map_err(err("bind"))?;
         socket
             .add_membership(RTNLGRP_LINK)
             .map_err(err("subscribe"))?;

@@ -6,4 +6,6 @@
 //! probe fires: a TLS record whose socket the kernel had not reported yet is never dropped, it
 //! is correlated as soon as the socket event arrives (seeds 004, issue 1).
 
+pub mod links;
+pub mod packet_headers;
 pub mod socket_table;

@@ -18,6 +18,7 @@ use spliff_formats::{
 
 use super::process_info::{self, ProcInfo};
 use spliff_recorder::bpf::{Event, TlsConn, TlsDirection, TlsLossCause, TlsString, TlsStringKind};
+use spliff_recorder::net::socket_table::{FiveTuple, SocketTable};
 
 /// Exec snapshots kept for processes that may be gone when their first TLS
 /// event is converted.
@@ -63,6 +64,8 @@ pub struct Converter<W: Write> {
     library_paths: Vec<Vec<u8>>,
     /// What happened so far.
     pub stats: Stats,
+    /// Every socket known, for packet comments and connection counters.
+    sockets: SocketTable,
 }
 
 impl<W: Write> std::fmt::Debug for Converter<W> {
@@ -99,12 +102,24 @@ impl<W: Write> Converter<W> {
             proc_cache_order: VecDeque::new(),
             library_paths,
             stats: Stats::default(),
+            sockets: SocketTable::default(),
         }
     }
 
     /// A library file hooked during the capture.
     pub fn add_library_path(&mut self, path: Vec<u8>) {
         self.library_paths.push(path);
+    }
+
+    /// The sockets known so far.
+    pub fn sockets(&mut self) -> &mut SocketTable {
+        &mut self.sockets
+    }
+
+    /// Writes a record produced outside the converter (interface events),
+    /// counted like its own.
+    pub fn write_record(&mut self, ts_ns: u64, record: &Record<'_>) -> Result<(), WriteError> {
+        self.write(ts_ns, record)
     }
 
     /// The writer, e.g. to flush.
@@ -421,6 +436,20 @@ impl<W: Write> Converter<W> {
             None => ConnectionRole::Unknown,
         };
         let (local, remote) = info.addresses.unzip();
+        // The fd walk knows the socket too: packets of this connection get
+        // their process comment even before (or without) sock_ops.
+        if let Some((local, remote)) = info.addresses
+            && matches!(info.protocol, 6 | 17)
+        {
+            let tuple = FiveTuple {
+                protocol: info.protocol,
+                local,
+                remote,
+            };
+            self.sockets
+                .upsert(tuple, info.socket_cookie, info.pid, &info.comm);
+            self.sockets.bind_connection(tuple, conn_id);
+        }
         self.write(
             info.ts_ns,
             &Record::Connection(Connection {
