@@ -463,6 +463,7 @@ impl Network {
         };
         let interface_id = self.captured.get(&index).map(|c| c.interface_id);
         if self.captured.contains_key(&index) {
+            eprintln!("spliff: interface {name} is gone; its hooks are detached");
             // Its last packets first, while the interface is still known.
             self.drain();
             self.write_held_of(converter, index)?;
