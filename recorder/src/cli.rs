@@ -70,9 +70,28 @@ pub struct RecordArgs {
     #[arg(long, value_name = "N", default_value_t = 128,
           value_parser = clap::value_parser!(u32).range(1..=256))]
     pub snaplen: u32,
+    /// Hook for received packets on Ethernet devices: `auto` is XDP on
+    /// physical devices and TC on virtual ones (veth, bridges: XDP costs
+    /// them throughput); tunnels always get TC (XDP cannot see their
+    /// traffic).
+    #[arg(long, value_enum, default_value_t = IngressHook::Auto, conflicts_with = "no_packets")]
+    pub ingress_hook: IngressHook,
     /// Command to run under the recorder: attach first, start it, record until it exits.
     #[arg(last = true, value_name = "CMD")]
     pub command: Vec<String>,
+}
+
+/// Hooks for received packets (`--ingress-hook`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum IngressHook {
+    /// XDP on physical devices (native, else generic), TC on virtual ones.
+    Auto,
+    /// XDP, native where the driver has it, else generic.
+    Xdp,
+    /// XDP in generic (SKB) mode only.
+    XdpGeneric,
+    /// TC (tcx, else clsact) everywhere.
+    Tc,
 }
 
 /// TLS libraries `record` can hook.

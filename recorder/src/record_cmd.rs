@@ -386,6 +386,12 @@ pub fn run(args: &RecordArgs) -> anyhow::Result<ExitCode> {
             &packets::PacketOptions {
                 interfaces: args.interfaces.clone(),
                 snaplen: args.snaplen,
+                ingress_hook: match args.ingress_hook {
+                    crate::cli::IngressHook::Auto => packets::IngressHook::Auto,
+                    crate::cli::IngressHook::Xdp => packets::IngressHook::Xdp,
+                    crate::cli::IngressHook::XdpGeneric => packets::IngressHook::XdpGeneric,
+                    crate::cli::IngressHook::Tc => packets::IngressHook::Tc,
+                },
             },
             packets::ClockMap {
                 boot_ns: info_ts,

@@ -233,7 +233,8 @@ fn veth_packets_of_each_request_carry_their_process_in_both_directions() {
     let out = client
         .command(spliff_bin())
         .arg("record")
-        .args(["-i", "veth0", "-o"])
+        // XDP on purpose: `auto` would take TC on a veth.
+        .args(["-i", "veth0", "--ingress-hook", "xdp", "-o"])
         .arg(&trace)
         .args(["--", "sh", "-c", &script])
         .output()
@@ -445,6 +446,13 @@ fn an_interface_created_during_the_capture_is_attached_and_detached() {
     ] {
         assert!(kinds.contains(&wanted), "late0 events: {kinds:?}");
     }
+    // `auto` on a veth: TC for ingress (XDP would cost throughput there).
+    assert!(
+        view.events_of("late0").iter().any(|e| e.event == InterfaceEventKind::Attached
+            && matches!(e.hook, HookKind::TcxIngress | HookKind::ClsactIngress)),
+        "{:?}",
+        view.events_of("late0")
+    );
     let late_id = view
         .events_of("late0")
         .iter()

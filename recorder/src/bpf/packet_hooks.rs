@@ -421,20 +421,30 @@ impl BpfPipeline {
         BpfHashMap::try_from(map).map_err(map_error(names::PACKET_IFACES_MAP, ifindex))
     }
 
-    /// Attaches XDP to `ifindex`: native mode, or generic mode when the
-    /// driver has no native XDP (or refuses it). The error is the generic
-    /// one; `native_error` receives why native mode was refused.
+    /// Attaches XDP to `ifindex`: native mode (when `native`), or generic
+    /// mode when the driver has no native XDP (or refuses it). The error is
+    /// the generic one; `native_error` receives why native mode was
+    /// refused.
     pub fn attach_xdp(
         &mut self,
         ifindex: u32,
         name: &str,
+        native: bool,
         native_error: &mut Option<String>,
     ) -> Result<(PacketLink, XdpAttachMode), PacketHookError> {
         let xdp: &mut Xdp = program_mut(&mut self.ebpf, names::XDP_PROGRAM)?;
-        let (id, mode) = match xdp.attach_to_if_index(ifindex, XdpMode::Driver) {
+        let attempt = if native {
+            xdp.attach_to_if_index(ifindex, XdpMode::Driver)
+                .map_err(|e| error_chain(&e))
+        } else {
+            Err(String::new())
+        };
+        let (id, mode) = match attempt {
             Ok(id) => (id, XdpAttachMode::Native),
-            Err(native) => {
-                *native_error = Some(error_chain(&native));
+            Err(why) => {
+                if native {
+                    *native_error = Some(why);
+                }
                 let id = xdp
                     .attach_to_if_index(ifindex, XdpMode::Skb)
                     .map_err(|source| PacketHookError::Xdp {

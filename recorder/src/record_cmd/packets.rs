@@ -4,8 +4,14 @@
 //! next to the spliff records.
 //!
 //! Hook choice, so that each packet is seen once per interface:
-//! - Ethernet devices: XDP for ingress (native, else generic; TC ingress
-//!   if XDP is refused entirely) and TC for egress.
+//! - Physical Ethernet devices: XDP for ingress (native, else generic; TC
+//!   ingress if XDP is refused entirely) and TC for egress.
+//! - Virtual Ethernet devices (veth, bridge, bond, macvlan, ...): TC for
+//!   both directions unless `--ingress-hook xdp` asks for XDP. Measured on a
+//!   veth pair (docs/BENCHMARKS.md): native XDP on veth turns off GRO, so
+//!   every MTU-sized frame goes through the stack alone, and generic XDP
+//!   copies every non-linear skb; either cost several times the 5% budget,
+//!   while TC sees the same packets in place.
 //! - Tunnels and devices without a link-layer header: TC for both
 //!   directions. XDP runs before decapsulation and misses what a tunnel
 //!   delivers (seeds 004, issue 2); TC ingress on the tunnel device sees the
@@ -61,6 +67,23 @@ pub struct PacketOptions {
     pub interfaces: Vec<String>,
     /// Bytes kept per packet.
     pub snaplen: u32,
+    /// Which hook takes ingress on Ethernet devices.
+    pub ingress_hook: IngressHook,
+}
+
+/// Which hook takes ingress on Ethernet devices that are not tunnels
+/// (tunnels and raw-IP devices always get TC: XDP cannot see their
+/// traffic).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum IngressHook {
+    /// XDP on physical devices, TC on virtual ones.
+    Auto,
+    /// XDP, native mode where the driver has it, else generic.
+    Xdp,
+    /// XDP in generic mode only.
+    XdpGeneric,
+    /// TC everywhere.
+    Tc,
 }
 
 /// Maps the kernel clock (`CLOCK_BOOTTIME`) to wall-clock ns, from the two
@@ -118,6 +141,7 @@ pub struct Network {
     watcher: LinkWatcher,
     wanted: Option<HashSet<String>>,
     snaplen: u32,
+    ingress_hook: IngressHook,
     clock: ClockMap,
     /// Interfaces the capture knows (reported as appeared), by index.
     known: HashMap<u32, String>,
@@ -161,6 +185,7 @@ impl Network {
             wanted: (!options.interfaces.is_empty())
                 .then(|| options.interfaces.iter().cloned().collect()),
             snaplen: options.snaplen,
+            ingress_hook: options.ingress_hook,
             clock,
             known: HashMap::new(),
             captured: HashMap::new(),
@@ -342,7 +367,7 @@ impl Network {
                 ),
             );
         }
-        let (hooks, failures) = attach_hooks(pipeline, &link);
+        let (hooks, failures) = attach_hooks(pipeline, &link, self.ingress_hook);
         if hooks.is_empty() {
             let _ = pipeline.release_interface(index);
             for (kind, why) in &failures {
@@ -617,6 +642,7 @@ impl Network {
 fn attach_hooks(
     pipeline: &mut BpfPipeline,
     link: &Link,
+    ingress_hook: IngressHook,
 ) -> (Vec<(Hook, String)>, Vec<(HookKind, String)>) {
     let mut hooks = Vec::new();
     let mut failures = Vec::new();
@@ -671,18 +697,32 @@ fn attach_hooks(
             &mut hooks,
             &mut failures,
         );
+    } else if ingress_hook == IngressHook::Tc
+        || (ingress_hook == IngressHook::Auto && !link.kind.is_empty())
+    {
+        let note = if ingress_hook == IngressHook::Tc {
+            "ingress by TC (--ingress-hook tc)".to_string()
+        } else {
+            format!(
+                "ingress by TC: on a virtual device ({}) XDP costs throughput for nothing \
+                 (--ingress-hook xdp forces it)",
+                link.kind
+            )
+        };
+        tc(pipeline, true, note, &mut hooks, &mut failures);
     } else {
         let mut native_error = None;
-        match pipeline.attach_xdp(index, name, &mut native_error) {
+        let native = ingress_hook != IngressHook::XdpGeneric;
+        match pipeline.attach_xdp(index, name, native, &mut native_error) {
             Ok((link, mode)) => {
                 let (kind, note) = match mode {
                     XdpAttachMode::Native => (HookKind::XdpNative, "native mode".to_string()),
                     XdpAttachMode::Generic => (
                         HookKind::XdpGeneric,
-                        format!(
-                            "generic mode; native refused: {}",
-                            native_error.unwrap_or_default()
-                        ),
+                        match native_error {
+                            Some(why) => format!("generic mode; native refused: {why}"),
+                            None => "generic mode (--ingress-hook xdp-generic)".to_string(),
+                        },
                     ),
                 };
                 hooks.push((Hook { kind, link }, note));
