@@ -7,6 +7,7 @@
 # their ratio go to stdout; docs/BENCHMARKS.md has a run.
 #
 #   scripts/bench-packets.sh [seconds per run, default 5] [rounds, default 3]
+#   MODES="auto xdp xdp-generic" scripts/bench-packets.sh   # compare ingress hooks
 #
 # Needs root, iperf3 (apt-get install iperf3), iproute2. Not a test: numbers
 # depend on the machine.
@@ -53,17 +54,17 @@ stop_recorder() { # sets summary: hooks, packets, recorder CPU
 	hz="$(getconf CLK_TCK)"
 	kill -INT "$rec"
 	wait "$rec"
-	summary="$(grep -o 'capturing packets on veth0: .*' "$work/rec.err" | sed 's/capturing packets on veth0: //'); $(grep -o '[0-9]* packets on' "$work/rec.err" | sed 's/ on//'), $(grep -o '[0-9]* dropped' "$work/rec.err"); recorder CPU $(python3 -c "print('%.2f' % ($ticks / $hz))") s"
+	summary="$(sed -n 's/^spliff: capturing packets on veth0: //p' "$work/rec.err"); $(sed -n 's/.*; \([0-9]*\) packets on .* \([0-9]*\) dropped.*/\1 packets, \2 dropped/p' "$work/rec.err"); recorder CPU $(python3 -c "print('%.2f' % ($ticks / $hz))") s"
 }
 median() { sort -n | awk '{v[NR]=$1} END {print v[int((NR+1)/2)]}'; }
 
-modes=(auto xdp xdp-generic)
+read -r -a modes <<<"${MODES:-auto}"
 echo "iperf3 TCP over veth, ${secs}s per run, median of $rounds rounds; ratio = with hooks / without"
 for dir in forward reverse; do
 	opt=()
 	[[ $dir == reverse ]] && opt=(-R)
 	: >"$work/base.$dir"
-	for mode in "${modes[@]}"; do : >"$work/$mode.$dir"; done
+	for mode in "${modes[@]}"; do : >"$work/$mode.$dir"; : >"$work/$mode.$dir.ratio"; done
 	for round in $(seq "$rounds"); do
 		gbits "${opt[@]}" >>"$work/base.$dir"
 		echo "  $dir round $round: no hooks $(tail -1 "$work/base.$dir") Gbit/s" >&2
@@ -71,6 +72,7 @@ for dir in forward reverse; do
 			start_recorder "$mode"
 			gbits "${opt[@]}" >>"$work/$mode.$dir"
 			stop_recorder
+			python3 -c "print('%.3f' % ($(tail -1 "$work/$mode.$dir") / $(tail -1 "$work/base.$dir")))" >>"$work/$mode.$dir.ratio"
 			echo "  $dir round $round: --ingress-hook $mode $(tail -1 "$work/$mode.$dir") Gbit/s ($summary)" >&2
 		done
 	done
@@ -78,6 +80,6 @@ for dir in forward reverse; do
 	echo "$dir ($([[ $dir == forward ]] && echo "data sent by the client: TC egress" || echo "data received by the client: ingress hook")): no hooks $base Gbit/s"
 	for mode in "${modes[@]}"; do
 		m="$(median <"$work/$mode.$dir")"
-		echo "  --ingress-hook $mode: $m Gbit/s, ratio $(python3 -c "print('%.3f' % ($m / $base))")"
+		echo "  --ingress-hook $mode: $m Gbit/s, ratio of medians $(python3 -c "print('%.3f' % ($m / $base))"), median of per-round ratios $(median <"$work/$mode.$dir.ratio")"
 	done
 done

@@ -6,13 +6,15 @@
  * link-layer header (TC pushes it back on ingress) or at the IP header on
  * devices without one.
  *
- * The return value lets the packet continue: TC_ACT_OK for clsact, and for
- * tcx TCX_NEXT is the same value, so one program serves both.
+ * The return value is no verdict at all: TC_ACT_UNSPEC (-1), which is also
+ * TCX_NEXT. Both hand the packet on to the next program or filter on the
+ * hook, and pass it when there is none. TC_ACT_OK (0, TCX_PASS) would be a
+ * final verdict that skips whatever other tools attached after us.
  */
 #ifndef SPLIFF_BPF_NET_TC_H
 #define SPLIFF_BPF_NET_TC_H
 
-#define SPLIFF_TC_PASS 0 /* TC_ACT_OK == TCX_NEXT: not a verdict */
+#define SPLIFF_TC_PASS (-1) /* TC_ACT_UNSPEC == TCX_NEXT */
 
 static __always_inline int spliff_tc_packet(struct __sk_buff *skb, __u8 direction)
 {
