@@ -428,6 +428,9 @@ pub fn run(args: &RecordArgs) -> anyhow::Result<ExitCode> {
         }
     );
 
+    if let Some(network) = &mut network {
+        network.started();
+    }
     let status = std::io::stderr().is_terminal().then(|| {
         let bar = indicatif::ProgressBar::new_spinner();
         bar.enable_steady_tick(Duration::from_millis(250));

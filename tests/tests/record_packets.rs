@@ -448,8 +448,10 @@ fn an_interface_created_during_the_capture_is_attached_and_detached() {
     }
     // `auto` on a veth: TC for ingress (XDP would cost throughput there).
     assert!(
-        view.events_of("late0").iter().any(|e| e.event == InterfaceEventKind::Attached
-            && matches!(e.hook, HookKind::TcxIngress | HookKind::ClsactIngress)),
+        view.events_of("late0")
+            .iter()
+            .any(|e| e.event == InterfaceEventKind::Attached
+                && matches!(e.hook, HookKind::TcxIngress | HookKind::ClsactIngress)),
         "{:?}",
         view.events_of("late0")
     );

@@ -151,6 +151,10 @@ pub struct Network {
     /// still in the ring or held.
     retired: HashMap<u32, (u32, Framing)>,
     held: VecDeque<PacketCapture>,
+    /// Messages for the user, held back while `started` is false: the
+    /// first line spliff prints says that recording started.
+    messages: Vec<String>,
+    started: bool,
     /// What happened so far.
     pub stats: NetStats,
 }
@@ -191,20 +195,39 @@ impl Network {
             captured: HashMap::new(),
             retired: HashMap::new(),
             held: VecDeque::new(),
+            messages: Vec::new(),
+            started: false,
             stats: NetStats::default(),
         };
         network.follow_links(pipeline, converter, now_boot_ns)?;
         if let Some(wanted) = &network.wanted {
             for name in wanted {
                 if !network.known.values().any(|n| n == name) {
-                    eprintln!(
+                    network.messages.push(format!(
                         "spliff: warning: no interface {name} (-i) in this network namespace yet; \
                          it is captured if it appears"
-                    );
+                    ));
                 }
             }
         }
         Ok(network)
+    }
+
+    /// Prints what happened at start (after spliff's "recording" line);
+    /// from now on messages are printed as they come.
+    pub fn started(&mut self) {
+        self.started = true;
+        for message in self.messages.drain(..) {
+            eprintln!("{message}");
+        }
+    }
+
+    fn say(&mut self, message: String) {
+        if self.started {
+            eprintln!("{message}");
+        } else {
+            self.messages.push(message);
+        }
     }
 
     /// One turn of the record loop: interface changes, new packets, and the
@@ -384,14 +407,14 @@ impl Network {
                     ),
                 )?;
             }
-            eprintln!(
+            self.say(format!(
                 "spliff: warning: cannot capture packets on {name}: {}",
                 failures
                     .iter()
                     .map(|(_, why)| why.as_str())
                     .collect::<Vec<_>>()
                     .join("; ")
-            );
+            ));
             return Ok(());
         }
         let description = format!(
@@ -447,14 +470,14 @@ impl Network {
                 ),
             )?;
         }
-        eprintln!(
+        self.say(format!(
             "spliff: capturing packets on {name}: {}",
             hooks
                 .iter()
                 .map(|(hook, _)| hook.kind.name())
                 .collect::<Vec<_>>()
                 .join(", ")
-        );
+        ));
         self.stats.interfaces += 1;
         self.retired.remove(&index);
         self.captured.insert(
@@ -488,7 +511,9 @@ impl Network {
         };
         let interface_id = self.captured.get(&index).map(|c| c.interface_id);
         if self.captured.contains_key(&index) {
-            eprintln!("spliff: interface {name} is gone; its hooks are detached");
+            self.say(format!(
+                "spliff: interface {name} is gone; its hooks are detached"
+            ));
             // Its last packets first, while the interface is still known.
             self.drain();
             self.write_held_of(converter, index)?;
