@@ -467,3 +467,45 @@ fn an_interface_created_during_the_capture_is_attached_and_detached() {
         .expect("an ISB for late0");
     assert!(stats.delivered.unwrap_or(0) > 0, "{stats:?}");
 }
+
+#[test]
+fn no_packets_records_tls_only() {
+    if !require_bpf() {
+        return;
+    }
+    let dir = TempDir::new("packets-none");
+    let (cert, key) = self_signed_cert(dir.path());
+    let client = Netns::new("npc");
+    let server_ns = Netns::new("nps");
+    veth(
+        &client,
+        "veth0",
+        "10.77.3.1/24",
+        &server_ns,
+        "veth0",
+        "10.77.3.2/24",
+    );
+    let _server = TlsServer::start(&server_ns, "10.77.3.2", PORT, &cert, &key);
+    let trace = dir.path().join("t.pcapng");
+    let out = client
+        .command(spliff_bin())
+        .args(["record", "--no-packets", "-o"])
+        .arg(&trace)
+        .args([
+            "--",
+            "curl",
+            "-sk",
+            "-o",
+            "/dev/null",
+            &format!("https://10.77.3.2:{PORT}/"),
+        ])
+        .output()
+        .unwrap();
+    ok(&out, "spliff record --no-packets");
+    let view = read(&trace);
+    let server: SocketAddr = format!("10.77.3.2:{PORT}").parse().unwrap();
+    assert_eq!(view.connections_to(server).len(), 1);
+    assert!(view.packets.is_empty());
+    assert!(view.events.is_empty());
+    assert_eq!(view.interfaces.len(), 1, "only the records interface");
+}

@@ -838,3 +838,64 @@ fn event<'a>(
         detail: detail.as_bytes(),
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use spliff_recorder::net::socket_table::FiveTuple;
+
+    fn flow(src: &str, dst: &str) -> PacketFlow {
+        PacketFlow {
+            protocol: 6,
+            src: src.parse().unwrap(),
+            dst: dst.parse().unwrap(),
+            ip_len: 60,
+        }
+    }
+
+    #[test]
+    fn a_packet_between_two_local_sockets_names_both() {
+        let mut sockets = SocketTable::default();
+        let client = FiveTuple {
+            protocol: 6,
+            local: "10.0.0.1:40000".parse().unwrap(),
+            remote: "10.0.0.2:443".parse().unwrap(),
+        };
+        sockets.upsert(client, 7, 100, "curl");
+        sockets.bind_connection(client, 3);
+        sockets.upsert(client.reversed(), 8, 200, "nginx");
+        let comment = owner_comment(&mut sockets, flow("10.0.0.1:40000", "10.0.0.2:443"));
+        assert_eq!(
+            comment.as_deref(),
+            Some("pid=100 comm=curl conn=3 sent; pid=200 comm=nginx received")
+        );
+        assert_eq!(sockets.get(&client).unwrap().counters.packets_egress, 1);
+        assert_eq!(
+            owner_comment(&mut sockets, flow("10.0.0.9:1", "10.0.0.2:443")),
+            None
+        );
+    }
+
+    #[test]
+    fn a_dual_stack_socket_owns_its_ipv4_packets() {
+        let mut sockets = SocketTable::default();
+        let server = FiveTuple {
+            protocol: 6,
+            local: "[::ffff:10.0.0.2]:443".parse().unwrap(),
+            remote: "[::ffff:10.0.0.1]:40000".parse().unwrap(),
+        };
+        sockets.upsert(server, 0, 200, "python3");
+        let comment = owner_comment(&mut sockets, flow("10.0.0.1:40000", "10.0.0.2:443"));
+        assert_eq!(comment.as_deref(), Some("pid=200 comm=python3 received"));
+    }
+
+    #[test]
+    fn wall_clock_follows_the_kernel_clock_both_ways() {
+        let clock = ClockMap {
+            boot_ns: 1_000,
+            wall_ns: 1_700_000_000_000_000_000,
+        };
+        assert_eq!(clock.wall(1_500), 1_700_000_000_000_000_500);
+        assert_eq!(clock.wall(400), 1_699_999_999_999_999_400);
+    }
+}
