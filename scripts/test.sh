@@ -19,6 +19,8 @@ have openssl || need_pkgs+=(openssl)
 have nghttpd || need_pkgs+=(nghttp2-server)
 # tests/tests/record_packets.rs: network namespaces, veth and vxlan links.
 have ip || need_pkgs+=(iproute2)
+# tests/tests/record_sockets.rs: a private mount namespace without cgroup2 (unshare).
+have unshare || need_pkgs+=(util-linux)
 # HAR checks (tests/src/har.rs): Debian's har-validator library, run by node.
 have node || need_pkgs+=(nodejs)
 [ -d /usr/share/nodejs/har-validator ] || need_pkgs+=(node-har-validator)

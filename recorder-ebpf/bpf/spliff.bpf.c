@@ -18,6 +18,7 @@
 #include "net/packet.h"
 #include "net/xdp.h"
 #include "net/tc.h"
+#include "net/sockops.h"
 #include "tls/openssl.h"
 #include "tls/noop.h"
 

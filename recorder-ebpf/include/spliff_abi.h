@@ -44,7 +44,7 @@ enum spliff_event_kind {
 	SPLIFF_EVENT_TLS_CLOSE = 6,     /* struct spliff_tls_close_event */
 	SPLIFF_EVENT_TLS_STRING = 7,    /* struct spliff_tls_string_event */
 	SPLIFF_EVENT_PACKET = 8,        /* struct spliff_packet_event (own ring) */
-	SPLIFF_EVENT_SOCKET = 9,        /* reserved: socket identity (sock_ops) */
+	SPLIFF_EVENT_SOCKET = 9,        /* struct spliff_socket_event (sock_ops) */
 	/* append only */
 };
 
@@ -256,6 +256,45 @@ struct spliff_packet_counters {
 
 /* Default size of the spliff_packets ring buffer. */
 #define SPLIFF_PACKET_RINGBUF_DEFAULT_BYTES (8U * 1024 * 1024)
+
+/* spliff_socket_event.op: which sock_ops callback reported the socket. */
+#define SPLIFF_SOCKET_CONNECT 1             /* connect(): in the owner's context */
+#define SPLIFF_SOCKET_ACTIVE_ESTABLISHED 2  /* SYN-ACK received (client) */
+#define SPLIFF_SOCKET_PASSIVE_ESTABLISHED 3 /* handshake done (accepted child) */
+#define SPLIFF_SOCKET_STATE 4               /* TCP state change, close included */
+
+/* spliff_socket_event.flags */
+/* header.pid and comm are the socket's owner. Only connect() runs in the
+ * owner's context; the other callbacks mostly run in softirq, where the
+ * current task is whoever was interrupted, so they report pid 0. */
+#define SPLIFF_SOCKET_HAS_OWNER (1U << 0)
+
+/* TCP states in old_state/new_state, as the kernel numbers them. */
+#define SPLIFF_TCP_ESTABLISHED 1
+#define SPLIFF_TCP_CLOSE 7
+
+/*
+ * A TCP socket as sock_ops sees it, at connect, establishment and every
+ * state change. The cookie is the kernel's socket cookie (the program asks
+ * for it, which also makes the kernel assign it, so the TLS probes' fd walk
+ * reads the same value afterwards).
+ */
+struct spliff_socket_event {
+	struct spliff_event_header header; /* pid 0 unless SPLIFF_SOCKET_HAS_OWNER */
+	__u64 cookie;
+	__u8 op;        /* SPLIFF_SOCKET_* */
+	__u8 old_state; /* SPLIFF_SOCKET_STATE: state before, else 0 */
+	__u8 new_state; /* SPLIFF_SOCKET_STATE: state after, else the current */
+	__u8 flags;     /* SPLIFF_SOCKET_HAS_* */
+	__u16 family;   /* AF_INET 2, AF_INET6 10 */
+	__u16 protocol; /* IPPROTO_TCP */
+	__u16 local_port;  /* host order */
+	__u16 remote_port; /* host order */
+	__u32 reserved32;
+	__u8 local_addr[16];  /* IPv4 in the first 4 bytes, network order */
+	__u8 remote_addr[16];
+	__u8 comm[SPLIFF_COMM_LEN]; /* with SPLIFF_SOCKET_HAS_OWNER */
+};
 
 /* Indices of the per-CPU counters in the spliff_stats map. Append only. */
 enum spliff_stat {

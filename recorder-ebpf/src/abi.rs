@@ -31,6 +31,8 @@ pub enum EventKind {
     TlsString = 7,
     /// [`PacketEvent`]: headers of one packet (in the packet ring).
     Packet = 8,
+    /// [`SocketEvent`]: a TCP socket seen by sock_ops.
+    Socket = 9,
 }
 
 impl EventKind {
@@ -46,6 +48,7 @@ impl EventKind {
             6 => Some(Self::TlsClose),
             7 => Some(Self::TlsString),
             8 => Some(Self::Packet),
+            9 => Some(Self::Socket),
             _ => None,
         }
     }
@@ -108,6 +111,21 @@ pub const TRACK_RECORD: u32 = 1;
 pub const TRACK_FOLLOW: u32 = 2;
 /// `SPLIFF_TRACK_ONLY`: a tracked process recorded without its children.
 pub const TRACK_ONLY: u32 = 3;
+
+/// `SPLIFF_SOCKET_CONNECT`: `connect()`, in the owner's context.
+pub const SOCKET_CONNECT: u8 = 1;
+/// `SPLIFF_SOCKET_ACTIVE_ESTABLISHED`: the client's handshake completed.
+pub const SOCKET_ACTIVE_ESTABLISHED: u8 = 2;
+/// `SPLIFF_SOCKET_PASSIVE_ESTABLISHED`: an accepted socket's handshake completed.
+pub const SOCKET_PASSIVE_ESTABLISHED: u8 = 3;
+/// `SPLIFF_SOCKET_STATE`: a TCP state change (close included).
+pub const SOCKET_STATE: u8 = 4;
+/// `SPLIFF_SOCKET_HAS_OWNER`: `header.pid` and `comm` are the socket's owner.
+pub const SOCKET_HAS_OWNER: u8 = 1 << 0;
+/// `SPLIFF_TCP_ESTABLISHED`.
+pub const TCP_ESTABLISHED: u8 = 1;
+/// `SPLIFF_TCP_CLOSE`.
+pub const TCP_CLOSE: u8 = 7;
 
 /// `SPLIFF_COMM_LEN` (the kernel's `TASK_COMM_LEN`).
 pub const COMM_LEN: usize = 16;
@@ -396,6 +414,40 @@ pub struct PacketCounters {
     pub bytes: u64,
 }
 
+/// `struct spliff_socket_event`, kind [`EventKind::Socket`].
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+#[repr(C)]
+pub struct SocketEvent {
+    /// Common header; `pid` is 0 unless [`SOCKET_HAS_OWNER`].
+    pub header: EventHeader,
+    /// Kernel socket cookie.
+    pub cookie: u64,
+    /// `SOCKET_*` op.
+    pub op: u8,
+    /// State before a [`SOCKET_STATE`] change, else 0.
+    pub old_state: u8,
+    /// State after a [`SOCKET_STATE`] change, else the current one.
+    pub new_state: u8,
+    /// `SOCKET_HAS_*`.
+    pub flags: u8,
+    /// `AF_INET` (2) or `AF_INET6` (10).
+    pub family: u16,
+    /// IP protocol (6).
+    pub protocol: u16,
+    /// Local port, host order.
+    pub local_port: u16,
+    /// Remote port, host order.
+    pub remote_port: u16,
+    /// Zero.
+    pub reserved32: u32,
+    /// Local address (IPv4 in the first 4 bytes), network order.
+    pub local_addr: [u8; 16],
+    /// Remote address, like `local_addr`.
+    pub remote_addr: [u8; 16],
+    /// Owner's comm with [`SOCKET_HAS_OWNER`], NUL padded.
+    pub comm: [u8; COMM_LEN],
+}
+
 mod sealed {
     pub trait Sealed {}
 }
@@ -438,6 +490,8 @@ impl sealed::Sealed for PacketIface {}
 impl AbiRecord for PacketIface {}
 impl sealed::Sealed for PacketCounters {}
 impl AbiRecord for PacketCounters {}
+impl sealed::Sealed for SocketEvent {}
+impl AbiRecord for SocketEvent {}
 
 /// Reinterprets the first `size_of::<T>()` bytes as `T`, at any alignment;
 /// `None` when `bytes` is shorter. Values are not validated.

@@ -64,6 +64,9 @@ pub mod names {
     pub const TC_INGRESS_PROGRAM: &str = "spliff_tc_ingress";
     /// TC classifier for egress.
     pub const TC_EGRESS_PROGRAM: &str = "spliff_tc_egress";
+    /// sock_ops program emitting [`crate::abi::SocketEvent`], attached at the
+    /// root of a cgroup v2 hierarchy.
+    pub const SOCK_OPS_PROGRAM: &str = "spliff_sock_ops";
     /// No-op uprobe, for the benchmark floor (never attached by `record`).
     pub const NOOP_ENTRY_PROGRAM: &str = "spliff_noop_entry";
     /// No-op uretprobe, for the benchmark floor.
@@ -149,6 +152,7 @@ mod tests {
             names::STOP_ON_EXEC_COMM_GLOBAL,
             names::TRACKED_TGIDS_MAP,
             names::COMM_FILTER_MAP,
+            names::SOCK_OPS_PROGRAM,
             section.as_str(),
             names::NOOP_ENTRY_PROGRAM,
             names::NOOP_RETURN_PROGRAM,

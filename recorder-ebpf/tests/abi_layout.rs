@@ -182,6 +182,25 @@ fn structs() -> Vec<Struct> {
                 bytes
             }
         ),
+        layout!(
+            "struct spliff_socket_event",
+            SocketEvent {
+                header,
+                cookie,
+                op,
+                old_state,
+                new_state,
+                flags,
+                family,
+                protocol,
+                local_port,
+                remote_port,
+                reserved32,
+                local_addr,
+                remote_addr,
+                comm
+            }
+        ),
     ]
 }
 
@@ -203,6 +222,20 @@ fn constants() -> Vec<(&'static str, u64)> {
             "SPLIFF_PACKET_RINGBUF_DEFAULT_BYTES",
             u64::from(PACKET_RINGBUF_DEFAULT_BYTES),
         ),
+        ("SPLIFF_EVENT_SOCKET", EventKind::Socket as u64),
+        ("SPLIFF_SOCKET_CONNECT", u64::from(SOCKET_CONNECT)),
+        (
+            "SPLIFF_SOCKET_ACTIVE_ESTABLISHED",
+            u64::from(SOCKET_ACTIVE_ESTABLISHED),
+        ),
+        (
+            "SPLIFF_SOCKET_PASSIVE_ESTABLISHED",
+            u64::from(SOCKET_PASSIVE_ESTABLISHED),
+        ),
+        ("SPLIFF_SOCKET_STATE", u64::from(SOCKET_STATE)),
+        ("SPLIFF_SOCKET_HAS_OWNER", u64::from(SOCKET_HAS_OWNER)),
+        ("SPLIFF_TCP_ESTABLISHED", u64::from(TCP_ESTABLISHED)),
+        ("SPLIFF_TCP_CLOSE", u64::from(TCP_CLOSE)),
         ("SPLIFF_STAT_RINGBUF_FULL", Stat::RingbufFull as u64),
         (
             "SPLIFF_STAT_RINGBUF_FULL_BYTES",

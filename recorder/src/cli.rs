@@ -53,6 +53,17 @@ pub struct RecordArgs {
     /// TLS libraries to hook (repeatable).
     #[arg(long = "lib", value_enum, default_values_t = [Library::Openssl])]
     pub libs: Vec<Library>,
+    /// Do not learn socket identities (sock_ops on the cgroup v2 root, warm-up from the
+    /// kernel's socket table).
+    ///
+    /// They are on by default, also with --no-packets: they cost one small event per TCP
+    /// connect, establishment and state change, and give every TLS connection its socket
+    /// cookie, addresses and ports even when no packet is captured. Without them a
+    /// connection gets its socket only from the TLS probes' look at its fd. On a host
+    /// without a mounted cgroup2 hierarchy one is mounted privately under /run/spliff and
+    /// unmounted again as soon as sock_ops is attached.
+    #[arg(long)]
+    pub no_sockets: bool,
     /// Print which library files would be hooked, and why, then exit.
     #[arg(long)]
     pub list_libs: bool,

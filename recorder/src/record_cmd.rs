@@ -3,9 +3,11 @@
 //! until CMD exits or a signal arrives.
 
 mod convert;
+mod correlate;
 mod libraries;
 mod packets;
 mod process_info;
+mod sockets;
 
 use std::{
     fs::{File, OpenOptions},
@@ -331,6 +333,22 @@ pub fn run(args: &RecordArgs) -> anyhow::Result<ExitCode> {
     for problem in &problems {
         eprintln!("spliff: warning: {problem}");
     }
+    // Before the warm-up, so a socket opened in between is reported by sock_ops.
+    let sock_ops = if args.no_sockets {
+        None
+    } else {
+        match sockets::attach(&mut pipeline) {
+            Ok(line) => Some(line),
+            Err(error) => {
+                eprintln!(
+                    "spliff: warning: {error:#}; TLS connections get their socket only from \
+                     the TLS probes (use --no-sockets to silence this)"
+                );
+                None
+            }
+        }
+    };
+    hooks.lines.extend(sock_ops.clone());
     let library_paths = discovery
         .files
         .values()
@@ -427,6 +445,13 @@ pub fn run(args: &RecordArgs) -> anyhow::Result<ExitCode> {
             "; stop with Ctrl-C"
         }
     );
+    // Only after the command started and the line above (which scripts wait for) is out:
+    // the warm-up takes a moment with many sockets, and the join does not need it first (a
+    // TLS connection that meets its socket later is correlated then).
+    if sock_ops.is_some() {
+        let warm_up = sockets::warm_up(converter.sockets());
+        eprintln!("spliff: sockets from sock_ops and the socket table: {warm_up}");
+    }
 
     if let Some(network) = &mut network {
         network.started();
@@ -590,6 +615,9 @@ pub fn run(args: &RecordArgs) -> anyhow::Result<ExitCode> {
         Some(network) => Some(network.finish(&mut pipeline, &mut converter, end_ts)?),
         None => None,
     };
+    let correlation = converter
+        .finish_correlation(end_ts)
+        .context("cannot write the trace")?;
     converter
         .kernel_drops(end_ts, kernel_loss.events, 0)
         .context("cannot write the trace")?;
@@ -638,6 +666,7 @@ pub fn run(args: &RecordArgs) -> anyhow::Result<ExitCode> {
         started.elapsed().as_secs_f64(),
         output.display()
     );
+    eprintln!("spliff: correlation: {}", correlation.summary());
     Ok(match child_status {
         Some(status) => match (status.code(), status.signal()) {
             (Some(code), _) => ExitCode::from(u8::try_from(code).unwrap_or(1)),

@@ -1,5 +1,6 @@
 //! Helpers shared by spliff's end-to-end tests.
 
+pub mod exchange_log;
 pub mod h2gen;
 pub mod har;
 #[cfg(target_os = "linux")]

@@ -129,6 +129,13 @@ pub struct Server {
     pub port: u16,
 }
 
+impl Server {
+    /// Takes ownership of a started server process listening on `port`.
+    pub fn from_child(child: Child, port: u16) -> Server {
+        Server { child, port }
+    }
+}
+
 impl Drop for Server {
     fn drop(&mut self) {
         let _ = self.child.kill();

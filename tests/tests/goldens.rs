@@ -51,6 +51,21 @@ const CASES: &[(&str, &[&str], &str)] = &[
         "recorded-curl-h2-h1.-c.txt",
     ),
     (
+        "recorded-urllib-curl-exchanges.pcapng",
+        &["--format", "har"],
+        "recorded-urllib-curl-exchanges.har",
+    ),
+    (
+        "recorded-urllib-curl-exchanges.pcapng",
+        &["--format", "text", "-c"],
+        "recorded-urllib-curl-exchanges.-c.txt",
+    ),
+    (
+        "recorded-urllib-curl-exchanges.pcapng",
+        &["--format", "text"],
+        "recorded-urllib-curl-exchanges.txt",
+    ),
+    (
         "h2-multiplexed-ipv6.pcapng",
         &["--format", "har"],
         "h2-multiplexed-ipv6.har",

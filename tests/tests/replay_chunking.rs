@@ -66,6 +66,7 @@ fn fixtures_replay_identically_whole_in_segments_and_byte_by_byte() {
         "http1-loss.pcapng",
         "h2-multiplexed-ipv6.pcapng",
         "recorded-curl-h2-h1.pcapng",
+        "recorded-urllib-curl-exchanges.pcapng",
     ] {
         let trace = std::fs::read(dir.join(name)).expect("fixture");
         let whole = outputs(&trace);

@@ -5,6 +5,8 @@
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 
+use base64::Engine as _;
+use base64::engine::general_purpose::STANDARD as BASE64;
 use serde_json::Value;
 use spliff_tests::spliff::spliff;
 use spliff_tests::tools::{TempDir, run};
@@ -93,17 +95,24 @@ fn exported_objects(pcap: &Path, dir: &TempDir) -> Vec<Vec<u8>> {
     objects
 }
 
+/// The bytes of a HAR `postData` or `content` object; binary bodies are base64 in the HAR
+/// (`encoding`, or `_encoding` in postData).
+fn body_bytes(v: &Value) -> Option<Vec<u8>> {
+    let text = v["text"].as_str()?;
+    if v["encoding"] == "base64" || v["_encoding"] == "base64" {
+        Some(BASE64.decode(text).expect("base64 body in the HAR"))
+    } else {
+        Some(text.as_bytes().to_vec())
+    }
+}
+
 /// Bodies a HAR says were sent and received (request postData, decoded response content),
 /// excluding entries marked incomplete, sorted like [`exported_objects`].
 fn har_bodies(entries: &[Value]) -> Vec<Vec<u8>> {
     let mut bodies = Vec::new();
     for e in entries.iter().filter(|e| e.get("_incomplete").is_none()) {
-        if let Some(t) = e["request"]["postData"]["text"].as_str() {
-            bodies.push(t.as_bytes().to_vec());
-        }
-        if let Some(t) = e["response"]["content"]["text"].as_str() {
-            bodies.push(t.as_bytes().to_vec());
-        }
+        bodies.extend(body_bytes(&e["request"]["postData"]));
+        bodies.extend(body_bytes(&e["response"]["content"]));
     }
     bodies.sort();
     bodies
@@ -322,10 +331,17 @@ fn tshark_http2(pcap: &Path) -> BTreeMap<(u64, u64), H2Stream> {
                 match frame["http2.type"].as_str() {
                     Some("0") => {
                         let data = hex_bytes(frame["http2.data.data"].as_str().unwrap_or(""));
-                        if to_server {
-                            s.request_body.extend(data);
+                        let body = if to_server {
+                            &mut s.request_body
                         } else {
-                            s.response_body.extend(data);
+                            &mut s.response_body
+                        };
+                        // Wireshark reassembles a body of several DATA frames and shows all of
+                        // it again in the last frame (marked by `http2.body.fragments`).
+                        if frame.get("http2.body.fragments").is_some() {
+                            *body = data;
+                        } else {
+                            body.extend(data);
                         }
                     }
                     // HEADERS, then CONTINUATION frames until END_HEADERS: one block. A
@@ -636,16 +652,8 @@ fn every_fixture_matches_its_har_in_headers_and_bodies() {
                 (
                     headers(&e["request"]["headers"]),
                     headers(&e["response"]["headers"]),
-                    e["request"]["postData"]["text"]
-                        .as_str()
-                        .unwrap_or("")
-                        .as_bytes()
-                        .to_vec(),
-                    e["response"]["content"]["text"]
-                        .as_str()
-                        .unwrap_or("")
-                        .as_bytes()
-                        .to_vec(),
+                    body_bytes(&e["request"]["postData"]).unwrap_or_default(),
+                    body_bytes(&e["response"]["content"]).unwrap_or_default(),
                 )
             })
             .collect();
@@ -663,12 +671,19 @@ fn every_fixture_matches_its_har_in_headers_and_bodies() {
             .collect();
         want_h2.sort();
         got_h2.sort();
+        let summary = |v: &[Seen]| -> Vec<String> {
+            v.iter()
+                .map(|(rq, rs, b1, b2)| format!("{rq:?} {rs:?} body {}+{}", b1.len(), b2.len()))
+                .collect()
+        };
         assert!(
             got_h2 == want_h2,
-            "{}: HTTP/2 streams differ ({} dissected, {} in the HAR)",
+            "{}: HTTP/2 streams differ ({} dissected, {} in the HAR)\ntshark: {:#?}\nHAR: {:#?}",
             trace.display(),
             got_h2.len(),
-            want_h2.len()
+            want_h2.len(),
+            summary(&got_h2),
+            summary(&want_h2)
         );
     }
 }

@@ -12,6 +12,10 @@ use spliff_recorder_ebpf::abi::{
     EventHeader, EventKind, ProcessExecEvent, STRING_MAX, TLS_DATA_HEADER_LEN, TlsCloseEvent,
     TlsConnEvent, TlsDataHead, TlsHandshakeEvent, TlsLossEvent, TlsStringEvent,
 };
+use spliff_recorder_ebpf::abi::{
+    SOCKET_ACTIVE_ESTABLISHED, SOCKET_CONNECT, SOCKET_HAS_OWNER, SOCKET_PASSIVE_ESTABLISHED,
+    SOCKET_STATE, SocketEvent,
+};
 
 /// An event from the kernel programs.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -31,6 +35,8 @@ pub enum Event {
     TlsClose(TlsClose),
     /// SNI or ALPN of a connection.
     TlsString(TlsString),
+    /// A TCP socket seen by sock_ops.
+    TcpSocket(TcpSocket),
 }
 
 impl Event {
@@ -44,6 +50,7 @@ impl Event {
             Self::TlsHandshake(e) => (e.ts_ns, e.pid, e.tid),
             Self::TlsClose(e) => (e.ts_ns, e.pid, e.tid),
             Self::TlsString(e) => (e.ts_ns, e.pid, e.tid),
+            Self::TcpSocket(e) => (e.ts_ns, e.pid, 0),
         }
     }
 }
@@ -285,6 +292,45 @@ pub enum DecodeError {
     },
 }
 
+/// Which sock_ops callback reported a [`TcpSocket`].
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum SocketOp {
+    /// `connect()`, in the owner's context.
+    Connect,
+    /// The client's handshake completed.
+    ActiveEstablished,
+    /// An accepted socket's handshake completed.
+    PassiveEstablished,
+    /// A TCP state change from `old` to `new` (kernel TCP state numbers; 7 is close).
+    State {
+        /// State before.
+        old: u8,
+        /// State after.
+        new: u8,
+    },
+}
+
+/// A TCP socket as sock_ops saw it (kind `Socket`).
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct TcpSocket {
+    /// Time, `CLOCK_BOOTTIME`.
+    pub ts_ns: u64,
+    /// Owning process; 0 when the callback ran outside the owner's context.
+    pub pid: u32,
+    /// Owner's comm; empty when `pid` is 0.
+    pub comm: String,
+    /// Kernel socket cookie (never 0 from a valid record).
+    pub cookie: u64,
+    /// What happened.
+    pub op: SocketOp,
+    /// IP protocol (6).
+    pub protocol: u8,
+    /// The socket's own address.
+    pub local: std::net::SocketAddr,
+    /// The peer's address.
+    pub remote: std::net::SocketAddr,
+}
+
 /// Decodes one ring buffer record.
 pub fn decode(record: &[u8]) -> Result<Event, DecodeError> {
     let len = record.len();
@@ -370,6 +416,10 @@ pub fn decode(record: &[u8]) -> Result<Event, DecodeError> {
                 kind: which,
                 value: raw.value[..len].to_vec(),
             }))
+        }
+        Some(kind @ EventKind::Socket) => {
+            let raw: SocketEvent = fixed(record, kind)?;
+            decode_socket(&raw).map(Event::TcpSocket)
         }
         // Packets have their own ring (packet_hooks::PacketRing); one here
         // is as wrong as an unknown kind.
@@ -488,6 +538,67 @@ fn decode_conn(raw: &TlsConnEvent) -> TlsConn {
         addresses,
         role: (raw.flags & CONN_HAS_ROLE != 0 && raw.role != 0).then_some(raw.role),
     }
+}
+
+fn decode_socket(raw: &SocketEvent) -> Result<TcpSocket, DecodeError> {
+    let kind = EventKind::Socket;
+    let op = match raw.op {
+        SOCKET_CONNECT => SocketOp::Connect,
+        SOCKET_ACTIVE_ESTABLISHED => SocketOp::ActiveEstablished,
+        SOCKET_PASSIVE_ESTABLISHED => SocketOp::PassiveEstablished,
+        SOCKET_STATE => SocketOp::State {
+            old: raw.old_state,
+            new: raw.new_state,
+        },
+        other => return Err(invalid(kind, "op", other.into())),
+    };
+    if raw.cookie == 0 {
+        return Err(invalid(kind, "cookie", 0));
+    }
+    let (local, remote) = ip_pair(raw.family, &raw.local_addr, &raw.remote_addr).ok_or(invalid(
+        kind,
+        "family",
+        raw.family.into(),
+    ))?;
+    let protocol =
+        u8::try_from(raw.protocol).map_err(|_| invalid(kind, "protocol", raw.protocol.into()))?;
+    let owner = raw.flags & SOCKET_HAS_OWNER != 0;
+    Ok(TcpSocket {
+        ts_ns: raw.header.ts_ns,
+        pid: if owner { raw.header.pid } else { 0 },
+        comm: if owner {
+            comm_string(&raw.comm)
+        } else {
+            String::new()
+        },
+        cookie: raw.cookie,
+        op,
+        protocol,
+        local: std::net::SocketAddr::new(local, raw.local_port),
+        remote: std::net::SocketAddr::new(remote, raw.remote_port),
+    })
+}
+
+/// Local and remote IP of an ABI address pair (IPv4 in the first 4 bytes).
+fn ip_pair(
+    family: u16,
+    local: &[u8; 16],
+    remote: &[u8; 16],
+) -> Option<(std::net::IpAddr, std::net::IpAddr)> {
+    use std::net::{IpAddr, Ipv4Addr, Ipv6Addr};
+    let ip = |bytes: &[u8; 16]| match family {
+        2 => Some(IpAddr::V4(Ipv4Addr::new(
+            bytes[0], bytes[1], bytes[2], bytes[3],
+        ))),
+        10 => Some(IpAddr::V6(Ipv6Addr::from(*bytes))),
+        _ => None,
+    };
+    ip(local).zip(ip(remote))
+}
+
+fn comm_string(comm: &[u8]) -> String {
+    let len = comm.iter().position(|&b| b == 0).unwrap_or(comm.len());
+    String::from_utf8_lossy(&comm[..len]).into_owned()
 }
 
 fn decode_exec(record: &[u8]) -> Result<ProcessExec, DecodeError> {
@@ -647,6 +758,89 @@ mod tests {
                     len: bad,
                     max: FILENAME_MAX - 1
                 })
+            );
+        }
+    }
+
+    fn socket_record() -> SocketEvent {
+        let mut raw = SocketEvent {
+            header: EventHeader {
+                kind: EventKind::Socket as u32,
+                size: size_of::<SocketEvent>() as u32,
+                ts_ns: 7,
+                pid: 300,
+                tid: 301,
+            },
+            cookie: 0x1234,
+            op: SOCKET_CONNECT,
+            new_state: 2,
+            flags: SOCKET_HAS_OWNER,
+            family: 2,
+            protocol: 6,
+            local_port: 40000,
+            remote_port: 443,
+            ..SocketEvent::default()
+        };
+        raw.local_addr[..4].copy_from_slice(&[127, 0, 0, 1]);
+        raw.remote_addr[..4].copy_from_slice(&[127, 0, 0, 2]);
+        raw.comm[..4].copy_from_slice(b"curl");
+        raw
+    }
+
+    #[test]
+    fn decodes_socket_records_and_drops_the_owner_outside_its_context() {
+        let raw = socket_record();
+        let Ok(Event::TcpSocket(socket)) = decode(raw.as_bytes()) else {
+            panic!("valid record rejected");
+        };
+        assert_eq!(
+            socket,
+            TcpSocket {
+                ts_ns: 7,
+                pid: 300,
+                comm: "curl".into(),
+                cookie: 0x1234,
+                op: SocketOp::Connect,
+                protocol: 6,
+                local: "127.0.0.1:40000".parse().unwrap(),
+                remote: "127.0.0.2:443".parse().unwrap(),
+            }
+        );
+        let mut passive = raw;
+        passive.op = SOCKET_STATE;
+        passive.old_state = 1;
+        passive.new_state = 7;
+        passive.flags = 0;
+        passive.family = 10;
+        passive.local_addr = std::net::Ipv6Addr::LOCALHOST.octets();
+        passive.remote_addr = std::net::Ipv6Addr::LOCALHOST.octets();
+        let Ok(Event::TcpSocket(socket)) = decode(passive.as_bytes()) else {
+            panic!("valid record rejected");
+        };
+        assert_eq!((socket.pid, socket.comm.as_str()), (0, ""));
+        assert_eq!(socket.op, SocketOp::State { old: 1, new: 7 });
+        assert_eq!(socket.local, "[::1]:40000".parse().unwrap());
+    }
+
+    #[test]
+    fn rejects_socket_records_with_bad_fields() {
+        for (field, mutate) in [
+            (
+                "op",
+                (|r: &mut SocketEvent| r.op = 0) as fn(&mut SocketEvent),
+            ),
+            ("cookie", |r| r.cookie = 0),
+            ("family", |r| r.family = 1),
+            ("protocol", |r| r.protocol = 300),
+        ] {
+            let mut raw = socket_record();
+            mutate(&mut raw);
+            assert!(
+                matches!(
+                    decode(raw.as_bytes()),
+                    Err(DecodeError::InvalidField { field: f, .. }) if f == field
+                ),
+                "{field}"
             );
         }
     }

@@ -26,7 +26,7 @@ use aya::{
     Btf, Ebpf, EbpfLoader,
     maps::{HashMap as BpfHashMap, MapData, PerCpuArray, RingBuf},
     programs::{
-        RawTracePoint, UProbe,
+        CgroupAttachMode, RawTracePoint, SockOps, UProbe,
         uprobe::{UProbeAttachLocation, UProbeLinkId, UProbeScope},
     },
 };
@@ -38,8 +38,8 @@ use spliff_recorder_ebpf::{
 
 pub use error::{BoxError, BpfError, Privileges};
 pub use event::{
-    DecodeError, Event, ProcessExec, TlsClose, TlsConn, TlsData, TlsDirection, TlsHandshake,
-    TlsLoss, TlsLossCause, TlsString, TlsStringKind, decode,
+    DecodeError, Event, ProcessExec, SocketOp, TcpSocket, TlsClose, TlsConn, TlsData, TlsDirection,
+    TlsHandshake, TlsLoss, TlsLossCause, TlsString, TlsStringKind, decode,
 };
 
 pub use packet_hooks::{
@@ -221,6 +221,17 @@ impl BpfPipeline {
             })?;
         }
 
+        // Loaded (verified) now, attached by the caller once it has a
+        // cgroup v2 directory (attach_sock_ops).
+        sock_ops_mut(&mut ebpf)?.load().map_err(|error| {
+            error::classify(error, "loading a BPF program", |source| {
+                BpfError::ProgramLoad {
+                    program: names::SOCK_OPS_PROGRAM,
+                    source,
+                }
+            })
+        })?;
+
         if ebpf.map(names::STATS_MAP).is_none() {
             return Err(BpfError::MissingFromObject {
                 kind: "map",
@@ -317,6 +328,33 @@ impl BpfPipeline {
         uprobe_mut(&mut self.ebpf, link.program).is_ok_and(|p| p.detach(link.id).is_ok())
     }
 
+    /// Attaches the sock_ops program to the cgroup v2 directory `cgroup`
+    /// (open, read-only): from now on every TCP socket in that cgroup's
+    /// subtree reports [`Event::TcpSocket`] at connect, establishment and
+    /// each state change. Attached as a BPF link, which the kernel always
+    /// runs next to programs others attached there (multi mode; a link
+    /// refuses explicit attach flags). Stays attached until the pipeline is dropped; the
+    /// attachment holds the cgroup itself, so the directory may be closed
+    /// and its hierarchy unmounted right after this returns.
+    pub fn attach_sock_ops(
+        &mut self,
+        cgroup: BorrowedFd<'_>,
+        cgroup_path: &Path,
+    ) -> Result<(), BpfError> {
+        sock_ops_mut(&mut self.ebpf)?
+            .attach(cgroup, CgroupAttachMode::Single)
+            .map_err(|error| {
+                error::classify(error, "attaching a BPF program", |source| {
+                    BpfError::Attach {
+                        program: names::SOCK_OPS_PROGRAM,
+                        target: format!("cgroup {}", cgroup_path.display()),
+                        source,
+                    }
+                })
+            })?;
+        Ok(())
+    }
+
     /// Puts process `tgid` in the capture's scope (with
     /// [`PipelineOptions::filter_enabled`]); children it forks from now on
     /// are added by the kernel.
@@ -407,6 +445,20 @@ fn map_error(map: &'static str) -> impl Fn(aya::maps::MapError) -> BpfError {
 }
 
 fn uprobe_mut<'a>(ebpf: &'a mut Ebpf, name: &'static str) -> Result<&'a mut UProbe, BpfError> {
+    ebpf.program_mut(name)
+        .ok_or(BpfError::MissingFromObject {
+            kind: "program",
+            name,
+        })?
+        .try_into()
+        .map_err(|source| BpfError::ProgramLoad {
+            program: name,
+            source,
+        })
+}
+
+fn sock_ops_mut(ebpf: &mut Ebpf) -> Result<&mut SockOps, BpfError> {
+    let name = names::SOCK_OPS_PROGRAM;
     ebpf.program_mut(name)
         .ok_or(BpfError::MissingFromObject {
             kind: "program",

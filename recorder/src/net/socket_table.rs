@@ -5,8 +5,25 @@
 //! packet path asks it who a packet belongs to. Both ends of a local connection are separate
 //! sockets, so one packet can belong to two sockets (outbound for one, inbound for the other).
 
-use std::collections::HashMap;
-use std::net::SocketAddr;
+use std::collections::{HashMap, VecDeque};
+use std::net::{IpAddr, SocketAddr};
+
+/// Closed sockets without TLS connections kept this long (in closes) before they are
+/// forgotten: their last packets (FIN, ACK) still arrive after the close, and a table that
+/// kept every socket of a busy host would grow without end.
+const CLOSED_KEPT: usize = 4096;
+
+/// The address packets carry for `addr`: an IPv4-mapped IPv6 address (a dual-stack socket
+/// talking IPv4) is the IPv4 address on the wire.
+pub fn canonical(addr: SocketAddr) -> SocketAddr {
+    match addr.ip() {
+        IpAddr::V6(v6) => match v6.to_ipv4_mapped() {
+            Some(v4) => SocketAddr::new(IpAddr::V4(v4), addr.port()),
+            None => addr,
+        },
+        IpAddr::V4(_) => addr,
+    }
+}
 
 /// One end of a flow: protocol and the socket's own (local) and peer (remote) addresses.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
@@ -20,6 +37,15 @@ pub struct FiveTuple {
 }
 
 impl FiveTuple {
+    /// The tuple with addresses as packets carry them (see [`canonical`]).
+    pub fn canonical(self) -> FiveTuple {
+        FiveTuple {
+            protocol: self.protocol,
+            local: canonical(self.local),
+            remote: canonical(self.remote),
+        }
+    }
+
     /// The same flow seen from the other end.
     pub fn reversed(self) -> FiveTuple {
         FiveTuple {
@@ -66,6 +92,8 @@ pub struct Socket {
     pub conn_ids: Vec<u64>,
     /// Packets matched to it.
     pub counters: Counters,
+    /// The kernel reported it closed (sock_ops state change to TCP_CLOSE).
+    pub closed: bool,
 }
 
 /// A socket a packet belongs to, and in which direction.
@@ -82,13 +110,37 @@ pub struct PacketOwner<'a> {
 pub struct SocketTable {
     sockets: HashMap<FiveTuple, Socket>,
     by_cookie: HashMap<u64, FiveTuple>,
+    /// Sockets with TLS connections whose tuple a newer socket took over (a port reused
+    /// after close), by cookie: their connections still need them at the end.
+    retired: HashMap<u64, (FiveTuple, Socket)>,
+    /// Closed sockets without TLS connections, oldest first, forgotten after
+    /// [`CLOSED_KEPT`] more closes.
+    closed: VecDeque<(u64, FiveTuple)>,
 }
 
 impl SocketTable {
     /// Records or updates a socket: known fields (non-zero cookie/pid, non-empty comm) replace
     /// earlier ones. A cookie seen before under another tuple moves to this one (a reused
     /// cookie is impossible; a changed tuple is a socket that was bound again).
+    ///
+    /// Addresses are kept as packets carry them ([`FiveTuple::canonical`]). A different
+    /// known cookie at the same tuple is a new socket that reuses the ports: the old one is
+    /// retired (still found by its cookie) and the new one starts empty.
     pub fn upsert(&mut self, tuple: FiveTuple, cookie: u64, pid: u32, comm: &str) -> &mut Socket {
+        let tuple = tuple.canonical();
+        if cookie != 0
+            && let Some(existing) = self.sockets.get(&tuple)
+            && existing.cookie != 0
+            && existing.cookie != cookie
+            && let Some(old) = self.sockets.remove(&tuple)
+        {
+            if self.by_cookie.get(&old.cookie) == Some(&tuple) {
+                self.by_cookie.remove(&old.cookie);
+            }
+            if !old.conn_ids.is_empty() {
+                self.retired.insert(old.cookie, (tuple, old));
+            }
+        }
         if cookie != 0
             && let Some(old) = self.by_cookie.get(&cookie).copied()
             && old != tuple
@@ -112,7 +164,7 @@ impl SocketTable {
 
     /// Ties TLS connection `conn_id` to the socket with this tuple (created when unknown).
     pub fn bind_connection(&mut self, tuple: FiveTuple, conn_id: u64) {
-        let socket = self.sockets.entry(tuple).or_default();
+        let socket = self.sockets.entry(tuple.canonical()).or_default();
         if !socket.conn_ids.contains(&conn_id) {
             socket.conn_ids.push(conn_id);
         }
@@ -120,13 +172,57 @@ impl SocketTable {
 
     /// The socket with this cookie.
     pub fn by_cookie(&self, cookie: u64) -> Option<(&FiveTuple, &Socket)> {
-        let tuple = self.by_cookie.get(&cookie)?;
-        self.sockets.get_key_value(tuple)
+        if let Some(tuple) = self.by_cookie.get(&cookie) {
+            return self.sockets.get_key_value(tuple);
+        }
+        self.retired
+            .get(&cookie)
+            .map(|(tuple, socket)| (tuple, socket))
     }
 
     /// The socket with this tuple.
     pub fn get(&self, tuple: &FiveTuple) -> Option<&Socket> {
-        self.sockets.get(tuple)
+        self.sockets.get(&tuple.canonical())
+    }
+
+    /// Marks the socket with this cookie closed. One without TLS connections is forgotten
+    /// [`CLOSED_KEPT`] closes later (a TLS connection that names it after the close would
+    /// be a socket the kernel already freed).
+    pub fn close(&mut self, cookie: u64) {
+        let Some(tuple) = self.by_cookie.get(&cookie).copied() else {
+            return;
+        };
+        if let Some(socket) = self.sockets.get_mut(&tuple) {
+            socket.closed = true;
+            if socket.conn_ids.is_empty() {
+                self.closed.push_back((cookie, tuple));
+            }
+        }
+        while self.closed.len() > CLOSED_KEPT {
+            let Some((old_cookie, old_tuple)) = self.closed.pop_front() else {
+                break;
+            };
+            // Still the same closed socket, still without TLS connections.
+            if self.by_cookie.get(&old_cookie) == Some(&old_tuple)
+                && let Some(socket) = self.sockets.get(&old_tuple)
+                && socket.cookie == old_cookie
+                && socket.closed
+                && socket.conn_ids.is_empty()
+            {
+                self.sockets.remove(&old_tuple);
+                self.by_cookie.remove(&old_cookie);
+            }
+        }
+    }
+
+    /// How many sockets the table holds (retired ones included).
+    pub fn len(&self) -> usize {
+        self.sockets.len() + self.retired.len()
+    }
+
+    /// Whether the table is empty.
+    pub fn is_empty(&self) -> bool {
+        self.len() == 0
     }
 
     /// Counts a packet from `src` to `dst` (IP length `bytes`) for every known socket it
@@ -140,8 +236,8 @@ impl SocketTable {
     ) -> Vec<PacketOwner<'_>> {
         let egress = FiveTuple {
             protocol,
-            local: src,
-            remote: dst,
+            local: canonical(src),
+            remote: canonical(dst),
         };
         let ingress = egress.reversed();
         for (tuple, flow) in [(egress, Flow::Egress), (ingress, Flow::Ingress)] {
@@ -171,7 +267,9 @@ impl SocketTable {
 
     /// Every socket, for the end-of-capture connection records and correlation report.
     pub fn iter(&self) -> impl Iterator<Item = (&FiveTuple, &Socket)> {
-        self.sockets.iter()
+        self.sockets
+            .iter()
+            .chain(self.retired.values().map(|(tuple, socket)| (tuple, socket)))
     }
 }
 
@@ -225,5 +323,54 @@ mod tests {
         assert_eq!((socket.pid, socket.comm.as_str()), (42, "curl"));
         assert_eq!(socket.conn_ids, vec![3]);
         assert!(table.get(&first).is_none());
+    }
+
+    #[test]
+    fn mapped_ipv6_addresses_are_stored_as_ipv4() {
+        let mut table = SocketTable::default();
+        let mapped = tuple("[::ffff:10.0.0.1]:40000", "[::ffff:10.0.0.2]:443");
+        table.upsert(mapped, 5, 1, "curl");
+        let plain = tuple("10.0.0.1:40000", "10.0.0.2:443");
+        assert_eq!(table.by_cookie(5).map(|(t, _)| *t), Some(plain));
+        assert!(table.get(&mapped).is_some());
+        let owners = table.count_packet(6, plain.local, plain.remote, 40);
+        assert_eq!(owners.len(), 1);
+    }
+
+    #[test]
+    fn a_reused_tuple_retires_the_old_socket_with_its_connections() {
+        let mut table = SocketTable::default();
+        let t = tuple("10.0.0.1:40000", "10.0.0.2:443");
+        table.upsert(t, 1, 10, "a");
+        table.bind_connection(t, 7);
+        table.count_packet(6, t.local, t.remote, 100);
+        table.close(1);
+        table.upsert(t, 2, 11, "b");
+        let (_, old) = table.by_cookie(1).unwrap();
+        assert_eq!(
+            (old.conn_ids.as_slice(), old.counters.bytes_egress),
+            (&[7][..], 100)
+        );
+        let new = table.get(&t).unwrap();
+        assert_eq!((new.cookie, new.pid, new.conn_ids.len()), (2, 11, 0));
+        assert_eq!(table.iter().count(), 2);
+    }
+
+    #[test]
+    fn closed_sockets_without_connections_are_forgotten_later() {
+        let mut table = SocketTable::default();
+        let kept = tuple("10.0.0.1:1", "10.0.0.2:443");
+        table.upsert(kept, 1, 0, "");
+        table.bind_connection(kept, 1);
+        table.close(1);
+        for port in 2..(CLOSED_KEPT as u16 + 10) {
+            let t = tuple(&format!("10.0.0.1:{port}"), "10.0.0.2:443");
+            table.upsert(t, u64::from(port), 0, "");
+            table.close(u64::from(port));
+        }
+        assert!(table.by_cookie(1).is_some_and(|(_, s)| s.closed));
+        assert!(table.by_cookie(2).is_none());
+        assert!(table.by_cookie(u64::from(CLOSED_KEPT as u16 + 9)).is_some());
+        assert_eq!(table.len(), CLOSED_KEPT + 1);
     }
 }

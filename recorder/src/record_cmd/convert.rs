@@ -12,10 +12,11 @@ use std::{
 };
 
 use spliff_formats::{
-    Connection, ConnectionRole, Direction, Handshake, HandshakeResult, Loss, LossCause, Process,
-    Record, TlsData as TraceTlsData, TlsLibrary, TraceWriter, WriteError,
+    Connection, ConnectionRole, Correlation, Direction, Handshake, HandshakeResult, Loss,
+    LossCause, Process, Record, TlsData as TraceTlsData, TlsLibrary, TraceWriter, WriteError,
 };
 
+use super::correlate::{CorrelationReport, Correlator, SocketUpdate};
 use super::process_info::{self, ProcInfo};
 use spliff_recorder::bpf::{Event, TlsConn, TlsDirection, TlsLossCause, TlsString, TlsStringKind};
 use spliff_recorder::net::socket_table::{FiveTuple, SocketTable};
@@ -64,8 +65,10 @@ pub struct Converter<W: Write> {
     library_paths: Vec<Vec<u8>>,
     /// What happened so far.
     pub stats: Stats,
-    /// Every socket known, for packet comments and connection counters.
+    /// Every socket known to the capture (the seam with the packet side).
     sockets: SocketTable,
+    /// TLS connections joined with their sockets.
+    correlator: Correlator,
 }
 
 impl<W: Write> std::fmt::Debug for Converter<W> {
@@ -103,17 +106,18 @@ impl<W: Write> Converter<W> {
             library_paths,
             stats: Stats::default(),
             sockets: SocketTable::default(),
+            correlator: Correlator::default(),
         }
+    }
+
+    /// Every socket the capture knows.
+    pub fn sockets(&mut self) -> &mut SocketTable {
+        &mut self.sockets
     }
 
     /// A library file hooked during the capture.
     pub fn add_library_path(&mut self, path: Vec<u8>) {
         self.library_paths.push(path);
-    }
-
-    /// The sockets known so far.
-    pub fn sockets(&mut self) -> &mut SocketTable {
-        &mut self.sockets
     }
 
     /// Writes a record produced outside the converter (interface events),
@@ -212,6 +216,7 @@ impl<W: Write> Converter<W> {
         let conn_id = self.next_conn_id;
         self.next_conn_id += 1;
         self.stats.connections += 1;
+        self.correlator.seen(conn_id, pid);
         let library_path = self.library_of(pid);
         self.write(
             ts_ns,
@@ -386,6 +391,11 @@ impl<W: Write> Converter<W> {
                 )?;
             }
             Event::TlsString(string) => self.conn_string(&string)?,
+            Event::TcpSocket(socket) => {
+                for update in self.correlator.socket(&mut self.sockets, &socket) {
+                    self.write_socket_update(socket.ts_ns, &update)?;
+                }
+            }
             Event::TlsClose(close) => {
                 let key = (close.pid, close.ssl);
                 if !self.conns.contains_key(&key) {
@@ -435,21 +445,12 @@ impl<W: Write> Converter<W> {
             Some(other) => ConnectionRole::Other(other),
             None => ConnectionRole::Unknown,
         };
-        let (local, remote) = info.addresses.unzip();
-        // The fd walk knows the socket too: packets of this connection get
-        // their process comment even before (or without) sock_ops.
-        if let Some((local, remote)) = info.addresses
-            && matches!(info.protocol, 6 | 17)
-        {
-            let tuple = FiveTuple {
-                protocol: info.protocol,
-                local,
-                remote,
-            };
-            self.sockets
-                .upsert(tuple, info.socket_cookie, info.pid, &info.comm);
-            self.sockets.bind_connection(tuple, conn_id);
-        }
+        // A socket closed before the probes looked has given its local port back (0): those
+        // addresses name no socket, and the cookie still finds the real one.
+        let addresses = info
+            .addresses
+            .filter(|(local, remote)| local.port() != 0 && remote.port() != 0);
+        let (local, remote) = addresses.unzip();
         self.write(
             info.ts_ns,
             &Record::Connection(Connection {
@@ -464,7 +465,63 @@ impl<W: Write> Converter<W> {
                 remote,
                 ..Connection::default()
             }),
+        )?;
+        let tuple = addresses.map(|(local, remote)| FiveTuple {
+            protocol: info.protocol,
+            local,
+            remote,
+        });
+        if let Some(update) = self.correlator.tls_conn(
+            &mut self.sockets,
+            conn_id,
+            info.pid,
+            &info.comm,
+            info.fd.is_some(),
+            info.socket_cookie,
+            tuple,
+        ) {
+            self.write_socket_update(info.ts_ns, &update)?;
+        }
+        Ok(())
+    }
+
+    /// A connection record with what is now known about a connection's socket.
+    fn write_socket_update(&mut self, ts_ns: u64, update: &SocketUpdate) -> Result<(), WriteError> {
+        self.write(
+            ts_ns,
+            &Record::Connection(Connection {
+                conn_id: update.conn_id,
+                pid: update.pid,
+                fd: -1,
+                socket_cookie: update.cookie,
+                ip_protocol: update.tuple.map_or(0, |t| t.protocol),
+                local: update.tuple.map(|t| t.local),
+                remote: update.tuple.map(|t| t.remote),
+                counters: update.counters,
+                ..Connection::default()
+            }),
         )
+    }
+
+    /// At the end of the capture: one connection record per TLS connection with its socket
+    /// and packet counters, then the correlation record.
+    pub fn finish_correlation(&mut self, ts_ns: u64) -> Result<CorrelationReport, WriteError> {
+        let (updates, report) = self.correlator.finish(&self.sockets);
+        for update in &updates {
+            if update.cookie != 0 || update.tuple.is_some() || !update.counters.is_empty() {
+                self.write_socket_update(ts_ns, update)?;
+            }
+        }
+        self.write(
+            ts_ns,
+            &Record::Correlation(Correlation {
+                tls_connections: report.tls_connections,
+                with_socket: report.with_socket,
+                with_packets: report.with_packets,
+                reasons: report.reasons.iter().map(|r| r.as_bytes()).collect(),
+            }),
+        )?;
+        Ok(report)
     }
 
     fn conn_string(&mut self, string: &TlsString) -> Result<(), WriteError> {
@@ -506,5 +563,147 @@ impl<W: Write> Converter<W> {
                 events,
             }),
         )
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::net::SocketAddr;
+
+    use spliff_formats::{CaptureId, ConnectionCounters, SectionInfo, TraceReader};
+    use spliff_recorder::bpf::{SocketOp, TcpSocket, TlsData};
+
+    use super::*;
+
+    const CLIENT: &str = "127.0.0.1:40000";
+    const SERVER: &str = "127.0.0.1:443";
+
+    fn addr(s: &str) -> SocketAddr {
+        s.parse().unwrap()
+    }
+
+    fn data(ts_ns: u64) -> Event {
+        Event::TlsData(TlsData {
+            ts_ns,
+            pid: 4_000_000,
+            tid: 4_000_000,
+            ssl: 0xabc,
+            direction: TlsDirection::Egress,
+            stream_offset: 0,
+            payload: b"GET / HTTP/1.1\r\n\r\n".to_vec(),
+        })
+    }
+
+    fn tls_conn(ts_ns: u64) -> Event {
+        // The fd walk ran before anyone asked for the cookie: tuple only.
+        Event::TlsConn(TlsConn {
+            ts_ns,
+            pid: 4_000_000,
+            tid: 4_000_000,
+            ssl: 0xabc,
+            comm: "curl".into(),
+            fd: Some(5),
+            socket_cookie: 0,
+            protocol: 6,
+            addresses: Some((addr(CLIENT), addr(SERVER))),
+            role: Some(1),
+        })
+    }
+
+    fn socket(ts_ns: u64, op: SocketOp) -> Event {
+        Event::TcpSocket(TcpSocket {
+            ts_ns,
+            pid: 0,
+            comm: String::new(),
+            cookie: 77,
+            op,
+            protocol: 6,
+            local: addr(CLIENT),
+            remote: addr(SERVER),
+        })
+    }
+
+    /// Converts `events` in this order, counts two packets, finishes; returns the trace.
+    fn convert(events: Vec<Event>) -> Vec<u8> {
+        let writer = TraceWriter::new(
+            Vec::new(),
+            &SectionInfo {
+                hardware: String::new(),
+                os: String::new(),
+                user_application: String::new(),
+            },
+            CaptureId([1; 16]),
+        )
+        .unwrap();
+        let mut converter = Converter::new(writer, Vec::new());
+        for event in events {
+            converter.event(event).unwrap();
+        }
+        converter
+            .sockets()
+            .count_packet(6, addr(CLIENT), addr(SERVER), 60);
+        converter
+            .sockets()
+            .count_packet(6, addr(SERVER), addr(CLIENT), 1500);
+        let report = converter.finish_correlation(1000).unwrap();
+        assert_eq!(report.with_packets, 1);
+        converter.into_writer().finish().unwrap()
+    }
+
+    #[test]
+    fn a_tls_record_before_its_socket_is_correlated_and_counted_in_any_order() {
+        let orders: [Vec<Event>; 3] = [
+            vec![data(1), tls_conn(2), socket(3, SocketOp::ActiveEstablished)],
+            vec![socket(1, SocketOp::Connect), data(2), tls_conn(3)],
+            vec![
+                data(1),
+                socket(2, SocketOp::State { old: 1, new: 7 }),
+                tls_conn(3),
+            ],
+        ];
+        for events in orders {
+            let bytes = convert(events);
+            let (records, errors) = TraceReader::new(&bytes).records_by_time();
+            assert!(errors.is_empty(), "{errors:?}");
+            let mut merged: Option<Connection<'_>> = None;
+            let mut correlation = None;
+            let mut data_records = 0;
+            for at in &records {
+                match &at.record {
+                    Record::Connection(c) => match &mut merged {
+                        Some(m) => m.merge(c),
+                        None => merged = Some(c.clone()),
+                    },
+                    Record::Correlation(c) => correlation = Some(c.clone()),
+                    Record::TlsData(_) => data_records += 1,
+                    _ => {}
+                }
+            }
+            assert_eq!(data_records, 1);
+            let c = merged.expect("connection records");
+            assert_eq!(
+                (c.socket_cookie, c.local, c.remote, c.ip_protocol),
+                (77, Some(addr(CLIENT)), Some(addr(SERVER)), 6)
+            );
+            assert_eq!(
+                c.counters,
+                ConnectionCounters {
+                    packets_egress: 1,
+                    packets_ingress: 1,
+                    bytes_egress: 60,
+                    bytes_ingress: 1500,
+                }
+            );
+            let correlation = correlation.expect("correlation record");
+            assert_eq!(
+                (
+                    correlation.tls_connections,
+                    correlation.with_socket,
+                    correlation.with_packets
+                ),
+                (1, 1, 1)
+            );
+            assert!(correlation.reasons.is_empty());
+        }
     }
 }

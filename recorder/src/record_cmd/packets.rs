@@ -29,7 +29,6 @@
 use std::{
     collections::{HashMap, HashSet, VecDeque},
     fs::File,
-    net::{IpAddr, SocketAddr},
     time::Duration,
 };
 
@@ -774,14 +773,9 @@ fn attach_hooks(
 /// `pid=1234 comm=curl conn=3` for each known socket the packet belongs
 /// to (two when both ends are local), counting the packet for them.
 fn owner_comment(sockets: &mut SocketTable, flow: PacketFlow) -> Option<String> {
-    let mut owners = sockets.count_packet(flow.protocol, flow.src, flow.dst, flow.ip_len);
-    if owners.is_empty() {
-        // A dual-stack socket (bound to ::) reports IPv4 peers as
-        // IPv4-mapped IPv6 addresses; the packet has plain IPv4.
-        if let (Some(src), Some(dst)) = (mapped(flow.src), mapped(flow.dst)) {
-            owners = sockets.count_packet(flow.protocol, src, dst, flow.ip_len);
-        }
-    }
+    // The table stores IPv4-mapped addresses (dual-stack sockets) as IPv4,
+    // as the packets carry them.
+    let owners = sockets.count_packet(flow.protocol, flow.src, flow.dst, flow.ip_len);
     let parts: Vec<String> = owners
         .iter()
         .map(|owner| {
@@ -808,16 +802,6 @@ fn owner_comment(sockets: &mut SocketTable, flow: PacketFlow) -> Option<String> 
         })
         .collect();
     (!parts.is_empty()).then(|| parts.join("; "))
-}
-
-fn mapped(addr: SocketAddr) -> Option<SocketAddr> {
-    match addr.ip() {
-        IpAddr::V4(v4) => Some(SocketAddr::new(
-            IpAddr::V6(v4.to_ipv6_mapped()),
-            addr.port(),
-        )),
-        IpAddr::V6(_) => None,
-    }
 }
 
 /// An interface record (name and detail as the format stores them).

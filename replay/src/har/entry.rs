@@ -4,7 +4,8 @@ use base64::Engine as _;
 use base64::engine::general_purpose::STANDARD as BASE64;
 
 use super::model::{
-    Content, Entry, LossRange, NameValue, PostData, Request, Response, Timings, WebSocketMessage,
+    Content, Entry, InformationalResponse, LossRange, NameValue, PostData, Request, Response,
+    Timings, WebSocketMessage,
 };
 use crate::body::{DecodeOptions, decode_body};
 use crate::exchange::{Exchange, Header, HttpVersion, WsOpcode};
@@ -173,6 +174,14 @@ pub(crate) fn build(
                     .unwrap_or_default(),
                 headers_size: resp.head_size.map_or(-1, |s| s as i64),
                 body_size: resp.body_wire_size as i64,
+                informational: resp
+                    .informational
+                    .iter()
+                    .map(|i| InformationalResponse {
+                        status: i64::from(i.status),
+                        headers: pairs(&i.headers),
+                    })
+                    .collect(),
             }
         }
         None => {
@@ -193,6 +202,7 @@ pub(crate) fn build(
                 redirect_url: String::new(),
                 headers_size: -1,
                 body_size: -1,
+                informational: Vec::new(),
             }
         }
     };

@@ -108,6 +108,20 @@ pub struct Response {
     /// Bytes of the body as received, -1 unknown.
     #[serde(rename = "bodySize")]
     pub body_size: i64,
+    /// Interim 1xx responses (`100 Continue`, `103 Early Hints`) that came before this one, in
+    /// order; absent when none. HAR has no place for them, and dropping them would hide what
+    /// the server actually sent.
+    #[serde(rename = "_informational", skip_serializing_if = "Vec::is_empty")]
+    pub informational: Vec<InformationalResponse>,
+}
+
+/// One interim 1xx response in `response._informational`.
+#[derive(Debug, Clone, Serialize)]
+pub struct InformationalResponse {
+    /// The 1xx status code.
+    pub status: i64,
+    /// Its header fields in wire order (`:status` first for HTTP/2).
+    pub headers: Vec<NameValue>,
 }
 
 /// `entry.timings`, in milliseconds; -1 where not applicable.
