@@ -56,6 +56,10 @@ struct View {
     tls_conns: BTreeSet<u64>,
     events: Vec<IfaceEvent>,
     stats: Vec<InterfaceStats>,
+    /// conn_id -> (packets out, packets in) from the connection's counters.
+    counters: BTreeMap<u64, (u64, u64)>,
+    /// The correlation record: (TLS connections, with socket, with packets).
+    correlation: Option<(u64, u64, u64)>,
 }
 
 fn tcp_flow(data: &[u8], linktype: u16) -> Option<(SocketAddr, SocketAddr)> {
@@ -110,6 +114,15 @@ fn read(path: &Path) -> View {
                     let slot = view.conns.entry(c.conn_id).or_default();
                     slot.0 = slot.0.or(c.local);
                     slot.1 = slot.1.or(c.remote);
+                    if !c.counters.is_empty() {
+                        view.counters.insert(
+                            c.conn_id,
+                            (c.counters.packets_egress, c.counters.packets_ingress),
+                        );
+                    }
+                }
+                Record::Correlation(c) => {
+                    view.correlation = Some((c.tls_connections, c.with_socket, c.with_packets));
                 }
                 Record::TlsData(d) => {
                     view.tls_conns.insert(d.conn_id);
@@ -248,7 +261,16 @@ fn veth_packets_of_each_request_carry_their_process_in_both_directions() {
     for (conn_id, local) in &conns {
         assert_eq!(local.ip().to_string(), "10.77.0.1");
         view.assert_flow_correlated("veth0", *conn_id, *local, server, "curl");
+        // The packets were counted for the connection, both ways.
+        let (out, inn) = view.counters.get(conn_id).copied().unwrap_or_default();
+        assert!(
+            out > 0 && inn > 0,
+            "connection {conn_id} counters: {out} out, {inn} in"
+        );
     }
+    // The capture says so itself: every TLS connection has its socket and
+    // its packets.
+    assert_eq!(view.correlation, Some((2, 2, 2)));
     // -i veth0: only that interface, with XDP ingress and TC egress.
     let names: BTreeSet<&str> = view.interfaces.values().map(|(n, _)| n.as_str()).collect();
     assert_eq!(names, BTreeSet::from(["spliff", "veth0"]));
@@ -371,6 +393,11 @@ fn vxlan_tunnel_traffic_is_correlated_through_tc() {
     // The inner packets, both directions, on the tunnel device: what XDP
     // alone never sees (it runs before decapsulation).
     view.assert_flow_correlated("vx0", conn_id, local, server, "curl");
+    assert_eq!(
+        view.correlation,
+        Some((1, 1, 1)),
+        "correlation through the tunnel"
+    );
     let hooks: Vec<HookKind> = view
         .events_of("vx0")
         .iter()
