@@ -45,7 +45,7 @@ use spliff_recorder::{
     net::{
         links::{Framing, Link, LinkChange, LinkWatcher},
         packet_headers::{PacketFlow, flow_of},
-        socket_table::{Flow, SocketTable},
+        socket_table::{FiveTuple, Flow, SocketTable, canonical},
     },
 };
 
@@ -636,7 +636,7 @@ impl Network {
             },
         };
         let comment = flow_of(&packet.data, framing)
-            .and_then(|flow| owner_comment(converter.sockets(), flow));
+            .and_then(|flow| owner_comment(converter.sockets(), flow, packet.socket_cookie));
         if comment.is_some() {
             self.stats.commented += 1;
         }
@@ -772,10 +772,28 @@ fn attach_hooks(
 
 /// `pid=1234 comm=curl conn=3` for each known socket the packet belongs
 /// to (two when both ends are local), counting the packet for them.
-fn owner_comment(sockets: &mut SocketTable, flow: PacketFlow) -> Option<String> {
+///
+/// `cookie` (TC egress: the sending socket) finds the owner when the
+/// headers do not: source NAT rewrites the packet before TC egress sees
+/// it, so its tuple is not the socket's any more.
+fn owner_comment(sockets: &mut SocketTable, flow: PacketFlow, cookie: u64) -> Option<String> {
     // The table stores IPv4-mapped addresses (dual-stack sockets) as IPv4,
     // as the packets carry them.
-    let owners = sockets.count_packet(flow.protocol, flow.src, flow.dst, flow.ip_len);
+    let sent = FiveTuple {
+        protocol: flow.protocol,
+        local: canonical(flow.src),
+        remote: canonical(flow.dst),
+    };
+    let by_headers = sockets.get(&sent).is_some() || sockets.get(&sent.reversed()).is_some();
+    let by_cookie = match cookie {
+        0 => None,
+        _ if by_headers => None,
+        cookie => sockets.by_cookie(cookie).map(|(tuple, _)| *tuple),
+    };
+    // Counted and described as the socket's own packet when only the
+    // cookie knows it.
+    let (src, dst) = by_cookie.map_or((flow.src, flow.dst), |t| (t.local, t.remote));
+    let owners = sockets.count_packet(flow.protocol, src, dst, flow.ip_len);
     let parts: Vec<String> = owners
         .iter()
         .map(|owner| {
@@ -826,7 +844,6 @@ fn event<'a>(
 #[cfg(test)]
 mod tests {
     use super::*;
-    use spliff_recorder::net::socket_table::FiveTuple;
 
     fn flow(src: &str, dst: &str) -> PacketFlow {
         PacketFlow {
@@ -848,16 +865,35 @@ mod tests {
         sockets.upsert(client, 7, 100, "curl");
         sockets.bind_connection(client, 3);
         sockets.upsert(client.reversed(), 8, 200, "nginx");
-        let comment = owner_comment(&mut sockets, flow("10.0.0.1:40000", "10.0.0.2:443"));
+        let comment = owner_comment(&mut sockets, flow("10.0.0.1:40000", "10.0.0.2:443"), 0);
         assert_eq!(
             comment.as_deref(),
             Some("pid=100 comm=curl conn=3 sent; pid=200 comm=nginx received")
         );
         assert_eq!(sockets.get(&client).unwrap().counters.packets_egress, 1);
         assert_eq!(
-            owner_comment(&mut sockets, flow("10.0.0.9:1", "10.0.0.2:443")),
+            owner_comment(&mut sockets, flow("10.0.0.9:1", "10.0.0.2:443"), 0),
             None
         );
+    }
+
+    #[test]
+    fn the_sending_sockets_cookie_finds_a_packet_rewritten_by_nat() {
+        let mut sockets = SocketTable::default();
+        let client = FiveTuple {
+            protocol: 6,
+            local: "172.17.0.2:40000".parse().unwrap(),
+            remote: "10.0.0.2:443".parse().unwrap(),
+        };
+        sockets.upsert(client, 7, 100, "curl");
+        // Source NAT ran before TC egress: the headers name another tuple.
+        let natted = flow("192.168.1.5:61000", "10.0.0.2:443");
+        assert_eq!(owner_comment(&mut sockets, natted, 0), None);
+        assert_eq!(
+            owner_comment(&mut sockets, natted, 7).as_deref(),
+            Some("pid=100 comm=curl sent")
+        );
+        assert_eq!(sockets.get(&client).unwrap().counters.packets_egress, 1);
     }
 
     #[test]
@@ -869,7 +905,7 @@ mod tests {
             remote: "[::ffff:10.0.0.1]:40000".parse().unwrap(),
         };
         sockets.upsert(server, 0, 200, "python3");
-        let comment = owner_comment(&mut sockets, flow("10.0.0.1:40000", "10.0.0.2:443"));
+        let comment = owner_comment(&mut sockets, flow("10.0.0.1:40000", "10.0.0.2:443"), 0);
         assert_eq!(comment.as_deref(), Some("pid=200 comm=python3 received"));
     }
 
