@@ -1,10 +1,15 @@
 #!/usr/bin/env bash
-# Benchmark of `spliff replay`: MB/s and peak RSS on a generated mixed HTTP/1.1 + HTTP/2 trace,
-# with 1 and 2 threads, side by side with tshark reading the same sessions in Wireshark form
-# (the replay's own pcapng output) and exporting the same fields. Not a test: numbers depend on
-# the machine. Results go to stdout; docs/BENCHMARKS.md records a run.
+# Benchmark of `spliff replay`: MB/s, peak RSS and peak anonymous memory on a generated mixed
+# HTTP/1.1 + HTTP/2 trace, with 1 and 2 threads, side by side with tshark reading the same
+# sessions in Wireshark form (the replay's own pcapng output) and exporting the same fields.
+# Not a test: numbers depend on the machine. Results go to stdout; docs/BENCHMARKS.md records a
+# run.
 #
 #   scripts/bench-replay.sh [trace size in MiB, default 1024] [tshark subset in MiB, default 256]
+#
+# SPLIFF_BEFORE=/path/to/old/spliff also measures that binary on the same traces, for a
+# before/after table from one run. BENCH_DIR keeps the traces between runs. Each line is the
+# best (shortest wall time) of BENCH_RUNS runs (default 3): the machine is usually shared.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 size="${1:-1024}"
@@ -21,32 +26,69 @@ trace="$work/bench-$size.pcapng"
 bytes=$(stat -c %s "$trace")
 printf 'trace: %s, %d bytes\n' "$trace" "$bytes"
 
-# One measurement: wall seconds and peak RSS (KiB) of a command, via GNU time.
-measure() {
-  local label="$1"; shift
-  /usr/bin/time -f '%e %M' -o "$work/time.txt" "$@" >/dev/null
-  read -r secs rss <"$work/time.txt"
-  awk -v l="$label" -v s="$secs" -v r="$rss" -v b="$bytes" \
-    'BEGIN { printf "%-34s %8.2f s %9.1f MB/s %8.0f MiB peak RSS\n", l, s, b / s / 1e6, r / 1024 }'
+runs="${BENCH_RUNS:-3}"
+
+# One measurement: wall seconds, CPU seconds and peak RSS (GNU time), and peak anonymous memory
+# (RssAnon polled every 10 ms: the mmap'd trace is file-backed and not in it). Outputs are
+# removed first, so that no run pays for truncating the previous one's file.
+measure_once() {
+  rm -f "$work"/out.* "$work/sub.har"
+  /usr/bin/time -f '%e %U %S %M' -o "$work/time.txt" "$@" >/dev/null &
+  local timer=$! pid="" anon=0 a
+  while kill -0 "$timer" 2>/dev/null; do
+    [ -n "$pid" ] || pid=$(pgrep -P "$timer" | head -n1 || true)
+    if [ -n "$pid" ]; then
+      a=$(awk '/^RssAnon:/ { print $2 }' "/proc/$pid/status" 2>/dev/null || true)
+      [ -n "$a" ] && [ "$a" -gt "$anon" ] && anon=$a
+    fi
+    sleep 0.01
+  done
+  wait "$timer"
+  echo "$(cat "$work/time.txt") $anon" >"$work/once.txt"
 }
 
-for threads in 1 2; do
-  export RAYON_NUM_THREADS=$threads
-  measure "replay -> HAR, $threads thread(s)" "$spliff" replay "$trace" -o "$work/out.har"
-  measure "replay -> text, $threads thread(s)" "$spliff" replay "$trace" -o "$work/out.txt"
-  measure "replay -> pcapng, $threads thread(s)" "$spliff" replay "$trace" -o "$work/out.pcapng"
+# The best of $runs runs; leaves its "wall user sys rss anon" in $work/time.txt.
+measure() {
+  local label="$1"; shift
+  : >"$work/runs.txt"
+  for _ in $(seq "$runs"); do
+    measure_once "$@"
+    cat "$work/once.txt" >>"$work/runs.txt"
+  done
+  sort -n "$work/runs.txt" | head -n1 >"$work/time.txt"
+  read -r secs user sys rss anon <"$work/time.txt"
+  awk -v l="$label" -v s="$secs" -v u="$user" -v k="$sys" -v r="$rss" -v a="$anon" -v b="$bytes" \
+    'BEGIN { printf "%-40s %7.2f s %8.1f MB/s %7.2f s CPU %6.0f MiB RSS %6.0f MiB anon\n",
+             l, s, b / s / 1e6, u + k, r / 1024, a / 1024 }'
+}
+
+bins=("$spliff")
+[ -n "${SPLIFF_BEFORE:-}" ] && bins+=("$SPLIFF_BEFORE")
+for bin in "${bins[@]}"; do
+  tag=$([ "$bin" = "$spliff" ] && echo "" || echo " [before]")
+  for threads in 1 2; do
+    export RAYON_NUM_THREADS=$threads
+    measure "replay -> HAR, $threads thread(s)$tag" "$bin" replay "$trace" -o "$work/out.har"
+    entries=$(grep -o '"startedDateTime"' "$work/out.har" | wc -l)
+    measure "replay -> text, $threads thread(s)$tag" "$bin" replay "$trace" -o "$work/out.txt"
+    measure "replay -> pcapng, $threads thread(s)$tag" "$bin" replay "$trace" -o "$work/out.pcapng"
+  done
+  unset RAYON_NUM_THREADS
 done
-unset RAYON_NUM_THREADS
-printf 'entries in the HAR: %s\n' "$(grep -o '"startedDateTime"' "$work/out.har" | wc -l)"
+printf 'entries in the HAR: %s\n' "$entries"
 
 # tshark on the same sessions, on a subset (tshark's reassembly state grows with the file):
 # the first $tshark_size MiB of plaintext, replayed to pcapng, then method/URI/status/host and
 # the HTTP/2 header fields, which is what the HAR carries.
 sub="$work/bench-$tshark_size.pcapng"
 [ -f "$sub" ] || "$gen" "$tshark_size" "$sub"
-"$spliff" replay "$sub" -o "$work/sub.pcapng"
+"$spliff" replay "$sub" -o "$work/sub.pcapng"  # tshark's input, kept across measurements
 bytes=$(stat -c %s "$sub")
 measure "spliff replay -> HAR ($tshark_size MiB)" "$spliff" replay "$sub" -o "$work/sub.har"
+read -r spliff_secs _ <"$work/time.txt"
 measure "tshark fields ($tshark_size MiB)" tshark -r "$work/sub.pcapng" -T fields \
   -e frame.number -e http.request.method -e http.request.uri -e http.response.code -e http.host \
   -e http2.header.name -e http2.header.value -e http.file_data -e http2.data.data
+read -r tshark_secs _ <"$work/time.txt"
+awk -v a="$spliff_secs" -v b="$tshark_secs" \
+  'BEGIN { printf "spliff (2 threads) is %.1fx as fast as tshark on the same sessions\n", b / a }'

@@ -10,8 +10,10 @@ use spliff_formats::{ReadError, TraceFile};
 use spliff_replay::ReplayOptions;
 use spliff_replay::body::DecodeOptions;
 use spliff_replay::filter::{Filter, UrlPattern};
-use spliff_replay::pipeline::{Progress, replay};
-use spliff_replay::text::TextOptions;
+use spliff_replay::har::HarSink;
+use spliff_replay::pcapng::{PcapngOptions, PcapngSink};
+use spliff_replay::pipeline::{BatchLimits, Progress, ReplaySummary, Sink, replay_to};
+use spliff_replay::text::{TextOptions, TextSink};
 
 use crate::cli::{ColorChoice, ReplayArgs, ReplayFormat};
 
@@ -60,11 +62,14 @@ pub fn run(args: &ReplayArgs) -> anyhow::Result<ExitCode> {
     let trace = TraceFile::open(&args.trace)
         .with_context(|| format!("cannot open trace {}", args.trace.display()))?;
     let to_stdout = args.output.as_deref().is_none_or(|p| p.as_os_str() == "-");
-    let mut out: Box<dyn Write> = if to_stdout {
-        Box::new(BufWriter::new(std::io::stdout().lock()))
+    // Send: the replay writes from whichever pool thread merges. Large buffer: HAR and pcapng
+    // outputs are as large as the trace.
+    let mut out: Box<dyn Write + Send> = if to_stdout {
+        Box::new(BufWriter::with_capacity(1 << 20, std::io::stdout()))
     } else {
         let p = args.output.as_deref().unwrap_or(Path::new("-"));
-        Box::new(BufWriter::new(
+        Box::new(BufWriter::with_capacity(
+            1 << 20,
             File::create(p).with_context(|| format!("cannot create {}", p.display()))?,
         ))
     };
@@ -102,22 +107,22 @@ pub fn run(args: &ReplayArgs) -> anyhow::Result<ExitCode> {
             }
         }
     };
-    let mut replayed = replay(trace.bytes(), &ReplayOptions::default(), &progress);
-    if let Some(bar) = &bar {
-        bar.finish_and_clear();
-    }
     let filter = Filter {
         pids: args.pids.clone(),
         comms: args.comms.clone(),
         hosts: args.hosts.clone(),
         urls: args.urls.iter().map(|u| UrlPattern::new(u)).collect(),
     };
-    filter.apply(&mut replayed);
     let decode = DecodeOptions {
         max_decoded_len: args.max_body,
     };
-    match format {
-        ReplayFormat::Har => spliff_replay::har::write_har(&replayed, &decode, &mut out),
+    let summary = match format {
+        ReplayFormat::Har => run_sink(
+            trace.bytes(),
+            &progress,
+            &HarSink { filter, decode },
+            &mut out,
+        ),
         ReplayFormat::Text => {
             let color = match args.color {
                 ColorChoice::Always => true,
@@ -130,25 +135,55 @@ pub fn run(args: &ReplayArgs) -> anyhow::Result<ExitCode> {
                 compact: args.compact,
                 color,
             };
-            spliff_replay::text::write_exchanges(&replayed, &options, &decode, &mut out)
+            run_sink(
+                trace.bytes(),
+                &progress,
+                &TextSink {
+                    filter,
+                    options,
+                    decode,
+                },
+                &mut out,
+            )
         }
-        ReplayFormat::Pcapng => spliff_replay::pcapng::write_pcapng(
-            &replayed,
-            &spliff_replay::pcapng::PcapngOptions::default(),
+        ReplayFormat::Pcapng => run_sink(
+            trace.bytes(),
+            &progress,
+            &PcapngSink::new(PcapngOptions::default()),
             &mut out,
         ),
-        ReplayFormat::Records => Ok(()),
+        ReplayFormat::Records => Ok(ReplaySummary::default()),
     }
     .context("writing the output failed")?;
     out.flush().context("writing the output failed")?;
-    for note in &replayed.unattributed_loss {
+    if let Some(bar) = &bar {
+        bar.finish_and_clear();
+    }
+    for note in &summary.unattributed_loss {
         eprintln!("spliff: warning: {}: {note}", args.trace.display());
     }
-    let nothing_read = replayed.connections.is_empty();
-    let failed = report(&args.trace, &replayed.errors, nothing_read);
+    let nothing_read = summary.connections == 0;
+    let failed = report(&args.trace, &summary.errors, nothing_read);
     Ok(if failed {
         ExitCode::FAILURE
     } else {
         ExitCode::SUCCESS
     })
+}
+
+/// Streams the replay of `trace` through `sink`.
+fn run_sink<S: Sink>(
+    trace: &[u8],
+    progress: &(dyn Fn(Progress) + Sync),
+    sink: &S,
+    out: &mut (dyn Write + Send),
+) -> std::io::Result<ReplaySummary> {
+    replay_to(
+        trace,
+        &ReplayOptions::default(),
+        BatchLimits::default(),
+        progress,
+        sink,
+        out,
+    )
 }

@@ -4,6 +4,7 @@
 //! sizes and hashes stay faithful; sinks call into this module when they want
 //! the representation a browser would show.
 
+use std::borrow::Cow;
 use std::fmt;
 use std::io::{self, Read};
 
@@ -135,6 +136,28 @@ pub fn decode_content(
         current = Some(decoded);
     }
     Ok(current.unwrap_or_else(|| body.to_vec()))
+}
+
+/// [`decode_content`], borrowing `body` when there is nothing to undo (no coding, or only
+/// `identity`): the common case, and bodies are the bulk of a replay.
+pub fn decode_content_cow<'b>(
+    codings: &[ContentCoding],
+    body: &'b [u8],
+    options: &DecodeOptions,
+) -> Result<Cow<'b, [u8]>, BodyError> {
+    if codings.iter().all(|c| *c == ContentCoding::Identity) {
+        return Ok(Cow::Borrowed(body));
+    }
+    decode_content(codings, body, options).map(Cow::Owned)
+}
+
+/// [`decode_body`], borrowing `body` when there is nothing to undo.
+pub fn decode_body_cow<'b>(
+    headers: &[Header],
+    body: &'b [u8],
+    options: &DecodeOptions,
+) -> Result<Cow<'b, [u8]>, BodyError> {
+    decode_content_cow(&content_codings(headers), body, options)
 }
 
 /// Decodes `body` according to the `Content-Encoding` fields in `headers`.

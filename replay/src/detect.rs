@@ -42,7 +42,7 @@ pub struct Detection {
     pub evidence: Evidence,
 }
 
-fn first_run(stream: &DirectionStream) -> &[u8] {
+fn first_run<'s>(stream: &'s DirectionStream<'_>) -> &'s [u8] {
     stream.runs().next().map_or(&[][..], |(_, b)| b)
 }
 

@@ -91,7 +91,7 @@ impl Filter {
     }
 
     /// Drops the exchanges this filter does not keep from the output order.
-    pub fn apply(&self, replayed: &mut Replayed) {
+    pub fn apply(&self, replayed: &mut Replayed<'_>) {
         if self.is_empty() {
             return;
         }

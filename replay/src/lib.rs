@@ -53,13 +53,13 @@ impl Default for ReplayOptions {
 
 /// Both directions of one connection, as the trace layer assembled them.
 #[derive(Debug, Clone, Default)]
-pub struct ConnectionStreams {
+pub struct ConnectionStreams<'a> {
     /// ALPN protocol negotiated by TLS, if the trace recorded it (`b"h2"`).
     pub alpn: Option<Vec<u8>>,
     /// Client-to-server plaintext.
-    pub request: DirectionStream,
+    pub request: DirectionStream<'a>,
     /// Server-to-client plaintext.
-    pub response: DirectionStream,
+    pub response: DirectionStream<'a>,
     /// Whether the trace saw the connection close. When it did not, a body
     /// delimited by connection close, or an open stream, is reported as
     /// possibly truncated.
@@ -82,7 +82,7 @@ pub struct Reconstruction {
 ///
 /// Never panics and is deterministic: the same input gives the same output,
 /// whatever the piece boundaries (timestamps aside).
-pub fn reconstruct(conn: &ConnectionStreams, options: &ReplayOptions) -> Reconstruction {
+pub fn reconstruct(conn: &ConnectionStreams<'_>, options: &ReplayOptions) -> Reconstruction {
     let detection = detect(conn.alpn.as_deref(), &conn.request, &conn.response);
     let (exchanges, mut notes) = match detection.protocol {
         Protocol::Http1 => {

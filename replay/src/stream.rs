@@ -5,6 +5,7 @@
 //! see pieces: they see maximal contiguous runs of bytes, the holes between them,
 //! and can ask which timestamp carried any byte position.
 
+use std::borrow::Cow;
 use std::fmt;
 
 /// Which direction of a connection some bytes travelled in.
@@ -40,17 +41,18 @@ impl fmt::Display for Side {
     }
 }
 
-/// One record of a direction's plaintext, as the trace layer hands it over.
+/// One record of a direction's plaintext, as the trace layer hands it over. Data borrows from
+/// the trace (usually a memory map), so indexing a trace copies no plaintext.
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub enum Piece {
+pub enum Piece<'a> {
     /// Bytes that were read or written at `ts_ns`.
     Data {
         /// Byte offset of `bytes[0]` within this direction's plaintext stream.
         offset: u64,
         /// Kernel monotonic time of the read/write that produced these bytes.
         ts_ns: u64,
-        /// The plaintext.
-        bytes: Vec<u8>,
+        /// The plaintext; borrowed from the trace when it can be.
+        bytes: Cow<'a, [u8]>,
     },
     /// Bytes the recorder knows it lost (a loss record).
     Gap {
@@ -87,13 +89,14 @@ impl Hole {
     }
 }
 
+/// Bytes of a run: borrowed when one piece carried them all, copied only to join pieces.
 #[derive(Debug, Clone)]
-struct Run {
+struct Run<'a> {
     offset: u64,
-    data: Vec<u8>,
+    data: Cow<'a, [u8]>,
 }
 
-impl Run {
+impl Run<'_> {
     fn end(&self) -> u64 {
         self.offset + self.data.len() as u64
     }
@@ -113,8 +116,8 @@ struct Stamp {
 /// mid-connection), not a hole: [`DirectionStream::start`] tells where the view
 /// begins. A hole is only reported between the first and last captured offset.
 #[derive(Debug, Clone, Default)]
-pub struct DirectionStream {
-    runs: Vec<Run>,
+pub struct DirectionStream<'a> {
+    runs: Vec<Run<'a>>,
     stamps: Vec<Stamp>,
     holes: Vec<Hole>,
     start: u64,
@@ -122,15 +125,15 @@ pub struct DirectionStream {
     overlapped_bytes: u64,
 }
 
-impl DirectionStream {
+impl<'a> DirectionStream<'a> {
     /// Assembles pieces into a stream.
     ///
     /// Pieces may come in any order. Where data pieces overlap, the piece with the
     /// lower offset (then the earlier one in the input) wins and the overlap is
     /// counted in [`DirectionStream::overlapped_bytes`]; data always wins over a
     /// loss record covering the same bytes.
-    pub fn from_pieces<I: IntoIterator<Item = Piece>>(pieces: I) -> DirectionStream {
-        let mut data: Vec<(u64, u64, Vec<u8>)> = Vec::new();
+    pub fn from_pieces<I: IntoIterator<Item = Piece<'a>>>(pieces: I) -> DirectionStream<'a> {
+        let mut data: Vec<(u64, u64, Cow<'a, [u8]>)> = Vec::new();
         let mut gaps: Vec<(u64, u64, u64, String)> = Vec::new();
         for piece in pieces {
             match piece {
@@ -142,7 +145,13 @@ impl DirectionStream {
                     // A piece running past u64::MAX cannot be addressed; keep what fits.
                     let room = u64::MAX - offset;
                     if (bytes.len() as u64) > room {
-                        bytes.truncate(room as usize);
+                        bytes = match bytes {
+                            Cow::Borrowed(b) => Cow::Borrowed(&b[..room as usize]),
+                            Cow::Owned(mut v) => {
+                                v.truncate(room as usize);
+                                Cow::Owned(v)
+                            }
+                        };
                     }
                     if !bytes.is_empty() {
                         data.push((offset, ts_ns, bytes));
@@ -166,9 +175,24 @@ impl DirectionStream {
         data.sort_by_key(|d| d.0);
         gaps.sort_by_key(|g| g.0);
 
+        // Where the run each piece joins will end, so that a run joined from many records is
+        // copied once into a buffer of its final size rather than regrown record by record.
+        let mut run_end = vec![0u64; data.len()];
+        let mut group = 0;
+        let mut covered = 0u64;
+        for (i, d) in data.iter().enumerate() {
+            if i > 0 && d.0 > covered {
+                run_end[group..i].fill(covered);
+                group = i;
+            }
+            let end = d.0 + d.2.len() as u64;
+            covered = if i == group { end } else { covered.max(end) };
+        }
+        run_end[group..].fill(covered);
+
         let mut stream = DirectionStream::default();
-        for (offset, ts_ns, bytes) in data {
-            stream.place_data(offset, ts_ns, bytes);
+        for ((offset, ts_ns, bytes), run_end) in data.into_iter().zip(run_end) {
+            stream.place_data(offset, ts_ns, bytes, run_end);
         }
 
         let data_start = stream.runs.first().map(|r| r.offset);
@@ -187,26 +211,39 @@ impl DirectionStream {
         stream
     }
 
-    fn place_data(&mut self, mut offset: u64, ts_ns: u64, bytes: Vec<u8>) {
-        let mut slice = &bytes[..];
+    fn place_data(&mut self, mut offset: u64, ts_ns: u64, bytes: Cow<'a, [u8]>, run_end: u64) {
+        let mut skip = 0usize;
         if let Some(last) = self.runs.last() {
             let covered_to = last.end();
             if offset < covered_to {
-                let skip = (covered_to - offset).min(slice.len() as u64);
-                self.overlapped_bytes += skip;
-                slice = &slice[skip as usize..];
-                offset += skip;
-                if slice.is_empty() {
+                let overlap = (covered_to - offset).min(bytes.len() as u64);
+                self.overlapped_bytes += overlap;
+                skip = overlap as usize;
+                offset += overlap;
+                if skip == bytes.len() {
                     return;
                 }
             }
         }
         match self.runs.last_mut() {
-            Some(run) if run.end() == offset => run.data.extend_from_slice(slice),
-            _ => self.runs.push(Run {
-                offset,
-                data: slice.to_vec(),
-            }),
+            Some(run) if run.end() == offset => {
+                if let Cow::Borrowed(first) = run.data {
+                    let mut joined = Vec::with_capacity((run_end - run.offset) as usize);
+                    joined.extend_from_slice(first);
+                    run.data = Cow::Owned(joined);
+                }
+                run.data.to_mut().extend_from_slice(&bytes[skip..]);
+            }
+            _ => {
+                let data = match bytes {
+                    Cow::Borrowed(b) => Cow::Borrowed(&b[skip..]),
+                    Cow::Owned(mut v) => {
+                        v.drain(..skip);
+                        Cow::Owned(v)
+                    }
+                };
+                self.runs.push(Run { offset, data });
+            }
         }
         // Consecutive pieces of one write share a timestamp; one stamp suffices.
         if self.stamps.last().map(|s| s.ts_ns) != Some(ts_ns) || self.starts_run(offset) {
@@ -333,7 +370,7 @@ impl DirectionStream {
 }
 
 fn compute_holes(
-    runs: &[Run],
+    runs: &[Run<'_>],
     gaps: &[(u64, u64, u64, String)],
     start: u64,
     end: u64,
@@ -370,11 +407,11 @@ fn compute_holes(
 mod tests {
     use super::*;
 
-    fn data(offset: u64, ts_ns: u64, bytes: &[u8]) -> Piece {
+    fn data(offset: u64, ts_ns: u64, bytes: &[u8]) -> Piece<'_> {
         Piece::Data {
             offset,
             ts_ns,
-            bytes: bytes.to_vec(),
+            bytes: bytes.into(),
         }
     }
 

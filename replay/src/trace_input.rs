@@ -113,19 +113,19 @@ impl ConnectionInfo {
 
 /// One connection, ready for reconstruction.
 #[derive(Debug, Clone)]
-pub struct TraceConnection {
+pub struct TraceConnection<'a> {
     /// Metadata.
     pub info: ConnectionInfo,
     /// Both plaintext streams.
-    pub streams: ConnectionStreams,
+    pub streams: ConnectionStreams<'a>,
 }
 
 /// The connections of a trace and the problems met reading it.
 #[derive(Debug, Default)]
-pub struct TraceContents {
+pub struct TraceContents<'a> {
     /// Connections ordered by first timestamp, then key: the same trace always gives the same
     /// order.
-    pub connections: Vec<TraceConnection>,
+    pub connections: Vec<TraceConnection<'a>>,
     /// Read errors in file order (the last may be fatal, e.g. a torn tail).
     pub errors: Vec<ReadError>,
     /// Losses the trace could not attribute to a connection.
@@ -134,16 +134,63 @@ pub struct TraceContents {
     pub records: u64,
 }
 
-#[derive(Default)]
+#[derive(Debug, Default)]
 struct Building<'a> {
     conn: Option<spliff_formats::Connection<'a>>,
     first_ts: Option<u64>,
-    egress: Vec<Piece>,
-    ingress: Vec<Piece>,
+    egress: Vec<Piece<'a>>,
+    ingress: Vec<Piece<'a>>,
     handshake: Option<(u64, u64)>,
     notes: Vec<String>,
     /// Process id seen on data records, for connections without a connection record.
     data_pid: u32,
+    data_len: u64,
+}
+
+/// A connection as indexed: what its records said, and its pieces still borrowed from the
+/// trace. Nothing is assembled until [`TraceIndex::assemble`], so a whole trace can be indexed
+/// in memory proportional to its number of records, not its bytes.
+#[derive(Debug)]
+pub struct PendingConnection<'a> {
+    key: ConnectionKey,
+    b: Building<'a>,
+}
+
+impl PendingConnection<'_> {
+    /// Identity.
+    pub fn key(&self) -> ConnectionKey {
+        self.key
+    }
+
+    /// Earliest timestamp of any of its records.
+    pub fn first_ts_ns(&self) -> u64 {
+        self.b.first_ts.unwrap_or(0)
+    }
+
+    /// Open time from its connection record, when recorded.
+    pub fn open_ns(&self) -> Option<u64> {
+        self.b.conn.as_ref().map(|c| c.open_ns).filter(|&t| t != 0)
+    }
+
+    /// Plaintext bytes in its data records (both directions, overlaps counted twice).
+    pub fn data_len(&self) -> u64 {
+        self.b.data_len
+    }
+}
+
+/// A trace read once: its connections, not yet assembled, in output order.
+#[derive(Debug, Default)]
+pub struct TraceIndex<'a> {
+    /// Connections ordered by first timestamp, then key.
+    pub connections: Vec<PendingConnection<'a>>,
+    /// Read errors in file order (the last may be fatal, e.g. a torn tail).
+    pub errors: Vec<ReadError>,
+    /// Losses the trace could not attribute to a connection.
+    pub unattributed_loss: Vec<String>,
+    /// Number of spliff records read.
+    pub records: u64,
+    processes: BTreeMap<(CaptureId, u32), spliff_formats::Process<'a>>,
+    clocks: BTreeMap<CaptureId, ClockMap>,
 }
 
 fn lossy(b: &[u8]) -> String {
@@ -162,125 +209,151 @@ fn cause_text(cause: LossCause) -> &'static str {
 
 /// Reads a whole trace into connections. Never fails: problems are collected in
 /// [`TraceContents::errors`] and everything readable is kept.
-pub fn read_connections(trace: &[u8]) -> TraceContents {
-    let mut out = TraceContents::default();
-    let mut building: BTreeMap<ConnectionKey, Building<'_>> = BTreeMap::new();
-    let mut processes: BTreeMap<(CaptureId, u32), spliff_formats::Process<'_>> = BTreeMap::new();
-    let mut clocks: BTreeMap<CaptureId, ClockMap> = BTreeMap::new();
+pub fn read_connections(trace: &[u8]) -> TraceContents<'_> {
+    let mut index = TraceIndex::read(trace);
+    let pending = std::mem::take(&mut index.connections);
+    TraceContents {
+        connections: pending.into_iter().map(|c| index.assemble(c)).collect(),
+        errors: index.errors,
+        unattributed_loss: index.unattributed_loss,
+        records: index.records,
+    }
+}
 
-    for entry in TraceReader::new(trace) {
-        let r = match entry {
-            Ok(Entry::Record(r)) => r,
-            Ok(_) => continue,
-            Err(e) => {
-                out.errors.push(e);
-                continue;
-            }
-        };
-        out.records += 1;
-        let key = |conn_id| ConnectionKey {
-            capture_id: r.capture_id,
-            conn_id,
-        };
-        let touch = |b: &mut Building<'_>| {
-            b.first_ts = Some(b.first_ts.map_or(r.ts_ns, |t| t.min(r.ts_ns)));
-        };
-        match r.record {
-            Record::CaptureInfo(c) => {
-                clocks.entry(r.capture_id).or_insert(ClockMap {
-                    kernel_ns: r.ts_ns,
-                    wall_ns: c.wall_clock_ns,
-                });
-            }
-            Record::Process(p) => {
-                processes.insert((r.capture_id, p.pid), p);
-            }
-            Record::Connection(c) => {
-                let b = building.entry(key(c.conn_id)).or_default();
-                touch(b);
-                match &mut b.conn {
-                    Some(known) => known.merge(&c),
-                    None => b.conn = Some(c),
-                }
-            }
-            Record::TlsData(d) => {
-                let b = building.entry(key(d.conn_id)).or_default();
-                touch(b);
-                if b.data_pid == 0 {
-                    b.data_pid = d.pid;
-                }
-                let piece = Piece::Data {
-                    offset: d.stream_offset,
-                    ts_ns: r.ts_ns,
-                    bytes: d.payload.to_vec(),
-                };
-                match d.direction {
-                    Direction::Egress => b.egress.push(piece),
-                    Direction::Ingress => b.ingress.push(piece),
-                }
-            }
-            // Network-side facts: the text records view shows them; exchanges do not need them.
-            Record::Interface(_) | Record::Correlation(_) => {}
-            Record::Handshake(h) => {
-                let b = building.entry(key(h.conn_id)).or_default();
-                touch(b);
-                if h.end_ns != 0 {
-                    b.handshake = Some((h.start_ns, h.end_ns));
-                }
-            }
-            Record::Loss(l) => {
-                let what = format!(
-                    "{} bytes lost at offset {} ({}, {} events)",
-                    l.length,
-                    l.stream_offset,
-                    cause_text(l.cause),
-                    l.events
-                );
-                if l.conn_id == 0 {
-                    out.unattributed_loss
-                        .push(format!("{what}, pid {} (no connection known)", l.pid));
+impl<'a> TraceIndex<'a> {
+    /// Indexes a trace: one pass over its records, no plaintext copied. Never fails: problems
+    /// are collected in [`TraceIndex::errors`] and everything readable is kept.
+    pub fn read(trace: &'a [u8]) -> TraceIndex<'a> {
+        let mut out = TraceIndex::default();
+        let mut building: BTreeMap<ConnectionKey, Building<'a>> = BTreeMap::new();
+
+        for entry in TraceReader::new(trace) {
+            let r = match entry {
+                Ok(Entry::Record(r)) => r,
+                Ok(_) => continue,
+                Err(e) => {
+                    out.errors.push(e);
                     continue;
                 }
-                let b = building.entry(key(l.conn_id)).or_default();
-                touch(b);
-                match (l.direction, l.length) {
-                    (Some(dir), len) if len > 0 => {
-                        let gap = Piece::Gap {
-                            offset: l.stream_offset,
-                            len,
-                            ts_ns: r.ts_ns,
-                            reason: cause_text(l.cause).to_string(),
-                        };
-                        match dir {
-                            Direction::Egress => b.egress.push(gap),
-                            Direction::Ingress => b.ingress.push(gap),
-                        }
+            };
+            out.records += 1;
+            let key = |conn_id| ConnectionKey {
+                capture_id: r.capture_id,
+                conn_id,
+            };
+            let touch = |b: &mut Building<'_>| {
+                b.first_ts = Some(b.first_ts.map_or(r.ts_ns, |t| t.min(r.ts_ns)));
+            };
+            match r.record {
+                Record::CaptureInfo(c) => {
+                    out.clocks.entry(r.capture_id).or_insert(ClockMap {
+                        kernel_ns: r.ts_ns,
+                        wall_ns: c.wall_clock_ns,
+                    });
+                }
+                Record::Process(p) => {
+                    out.processes.insert((r.capture_id, p.pid), p);
+                }
+                Record::Connection(c) => {
+                    let b = building.entry(key(c.conn_id)).or_default();
+                    touch(b);
+                    match &mut b.conn {
+                        Some(known) => known.merge(&c),
+                        None => b.conn = Some(c),
                     }
-                    _ => b.notes.push(format!(
-                        "data lost without a known byte range: {} events ({})",
-                        l.events,
-                        cause_text(l.cause)
-                    )),
+                }
+                Record::TlsData(d) => {
+                    let b = building.entry(key(d.conn_id)).or_default();
+                    touch(b);
+                    if b.data_pid == 0 {
+                        b.data_pid = d.pid;
+                    }
+                    b.data_len += d.payload.len() as u64;
+                    let piece = Piece::Data {
+                        offset: d.stream_offset,
+                        ts_ns: r.ts_ns,
+                        bytes: d.payload.into(),
+                    };
+                    match d.direction {
+                        Direction::Egress => b.egress.push(piece),
+                        Direction::Ingress => b.ingress.push(piece),
+                    }
+                }
+                // Network-side facts: the text records view shows them; exchanges do not need
+                // them.
+                Record::Interface(_) | Record::Correlation(_) => {}
+                Record::Handshake(h) => {
+                    let b = building.entry(key(h.conn_id)).or_default();
+                    touch(b);
+                    if h.end_ns != 0 {
+                        b.handshake = Some((h.start_ns, h.end_ns));
+                    }
+                }
+                Record::Loss(l) => {
+                    let what = format!(
+                        "{} bytes lost at offset {} ({}, {} events)",
+                        l.length,
+                        l.stream_offset,
+                        cause_text(l.cause),
+                        l.events
+                    );
+                    if l.conn_id == 0 {
+                        out.unattributed_loss
+                            .push(format!("{what}, pid {} (no connection known)", l.pid));
+                        continue;
+                    }
+                    let b = building.entry(key(l.conn_id)).or_default();
+                    touch(b);
+                    match (l.direction, l.length) {
+                        (Some(dir), len) if len > 0 => {
+                            let gap = Piece::Gap {
+                                offset: l.stream_offset,
+                                len,
+                                ts_ns: r.ts_ns,
+                                reason: cause_text(l.cause).to_string(),
+                            };
+                            match dir {
+                                Direction::Egress => b.egress.push(gap),
+                                Direction::Ingress => b.ingress.push(gap),
+                            }
+                        }
+                        _ => b.notes.push(format!(
+                            "data lost without a known byte range: {} events ({})",
+                            l.events,
+                            cause_text(l.cause)
+                        )),
+                    }
                 }
             }
         }
+
+        let mut connections: Vec<PendingConnection<'a>> = building
+            .into_iter()
+            .map(|(key, mut b)| {
+                // Growth slack would otherwise stay allocated until the connection is rebuilt.
+                b.egress.shrink_to_fit();
+                b.ingress.shrink_to_fit();
+                PendingConnection { key, b }
+            })
+            .collect();
+        connections.sort_by_key(|c| (c.first_ts_ns(), c.key));
+        out.connections = connections;
+        out
     }
 
-    let mut connections: Vec<TraceConnection> = building
-        .into_iter()
-        .map(|(key, b)| finish(key, b, &processes, &clocks))
-        .collect();
-    connections.sort_by_key(|c| (c.info.first_ts_ns, c.info.key));
-    out.connections = connections;
-    out
+    /// Assembles a connection's streams and metadata (copying plaintext only where a run of
+    /// bytes spans several records).
+    pub fn assemble(&self, pending: PendingConnection<'a>) -> TraceConnection<'a> {
+        finish(pending.key, pending.b, &self.processes, &self.clocks)
+    }
 }
 
-fn finish(
+fn finish<'a>(
     key: ConnectionKey,
-    b: Building<'_>,
+    b: Building<'a>,
     processes: &BTreeMap<(CaptureId, u32), spliff_formats::Process<'_>>,
     clocks: &BTreeMap<CaptureId, ClockMap>,
-) -> TraceConnection {
+) -> TraceConnection<'a> {
     let conn = b.conn.unwrap_or_default();
     let pid = if conn.pid != 0 { conn.pid } else { b.data_pid };
     let process = processes.get(&(key.capture_id, pid)).map(|p| ProcessInfo {
@@ -346,7 +419,7 @@ fn finish(
 
 /// Whether a stream's first bytes look like the start of an HTTP request: the HTTP/2 client
 /// preface, or an HTTP/1 method token followed by a space.
-fn looks_like_request(s: &DirectionStream) -> bool {
+fn looks_like_request(s: &DirectionStream<'_>) -> bool {
     let head = s.contiguous(s.start());
     if head.starts_with(b"PRI * HTTP/2.0") {
         return true;
@@ -357,7 +430,10 @@ fn looks_like_request(s: &DirectionStream) -> bool {
 
 /// For connections whose role was not recorded: the direction whose bytes start like a
 /// request, defaulting to egress (the recorded process as client, the common case).
-fn guess_request_direction(egress: &DirectionStream, ingress: &DirectionStream) -> Direction {
+fn guess_request_direction(
+    egress: &DirectionStream<'_>,
+    ingress: &DirectionStream<'_>,
+) -> Direction {
     if looks_like_request(ingress) && !looks_like_request(egress) {
         Direction::Ingress
     } else {

@@ -155,11 +155,11 @@ mod tests {
     use super::*;
     use crate::stream::Piece;
 
-    fn stream(bytes: Vec<u8>) -> DirectionStream {
+    fn stream(bytes: Vec<u8>) -> DirectionStream<'static> {
         DirectionStream::from_pieces([Piece::Data {
             offset: 0,
             ts_ns: 5,
-            bytes,
+            bytes: bytes.into(),
         }])
     }
 

@@ -87,7 +87,7 @@ fn protocol_inputs_reconstruct_without_panicking() {
             let piece = |bytes: Vec<u8>| Piece::Data {
                 offset: 0,
                 ts_ns: 1,
-                bytes,
+                bytes: bytes.into(),
             };
             let streams = ConnectionStreams {
                 alpn: Some(alpn.to_vec()),

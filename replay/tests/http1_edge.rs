@@ -373,7 +373,7 @@ fn non_http_bytes_give_no_exchanges() {
         request: DirectionStream::from_pieces([Piece::Data {
             offset: 0,
             ts_ns: 1,
-            bytes: vec![0xde, 0xad, 0xbe, 0xef, 0x00, 0x01],
+            bytes: vec![0xde, 0xad, 0xbe, 0xef, 0x00, 0x01].into(),
         }]),
         response: DirectionStream::default(),
         closed: true,

@@ -47,11 +47,11 @@ fn encode(enc: &mut loona_hpack::Encoder<'_>, headers: &[(&str, String)]) -> Vec
     enc.encode(headers.iter().map(|(n, v)| (n.as_bytes(), v.as_bytes())))
 }
 
-fn one(ts: u64, bytes: Vec<u8>) -> Vec<Piece> {
+fn one(ts: u64, bytes: Vec<u8>) -> Vec<Piece<'static>> {
     vec![Piece::Data {
         offset: 0,
         ts_ns: ts,
-        bytes,
+        bytes: bytes.into(),
     }]
 }
 
@@ -427,7 +427,7 @@ fn mid_connection_frames_are_detected_without_alpn_or_preface() {
         vec![Piece::Data {
             offset: 90_000,
             ts_ns: 5,
-            bytes: resp,
+            bytes: resp.into(),
         }],
     );
     assert_eq!(r.detection.protocol, Protocol::Http2);

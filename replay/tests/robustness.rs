@@ -14,7 +14,7 @@ fn offset() -> impl Strategy<Value = u64> {
     prop_oneof![4 => 0u64..4096, 1 => (u64::MAX - 4096)..=u64::MAX]
 }
 
-fn piece() -> impl Strategy<Value = Piece> {
+fn piece() -> impl Strategy<Value = Piece<'static>> {
     let bytes = prop_oneof![
         proptest::collection::vec(any::<u8>(), 0..512),
         // Mostly-valid starts reach deeper into the parsers.
@@ -36,7 +36,11 @@ fn piece() -> impl Strategy<Value = Piece> {
     ];
     prop_oneof![
         4 => (offset(), any::<u64>(), bytes)
-            .prop_map(|(offset, ts_ns, bytes)| Piece::Data { offset, ts_ns, bytes }),
+            .prop_map(|(offset, ts_ns, bytes)| Piece::Data {
+                offset,
+                ts_ns,
+                bytes: bytes.into(),
+            }),
         1 => (offset(), any::<u64>(), any::<u64>())
             .prop_map(|(offset, len, ts_ns)| Piece::Gap { offset, len, ts_ns, reason: "fuzz".into() }),
     ]
@@ -87,10 +91,10 @@ fn seeds() -> [(Vec<u8>, Vec<u8>); 2] {
 
 fn streams(
     alpn: Option<Vec<u8>>,
-    req: Vec<Piece>,
-    resp: Vec<Piece>,
+    req: Vec<Piece<'static>>,
+    resp: Vec<Piece<'static>>,
     closed: bool,
-) -> ConnectionStreams {
+) -> ConnectionStreams<'static> {
     ConnectionStreams {
         alpn,
         request: DirectionStream::from_pieces(req),

@@ -2,6 +2,10 @@
 //! `bench_trace SIZE_MB PATH`. Real `h2` conversations and keep-alive HTTP/1.1 exchanges are
 //! generated once and written again and again with fresh connection ids and later timestamps,
 //! streaming to disk (memory stays small whatever the size).
+//!
+//! Both protocols carry real bodies: HTTP/1.1 text bodies and, every fourth response, a binary
+//! one (written to HAR as base64); HTTP/2 24 KiB responses on 16 multiplexed streams, with one
+//! 4 kB header (a large cookie's worth) in Huffman-coded HPACK.
 
 use std::io::BufWriter;
 use std::net::SocketAddr;
@@ -13,21 +17,32 @@ use spliff_formats::{
 
 type Writes = Vec<(u64, Direction, Vec<u8>)>;
 
-fn http1_conversation(body_len: usize, requests: usize) -> Writes {
-    let body: Vec<u8> = (0..body_len).map(|i| b'a' + (i % 26) as u8).collect();
+fn http1_conversation(body_len: usize, binary_len: usize, requests: usize) -> Writes {
+    let text: Vec<u8> = (0..body_len).map(|i| b'a' + (i % 26) as u8).collect();
+    // Not UTF-8 (a PNG signature, then bytes of every value).
+    let binary: Vec<u8> = b"\x89PNG\r\n\x1a\n"
+        .iter()
+        .copied()
+        .chain((0..binary_len).map(|i| (i * 131 % 251) as u8))
+        .collect();
     let mut out = Vec::new();
     for i in 0..requests {
         let t = i as u64 * 1_000_000;
+        let (path, ctype, body) = if i % 4 == 3 {
+            (format!("/img/{i}.png"), "image/png", &binary)
+        } else {
+            (format!("/asset/{i}.js"), "application/javascript", &text)
+        };
         let req = format!(
-            "GET /asset/{i}.js HTTP/1.1\r\nHost: bench.test\r\nUser-Agent: bench/1\r\nAccept: */*\r\n\r\n"
+            "GET {path} HTTP/1.1\r\nHost: bench.test\r\nUser-Agent: bench/1\r\nAccept: */*\r\n\r\n"
         );
         out.push((t, Direction::Egress, req.into_bytes()));
         let mut resp = format!(
-            "HTTP/1.1 200 OK\r\nContent-Type: application/javascript\r\nContent-Length: {}\r\n\r\n",
+            "HTTP/1.1 200 OK\r\nContent-Type: {ctype}\r\nContent-Length: {}\r\n\r\n",
             body.len()
         )
         .into_bytes();
-        resp.extend_from_slice(&body);
+        resp.extend_from_slice(body);
         // As a client reads it: 16 KiB at a time.
         for (k, chunk) in resp.chunks(16 * 1024).enumerate() {
             out.push((t + 100_000 + k as u64, Direction::Ingress, chunk.to_vec()));
@@ -40,9 +55,8 @@ fn main() {
     let mut args = std::env::args().skip(1);
     let size_mb: u64 = args.next().and_then(|s| s.parse().ok()).unwrap_or(1024);
     let path = args.next().unwrap_or_else(|| "bench.pcapng".into());
-    // 16 streams, one 40 kB header block (HEADERS + CONTINUATION). Larger response bodies made
-    // the in-process h2 pair stall, so HTTP/2 volume comes from headers here.
-    let h2 = spliff_tests::h2gen::conversation(16, 40_000, 0);
+    // 16 streams of 24 KiB responses, one 4 kB request header.
+    let h2 = spliff_tests::h2gen::conversation_with_bodies(16, 4_000, 24 << 10, 0);
     let mut h2_writes: Writes = h2
         .client
         .iter()
@@ -54,7 +68,7 @@ fn main() {
         )
         .collect();
     h2_writes.sort_by_key(|w| w.0);
-    let h1_writes = http1_conversation(8 * 1024, 12);
+    let h1_writes = http1_conversation(8 * 1024, 32 * 1024, 12);
 
     let file = std::fs::File::create(&path).expect("create output");
     let mut w = TraceWriter::new(

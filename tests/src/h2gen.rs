@@ -11,6 +11,9 @@ use std::task::{Context, Poll};
 use bytes::Bytes;
 use tokio::io::{AsyncRead, AsyncWrite, ReadBuf};
 
+/// Flow-control window of both peers in [`conversation_with_bodies`].
+const WIDE_WINDOW: u32 = 16 << 20;
+
 /// One write of one side: logical time (ns) and bytes.
 pub type Write = (u64, Vec<u8>);
 
@@ -82,6 +85,19 @@ pub struct H2Conversation {
 /// connection; the first request carries an `x-big` header of `big_header_len` bytes (forcing
 /// CONTINUATION frames), and every response carries a `grpc-status` trailer.
 pub fn conversation(streams: usize, big_header_len: usize, start_ns: u64) -> H2Conversation {
+    conversation_with_bodies(streams, big_header_len, 0, start_ns)
+}
+
+/// Like [`conversation`], with responses of `response_body_len` bytes of text each (0: the
+/// short default reply, and default settings). With bodies, flow-control windows are opened
+/// wide on both sides: the client reads no response before it has sent every request, so
+/// default windows would stall large bodies.
+pub fn conversation_with_bodies(
+    streams: usize,
+    big_header_len: usize,
+    response_body_len: usize,
+    start_ns: u64,
+) -> H2Conversation {
     let rt = tokio::runtime::Builder::new_current_thread()
         .enable_time()
         .build()
@@ -106,8 +122,14 @@ pub fn conversation(streams: usize, big_header_len: usize, start_ns: u64) -> H2C
             .collect();
 
         let server = tokio::spawn(async move {
-            let mut conn = h2::server::Builder::new()
-                .max_header_list_size(1 << 20)
+            let mut builder = h2::server::Builder::new();
+            builder.max_header_list_size(1 << 20);
+            if response_body_len > 0 {
+                builder
+                    .initial_window_size(WIDE_WINDOW)
+                    .initial_connection_window_size(WIDE_WINDOW);
+            }
+            let mut conn = builder
                 .handshake::<_, Bytes>(s)
                 .await
                 .expect("server handshake");
@@ -122,8 +144,13 @@ pub fn conversation(streams: usize, big_header_len: usize, start_ns: u64) -> H2C
                         let _ = body.flow_control().release_capacity(chunk.len());
                         got.extend_from_slice(&chunk);
                     }
-                    let reply =
-                        format!("response to {path}: {} bytes received\n", got.len()).repeat(3);
+                    let line = format!("response to {path}: {} bytes received\n", got.len());
+                    let reply = if response_body_len == 0 {
+                        line.repeat(3)
+                    } else {
+                        line.repeat(response_body_len / line.len() + 1)[..response_body_len]
+                            .to_string()
+                    };
                     let resp = http::Response::builder()
                         .status(200)
                         .header("content-type", "text/plain")
@@ -139,7 +166,13 @@ pub fn conversation(streams: usize, big_header_len: usize, start_ns: u64) -> H2C
             }
         });
 
-        let (client, conn) = h2::client::Builder::new()
+        let mut builder = h2::client::Builder::new();
+        if response_body_len > 0 {
+            builder
+                .initial_window_size(WIDE_WINDOW)
+                .initial_connection_window_size(WIDE_WINDOW);
+        }
+        let (client, conn) = builder
             .handshake::<_, Bytes>(c)
             .await
             .expect("client handshake");

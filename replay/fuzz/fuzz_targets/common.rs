@@ -8,14 +8,14 @@ use spliff_replay::pipeline::{Replayed, ReplayedConnection};
 use spliff_replay::trace_input::{ClockMap, ConnectionInfo, ConnectionKey};
 use spliff_replay::{ConnectionStreams, DirectionStream, Piece, ReplayOptions, reconstruct};
 
-fn pieces(bytes: &[u8], piece: usize, gap: Option<(u64, u64)>) -> Vec<Piece> {
+fn pieces(bytes: &[u8], piece: usize, gap: Option<(u64, u64)>) -> Vec<Piece<'_>> {
     let mut out: Vec<Piece> = bytes
         .chunks(piece.max(1))
         .enumerate()
         .map(|(i, c)| Piece::Data {
             offset: (i * piece.max(1)) as u64,
             ts_ns: 1_000 + i as u64,
-            bytes: c.to_vec(),
+            bytes: c.into(),
         })
         .collect();
     if let Some((at, len)) = gap {

@@ -1,5 +1,7 @@
 //! One exchange of one connection → one HAR entry.
 
+use std::borrow::Cow;
+
 use base64::Engine as _;
 use base64::engine::general_purpose::STANDARD as BASE64;
 
@@ -7,7 +9,7 @@ use super::model::{
     Content, Entry, InformationalResponse, LossRange, NameValue, PostData, Request, Response,
     Timings, WebSocketMessage,
 };
-use crate::body::{DecodeOptions, decode_body};
+use crate::body::{DecodeOptions, decode_body_cow};
 use crate::exchange::{Exchange, Header, HttpVersion, WsOpcode};
 use crate::pipeline::{exchange_start_ns, exchange_url};
 use crate::stream::Side;
@@ -31,11 +33,18 @@ fn header<'a>(headers: &'a [Header], name: &str) -> Option<&'a [u8]> {
     crate::exchange::find_header(headers, name)
 }
 
-/// A body as HAR text: UTF-8 as it is, anything else base64.
-fn body_text(body: &[u8]) -> (String, Option<&'static str>) {
-    match std::str::from_utf8(body) {
-        Ok(s) => (s.to_string(), None),
-        Err(_) => (BASE64.encode(body), Some("base64")),
+/// A body as HAR text: UTF-8 as it is (borrowed, or taken over when owned), anything else
+/// base64.
+fn cow_body_text(body: Cow<'_, [u8]>) -> (Cow<'_, str>, Option<&'static str>) {
+    match body {
+        Cow::Borrowed(b) => match std::str::from_utf8(b) {
+            Ok(s) => (Cow::Borrowed(s), None),
+            Err(_) => (Cow::Owned(BASE64.encode(b)), Some("base64")),
+        },
+        Cow::Owned(v) => match String::from_utf8(v) {
+            Ok(s) => (Cow::Owned(s), None),
+            Err(e) => (Cow::Owned(BASE64.encode(e.as_bytes())), Some("base64")),
+        },
     }
 }
 
@@ -102,18 +111,18 @@ fn response_cookies(headers: &[Header]) -> Vec<NameValue> {
 }
 
 /// Builds the entry. `first_on_connection` says whether the TLS handshake time belongs to it.
-pub(crate) fn build(
-    ex: &Exchange,
+pub(crate) fn build<'a>(
+    ex: &'a Exchange,
     info: &ConnectionInfo,
     first_on_connection: bool,
     decode: &DecodeOptions,
-) -> Entry {
+) -> Entry<'a> {
     let mut incomplete = ex.incomplete.clone();
     let url = exchange_url(ex, info);
     let method = ex.request.method.as_deref().map(text).unwrap_or_default();
     let req = &ex.request;
     let post_data = (!req.body.is_empty()).then(|| {
-        let (text, encoding) = body_text(&req.body);
+        let (text, encoding) = cow_body_text(Cow::Borrowed(&req.body));
         PostData {
             mime_type: header(&req.headers, "content-type")
                 .map(self::text)
@@ -139,13 +148,13 @@ pub(crate) fn build(
             let mime_type = header(&resp.headers, "content-type")
                 .map(text)
                 .unwrap_or_default();
-            let decoded = match decode_body(&resp.headers, &resp.body, decode) {
+            let decoded = match decode_body_cow(&resp.headers, &resp.body, decode) {
                 Ok(d) => d,
                 Err(e) => {
                     incomplete.push(format!(
                         "response body could not be decoded ({e}); content holds it as received"
                     ));
-                    resp.body.clone()
+                    Cow::Borrowed(&resp.body[..])
                 }
             };
             let size = decoded.len() as i64;
@@ -153,7 +162,7 @@ pub(crate) fn build(
             let (body, encoding) = if decoded.is_empty() {
                 (None, None)
             } else {
-                let (t, e) = body_text(&decoded);
+                let (t, e) = cow_body_text(decoded);
                 (Some(t), e)
             };
             Response {

@@ -2,6 +2,8 @@
 //! HAR crate's, because those cannot carry the extensions. Field order is the serialisation
 //! order, so output is byte-stable.
 
+use std::borrow::Cow;
+
 use serde::Serialize;
 
 /// `log.creator`.
@@ -24,12 +26,12 @@ pub struct NameValue {
 
 /// `request.postData`.
 #[derive(Debug, Clone, Serialize)]
-pub struct PostData {
+pub struct PostData<'a> {
     /// Content-Type of the request body, empty when absent.
     #[serde(rename = "mimeType")]
     pub mime_type: String,
     /// The body; base64 when `_encoding` says so.
-    pub text: String,
+    pub text: Cow<'a, str>,
     /// `base64` when the body is not UTF-8 (HAR has no encoding field for postData).
     #[serde(rename = "_encoding", skip_serializing_if = "Option::is_none")]
     pub encoding: Option<&'static str>,
@@ -37,7 +39,7 @@ pub struct PostData {
 
 /// `entry.request`.
 #[derive(Debug, Clone, Serialize)]
-pub struct Request {
+pub struct Request<'a> {
     /// Method, e.g. `GET`.
     pub method: String,
     /// Absolute URL.
@@ -54,7 +56,7 @@ pub struct Request {
     pub query_string: Vec<NameValue>,
     /// The request body, when there is one.
     #[serde(rename = "postData", skip_serializing_if = "Option::is_none")]
-    pub post_data: Option<PostData>,
+    pub post_data: Option<PostData<'a>>,
     /// Bytes of the request head, -1 unknown (HTTP/2: -1, headers are compressed).
     #[serde(rename = "headersSize")]
     pub headers_size: i64,
@@ -65,7 +67,7 @@ pub struct Request {
 
 /// `response.content`.
 #[derive(Debug, Clone, Serialize)]
-pub struct Content {
+pub struct Content<'a> {
     /// Decoded size in bytes.
     pub size: i64,
     /// Bytes saved by content-encoding (wire size smaller than decoded), when positive.
@@ -76,7 +78,7 @@ pub struct Content {
     pub mime_type: String,
     /// The decoded body (base64 when `encoding` says so); absent when empty.
     #[serde(skip_serializing_if = "Option::is_none")]
-    pub text: Option<String>,
+    pub text: Option<Cow<'a, str>>,
     /// `base64` when the text is base64.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub encoding: Option<&'static str>,
@@ -84,7 +86,7 @@ pub struct Content {
 
 /// `entry.response`.
 #[derive(Debug, Clone, Serialize)]
-pub struct Response {
+pub struct Response<'a> {
     /// Status code; 0 when no response was captured.
     pub status: i64,
     /// Reason phrase (HTTP/1) or empty.
@@ -98,7 +100,7 @@ pub struct Response {
     /// Header fields in wire order.
     pub headers: Vec<NameValue>,
     /// The body.
-    pub content: Content,
+    pub content: Content<'a>,
     /// `Location` header, empty when absent.
     #[serde(rename = "redirectURL")]
     pub redirect_url: String,
@@ -170,16 +172,16 @@ pub struct WebSocketMessage {
 
 /// One HAR entry.
 #[derive(Debug, Clone, Serialize)]
-pub struct Entry {
+pub struct Entry<'a> {
     /// Wall-clock time of the first request byte, RFC 3339 with nanoseconds, UTC.
     #[serde(rename = "startedDateTime")]
     pub started_date_time: String,
     /// Sum of the timings that are not -1, ms.
     pub time: f64,
     /// The request.
-    pub request: Request,
+    pub request: Request<'a>,
     /// The response.
-    pub response: Response,
+    pub response: Response<'a>,
     /// Always empty: spliff sees no cache.
     pub cache: serde_json::Map<String, serde_json::Value>,
     /// Phase timings.

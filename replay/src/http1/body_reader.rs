@@ -105,7 +105,7 @@ mod tests {
     use super::*;
     use crate::stream::Piece;
 
-    fn stream(pieces: Vec<Piece>) -> DirectionStream {
+    fn stream(pieces: Vec<Piece<'static>>) -> DirectionStream<'static> {
         DirectionStream::from_pieces(pieces)
     }
 
@@ -115,7 +115,7 @@ mod tests {
             Piece::Data {
                 offset: 0,
                 ts_ns: 1,
-                bytes: b"0123".to_vec(),
+                bytes: b"0123"[..].into(),
             },
             Piece::Gap {
                 offset: 4,
@@ -126,7 +126,7 @@ mod tests {
             Piece::Data {
                 offset: 7,
                 ts_ns: 3,
-                bytes: b"789NEXT".to_vec(),
+                bytes: b"789NEXT"[..].into(),
             },
         ]);
         let b = read_fixed(&s, 0, 10);
@@ -142,7 +142,7 @@ mod tests {
         let s = stream(vec![Piece::Data {
             offset: 0,
             ts_ns: 1,
-            bytes: b"abc".to_vec(),
+            bytes: b"abc"[..].into(),
         }]);
         let b = read_fixed(&s, 1, u64::MAX);
         assert_eq!(b.body, b"bc");

@@ -23,7 +23,7 @@ enum Line<'a> {
     TooLong,
 }
 
-fn read_line(stream: &DirectionStream, at: u64) -> Line<'_> {
+fn read_line<'s>(stream: &'s DirectionStream<'_>, at: u64) -> Line<'s> {
     let bytes = stream.contiguous(at);
     let window = &bytes[..bytes.len().min(MAX_SIZE_LINE)];
     match window.iter().position(|&b| b == b'\n') {
@@ -181,11 +181,11 @@ mod tests {
     use super::*;
     use crate::stream::Piece;
 
-    fn one(bytes: &[u8]) -> DirectionStream {
+    fn one(bytes: &[u8]) -> DirectionStream<'_> {
         DirectionStream::from_pieces([Piece::Data {
             offset: 0,
             ts_ns: 0,
-            bytes: bytes.to_vec(),
+            bytes: bytes.into(),
         }])
     }
 
@@ -236,7 +236,7 @@ mod tests {
             Piece::Data {
                 offset: 0,
                 ts_ns: 0,
-                bytes: b"8\r\nab".to_vec(),
+                bytes: b"8\r\nab"[..].into(),
             },
             Piece::Gap {
                 offset: 5,
@@ -247,7 +247,7 @@ mod tests {
             Piece::Data {
                 offset: 9,
                 ts_ns: 2,
-                bytes: b"gh\r\n0\r\n\r\n".to_vec(),
+                bytes: b"gh\r\n0\r\n\r\n"[..].into(),
             },
         ]);
         let b = read_chunked(&s, 0);
@@ -259,7 +259,7 @@ mod tests {
             Piece::Data {
                 offset: 0,
                 ts_ns: 0,
-                bytes: b"2\r\nab\r\n1".to_vec(),
+                bytes: b"2\r\nab\r\n1"[..].into(),
             },
             Piece::Gap {
                 offset: 8,
@@ -270,7 +270,7 @@ mod tests {
             Piece::Data {
                 offset: 12,
                 ts_ns: 2,
-                bytes: b"GET / HTTP/1.1\r\n\r\n".to_vec(),
+                bytes: b"GET / HTTP/1.1\r\n\r\n"[..].into(),
             },
         ]);
         let b = read_chunked(&s, 0);

@@ -59,7 +59,7 @@ impl<H> Unit<H> {
 /// Position in one direction plus what kind of messages it carries.
 #[derive(Debug)]
 pub(crate) struct Cursor<'a> {
-    pub stream: &'a DirectionStream,
+    pub stream: &'a DirectionStream<'a>,
     pub pos: u64,
     kind: StartLine,
     /// Bytes skipped before the first message because the capture began

@@ -127,7 +127,7 @@ pub(crate) fn looks_like_frames(stream: &DirectionStream) -> bool {
 
 /// Frames one direction. A direction captured from byte 0 must start with its
 /// preface (client magic, or the server's SETTINGS) to be trusted as such.
-pub(crate) fn frame_stream(stream: &DirectionStream, side: Side) -> Framed<'_> {
+pub(crate) fn frame_stream<'s>(stream: &'s DirectionStream<'_>, side: Side) -> Framed<'s> {
     let mut out = Framed::default();
     if stream.is_empty() && stream.holes().is_empty() {
         return out;
@@ -260,7 +260,11 @@ pub(crate) fn frame_stream(stream: &DirectionStream, side: Side) -> Framed<'_> {
 
 /// A frame at `pos` whose payload meets missing bytes. Returns where to go on,
 /// the event, and whether the next frame boundary is known.
-fn damaged(stream: &DirectionStream, pos: u64, head: FrameHead) -> (u64, Event<'_>, bool) {
+fn damaged<'s>(
+    stream: &'s DirectionStream<'_>,
+    pos: u64,
+    head: FrameHead,
+) -> (u64, Event<'s>, bool) {
     let frame_end = pos.saturating_add(head.total_len());
     let mut at = pos + FRAME_HEADER_LEN as u64;
     let mut parts = Vec::new();
@@ -333,11 +337,11 @@ mod tests {
         frame(0, 0, stream_id, payload)
     }
 
-    fn one_run(offset: u64, bytes: Vec<u8>) -> DirectionStream {
+    fn one_run(offset: u64, bytes: Vec<u8>) -> DirectionStream<'static> {
         DirectionStream::from_pieces([Piece::Data {
             offset,
             ts_ns: 1,
-            bytes,
+            bytes: bytes.into(),
         }])
     }
 
@@ -386,11 +390,12 @@ mod tests {
         // Server preface (15 bytes), then a DATA frame whose payload loses 4 bytes.
         let mut first = [settings(), data(1, b"0123456789")].concat();
         let second = first.split_off(27);
+        let second_piece = [&second[4..], &data(1, b"more")[..]].concat();
         let s = DirectionStream::from_pieces([
             Piece::Data {
                 offset: 0,
                 ts_ns: 1,
-                bytes: first,
+                bytes: first.into(),
             },
             Piece::Gap {
                 offset: 27,
@@ -401,7 +406,7 @@ mod tests {
             Piece::Data {
                 offset: 31,
                 ts_ns: 3,
-                bytes: [&second[4..], &data(1, b"more")[..]].concat(),
+                bytes: second_piece.into(),
             },
         ]);
         let f = frame_stream(&s, Side::Response);
@@ -420,11 +425,12 @@ mod tests {
         after.extend(settings());
         after.extend(data(1, b"a"));
         after.extend(data(1, b"b"));
+        let before = settings();
         let s = DirectionStream::from_pieces([
             Piece::Data {
                 offset: 0,
                 ts_ns: 1,
-                bytes: settings(),
+                bytes: before.into(),
             },
             Piece::Gap {
                 offset: 15,
@@ -435,7 +441,7 @@ mod tests {
             Piece::Data {
                 offset: 115,
                 ts_ns: 3,
-                bytes: after,
+                bytes: after.into(),
             },
         ]);
         let f = frame_stream(&s, Side::Response);

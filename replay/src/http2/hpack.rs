@@ -1,6 +1,6 @@
-//! One HPACK decoder per direction: loona-hpack while we have seen every header
-//! block since the connection began, the loss-tolerant [`partial`] decoder from
-//! the first moment we have not.
+//! One HPACK decoder per direction: the full-context [`decoder`] while we have seen every
+//! header block since the connection began, the loss-tolerant [`partial`] decoder from the
+//! first moment we have not.
 //!
 //! Table-size semantics: SETTINGS_HEADER_TABLE_SIZE sent by endpoint X bounds
 //! the table X's *decoder* uses, i.e. the headers X receives, which are the
@@ -12,6 +12,8 @@
 //! caller passes the largest value the receiving peer advertised over the
 //! connection (at least the 4096 default) as the bound, capped for memory.
 
+pub(crate) mod decoder;
+pub(crate) mod huffman;
 pub(crate) mod partial;
 pub(crate) mod static_table;
 
@@ -34,7 +36,7 @@ pub(crate) enum BlockOutcome {
 }
 
 enum State {
-    InSync(loona_hpack::Decoder<'static>),
+    InSync(decoder::Decoder),
     Lost { table: PartialTable, reason: String },
 }
 
@@ -65,13 +67,8 @@ impl HeaderDecoder {
     /// least `table_size`.
     pub(crate) fn new(table_size: usize, bound: usize, max_list_bytes: usize) -> HeaderDecoder {
         let bound = bound.max(table_size);
-        let mut decoder = loona_hpack::Decoder::new();
-        decoder.set_max_allowed_table_size(bound);
-        if table_size != DEFAULT_TABLE_SIZE {
-            decoder.set_max_table_size(table_size);
-        }
         HeaderDecoder {
-            state: State::InSync(decoder),
+            state: State::InSync(decoder::Decoder::new(table_size, bound)),
             bound,
             max_list_bytes,
         }
@@ -115,14 +112,14 @@ impl HeaderDecoder {
                 let mut over = false;
                 // Indexed fields cost one byte each but may name a large entry;
                 // stop collecting at the cap instead of amplifying the block.
-                let result = decoder.decode_with_cb(block, |name, value| {
+                let result = decoder.decode(block, |name, value| {
                     list_bytes = list_bytes.saturating_add(name.len() + value.len() + 32);
                     if list_bytes > max_list_bytes {
                         over = true;
                     } else {
                         headers.push(Header {
-                            name: name.into_owned(),
-                            value: value.into_owned(),
+                            name: name.to_vec(),
+                            value: value.to_vec(),
                         });
                     }
                 });
@@ -174,14 +171,14 @@ mod tests {
         blocks: &[(&str, Vec<Header>)],
         final_table: &[(&str, &str)],
     ) {
-        let mut loona = HeaderDecoder::new(table_size, table_size, 1 << 20);
+        let mut in_sync = HeaderDecoder::new(table_size, table_size, 1 << 20);
         let mut partial = PartialTable::empty(table_size, table_size);
         for (i, (wire, expected)) in blocks.iter().enumerate() {
             let wire = hex(wire);
             assert_eq!(
-                loona.decode(&wire),
+                in_sync.decode(&wire),
                 BlockOutcome::Decoded(expected.clone()),
-                "loona block {i}"
+                "in-sync block {i}"
             );
             assert_eq!(
                 partial.decode(&wire, 1 << 20),
@@ -440,13 +437,13 @@ mod tests {
         #![proptest_config(proptest::prelude::ProptestConfig { cases: 200, ..Default::default() })]
 
         #[test]
-        fn full_knowledge_partial_table_equals_loona(lists in proptest::collection::vec(header_list(), 1..25)) {
+        fn full_knowledge_partial_table_equals_in_sync(lists in proptest::collection::vec(header_list(), 1..25)) {
             let blocks = encode_all(&lists);
-            let mut loona = HeaderDecoder::new(DEFAULT_TABLE_SIZE, DEFAULT_TABLE_SIZE, 1 << 20);
+            let mut in_sync = HeaderDecoder::new(DEFAULT_TABLE_SIZE, DEFAULT_TABLE_SIZE, 1 << 20);
             let mut partial = PartialTable::empty(DEFAULT_TABLE_SIZE, DEFAULT_TABLE_SIZE);
             for (block, list) in blocks.iter().zip(&lists) {
                 let expected: Vec<Header> = list.iter().map(|(n, v)| Header::new(n.clone(), v.clone())).collect();
-                proptest::prop_assert_eq!(loona.decode(block), BlockOutcome::Decoded(expected.clone()));
+                proptest::prop_assert_eq!(in_sync.decode(block), BlockOutcome::Decoded(expected.clone()));
                 proptest::prop_assert_eq!(partial.decode(block, 1 << 20), Outcome::Complete(expected));
             }
         }

@@ -12,8 +12,9 @@
 //! - Bytes the trace lost leave a sequence gap (Wireshark: "previous segment not captured")
 //!   and the next segment's comment says how many bytes were lost and why.
 //!
-//! Packets are planned as small descriptors, sorted by time across connections, then built
-//! one at a time: the output holds no copy of the plaintext beyond one packet.
+//! Packets of a connection are planned as small descriptors, sorted by time, then built; the
+//! connections' packets are merged by time ([`PcapngSink`] streams them through
+//! [`crate::pipeline::replay_to`]).
 
 mod tcp;
 
@@ -21,6 +22,7 @@ use std::borrow::Cow;
 use std::collections::BTreeSet;
 use std::io::{self, Write};
 use std::net::{IpAddr, Ipv4Addr, SocketAddr};
+use std::sync::Mutex;
 use std::time::Duration;
 
 use pcap_file::pcapng::PcapNgWriter;
@@ -33,8 +35,9 @@ use pcap_file::pcapng::blocks::section_header::{SectionHeaderBlock, SectionHeade
 use pcap_file::{DataLink, Endianness};
 
 use crate::detect::Protocol;
-use crate::pipeline::{Replayed, ReplayedConnection};
+use crate::pipeline::{Item, Replayed, ReplayedConnection, Sink};
 use crate::stream::DirectionStream;
+use crate::trace_input::PendingConnection;
 
 /// The server port written in place of the recorded one: Wireshark's HTTP dissector claims
 /// port 80, and its HTTP dissector hands the HTTP/2 preface to the HTTP/2 dissector.
@@ -90,13 +93,15 @@ struct Planned {
     what: What,
 }
 
-struct Flow {
+/// Addresses and first-packet comment of one connection's synthetic session.
+#[derive(Debug, Clone)]
+pub struct Flow {
     client: SocketAddr,
     server: SocketAddr,
     comment: String,
 }
 
-fn stream(c: &ReplayedConnection, side: u8) -> &DirectionStream {
+fn stream<'c, 'a>(c: &'c ReplayedConnection<'a>, side: u8) -> &'c DirectionStream<'a> {
     if side == 0 {
         &c.streams.request
     } else {
@@ -110,7 +115,7 @@ fn stream(c: &ReplayedConnection, side: u8) -> &DirectionStream {
 /// as HTTP.
 fn flow(
     index: usize,
-    c: &ReplayedConnection,
+    c: &ReplayedConnection<'_>,
     used: &mut BTreeSet<(SocketAddr, SocketAddr)>,
 ) -> Flow {
     let (client, server) = c.info.client_server();
@@ -185,7 +190,7 @@ fn flow(
 fn plan_data(
     conn: usize,
     side: u8,
-    s: &DirectionStream,
+    s: &DirectionStream<'_>,
     max: u64,
     seq_no: &mut u64,
     out: &mut Vec<Planned>,
@@ -226,51 +231,50 @@ fn plan_data(
     }
 }
 
-fn plan(replayed: &Replayed, options: &PcapngOptions) -> Vec<Planned> {
+/// The packets of connection `i`, in output order (time, then position in the session).
+fn plan(i: usize, c: &ReplayedConnection<'_>, options: &PcapngOptions) -> Vec<Planned> {
     let max = options.max_segment.max(1) as u64;
     let mut out = Vec::new();
-    for (i, c) in replayed.connections.iter().enumerate() {
-        let first_data = [0u8, 1]
-            .iter()
-            .filter_map(|&side| {
-                let s = stream(c, side);
-                s.runs().next().and_then(|(o, _)| s.ts_at(o))
-            })
-            .min();
-        let t0 = c
-            .info
-            .open_ns
-            .or(first_data)
-            .unwrap_or(c.info.first_ts_ns)
-            .min(first_data.unwrap_or(u64::MAX));
-        let mut seq_no = 0;
-        for what in [What::Syn, What::SynAck, What::HandshakeAck] {
+    let first_data = [0u8, 1]
+        .iter()
+        .filter_map(|&side| {
+            let s = stream(c, side);
+            s.runs().next().and_then(|(o, _)| s.ts_at(o))
+        })
+        .min();
+    let t0 = c
+        .info
+        .open_ns
+        .or(first_data)
+        .unwrap_or(c.info.first_ts_ns)
+        .min(first_data.unwrap_or(u64::MAX));
+    let mut seq_no = 0;
+    for what in [What::Syn, What::SynAck, What::HandshakeAck] {
+        out.push(Planned {
+            ts_ns: t0,
+            conn: i,
+            seq_no,
+            what,
+        });
+        seq_no += 1;
+    }
+    let mut last = t0;
+    for side in [0u8, 1] {
+        let s = stream(c, side);
+        let before = out.len();
+        plan_data(i, side, s, max, &mut seq_no, &mut out);
+        last = out[before..].iter().map(|p| p.ts_ns).fold(last, u64::max);
+    }
+    if let Some(close) = c.info.close_ns {
+        let t = close.max(last);
+        for what in [What::Fin { side: 0 }, What::Fin { side: 1 }, What::FinAck] {
             out.push(Planned {
-                ts_ns: t0,
+                ts_ns: t,
                 conn: i,
                 seq_no,
                 what,
             });
             seq_no += 1;
-        }
-        let mut last = t0;
-        for side in [0u8, 1] {
-            let s = stream(c, side);
-            let before = out.len();
-            plan_data(i, side, s, max, &mut seq_no, &mut out);
-            last = out[before..].iter().map(|p| p.ts_ns).fold(last, u64::max);
-        }
-        if let Some(close) = c.info.close_ns {
-            let t = close.max(last);
-            for what in [What::Fin { side: 0 }, What::Fin { side: 1 }, What::FinAck] {
-                out.push(Planned {
-                    ts_ns: t,
-                    conn: i,
-                    seq_no,
-                    what,
-                });
-                seq_no += 1;
-            }
         }
     }
     // Data of both directions was planned side by side; the sort interleaves it by time, and
@@ -283,14 +287,8 @@ fn io_err(e: impl std::fmt::Display) -> io::Error {
     io::Error::other(e.to_string())
 }
 
-/// Writes the synthetic sessions of `replayed` as pcapng. The bytes depend only on
-/// `replayed` and `options`.
-pub fn write_pcapng(
-    replayed: &Replayed,
-    options: &PcapngOptions,
-    out: &mut dyn Write,
-) -> io::Result<()> {
-    let shb = SectionHeaderBlock {
+fn section_header() -> SectionHeaderBlock<'static> {
+    SectionHeaderBlock {
         endianness: Endianness::Little,
         major_version: 1,
         minor_version: 0,
@@ -299,8 +297,13 @@ pub fn write_pcapng(
             "spliff {} replay (decrypted sessions as synthetic TCP)",
             env!("CARGO_PKG_VERSION")
         )))],
-    };
-    let mut w = PcapNgWriter::with_section_header(out, shb).map_err(io_err)?;
+    }
+}
+
+/// A writer into memory that has written the section header and the one interface: what
+/// follows are packet blocks encoded exactly as in the output file.
+fn block_writer() -> io::Result<PcapNgWriter<Vec<u8>>> {
+    let mut w = PcapNgWriter::with_section_header(Vec::new(), section_header()).map_err(io_err)?;
     let idb = InterfaceDescriptionBlock {
         linktype: DataLink::RAW,
         snaplen: 0,
@@ -315,34 +318,32 @@ pub fn write_pcapng(
         ],
     };
     w.write_pcapng_block(idb).map_err(io_err)?;
+    Ok(w)
+}
 
-    let mut used = BTreeSet::new();
-    let flows: Vec<Flow> = replayed
-        .connections
-        .iter()
-        .enumerate()
-        .map(|(i, c)| flow(i, c, &mut used))
-        .collect();
-    // Highest stream offset delivered so far per connection and side: the ACK numbers.
-    let mut delivered: Vec<[u64; 2]> = replayed
-        .connections
-        .iter()
-        .map(|c| [stream(c, 0).start(), stream(c, 1).start()])
-        .collect();
-    let mut announced = vec![false; flows.len()];
-    let mut reported_holes: Vec<[usize; 2]> = vec![[0, 0]; flows.len()];
-
-    for p in plan(replayed, options) {
-        let c = &replayed.connections[p.conn];
-        let f = &flows[p.conn];
-        let isn = [CLIENT_ISN, SERVER_ISN];
-        let end = [stream(c, 0).end(), stream(c, 1).end()];
-        let seq_at = |side: usize, off: u64| isn[side].wrapping_add(1).wrapping_add(off as u32);
-        let d = delivered[p.conn];
+/// The packet blocks of connection `i`, each with its time, in the connection's order.
+fn render(
+    i: usize,
+    c: &ReplayedConnection<'_>,
+    f: &Flow,
+    options: &PcapngOptions,
+) -> io::Result<Vec<Item>> {
+    let mut w = block_writer()?;
+    w.get_mut().clear();
+    // Highest stream offset delivered so far per side: the ACK numbers.
+    let mut delivered = [stream(c, 0).start(), stream(c, 1).start()];
+    let mut announced = false;
+    let mut reported_holes = [0usize; 2];
+    let isn = [CLIENT_ISN, SERVER_ISN];
+    let end = [stream(c, 0).end(), stream(c, 1).end()];
+    let seq_at = |side: usize, off: u64| isn[side].wrapping_add(1).wrapping_add(off as u32);
+    let mut items = Vec::new();
+    for p in plan(i, c, options) {
+        let d = delivered;
         let ack_for = |side: usize| seq_at(1 - side, d[1 - side]);
         let mut comment: Vec<String> = Vec::new();
-        if !announced[p.conn] {
-            announced[p.conn] = true;
+        if !announced {
+            announced = true;
             comment.push(f.comment.clone());
         }
         let (src, dst, seq, ack, flags, payload): (_, _, u32, u32, u8, &[u8]) = match p.what {
@@ -367,7 +368,7 @@ pub fn write_pcapng(
                 let s = stream(c, side);
                 let side = usize::from(side);
                 let holes = s.holes();
-                let seen = &mut reported_holes[p.conn][side];
+                let seen = &mut reported_holes[side];
                 while *seen < holes.len() && holes[*seen].offset < offset {
                     let h = &holes[*seen];
                     comment.push(format!(
@@ -385,7 +386,7 @@ pub fn write_pcapng(
                     *seen += 1;
                 }
                 let bytes = s.slice(offset, offset + len).unwrap_or(&[]);
-                delivered[p.conn][side] = delivered[p.conn][side].max(offset + len);
+                delivered[side] = delivered[side].max(offset + len);
                 let (src, dst) = if side == 0 {
                     (f.client, f.server)
                 } else {
@@ -443,6 +444,84 @@ pub fn write_pcapng(
             options,
         };
         w.write_pcapng_block(epb).map_err(io_err)?;
+        items.push(Item {
+            ts_ns: p.ts_ns,
+            bytes: std::mem::take(w.get_mut()),
+        });
+    }
+    Ok(items)
+}
+
+/// The pcapng view as a streaming [`Sink`]: the same bytes as [`write_pcapng`].
+#[derive(Debug, Default)]
+pub struct PcapngSink {
+    options: PcapngOptions,
+    /// Address pairs given out so far (contexts are made one at a time, in order).
+    used: Mutex<BTreeSet<(SocketAddr, SocketAddr)>>,
+}
+
+impl PcapngSink {
+    /// A sink writing with `options`.
+    pub fn new(options: PcapngOptions) -> PcapngSink {
+        PcapngSink {
+            options,
+            used: Mutex::new(BTreeSet::new()),
+        }
+    }
+}
+
+impl Sink for PcapngSink {
+    type Context = Flow;
+
+    fn earliest(&self, pending: &PendingConnection<'_>) -> u64 {
+        // The handshake is stamped with the open time when the trace has one.
+        pending
+            .open_ns()
+            .map_or(pending.first_ts_ns(), |t| t.min(pending.first_ts_ns()))
+    }
+
+    fn context(&self, index: usize, conn: &ReplayedConnection<'_>) -> Flow {
+        let mut used = self.used.lock().unwrap_or_else(|e| e.into_inner());
+        flow(index, conn, &mut used)
+    }
+
+    fn render(
+        &self,
+        index: usize,
+        conn: &ReplayedConnection<'_>,
+        context: Flow,
+    ) -> io::Result<Vec<Item>> {
+        render(index, conn, &context, &self.options)
+    }
+
+    fn begin(&self, out: &mut dyn Write) -> io::Result<()> {
+        out.write_all(&block_writer()?.into_inner())
+    }
+
+    fn end(&self, _out: &mut dyn Write) -> io::Result<()> {
+        Ok(())
+    }
+}
+
+/// Writes the synthetic sessions of `replayed` as pcapng. The bytes depend only on
+/// `replayed` and `options`.
+pub fn write_pcapng(
+    replayed: &Replayed<'_>,
+    options: &PcapngOptions,
+    out: &mut dyn Write,
+) -> io::Result<()> {
+    let sink = PcapngSink::new(*options);
+    sink.begin(out)?;
+    let mut all = Vec::new();
+    for (i, c) in replayed.connections.iter().enumerate() {
+        let f = sink.context(i, c);
+        for (pos, item) in sink.render(i, c, f)?.into_iter().enumerate() {
+            all.push(((item.ts_ns, i, pos), item.bytes));
+        }
+    }
+    all.sort_unstable_by_key(|(key, _)| *key);
+    for (_, bytes) in all {
+        out.write_all(&bytes)?;
     }
     Ok(())
 }

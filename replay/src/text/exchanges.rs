@@ -5,8 +5,9 @@
 use std::io::{self, Write};
 
 use crate::body::{DecodeOptions, decode_body};
-use crate::exchange::{Header, find_header};
-use crate::pipeline::{Replayed, exchange_start_ns, exchange_url};
+use crate::exchange::{Exchange, Header, find_header};
+use crate::filter::Filter;
+use crate::pipeline::{Item, Replayed, ReplayedConnection, Sink, exchange_start_ns, exchange_url};
 use crate::trace_input::ConnectionInfo;
 
 /// How the text view looks.
@@ -80,7 +81,14 @@ fn process(info: &ConnectionInfo) -> String {
 
 fn write_headers(out: &mut dyn Write, headers: &[Header]) -> io::Result<()> {
     for h in headers {
-        writeln!(out, "  {}: {}", text(&h.name), text(&h.value))?;
+        // Borrowed unless a replacement character is needed: header blocks can be large.
+        let name = String::from_utf8_lossy(&h.name);
+        let value = String::from_utf8_lossy(&h.value);
+        out.write_all(b"  ")?;
+        out.write_all(name.as_bytes())?;
+        out.write_all(b": ")?;
+        out.write_all(value.as_bytes())?;
+        out.write_all(b"\n")?;
     }
     Ok(())
 }
@@ -137,92 +145,152 @@ fn write_body(
 
 /// Writes the text view of `replayed`.
 pub fn write_exchanges(
-    replayed: &Replayed,
+    replayed: &Replayed<'_>,
+    options: &TextOptions,
+    decode: &DecodeOptions,
+    out: &mut dyn Write,
+) -> io::Result<()> {
+    for (info, ex, _) in replayed.exchanges() {
+        write_exchange(info, ex, options, decode, out)?;
+    }
+    Ok(())
+}
+
+/// Writes the text view of one exchange.
+fn write_exchange(
+    info: &ConnectionInfo,
+    ex: &Exchange,
     options: &TextOptions,
     decode: &DecodeOptions,
     out: &mut dyn Write,
 ) -> io::Result<()> {
     let style = Style { on: options.color };
-    for (info, ex, _) in replayed.exchanges() {
-        let wall = |ns: Option<u64>| {
-            let ns = ns.unwrap_or_else(|| exchange_start_ns(ex, info));
-            clock(info.clock.map_or(ns, |c| c.wall(ns)))
-        };
-        let method = ex.request.method.as_deref().map(text).unwrap_or_default();
-        let url = exchange_url(ex, info);
-        let alpn = info
-            .alpn
-            .as_deref()
-            .map(|a| format!(" ALPN:{}", text(a)))
-            .unwrap_or_default();
-        let stream = ex
-            .stream_id
-            .map(|s| format!(" [stream {s}]"))
-            .unwrap_or_default();
-        let who = process(info);
-        let t = &ex.timings;
-        let latency = match (t.request_last_byte_ns, t.response_first_byte_ns) {
-            (Some(a), Some(b)) if b >= a => format!(" [{}]", duration(b - a)),
-            _ => String::new(),
-        };
-        let resp = ex.response.as_ref();
-        let ctype = resp
-            .and_then(|r| find_header(&r.headers, "content-type"))
-            .map(|c| format!(" {}", text(c)))
-            .unwrap_or_default();
-        let size = resp.map_or(0, |r| r.body.len());
-        let status = resp.and_then(|r| r.status);
-        if options.compact {
+    let wall = |ns: Option<u64>| {
+        let ns = ns.unwrap_or_else(|| exchange_start_ns(ex, info));
+        clock(info.clock.map_or(ns, |c| c.wall(ns)))
+    };
+    let method = ex.request.method.as_deref().map(text).unwrap_or_default();
+    let url = exchange_url(ex, info);
+    let alpn = info
+        .alpn
+        .as_deref()
+        .map(|a| format!(" ALPN:{}", text(a)))
+        .unwrap_or_default();
+    let stream = ex
+        .stream_id
+        .map(|s| format!(" [stream {s}]"))
+        .unwrap_or_default();
+    let who = process(info);
+    let t = &ex.timings;
+    let latency = match (t.request_last_byte_ns, t.response_first_byte_ns) {
+        (Some(a), Some(b)) if b >= a => format!(" [{}]", duration(b - a)),
+        _ => String::new(),
+    };
+    let resp = ex.response.as_ref();
+    let ctype = resp
+        .and_then(|r| find_header(&r.headers, "content-type"))
+        .map(|c| format!(" {}", text(c)))
+        .unwrap_or_default();
+    let size = resp.map_or(0, |r| r.body.len());
+    let status = resp.and_then(|r| r.status);
+    if options.compact {
+        writeln!(
+            out,
+            "{} {} {url} {}{ctype} ({size} bytes){alpn} {who}{latency}{stream}",
+            wall(t.request_first_byte_ns),
+            style.paint("1", &method),
+            style.status(status),
+        )?;
+    } else {
+        writeln!(
+            out,
+            "{} {} {} {url}{alpn} {who}{stream}",
+            wall(t.request_first_byte_ns),
+            style.paint("34", "→"),
+            style.paint("1", &method),
+        )?;
+        write_headers(out, &ex.request.headers)?;
+        write_body(out, &ex.request.headers, &ex.request.body, options, decode)?;
+        writeln!(out)?;
+        if let Some(r) = resp {
             writeln!(
                 out,
-                "{} {} {url} {}{ctype} ({size} bytes){alpn} {who}{latency}{stream}",
-                wall(t.request_first_byte_ns),
-                style.paint("1", &method),
+                "{} {} {} {url}{alpn}{ctype} ({size} bytes) {who}{latency}{stream}",
+                wall(t.response_first_byte_ns),
+                style.paint("35", "←"),
                 style.status(status),
             )?;
-        } else {
-            writeln!(
-                out,
-                "{} {} {} {url}{alpn} {who}{stream}",
-                wall(t.request_first_byte_ns),
-                style.paint("34", "→"),
-                style.paint("1", &method),
-            )?;
-            write_headers(out, &ex.request.headers)?;
-            write_body(out, &ex.request.headers, &ex.request.body, options, decode)?;
-            writeln!(out)?;
-            if let Some(r) = resp {
-                writeln!(
-                    out,
-                    "{} {} {} {url}{alpn}{ctype} ({size} bytes) {who}{latency}{stream}",
-                    wall(t.response_first_byte_ns),
-                    style.paint("35", "←"),
-                    style.status(status),
-                )?;
-                write_headers(out, &r.headers)?;
-                write_body(out, &r.headers, &r.body, options, decode)?;
-                if !r.trailers.is_empty() {
-                    writeln!(out, "  trailers:")?;
-                    write_headers(out, &r.trailers)?;
-                }
+            write_headers(out, &r.headers)?;
+            write_body(out, &r.headers, &r.body, options, decode)?;
+            if !r.trailers.is_empty() {
+                writeln!(out, "  trailers:")?;
+                write_headers(out, &r.trailers)?;
             }
         }
-        for reason in &ex.incomplete {
-            writeln!(out, "  {} {reason}", style.paint("33", "! incomplete:"))?;
-        }
-        for l in &ex.loss {
-            writeln!(
-                out,
-                "  {} {} bytes of the {} at offset {}",
-                style.paint("31", "! lost:"),
-                l.len,
-                l.side,
-                l.offset
-            )?;
-        }
-        if !options.compact {
-            writeln!(out)?;
-        }
+    }
+    for reason in &ex.incomplete {
+        writeln!(out, "  {} {reason}", style.paint("33", "! incomplete:"))?;
+    }
+    for l in &ex.loss {
+        writeln!(
+            out,
+            "  {} {} bytes of the {} at offset {}",
+            style.paint("31", "! lost:"),
+            l.len,
+            l.side,
+            l.offset
+        )?;
+    }
+    if !options.compact {
+        writeln!(out)?;
     }
     Ok(())
+}
+
+/// The text view as a streaming [`Sink`]: the same bytes as [`write_exchanges`] after
+/// [`Filter::apply`].
+#[derive(Debug, Default)]
+pub struct TextSink {
+    /// Exchanges to write.
+    pub filter: Filter,
+    /// How the view looks.
+    pub options: TextOptions,
+    /// Body decoding limits.
+    pub decode: DecodeOptions,
+}
+
+impl Sink for TextSink {
+    type Context = ();
+
+    fn context(&self, _index: usize, _conn: &ReplayedConnection<'_>) {}
+
+    fn render(
+        &self,
+        _index: usize,
+        conn: &ReplayedConnection<'_>,
+        _context: (),
+    ) -> io::Result<Vec<Item>> {
+        let info = &conn.info;
+        let mut items = Vec::new();
+        for ex in &conn.result.exchanges {
+            if !self.filter.keeps(info, ex) {
+                continue;
+            }
+            let mut bytes = Vec::new();
+            write_exchange(info, ex, &self.options, &self.decode, &mut bytes)?;
+            items.push(Item {
+                ts_ns: exchange_start_ns(ex, info),
+                bytes,
+            });
+        }
+        Ok(items)
+    }
+
+    fn begin(&self, _out: &mut dyn Write) -> io::Result<()> {
+        Ok(())
+    }
+
+    fn end(&self, _out: &mut dyn Write) -> io::Result<()> {
+        Ok(())
+    }
 }

@@ -3,5 +3,5 @@
 mod exchanges;
 mod records;
 
-pub use exchanges::{TextOptions, write_exchanges};
+pub use exchanges::{TextOptions, TextSink, write_exchanges};
 pub use records::{RecordsSummary, write_records};

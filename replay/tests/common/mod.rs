@@ -83,13 +83,13 @@ pub struct Recording {
 }
 
 /// One piece per write: exactly what the recorder produces.
-pub fn per_write(writes: &[Write]) -> Vec<Piece> {
+pub fn per_write(writes: &[Write]) -> Vec<Piece<'static>> {
     sub_pieces(writes, usize::MAX)
 }
 
 /// Every write cut into `n`-byte pieces, each keeping its write's timestamp
 /// (n = 1 is byte by byte). Timings must come out identical.
-pub fn sub_pieces(writes: &[Write], n: usize) -> Vec<Piece> {
+pub fn sub_pieces(writes: &[Write], n: usize) -> Vec<Piece<'static>> {
     let mut out = Vec::new();
     let mut offset = 0u64;
     for (ts, bytes) in writes {
@@ -97,7 +97,7 @@ pub fn sub_pieces(writes: &[Write], n: usize) -> Vec<Piece> {
             out.push(Piece::Data {
                 offset,
                 ts_ns: *ts,
-                bytes: chunk.to_vec(),
+                bytes: chunk.to_vec().into(),
             });
             offset += chunk.len() as u64;
         }
@@ -106,7 +106,7 @@ pub fn sub_pieces(writes: &[Write], n: usize) -> Vec<Piece> {
 }
 
 /// Each write cut at the given relative positions (taken modulo its length).
-pub fn cut_writes(writes: &[Write], cuts: &[usize]) -> Vec<Piece> {
+pub fn cut_writes(writes: &[Write], cuts: &[usize]) -> Vec<Piece<'static>> {
     let mut out = Vec::new();
     let mut offset = 0u64;
     for (i, (ts, bytes)) in writes.iter().enumerate() {
@@ -124,7 +124,7 @@ pub fn cut_writes(writes: &[Write], cuts: &[usize]) -> Vec<Piece> {
             out.push(Piece::Data {
                 offset: offset + start as u64,
                 ts_ns: *ts,
-                bytes: bytes[start..p].to_vec(),
+                bytes: bytes[start..p].to_vec().into(),
             });
             start = p;
         }
@@ -135,7 +135,7 @@ pub fn cut_writes(writes: &[Write], cuts: &[usize]) -> Vec<Piece> {
 
 /// The stream re-cut every `n` bytes regardless of write boundaries; a piece
 /// takes the timestamp of its first byte (so timings may differ).
-pub fn coalesced(writes: &[Write], n: usize) -> Vec<Piece> {
+pub fn coalesced(writes: &[Write], n: usize) -> Vec<Piece<'static>> {
     let mut flat = Vec::new();
     let mut stamps = Vec::new();
     for (ts, bytes) in writes {
@@ -147,13 +147,13 @@ pub fn coalesced(writes: &[Write], n: usize) -> Vec<Piece> {
         .map(|(i, c)| Piece::Data {
             offset: (i * n.max(1)) as u64,
             ts_ns: stamps[i * n.max(1)],
-            bytes: c.to_vec(),
+            bytes: c.to_vec().into(),
         })
         .collect()
 }
 
 /// Keeps only bytes at or after `from` (a capture that started late).
-pub fn starting_at(pieces: Vec<Piece>, from: u64) -> Vec<Piece> {
+pub fn starting_at(pieces: Vec<Piece<'static>>, from: u64) -> Vec<Piece<'static>> {
     pieces
         .into_iter()
         .filter_map(|p| match p {
@@ -175,7 +175,7 @@ pub fn starting_at(pieces: Vec<Piece>, from: u64) -> Vec<Piece> {
                     Some(Piece::Data {
                         offset: from,
                         ts_ns,
-                        bytes: bytes[(from - offset) as usize..].to_vec(),
+                        bytes: bytes[(from - offset) as usize..].to_vec().into(),
                     })
                 }
             }
@@ -185,7 +185,7 @@ pub fn starting_at(pieces: Vec<Piece>, from: u64) -> Vec<Piece> {
 }
 
 /// Replaces `[from, from + len)` with a loss record.
-pub fn with_gap(pieces: Vec<Piece>, from: u64, len: u64) -> Vec<Piece> {
+pub fn with_gap(pieces: Vec<Piece<'static>>, from: u64, len: u64) -> Vec<Piece<'static>> {
     let to = from + len;
     let mut out = Vec::new();
     let mut gap_ts = 0;
@@ -213,14 +213,14 @@ pub fn with_gap(pieces: Vec<Piece>, from: u64, len: u64) -> Vec<Piece> {
             out.push(Piece::Data {
                 offset,
                 ts_ns,
-                bytes: bytes[..(from - offset) as usize].to_vec(),
+                bytes: bytes[..(from - offset) as usize].to_vec().into(),
             });
         }
         if end > to {
             out.push(Piece::Data {
                 offset: to,
                 ts_ns,
-                bytes: bytes[(to - offset) as usize..].to_vec(),
+                bytes: bytes[(to - offset) as usize..].to_vec().into(),
             });
         }
     }
@@ -235,9 +235,9 @@ pub fn with_gap(pieces: Vec<Piece>, from: u64, len: u64) -> Vec<Piece> {
 
 pub fn connection(
     alpn: Option<&[u8]>,
-    request: Vec<Piece>,
-    response: Vec<Piece>,
-) -> ConnectionStreams {
+    request: Vec<Piece<'static>>,
+    response: Vec<Piece<'static>>,
+) -> ConnectionStreams<'static> {
     ConnectionStreams {
         alpn: alpn.map(<[u8]>::to_vec),
         request: DirectionStream::from_pieces(request),
@@ -246,7 +246,11 @@ pub fn connection(
     }
 }
 
-pub fn replay(alpn: Option<&[u8]>, request: Vec<Piece>, response: Vec<Piece>) -> Reconstruction {
+pub fn replay(
+    alpn: Option<&[u8]>,
+    request: Vec<Piece<'static>>,
+    response: Vec<Piece<'static>>,
+) -> Reconstruction {
     reconstruct(
         &connection(alpn, request, response),
         &ReplayOptions::default(),

@@ -20,8 +20,7 @@
 use std::collections::VecDeque;
 use std::fmt;
 
-use loona_hpack::huffman::HuffmanDecoder;
-
+use super::huffman;
 use super::static_table::STATIC_TABLE;
 use crate::exchange::Header;
 
@@ -60,7 +59,6 @@ pub(crate) struct PartialTable {
     max_size: Option<usize>,
     /// Largest maximum the encoder may choose (SETTINGS_HEADER_TABLE_SIZE).
     bound: usize,
-    huffman: HuffmanDecoder,
 }
 
 impl fmt::Debug for PartialTable {
@@ -82,7 +80,6 @@ impl PartialTable {
             tail_unknown: true,
             max_size: None,
             bound,
-            huffman: HuffmanDecoder::new(),
         }
     }
 
@@ -239,9 +236,7 @@ impl PartialTable {
         let raw = &block[*at..end];
         *at = end;
         if huffman {
-            self.huffman
-                .decode(raw)
-                .map_err(|e| format!("invalid Huffman string: {e}"))
+            huffman::decode(raw).map_err(|e| format!("invalid Huffman string: {e}"))
         } else {
             Ok(raw.to_vec())
         }

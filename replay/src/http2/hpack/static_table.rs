@@ -1,6 +1,5 @@
-//! The HPACK static table (RFC 7541 Appendix A).
+//! The HPACK static table (RFC 7541 Appendix A), shared by both decoders.
 //!
-//! loona-hpack keeps its copy private; the loss-tolerant decoder needs one too.
 //! A unit test checks every entry against loona-hpack's decoder.
 
 /// Entries 1..=61, stored at index 0..=60.
