@@ -3,6 +3,8 @@
 # (HTTP/1.1) and h2load (HTTP/2), four ways: no probes, no-op uprobes on the
 # same functions (the trap-cost floor), `spliff record` of all processes, and
 # scoped recordings. Results go to stdout; docs/BENCHMARKS.md has a run.
+# TLS only (--no-packets): the packet path has its own benchmark
+# (scripts/bench-packets.sh), and this one must not hook the host's NICs.
 #
 #   scripts/bench-record.sh [seconds per run, default 8]
 #
@@ -87,24 +89,24 @@ for tool in wrk h2load; do
 	rps=$(run); stop_bg
 	report "no-op uprobes (floor)" $tool "$rps" "$base" "$cpu" "" 1 /dev/null
 
-	start_bg all "$spliff" record -o "$work/all.pcapng"
+	start_bg all "$spliff" record --no-packets -o "$work/all.pcapng"
 	rps=$(run); stop_bg
 	report "record all" $tool "$rps" "$base" "$cpu" "$work/all.pcapng" "$(echo "$rps * $secs" | bc)" "$work/all.err"
 
-	start_bg comm "$spliff" record -o "$work/comm.pcapng" --comm "$tool"
+	start_bg comm "$spliff" record --no-packets -o "$work/comm.pcapng" --comm "$tool"
 	rps=$(run); stop_bg
 	report "record --comm $tool" $tool "$rps" "$base" "$cpu" "$work/comm.pcapng" "$(echo "$rps * $secs" | bc)" "$work/comm.err"
 
 	# --comm of a process not in the benchmark: nginx and the load generator
 	# are both unselected (with per-process attachment they carry no probes).
-	start_bg commother "$spliff" record -o "$work/commother.pcapng" --comm spliff-bench-idle
+	start_bg commother "$spliff" record --no-packets -o "$work/commother.pcapng" --comm spliff-bench-idle
 	rps=$(run); stop_bg
 	report "record --comm <other>" $tool "$rps" "$base" "$cpu" "" 1 "$work/commother.err"
 
 	# Scoped at attach time: only one (idle) process carries the probes.
 	sleep 1000 &
 	idle=$!
-	start_bg pid "$spliff" record -o "$work/pid.pcapng" --pid "$idle"
+	start_bg pid "$spliff" record --no-packets -o "$work/pid.pcapng" --pid "$idle"
 	rps=$(run); stop_bg
 	kill "$idle"
 	report "record --pid <other>" $tool "$rps" "$base" "$cpu" "" 1 "$work/pid.err"
@@ -112,7 +114,7 @@ done
 
 echo "== fixed offered load (h2load --rps over 10 clients), record all"
 for rate in 5000 10000 20000; do
-	start_bg rate "$spliff" record -o "$work/rate.pcapng"
+	start_bg rate "$spliff" record --no-packets -o "$work/rate.pcapng"
 	rps=$(h2_rate $rate); stop_bg
 	loss=$(grep -o '[0-9]* loss records' "$work/rate.err" || true)
 	drops=$(grep -o '[0-9]* kernel events dropped' "$work/rate.err" || true)

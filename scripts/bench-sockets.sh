@@ -72,7 +72,7 @@ cc -O2 -o "$work/loop" "$work/loop.c"
 start_record() {
 	local ready='^spliff: sockets from'
 	[[ " $* " == *" --no-sockets "* ]] && ready='^spliff: recording'
-	"$spliff" record -o "$work/t.pcapng" "$@" 2>"$work/rec.log" &
+	"$spliff" record --no-packets -o "$work/t.pcapng" "$@" 2>"$work/rec.log" &
 	rec=$!
 	until grep -q "$ready" "$work/rec.log" 2>/dev/null; do sleep 0.05; done
 }

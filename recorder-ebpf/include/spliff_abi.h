@@ -43,7 +43,7 @@ enum spliff_event_kind {
 	SPLIFF_EVENT_TLS_HANDSHAKE = 5, /* struct spliff_tls_handshake_event */
 	SPLIFF_EVENT_TLS_CLOSE = 6,     /* struct spliff_tls_close_event */
 	SPLIFF_EVENT_TLS_STRING = 7,    /* struct spliff_tls_string_event */
-	SPLIFF_EVENT_PACKET = 8,        /* reserved: packet metadata (XDP / TC) */
+	SPLIFF_EVENT_PACKET = 8,        /* struct spliff_packet_event (own ring) */
 	SPLIFF_EVENT_SOCKET = 9,        /* struct spliff_socket_event (sock_ops) */
 	/* append only */
 };
@@ -204,6 +204,58 @@ struct spliff_tls_string_event {
 	__u32 len;  /* valid bytes in value */
 	__u8 value[SPLIFF_STRING_MAX];
 };
+
+/*
+ * Packets (XDP and TC). They travel in their own ring, spliff_packets, so a
+ * packet flood can fill it without taking room from TLS plaintext in
+ * spliff_events; a full packet ring is counted per interface.
+ */
+
+/* Largest snap length: Ethernet + VLAN + IPv6 with a few extension headers +
+ * TCP with full options fits; payload beyond that is never copied. Fixes the
+ * scratch record size, so it is part of the ABI. */
+#define SPLIFF_PACKET_SNAPLEN_MAX 256
+
+/* spliff_packet_event.hook */
+#define SPLIFF_HOOK_XDP 1 /* XDP, ingress */
+#define SPLIFF_HOOK_TC 2  /* TC (tcx or clsact), ingress or egress */
+
+/* Headers of one packet as a hook saw it. Variable-sized in the ring:
+ * header.size = offsetof(data) + captured_len. header.pid/tid are 0: hooks
+ * run in softirq or in whatever task sends, neither names the owner. */
+struct spliff_packet_event {
+	struct spliff_event_header header;
+	__u64 socket_cookie; /* TC egress: the sending socket's; 0 unknown */
+	__u32 ifindex;       /* in the recorder's network namespace */
+	__u32 wire_len;      /* whole packet as the hook saw it (a GSO skb
+			      * counts all its segments) */
+	__u16 captured_len;  /* valid bytes in data */
+	__u8 direction;      /* SPLIFF_DIR_INGRESS (received) / _EGRESS (sent) */
+	__u8 hook;           /* SPLIFF_HOOK_* */
+	__u16 protocol;      /* TC: skb->protocol (ethertype, host order); 0 XDP */
+	__u16 reserved16;
+	__u8 data[SPLIFF_PACKET_SNAPLEN_MAX]; /* from the link-layer header (or
+					       * IP on devices without one) */
+};
+
+/* Value of spliff_packet_ifaces (key: ifindex): an interface the recorder
+ * captures on. Hooks on an interface without an entry pass packets unseen,
+ * so detaching is race-free: user space deletes the entry first. */
+struct spliff_packet_iface {
+	__u32 snaplen; /* bytes kept per packet, 1..SPLIFF_PACKET_SNAPLEN_MAX */
+	__u32 reserved32;
+};
+
+/* Value of spliff_packet_counters (per CPU, key: ifindex). */
+struct spliff_packet_counters {
+	__u64 seen;      /* packets the hooks saw */
+	__u64 written;   /* packets put into spliff_packets */
+	__u64 ring_full; /* packets lost: spliff_packets had no room */
+	__u64 bytes;     /* wire_len of the packets seen */
+};
+
+/* Default size of the spliff_packets ring buffer. */
+#define SPLIFF_PACKET_RINGBUF_DEFAULT_BYTES (8U * 1024 * 1024)
 
 /* spliff_socket_event.op: which sock_ops callback reported the socket. */
 #define SPLIFF_SOCKET_CONNECT 1             /* connect(): in the owner's context */

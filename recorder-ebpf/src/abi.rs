@@ -29,6 +29,8 @@ pub enum EventKind {
     TlsClose = 6,
     /// [`TlsStringEvent`]: SNI or ALPN.
     TlsString = 7,
+    /// [`PacketEvent`]: headers of one packet (in the packet ring).
+    Packet = 8,
     /// [`SocketEvent`]: a TCP socket seen by sock_ops.
     Socket = 9,
 }
@@ -45,6 +47,7 @@ impl EventKind {
             5 => Some(Self::TlsHandshake),
             6 => Some(Self::TlsClose),
             7 => Some(Self::TlsString),
+            8 => Some(Self::Packet),
             9 => Some(Self::Socket),
             _ => None,
         }
@@ -347,6 +350,70 @@ pub struct TlsStringEvent {
     pub value: [u8; STRING_MAX],
 }
 
+/// `SPLIFF_PACKET_SNAPLEN_MAX`: bytes of a packet copied at most.
+pub const PACKET_SNAPLEN_MAX: usize = 256;
+/// `SPLIFF_HOOK_XDP`.
+pub const HOOK_XDP: u8 = 1;
+/// `SPLIFF_HOOK_TC`.
+pub const HOOK_TC: u8 = 2;
+/// `SPLIFF_PACKET_RINGBUF_DEFAULT_BYTES`: default size of `spliff_packets`.
+pub const PACKET_RINGBUF_DEFAULT_BYTES: u32 = 8 * 1024 * 1024;
+
+/// `struct spliff_packet_event`, kind [`EventKind::Packet`]. Variable size
+/// in the ring: only `captured_len` bytes of `data` are delivered.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+#[repr(C)]
+pub struct PacketEvent {
+    /// Common header; pid and tid are 0.
+    pub header: EventHeader,
+    /// TC egress: cookie of the sending socket; 0 unknown.
+    pub socket_cookie: u64,
+    /// Interface index in the recorder's network namespace.
+    pub ifindex: u32,
+    /// Length of the whole packet as the hook saw it.
+    pub wire_len: u32,
+    /// Valid bytes in `data`.
+    pub captured_len: u16,
+    /// [`DIR_INGRESS`] (received) or [`DIR_EGRESS`] (sent).
+    pub direction: u8,
+    /// `HOOK_*`.
+    pub hook: u8,
+    /// TC: `skb->protocol` (ethertype, host order); 0 for XDP.
+    pub protocol: u16,
+    /// Zero.
+    pub reserved16: u16,
+    /// The packet's first bytes, from the link-layer header (or the IP
+    /// header on devices without one).
+    pub data: [u8; PACKET_SNAPLEN_MAX],
+}
+
+/// Bytes of [`PacketEvent`] before `data`.
+pub const PACKET_HEADER_LEN: usize = core::mem::offset_of!(PacketEvent, data);
+
+/// `struct spliff_packet_iface`: value of the `spliff_packet_ifaces` map.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+#[repr(C)]
+pub struct PacketIface {
+    /// Bytes kept per packet, 1..=[`PACKET_SNAPLEN_MAX`].
+    pub snaplen: u32,
+    /// Zero.
+    pub reserved32: u32,
+}
+
+/// `struct spliff_packet_counters`: per-CPU value of `spliff_packet_counters`.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+#[repr(C)]
+pub struct PacketCounters {
+    /// Packets the hooks saw.
+    pub seen: u64,
+    /// Packets put into the packet ring.
+    pub written: u64,
+    /// Packets lost because the packet ring was full.
+    pub ring_full: u64,
+    /// Wire bytes of the packets seen.
+    pub bytes: u64,
+}
+
 /// `struct spliff_socket_event`, kind [`EventKind::Socket`].
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
 #[repr(C)]
@@ -417,6 +484,12 @@ impl sealed::Sealed for TlsCloseEvent {}
 impl AbiRecord for TlsCloseEvent {}
 impl sealed::Sealed for TlsStringEvent {}
 impl AbiRecord for TlsStringEvent {}
+impl sealed::Sealed for PacketEvent {}
+impl AbiRecord for PacketEvent {}
+impl sealed::Sealed for PacketIface {}
+impl AbiRecord for PacketIface {}
+impl sealed::Sealed for PacketCounters {}
+impl AbiRecord for PacketCounters {}
 impl sealed::Sealed for SocketEvent {}
 impl AbiRecord for SocketEvent {}
 

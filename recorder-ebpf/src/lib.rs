@@ -51,6 +51,19 @@ pub mod names {
     pub const TRACKED_TGIDS_MAP: &str = "spliff_tracked_tgids";
     /// `BPF_MAP_TYPE_HASH` comm (16 bytes, NUL padded) -> u8.
     pub const COMM_FILTER_MAP: &str = "spliff_comm_filter";
+    /// `BPF_MAP_TYPE_RINGBUF` carrying [`crate::abi::PacketEvent`]s only.
+    pub const PACKETS_MAP: &str = "spliff_packets";
+    /// `BPF_MAP_TYPE_HASH` ifindex -> [`crate::abi::PacketIface`]: the
+    /// interfaces being captured.
+    pub const PACKET_IFACES_MAP: &str = "spliff_packet_ifaces";
+    /// `BPF_MAP_TYPE_PERCPU_HASH` ifindex -> [`crate::abi::PacketCounters`].
+    pub const PACKET_COUNTERS_MAP: &str = "spliff_packet_counters";
+    /// XDP program (ingress).
+    pub const XDP_PROGRAM: &str = "spliff_xdp_ingress";
+    /// TC classifier for ingress.
+    pub const TC_INGRESS_PROGRAM: &str = "spliff_tc_ingress";
+    /// TC classifier for egress.
+    pub const TC_EGRESS_PROGRAM: &str = "spliff_tc_egress";
     /// sock_ops program emitting [`crate::abi::SocketEvent`], attached at the
     /// root of a cgroup v2 hierarchy.
     pub const SOCK_OPS_PROGRAM: &str = "spliff_sock_ops";
@@ -143,6 +156,12 @@ mod tests {
             section.as_str(),
             names::NOOP_ENTRY_PROGRAM,
             names::NOOP_RETURN_PROGRAM,
+            names::PACKETS_MAP,
+            names::PACKET_IFACES_MAP,
+            names::PACKET_COUNTERS_MAP,
+            names::XDP_PROGRAM,
+            names::TC_INGRESS_PROGRAM,
+            names::TC_EGRESS_PROGRAM,
         ]
         .into_iter()
         .chain(names::OPENSSL_PROGRAMS.iter().map(|(name, _)| *name))

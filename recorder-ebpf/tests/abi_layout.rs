@@ -152,6 +152,37 @@ fn structs() -> Vec<Struct> {
             }
         ),
         layout!(
+            "struct spliff_packet_event",
+            PacketEvent {
+                header,
+                socket_cookie,
+                ifindex,
+                wire_len,
+                captured_len,
+                direction,
+                hook,
+                protocol,
+                reserved16,
+                data
+            }
+        ),
+        layout!(
+            "struct spliff_packet_iface",
+            PacketIface {
+                snaplen,
+                reserved32
+            }
+        ),
+        layout!(
+            "struct spliff_packet_counters",
+            PacketCounters {
+                seen,
+                written,
+                ring_full,
+                bytes
+            }
+        ),
+        layout!(
             "struct spliff_socket_event",
             SocketEvent {
                 header,
@@ -183,6 +214,14 @@ fn constants() -> Vec<(&'static str, u64)> {
         ("SPLIFF_EVENT_TLS_HANDSHAKE", EventKind::TlsHandshake as u64),
         ("SPLIFF_EVENT_TLS_CLOSE", EventKind::TlsClose as u64),
         ("SPLIFF_EVENT_TLS_STRING", EventKind::TlsString as u64),
+        ("SPLIFF_EVENT_PACKET", EventKind::Packet as u64),
+        ("SPLIFF_PACKET_SNAPLEN_MAX", PACKET_SNAPLEN_MAX as u64),
+        ("SPLIFF_HOOK_XDP", u64::from(HOOK_XDP)),
+        ("SPLIFF_HOOK_TC", u64::from(HOOK_TC)),
+        (
+            "SPLIFF_PACKET_RINGBUF_DEFAULT_BYTES",
+            u64::from(PACKET_RINGBUF_DEFAULT_BYTES),
+        ),
         ("SPLIFF_EVENT_SOCKET", EventKind::Socket as u64),
         ("SPLIFF_SOCKET_CONNECT", u64::from(SOCKET_CONNECT)),
         (

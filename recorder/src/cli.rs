@@ -67,9 +67,42 @@ pub struct RecordArgs {
     /// Print which library files would be hooked, and why, then exit.
     #[arg(long)]
     pub list_libs: bool,
+    /// Capture packet headers on this interface (repeatable; default: every
+    /// interface of the network namespace, including ones created during
+    /// the capture). A name that does not exist yet is captured once it
+    /// appears.
+    #[arg(short = 'i', long = "interface", value_name = "IFACE")]
+    pub interfaces: Vec<String>,
+    /// Record no packets: no XDP/TC hooks, TLS plaintext only.
+    #[arg(long, conflicts_with_all = ["interfaces", "snaplen"])]
+    pub no_packets: bool,
+    /// Bytes kept per packet (headers only by default: Ethernet 14 + VLAN 4
+    /// + IPv6 40 + TCP with all options 60 = 118 fit). At most 256.
+    #[arg(long, value_name = "N", default_value_t = 128,
+          value_parser = clap::value_parser!(u32).range(1..=256))]
+    pub snaplen: u32,
+    /// Hook for received packets on Ethernet devices: `auto` is XDP on
+    /// physical devices and TC on virtual ones (veth, bridges: XDP costs
+    /// them throughput); tunnels always get TC (XDP cannot see their
+    /// traffic).
+    #[arg(long, value_enum, default_value_t = IngressHook::Auto, conflicts_with = "no_packets")]
+    pub ingress_hook: IngressHook,
     /// Command to run under the recorder: attach first, start it, record until it exits.
     #[arg(last = true, value_name = "CMD")]
     pub command: Vec<String>,
+}
+
+/// Hooks for received packets (`--ingress-hook`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum IngressHook {
+    /// XDP on physical devices (native, else generic), TC on virtual ones.
+    Auto,
+    /// XDP, native where the driver has it, else generic.
+    Xdp,
+    /// XDP in generic (SKB) mode only.
+    XdpGeneric,
+    /// TC (tcx, else clsact) everywhere.
+    Tc,
 }
 
 /// TLS libraries `record` can hook.

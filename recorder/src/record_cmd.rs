@@ -5,6 +5,7 @@
 mod convert;
 mod correlate;
 mod libraries;
+mod packets;
 mod process_info;
 mod sockets;
 
@@ -271,6 +272,8 @@ pub fn run(args: &RecordArgs) -> anyhow::Result<ExitCode> {
         ring_buffer_bytes: Some(RING_BUFFER_BYTES),
         filter_enabled,
         stop_on_exec_comm: comm_per_process,
+        // Without packets the ring stays, at its smallest.
+        packet_ring_bytes: args.no_packets.then(page_size_bytes),
         ..PipelineOptions::default()
     })
     .context("cannot load spliff's kernel programs")?;
@@ -391,6 +394,30 @@ pub fn run(args: &RecordArgs) -> anyhow::Result<ExitCode> {
     for &pid in args.pids.iter().chain(&named) {
         converter.snapshot_process(pid);
     }
+    // Before CMD starts, so its first packets are captured.
+    let mut network = if args.no_packets {
+        None
+    } else {
+        Some(packets::Network::start(
+            &mut pipeline,
+            &mut converter,
+            &packets::PacketOptions {
+                interfaces: args.interfaces.clone(),
+                snaplen: args.snaplen,
+                ingress_hook: match args.ingress_hook {
+                    crate::cli::IngressHook::Auto => packets::IngressHook::Auto,
+                    crate::cli::IngressHook::Xdp => packets::IngressHook::Xdp,
+                    crate::cli::IngressHook::XdpGeneric => packets::IngressHook::XdpGeneric,
+                    crate::cli::IngressHook::Tc => packets::IngressHook::Tc,
+                },
+            },
+            packets::ClockMap {
+                boot_ns: info_ts,
+                wall_ns: wall,
+            },
+            boottime_ns(),
+        )?)
+    };
 
     install_signal_handlers();
     let mut child = match args.command.split_first() {
@@ -426,6 +453,9 @@ pub fn run(args: &RecordArgs) -> anyhow::Result<ExitCode> {
         eprintln!("spliff: sockets from sock_ops and the socket table: {warm_up}");
     }
 
+    if let Some(network) = &mut network {
+        network.started();
+    }
     let status = std::io::stderr().is_terminal().then(|| {
         let bar = indicatif::ProgressBar::new_spinner();
         bar.enable_steady_tick(Duration::from_millis(250));
@@ -462,6 +492,11 @@ pub fn run(args: &RecordArgs) -> anyhow::Result<ExitCode> {
             }
         })?;
         kernel_events += handed as u64;
+        // After the TLS events of this turn: their sockets comment the
+        // packets written now.
+        if let Some(network) = &mut network {
+            network.turn(&mut pipeline, &mut converter, boottime_ns())?;
+        }
         // Attach to stopped processes now (not through the pending queue,
         // which may be full), then let them run.
         for pid in stopped.pids.clone() {
@@ -576,6 +611,10 @@ pub fn run(args: &RecordArgs) -> anyhow::Result<ExitCode> {
 
     let kernel_loss = pipeline.kernel_loss().unwrap_or_default();
     let end_ts = boottime_ns();
+    let net_stats = match network.take() {
+        Some(network) => Some(network.finish(&mut pipeline, &mut converter, end_ts)?),
+        None => None,
+    };
     let correlation = converter
         .finish_correlation(end_ts)
         .context("cannot write the trace")?;
@@ -597,6 +636,14 @@ pub fn run(args: &RecordArgs) -> anyhow::Result<ExitCode> {
         kernel_loss.bytes,
         stats.invalid_events
     );
+    let summary = match net_stats {
+        Some(n) => format!(
+            "{summary}; {} packets on {} interfaces ({} with a process comment, {} dropped: \
+             packet ring full, {} invalid packet records)",
+            n.packets, n.interfaces, n.commented, n.dropped, n.invalid
+        ),
+        None => summary,
+    };
     let mut writer = converter.into_writer();
     writer
         .write_interface_stats(&InterfaceStats {
@@ -944,4 +991,11 @@ fn which(program: &str) -> anyhow::Result<()> {
         return Ok(());
     }
     bail!("{program} is not in PATH")
+}
+
+/// The page size, the smallest ring buffer the kernel accepts.
+fn page_size_bytes() -> u32 {
+    // SAFETY: sysconf has no preconditions.
+    let size = unsafe { libc::sysconf(libc::_SC_PAGESIZE) };
+    u32::try_from(size).unwrap_or(4096)
 }

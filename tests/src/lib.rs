@@ -3,6 +3,8 @@
 pub mod exchange_log;
 pub mod h2gen;
 pub mod har;
+#[cfg(target_os = "linux")]
+pub mod netns;
 pub mod sample;
 pub mod spliff;
 pub mod tls_workload;

@@ -113,6 +113,8 @@ fn records_curl_and_urllib_exactly() {
     let started = Instant::now();
     let out = Command::new(spliff_bin())
         .arg("record")
+        // Packets of lo only: never hook the machine's real interfaces.
+        .args(["-i", "lo"])
         .arg("-o")
         .arg(&trace)
         .args(["--", "sh"])
@@ -276,6 +278,8 @@ fn sigkill_leaves_a_readable_trace() {
     let trace = d.join("t.pcapng");
     let mut recorder = Command::new(spliff_bin())
         .arg("record")
+        // Packets of lo only: never hook the machine's real interfaces.
+        .args(["-i", "lo"])
         .arg("-o")
         .arg(&trace)
         .args(["--", "sh"])
@@ -374,6 +378,8 @@ fn pid_scope_and_connection_opened_before_capture() {
     let trace = d.join("t.pcapng");
     let mut recorder = Command::new(spliff_bin())
         .arg("record")
+        // Packets of lo only: never hook the machine's real interfaces.
+        .args(["-i", "lo"])
         .arg("-o")
         .arg(&trace)
         .arg("--pid")
@@ -451,6 +457,8 @@ fn comm_scope_records_a_process_started_later_completely() {
     let trace = d.join("t.pcapng");
     let mut recorder = Command::new(spliff_bin())
         .arg("record")
+        // Packets of lo only: never hook the machine's real interfaces.
+        .args(["-i", "lo"])
         .arg("-o")
         .arg(&trace)
         .args(["--comm", COMM])

@@ -415,7 +415,8 @@ fn setup(tag: &str) -> (TempDir, PathBuf) {
 
 fn record_cmd(trace: &Path) -> Command {
     let mut cmd = Command::new(spliff_bin());
-    cmd.arg("record").arg("-o").arg(trace);
+    // Packets of lo only: never hook the machine's real interfaces.
+    cmd.arg("record").args(["-i", "lo"]).arg("-o").arg(trace);
     cmd
 }
 
@@ -527,7 +528,7 @@ fn sock_ops_works_on_a_private_cgroup2_mount_that_is_gone_afterwards() {
         "set -e\n\
          for m in $(grep ' - cgroup2 ' /proc/self/mountinfo | cut -d' ' -f5); do umount -l \"$m\"; done\n\
          ! grep ' - cgroup2 ' /proc/self/mountinfo\n\
-         {spliff} record -o {trace} -- {python} {script} client 127.0.0.1 {port4} {log}\n\
+         {spliff} record -i lo -o {trace} -- {python} {script} client 127.0.0.1 {port4} {log}\n\
          cat /proc/self/mountinfo > {after}\n",
         spliff = spliff_bin().display(),
         trace = trace.display(),

@@ -421,7 +421,9 @@ pub fn decode(record: &[u8]) -> Result<Event, DecodeError> {
             let raw: SocketEvent = fixed(record, kind)?;
             decode_socket(&raw).map(Event::TcpSocket)
         }
-        None => Err(DecodeError::UnknownKind {
+        // Packets have their own ring (packet_hooks::PacketRing); one here
+        // is as wrong as an unknown kind.
+        Some(EventKind::Packet) | None => Err(DecodeError::UnknownKind {
             kind: header.kind,
             len,
         }),

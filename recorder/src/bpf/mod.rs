@@ -11,6 +11,7 @@
 
 mod error;
 mod event;
+mod packet_hooks;
 
 use std::{
     fmt,
@@ -41,6 +42,11 @@ pub use event::{
     TlsHandshake, TlsLoss, TlsLossCause, TlsString, TlsStringKind, decode,
 };
 
+pub use packet_hooks::{
+    PacketCapture, PacketCounters, PacketHook, PacketHookError, PacketLink, PacketRing,
+    TcAttachMode, XdpAttachMode, decode_packet,
+};
+
 /// At most this many records per [`BpfPipeline::read_events`] call, so a
 /// busy kernel cannot keep the caller in the loop forever.
 const MAX_RECORDS_PER_READ: usize = 4096;
@@ -68,6 +74,10 @@ pub struct PipelineOptions<'a> {
     /// `stopped`; the reader must attach, then send `SIGCONT`. Forks of such
     /// processes are reported as `forked` exec events (not stopped).
     pub stop_on_exec_comm: bool,
+    /// Size of the packet ring in bytes (power of two, page multiple);
+    /// `None` keeps the object's default
+    /// ([`spliff_recorder_ebpf::abi::PACKET_RINGBUF_DEFAULT_BYTES`]).
+    pub packet_ring_bytes: Option<u32>,
 }
 
 impl Default for PipelineOptions<'_> {
@@ -78,6 +88,7 @@ impl Default for PipelineOptions<'_> {
             ring_buffer_bytes: None,
             filter_enabled: false,
             stop_on_exec_comm: false,
+            packet_ring_bytes: None,
         }
     }
 }
@@ -137,7 +148,10 @@ impl BpfPipeline {
         // build-kernel offsets on this kernel.
         let btf = Btf::from_sys_fs().map_err(|source| BpfError::KernelBtf { source })?;
 
-        if let Some(bytes) = options.ring_buffer_bytes {
+        for bytes in [options.ring_buffer_bytes, options.packet_ring_bytes]
+            .into_iter()
+            .flatten()
+        {
             let page_size = page_size();
             if !bytes.is_power_of_two()
                 || usize::try_from(bytes).map_or(true, |b| b % page_size != 0)
@@ -162,6 +176,9 @@ impl BpfPipeline {
             .override_global(names::STOP_ON_EXEC_COMM_GLOBAL, &stop_on_exec_comm, true);
         if let Some(bytes) = options.ring_buffer_bytes {
             loader.map_max_entries(names::EVENTS_MAP, bytes);
+        }
+        if let Some(bytes) = options.packet_ring_bytes {
+            loader.map_max_entries(names::PACKETS_MAP, bytes);
         }
         let mut ebpf = loader.load(object).map_err(|error| {
             error::classify(error, "loading the BPF object", |source| BpfError::Load {

@@ -7,5 +7,7 @@
 //! is correlated as soon as the socket event arrives (seeds 004, issue 1).
 
 pub mod cgroup;
+pub mod links;
+pub mod packet_headers;
 pub mod sock_diag;
 pub mod socket_table;

@@ -120,6 +120,12 @@ impl<W: Write> Converter<W> {
         self.library_paths.push(path);
     }
 
+    /// Writes a record produced outside the converter (interface events),
+    /// counted like its own.
+    pub fn write_record(&mut self, ts_ns: u64, record: &Record<'_>) -> Result<(), WriteError> {
+        self.write(ts_ns, record)
+    }
+
     /// The writer, e.g. to flush.
     pub fn writer(&mut self) -> &mut TraceWriter<W> {
         &mut self.writer
