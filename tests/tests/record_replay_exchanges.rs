@@ -10,6 +10,8 @@
 
 use std::{fs, path::Path, process::Command};
 
+use spliff_formats::{Entry, Record, TraceFile};
+
 use spliff_tests::{
     exchange_log::{
         check_trace, exchange_server, nghttpd_logged, read_exchange_server_log, read_nghttpd_log,
@@ -18,7 +20,7 @@ use spliff_tests::{
     require_bpf,
     spliff::spliff_bin,
     tls_workload::{PYTHON, self_signed_cert},
-    tools::TempDir,
+    tools::{TempDir, run},
 };
 
 /// Deterministic text that compresses (HTTP/2 bodies) or not (binary), by seed.
@@ -85,7 +87,8 @@ fn replayed_har_equals_what_the_servers_exchanged() {
 
     let trace = d.join("t.pcapng");
     let out = Command::new(spliff_bin())
-        .args(["record", "-o"])
+        // Packets of lo only: never hook the machine's real interfaces.
+        .args(["record", "-i", "lo", "-o"])
         .arg(&trace)
         .args(["--", "sh"])
         .arg(d.join("workload.sh"))
@@ -111,6 +114,7 @@ fn replayed_har_equals_what_the_servers_exchanged() {
             .collect::<Vec<_>>()
     );
     check_trace(&trace, &expected, d);
+    check_packets(&trace, &[h1.port, h2_port(&b2)]);
 
     if let Some(dir) = std::env::var_os("SPLIFF_FIXTURE_DIR") {
         let dir = Path::new(&dir);
@@ -120,6 +124,57 @@ fn replayed_har_equals_what_the_servers_exchanged() {
             serde_json::to_string_pretty(&to_json(&expected)).expect("json"),
         )
         .expect("write ground truth");
+    }
+}
+
+/// Every TLS connection got its socket and packets, and tshark shows each packet to or from
+/// the servers with the client process that sent or received it.
+fn check_packets(trace: &Path, ports: &[u16]) {
+    let file = TraceFile::open(trace).expect("trace");
+    let correlation = file
+        .reader()
+        .filter_map(|e| match e {
+            Ok(Entry::Record(r)) => match r.record {
+                Record::Correlation(c) => Some((c.tls_connections, c.with_socket, c.with_packets)),
+                _ => None,
+            },
+            _ => None,
+        })
+        .last()
+        .expect("a correlation record");
+    assert!(correlation.0 >= 9, "TLS connections: {correlation:?}");
+    assert_eq!(
+        (correlation.1, correlation.2),
+        (correlation.0, correlation.0),
+        "every TLS connection has its 5-tuple and packets"
+    );
+    let filter = ports
+        .iter()
+        .map(|p| format!("tcp.port == {p}"))
+        .collect::<Vec<_>>()
+        .join(" || ");
+    let out = run(
+        "tshark",
+        &[
+            "-r",
+            trace.to_str().expect("utf-8"),
+            "-Y",
+            &filter,
+            "-T",
+            "fields",
+            "-e",
+            "frame.comment",
+        ],
+    );
+    let lines: Vec<&str> = out.stdout.lines().collect();
+    assert!(lines.len() > 50, "too few packets:\n{}", out.stdout);
+    for line in lines {
+        // The recorded clients (the servers are out of the `-- CMD` scope; their end of the
+        // flow is listed without a process).
+        assert!(
+            line.contains("comm=curl conn=") || line.contains("comm=python3 conn="),
+            "a packet without its process: {line}"
+        );
     }
 }
 
