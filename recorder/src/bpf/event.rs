@@ -331,8 +331,9 @@ pub struct TcpSocket {
     pub remote: std::net::SocketAddr,
 }
 
-/// Decodes one ring buffer record.
-pub fn decode(record: &[u8]) -> Result<Event, DecodeError> {
+/// The header of a ring record whose declared size is what the ring delivered: every ring's
+/// decoder starts here, before it trusts anything else in the record.
+pub(crate) fn checked_header(record: &[u8]) -> Result<EventHeader, DecodeError> {
     let len = record.len();
     let header: EventHeader = abi::read(record).ok_or(DecodeError::TooShort {
         len,
@@ -344,6 +345,13 @@ pub fn decode(record: &[u8]) -> Result<Event, DecodeError> {
             len,
         });
     }
+    Ok(header)
+}
+
+/// Decodes one ring buffer record.
+pub fn decode(record: &[u8]) -> Result<Event, DecodeError> {
+    let len = record.len();
+    let header = checked_header(record)?;
     match EventKind::from_raw(header.kind) {
         Some(EventKind::ProcessExec) => decode_exec(record).map(Event::ProcessExec),
         Some(EventKind::TlsData) => decode_data(record).map(Event::TlsData),

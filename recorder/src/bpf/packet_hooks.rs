@@ -23,8 +23,8 @@ use aya::{
 };
 use spliff_recorder_ebpf::{
     abi::{
-        self, DIR_EGRESS, DIR_INGRESS, EventHeader, EventKind, HOOK_TC, HOOK_XDP,
-        PACKET_HEADER_LEN, PACKET_SNAPLEN_MAX, PacketEvent,
+        self, DIR_EGRESS, DIR_INGRESS, EventKind, HOOK_TC, HOOK_XDP, PACKET_HEADER_LEN,
+        PACKET_SNAPLEN_MAX, PacketEvent,
     },
     names,
 };
@@ -211,16 +211,7 @@ impl PacketRing {
 pub fn decode_packet(record: &[u8]) -> Result<PacketCapture, DecodeError> {
     let kind = EventKind::Packet;
     let len = record.len();
-    let header: EventHeader = abi::read(record).ok_or(DecodeError::TooShort {
-        len,
-        min: size_of::<EventHeader>(),
-    })?;
-    if usize::try_from(header.size).ok() != Some(len) {
-        return Err(DecodeError::SizeMismatch {
-            declared: header.size,
-            len,
-        });
-    }
+    let header = super::event::checked_header(record)?;
     if EventKind::from_raw(header.kind) != Some(kind) {
         return Err(DecodeError::UnknownKind {
             kind: header.kind,
@@ -527,7 +518,7 @@ fn error_chain(error: &dyn std::error::Error) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use spliff_recorder_ebpf::abi::AbiRecord as _;
+    use spliff_recorder_ebpf::abi::{AbiRecord as _, EventHeader};
 
     fn record(captured: u16, declared_captured: u16) -> Vec<u8> {
         let mut event = PacketEvent {

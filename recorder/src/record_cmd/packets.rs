@@ -361,8 +361,8 @@ impl Network {
             return Ok(());
         }
         let (index, name) = (link.index, link.name.clone());
-        if let Framing::Unsupported(linktype) = link.framing {
-            return Self::record(
+        let failed = |converter: &mut Converter<File>, why: &str| {
+            Self::record(
                 converter,
                 ts,
                 event(
@@ -371,23 +371,18 @@ impl Network {
                     InterfaceEventKind::AttachFailed,
                     HookKind::None,
                     &name,
-                    &format!("link type {linktype} is not supported (Ethernet and raw IP are)"),
+                    why,
                 ),
+            )
+        };
+        if let Framing::Unsupported(linktype) = link.framing {
+            return failed(
+                converter,
+                &format!("link type {linktype} is not supported (Ethernet and raw IP are)"),
             );
         }
         if let Err(error) = pipeline.capture_interface(index, self.snaplen) {
-            return Self::record(
-                converter,
-                ts,
-                event(
-                    index,
-                    None,
-                    InterfaceEventKind::AttachFailed,
-                    HookKind::None,
-                    &name,
-                    &format!("{:#}", anyhow::Error::from(error)),
-                ),
-            );
+            return failed(converter, &format!("{:#}", anyhow::Error::from(error)));
         }
         let (hooks, failures) = attach_hooks(pipeline, &link, self.ingress_hook);
         if hooks.is_empty() {
