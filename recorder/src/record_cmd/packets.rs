@@ -27,8 +27,11 @@
 //! written early instead.
 
 use std::{
+    borrow::Cow,
     collections::{HashMap, HashSet, VecDeque},
     fs::File,
+    net::SocketAddr,
+    rc::Rc,
     time::Duration,
 };
 
@@ -150,6 +153,10 @@ pub struct Network {
     /// still in the ring or held.
     retired: HashMap<u32, (u32, Framing)>,
     held: VecDeque<PacketCapture>,
+    /// Owner and comment per flow, reused while the socket table is unchanged: a bulk flow
+    /// sends thousands of packets with the same answer, and working it out anew (hashing,
+    /// formatting) was most of the recorder's time per packet.
+    flows: FlowCache,
     /// Messages for the user, held back while `started` is false: the
     /// first line spliff prints says that recording started.
     messages: Vec<String>,
@@ -194,6 +201,7 @@ impl Network {
             captured: HashMap::new(),
             retired: HashMap::new(),
             held: VecDeque::new(),
+            flows: FlowCache::default(),
             messages: Vec::new(),
             started: false,
             stats: NetStats::default(),
@@ -630,8 +638,10 @@ impl Network {
                 }
             },
         };
-        let comment = flow_of(&packet.data, framing)
-            .and_then(|flow| owner_comment(converter.sockets(), flow, packet.socket_cookie));
+        let comment = flow_of(&packet.data, framing).and_then(|flow| {
+            self.flows
+                .comment(converter.sockets(), flow, packet.socket_cookie)
+        });
         if comment.is_some() {
             self.stats.commented += 1;
         }
@@ -647,13 +657,65 @@ impl Network {
                 } else {
                     PacketDirection::Outbound
                 }),
-                comment: comment.map(Into::into),
+                comment: comment.as_deref().map(Cow::Borrowed),
             })
             .context("cannot write the trace")?;
         self.stats.packets += 1;
         Ok(())
     }
 }
+
+/// What [`owner_of`] said about a flow, and when (the socket table's generation).
+struct FlowOwner {
+    generation: u64,
+    src: SocketAddr,
+    dst: SocketAddr,
+    comment: Option<Rc<str>>,
+}
+
+/// Owner and comment per flow (protocol, addresses, sending socket's cookie).
+#[derive(Default)]
+struct FlowCache {
+    flows: foldhash::HashMap<(u8, SocketAddr, SocketAddr, u64), FlowOwner>,
+}
+
+impl FlowCache {
+    /// Who owns `flow` ([`owner_of`]), from the cache while the socket table is unchanged;
+    /// counts the packet either way.
+    fn comment(
+        &mut self,
+        sockets: &mut SocketTable,
+        flow: PacketFlow,
+        cookie: u64,
+    ) -> Option<Rc<str>> {
+        let key = (flow.protocol, flow.src, flow.dst, cookie);
+        let generation = sockets.generation();
+        if let Some(known) = self.flows.get(&key)
+            && known.generation == generation
+        {
+            sockets.count_only(flow.protocol, known.src, known.dst, flow.ip_len);
+            return known.comment.clone();
+        }
+        let (src, dst, comment) = owner_of(sockets, flow, cookie);
+        if self.flows.len() >= FLOWS_CACHED {
+            self.flows.clear();
+        }
+        let comment: Option<Rc<str>> = comment.map(Rc::from);
+        self.flows.insert(
+            key,
+            FlowOwner {
+                generation,
+                src,
+                dst,
+                comment: comment.clone(),
+            },
+        );
+        comment
+    }
+}
+
+/// Flows whose owner is cached at most; beyond, the cache starts over (bounded memory).
+const FLOWS_CACHED: usize = 65_536;
 
 /// Attaches the hooks `link` gets (see the module comment). Returns the
 /// attached hooks with a note each, and the failures.
@@ -771,7 +833,19 @@ fn attach_hooks(
 /// `cookie` (TC egress: the sending socket) finds the owner when the
 /// headers do not: source NAT rewrites the packet before TC egress sees
 /// it, so its tuple is not the socket's any more.
+#[cfg(test)]
 fn owner_comment(sockets: &mut SocketTable, flow: PacketFlow, cookie: u64) -> Option<String> {
+    owner_of(sockets, flow, cookie).2
+}
+
+/// Counts the packet for the sockets it belongs to and describes them. Returns the addresses
+/// it was counted under (the sending socket's own when only the cookie knew it) and the
+/// comment.
+fn owner_of(
+    sockets: &mut SocketTable,
+    flow: PacketFlow,
+    cookie: u64,
+) -> (SocketAddr, SocketAddr, Option<String>) {
     // The table stores IPv4-mapped addresses (dual-stack sockets) as IPv4,
     // as the packets carry them.
     let sent = FiveTuple {
@@ -814,7 +888,7 @@ fn owner_comment(sockets: &mut SocketTable, flow: PacketFlow, cookie: u64) -> Op
             text.join(" ")
         })
         .collect();
-    (!parts.is_empty()).then(|| parts.join("; "))
+    (src, dst, (!parts.is_empty()).then(|| parts.join("; ")))
 }
 
 /// An interface record (name and detail as the format stores them).
@@ -847,6 +921,33 @@ mod tests {
             dst: dst.parse().unwrap(),
             ip_len: 60,
         }
+    }
+
+    #[test]
+    fn the_flow_cache_counts_every_packet_and_follows_table_changes() {
+        let mut sockets = SocketTable::default();
+        let mut cache = FlowCache::default();
+        let client = FiveTuple {
+            protocol: 6,
+            local: "10.0.0.1:40000".parse().unwrap(),
+            remote: "10.0.0.2:443".parse().unwrap(),
+        };
+        let packet = flow("10.0.0.1:40000", "10.0.0.2:443");
+        assert_eq!(cache.comment(&mut sockets, packet, 0), None);
+        sockets.upsert(client, 7, 100, "curl");
+        for _ in 0..3 {
+            assert_eq!(
+                cache.comment(&mut sockets, packet, 0).as_deref(),
+                Some("pid=100 comm=curl sent")
+            );
+        }
+        sockets.bind_connection(client, 3);
+        assert_eq!(
+            cache.comment(&mut sockets, packet, 0).as_deref(),
+            Some("pid=100 comm=curl conn=3 sent")
+        );
+        // Four packets since the socket was known, hits included.
+        assert_eq!(sockets.get(&client).unwrap().counters.packets_egress, 4);
     }
 
     #[test]
