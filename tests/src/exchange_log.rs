@@ -13,8 +13,8 @@ use base64::Engine as _;
 use base64::engine::general_purpose::STANDARD as BASE64;
 use serde_json::{Value, json};
 
-use crate::har::assert_valid_har;
-use crate::spliff::spliff_bin;
+use crate::har::{assert_valid_har, body_bytes};
+use crate::spliff::spliff;
 use crate::tls_workload::{PYTHON, Server, wait_listening};
 
 /// One exchange as the server saw it.
@@ -100,6 +100,15 @@ fn pairs(v: &Value) -> Vec<(String, String)> {
         .collect()
 }
 
+/// A JSON array of status codes.
+fn statuses(v: &Value) -> Vec<u16> {
+    v.as_array()
+        .into_iter()
+        .flatten()
+        .filter_map(|s| s.as_u64().and_then(|s| u16::try_from(s).ok()))
+        .collect()
+}
+
 fn b64(v: &Value) -> Vec<u8> {
     BASE64
         .decode(v.as_str().unwrap_or_default())
@@ -133,12 +142,7 @@ pub fn read_exchange_server_log(log: &Path, port: u16) -> Vec<Expected> {
                 ),
                 request_headers: pairs(&v["request_headers"]),
                 request_body: b64(&v["request_body"]),
-                informational: v["interim"]
-                    .as_array()
-                    .into_iter()
-                    .flatten()
-                    .filter_map(|s| s.as_u64().map(|s| s as u16))
-                    .collect(),
+                informational: statuses(&v["interim"]),
                 status: v["status"].as_u64().unwrap_or_default() as u16,
                 response_headers: pairs(&v["response_headers"]),
                 response_body: Some(body),
@@ -263,12 +267,7 @@ pub fn from_json(v: &Value) -> Vec<Expected> {
             url: e["url"].as_str().unwrap_or_default().to_string(),
             request_headers: pairs(&e["request_headers"]),
             request_body: b64(&e["request_body"]),
-            informational: e["informational"]
-                .as_array()
-                .into_iter()
-                .flatten()
-                .filter_map(|s| s.as_u64().map(|s| s as u16))
-                .collect(),
+            informational: statuses(&e["informational"]),
             status: e["status"].as_u64().unwrap_or_default() as u16,
             response_headers: pairs(&e["response_headers"]),
             response_body: e["response_body"]
@@ -289,19 +288,6 @@ fn har_pairs(v: &Value) -> Vec<(String, String)> {
             )
         })
         .collect()
-}
-
-/// Decoded bytes of a HAR `content` or `postData` object (`encoding`/`_encoding` base64 or
-/// plain text).
-fn har_bytes(v: &Value) -> Vec<u8> {
-    let text = v["text"].as_str().unwrap_or_default();
-    let base64 =
-        v["encoding"].as_str() == Some("base64") || v["_encoding"].as_str() == Some("base64");
-    if base64 {
-        BASE64.decode(text).expect("base64 in the HAR")
-    } else {
-        text.as_bytes().to_vec()
-    }
 }
 
 /// Asserts that the HAR's entries are exactly `expected`, one to one, matched by method and
@@ -342,11 +328,7 @@ pub fn assert_har_matches(har: &Value, expected: &[Expected]) {
             want.request_headers,
             "{what}: request headers"
         );
-        let body = if req["postData"].is_object() {
-            har_bytes(&req["postData"])
-        } else {
-            Vec::new()
-        };
+        let body = body_bytes(&req["postData"]).unwrap_or_default();
         assert!(
             body == want.request_body,
             "{what}: request body differs ({} vs {} bytes)",
@@ -370,7 +352,7 @@ pub fn assert_har_matches(har: &Value, expected: &[Expected]) {
             want.response_headers,
             "{what}: response headers"
         );
-        let got = har_bytes(&resp["content"]);
+        let got = body_bytes(&resp["content"]).unwrap_or_default();
         match &want.response_body {
             Some(b) => assert!(
                 got == *b,
@@ -394,12 +376,9 @@ pub fn assert_har_matches(har: &Value, expected: &[Expected]) {
 
 /// Replays `trace` with `args` and returns stdout (or the file written with `-o`).
 fn replay(trace: &Path, args: &[&str]) -> Vec<u8> {
-    let out = Command::new(spliff_bin())
-        .arg("replay")
-        .arg(trace)
-        .args(args)
-        .output()
-        .expect("run spliff replay");
+    let mut all = vec!["replay", trace.to_str().expect("utf-8 path")];
+    all.extend_from_slice(args);
+    let out = spliff(&all);
     assert!(
         out.status.success(),
         "spliff replay {args:?} failed: {}",

@@ -101,9 +101,10 @@ fn replayed_har_equals_what_the_servers_exchanged() {
     );
     // The servers log when they have answered; the workload waited for every answer, so the
     // logs are complete now. Stop nghttpd so its log is closed too.
+    let h2_port = h2.port;
     drop(h2);
     let mut expected = read_exchange_server_log(&h1_log, h1.port);
-    expected.extend(read_nghttpd_log(&h2_log, h2_port(&b2), &docroot));
+    expected.extend(read_nghttpd_log(&h2_log, h2_port, &docroot));
     assert_eq!(
         expected.len(),
         5 + 5 + 1 + 1 + 1 + 6,
@@ -114,7 +115,7 @@ fn replayed_har_equals_what_the_servers_exchanged() {
             .collect::<Vec<_>>()
     );
     check_trace(&trace, &expected, d);
-    check_packets(&trace, &[h1.port, h2_port(&b2)]);
+    check_packets(&trace, &[h1.port, h2_port]);
 
     if let Some(dir) = std::env::var_os("SPLIFF_FIXTURE_DIR") {
         let dir = Path::new(&dir);
@@ -176,11 +177,4 @@ fn check_packets(trace: &Path, ports: &[u16]) {
             "a packet without its process: {line}"
         );
     }
-}
-
-fn h2_port(base: &str) -> u16 {
-    base.rsplit(':')
-        .next()
-        .and_then(|p| p.parse().ok())
-        .expect("port in URL")
 }

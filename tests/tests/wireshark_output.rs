@@ -5,9 +5,8 @@
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 
-use base64::Engine as _;
-use base64::engine::general_purpose::STANDARD as BASE64;
 use serde_json::Value;
+use spliff_tests::har::body_bytes;
 use spliff_tests::spliff::spliff;
 use spliff_tests::tools::{TempDir, run};
 
@@ -93,17 +92,6 @@ fn exported_objects(pcap: &Path, dir: &TempDir) -> Vec<Vec<u8>> {
         .collect();
     objects.sort();
     objects
-}
-
-/// The bytes of a HAR `postData` or `content` object; binary bodies are base64 in the HAR
-/// (`encoding`, or `_encoding` in postData).
-fn body_bytes(v: &Value) -> Option<Vec<u8>> {
-    let text = v["text"].as_str()?;
-    if v["encoding"] == "base64" || v["_encoding"] == "base64" {
-        Some(BASE64.decode(text).expect("base64 body in the HAR"))
-    } else {
-        Some(text.as_bytes().to_vec())
-    }
 }
 
 /// Bodies a HAR says were sent and received (request postData, decoded response content),

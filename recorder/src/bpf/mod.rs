@@ -26,7 +26,7 @@ use aya::{
     Btf, Ebpf, EbpfLoader,
     maps::{HashMap as BpfHashMap, MapData, PerCpuArray, RingBuf},
     programs::{
-        CgroupAttachMode, RawTracePoint, SockOps, UProbe,
+        CgroupAttachMode, Program, ProgramError, RawTracePoint, SockOps, UProbe,
         uprobe::{UProbeAttachLocation, UProbeLinkId, UProbeScope},
     },
 };
@@ -211,26 +211,16 @@ impl BpfPipeline {
         // Uprobe programs are loaded (verified) now, attached per library
         // file later: a verifier problem shows up before anything runs.
         for &(name, _) in names::OPENSSL_PROGRAMS {
-            uprobe_mut(&mut ebpf, name)?.load().map_err(|error| {
-                error::classify(error, "loading a BPF program", |source| {
-                    BpfError::ProgramLoad {
-                        program: name,
-                        source,
-                    }
-                })
-            })?;
+            program_mut::<UProbe>(&mut ebpf, name)?
+                .load()
+                .map_err(load_error(name))?;
         }
 
         // Loaded (verified) now, attached by the caller once it has a
         // cgroup v2 directory (attach_sock_ops).
-        sock_ops_mut(&mut ebpf)?.load().map_err(|error| {
-            error::classify(error, "loading a BPF program", |source| {
-                BpfError::ProgramLoad {
-                    program: names::SOCK_OPS_PROGRAM,
-                    source,
-                }
-            })
-        })?;
+        program_mut::<SockOps>(&mut ebpf, names::SOCK_OPS_PROGRAM)?
+            .load()
+            .map_err(load_error(names::SOCK_OPS_PROGRAM))?;
 
         if ebpf.map(names::STATS_MAP).is_none() {
             return Err(BpfError::MissingFromObject {
@@ -308,7 +298,7 @@ impl BpfPipeline {
             Some(pid) => UProbeScope::OneProcess(pid),
             None => UProbeScope::AllProcesses,
         };
-        let id = uprobe_mut(&mut self.ebpf, program)?
+        let id = program_mut::<UProbe>(&mut self.ebpf, program)?
             .attach(UProbeAttachLocation::Symbol(symbol), path, scope)
             .map_err(|error| {
                 error::classify(error, "attaching a uprobe", |source| BpfError::Attach {
@@ -325,7 +315,7 @@ impl BpfPipeline {
     /// are gone must not pile up). `false` if it was not attached (any
     /// more): there is nothing left to undo then.
     pub fn detach_uprobe(&mut self, link: UprobeLink) -> bool {
-        uprobe_mut(&mut self.ebpf, link.program).is_ok_and(|p| p.detach(link.id).is_ok())
+        program_mut::<UProbe>(&mut self.ebpf, link.program).is_ok_and(|p| p.detach(link.id).is_ok())
     }
 
     /// Attaches the sock_ops program to the cgroup v2 directory `cgroup`
@@ -341,7 +331,7 @@ impl BpfPipeline {
         cgroup: BorrowedFd<'_>,
         cgroup_path: &Path,
     ) -> Result<(), BpfError> {
-        sock_ops_mut(&mut self.ebpf)?
+        program_mut::<SockOps>(&mut self.ebpf, names::SOCK_OPS_PROGRAM)?
             .attach(cgroup, CgroupAttachMode::Single)
             .map_err(|error| {
                 error::classify(error, "attaching a BPF program", |source| {
@@ -444,7 +434,11 @@ fn map_error(map: &'static str) -> impl Fn(aya::maps::MapError) -> BpfError {
     move |source| BpfError::Map { map, source }
 }
 
-fn uprobe_mut<'a>(ebpf: &'a mut Ebpf, name: &'static str) -> Result<&'a mut UProbe, BpfError> {
+/// The program `name` of the object as type `T`; errors name the program.
+fn program_mut<'a, T>(ebpf: &'a mut Ebpf, name: &'static str) -> Result<&'a mut T, BpfError>
+where
+    &'a mut T: TryFrom<&'a mut Program, Error = ProgramError>,
+{
     ebpf.program_mut(name)
         .ok_or(BpfError::MissingFromObject {
             kind: "program",
@@ -457,18 +451,16 @@ fn uprobe_mut<'a>(ebpf: &'a mut Ebpf, name: &'static str) -> Result<&'a mut UPro
         })
 }
 
-fn sock_ops_mut(ebpf: &mut Ebpf) -> Result<&mut SockOps, BpfError> {
-    let name = names::SOCK_OPS_PROGRAM;
-    ebpf.program_mut(name)
-        .ok_or(BpfError::MissingFromObject {
-            kind: "program",
-            name,
-        })?
-        .try_into()
-        .map_err(|source| BpfError::ProgramLoad {
-            program: name,
-            source,
+/// The error of loading (verifying) program `name`.
+fn load_error(name: &'static str) -> impl FnOnce(ProgramError) -> BpfError {
+    move |error| {
+        error::classify(error, "loading a BPF program", |source| {
+            BpfError::ProgramLoad {
+                program: name,
+                source,
+            }
         })
+    }
 }
 
 fn attach_raw_tracepoint(
@@ -476,25 +468,8 @@ fn attach_raw_tracepoint(
     name: &'static str,
     tracepoint: &str,
 ) -> Result<(), BpfError> {
-    let program: &mut RawTracePoint = ebpf
-        .program_mut(name)
-        .ok_or(BpfError::MissingFromObject {
-            kind: "program",
-            name,
-        })?
-        .try_into()
-        .map_err(|source| BpfError::ProgramLoad {
-            program: name,
-            source,
-        })?;
-    program.load().map_err(|error| {
-        error::classify(error, "loading a BPF program", |source| {
-            BpfError::ProgramLoad {
-                program: name,
-                source,
-            }
-        })
-    })?;
+    let program: &mut RawTracePoint = program_mut(ebpf, name)?;
+    program.load().map_err(load_error(name))?;
     program.attach(tracepoint).map_err(|error| {
         error::classify(error, "attaching a BPF program", |source| {
             BpfError::Attach {

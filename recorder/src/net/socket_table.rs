@@ -268,28 +268,13 @@ impl SocketTable {
         dst: SocketAddr,
         bytes: u64,
     ) -> Vec<PacketOwner<'_>> {
+        self.count_only(protocol, src, dst, bytes);
         let egress = FiveTuple {
             protocol,
             local: canonical(src),
             remote: canonical(dst),
         };
-        let ingress = egress.reversed();
-        for (tuple, flow) in [(egress, Flow::Egress), (ingress, Flow::Ingress)] {
-            if let Some(socket) = self.sockets.get_mut(&tuple) {
-                let c = &mut socket.counters;
-                match flow {
-                    Flow::Egress => {
-                        c.packets_egress += 1;
-                        c.bytes_egress += bytes;
-                    }
-                    Flow::Ingress => {
-                        c.packets_ingress += 1;
-                        c.bytes_ingress += bytes;
-                    }
-                }
-            }
-        }
-        [(egress, Flow::Egress), (ingress, Flow::Ingress)]
+        [(egress, Flow::Egress), (egress.reversed(), Flow::Ingress)]
             .into_iter()
             .filter_map(|(tuple, flow)| {
                 self.sockets

@@ -98,34 +98,36 @@ pub fn write_records(trace: &[u8], out: &mut dyn Write) -> io::Result<RecordsSum
                         lossy(p.exe),
                         p.cmdline.iter().map(|a| lossy(a)).collect::<Vec<_>>()
                     )?,
-                    Record::Connection(c) => write!(
-                        out,
-                        "connection conn={} pid={} fd={} cookie={} local={} remote={} lib={} alpn={} sni={} open={} close={}",
-                        c.conn_id,
-                        c.pid,
-                        c.fd,
-                        c.socket_cookie,
-                        c.local.map_or("-".into(), |a| a.to_string()),
-                        c.remote.map_or("-".into(), |a| a.to_string()),
-                        c.tls_library.name(),
-                        lossy(c.alpn),
-                        lossy(c.sni),
-                        c.open_ns,
-                        c.close_ns
-                    )
-                    .and_then(|()| {
-                        let n = &c.counters;
-                        if n.is_empty() {
-                            return Ok(());
-                        }
-                        // Only when packets were counted, so pre-1.1 views stay as they were.
+                    Record::Connection(c) => {
                         write!(
                             out,
-                            " packets={}/{} bytes={}/{}",
-                            n.packets_egress, n.packets_ingress, n.bytes_egress, n.bytes_ingress
-                        )
-                    })
-                    .and_then(|()| writeln!(out))?,
+                            "connection conn={} pid={} fd={} cookie={} local={} remote={} lib={} alpn={} sni={} open={} close={}",
+                            c.conn_id,
+                            c.pid,
+                            c.fd,
+                            c.socket_cookie,
+                            c.local.map_or("-".into(), |a| a.to_string()),
+                            c.remote.map_or("-".into(), |a| a.to_string()),
+                            c.tls_library.name(),
+                            lossy(c.alpn),
+                            lossy(c.sni),
+                            c.open_ns,
+                            c.close_ns
+                        )?;
+                        // Only when packets were counted, so pre-1.1 views stay as they were.
+                        let n = &c.counters;
+                        if !n.is_empty() {
+                            write!(
+                                out,
+                                " packets={}/{} bytes={}/{}",
+                                n.packets_egress,
+                                n.packets_ingress,
+                                n.bytes_egress,
+                                n.bytes_ingress
+                            )?;
+                        }
+                        writeln!(out)?;
+                    }
                     Record::TlsData(d) => writeln!(
                         out,
                         "tls-data conn={} pid={} tid={} {:?} offset={} len={}",
