@@ -647,3 +647,15 @@ fn shared_recording() -> &'static (Recording, Vec<Got>) {
     static REC: std::sync::OnceLock<(Recording, Vec<Got>)> = std::sync::OnceLock::new();
     REC.get_or_init(|| run(standard_asks(), None))
 }
+
+/// Found by `any_gap_never_outputs_a_wrong_header` in CI: a 3108-byte hole near the end of the
+/// request side, after which the resync took bytes inside a frame for a frame header and
+/// invented stream 49037.
+#[test]
+fn a_gap_near_the_end_of_the_requests_invents_no_stream() {
+    let (rec, _) = shared_recording();
+    let at = (total_len(&rec.request) as f64 * 0.955_332_312_746_246_5) as u64;
+    let req = with_gap(per_write(&rec.request), at, 3108);
+    let damaged = replay(Some(b"h2"), req, per_write(&rec.response));
+    assert_never_wrong(&damaged, shared_full(), key);
+}

@@ -80,7 +80,8 @@ pub(crate) struct Framed<'a> {
     pub from_start: bool,
 }
 
-/// Whether a chain of plausible frames starts at `bytes[0]`.
+/// Whether a chain of plausible frames, the first one not empty, starts at
+/// `bytes[0]`.
 fn chain_starts_here(bytes: &[u8], at_capture_end: bool) -> bool {
     let mut at = 0usize;
     let mut complete = 0usize;
@@ -94,6 +95,13 @@ fn chain_starts_here(bytes: &[u8], at_capture_end: bool) -> bool {
             return at_capture_end && complete >= 2;
         };
         if !head.is_strictly_plausible() {
+            return false;
+        }
+        // An empty frame proves nothing about where it starts: nine bytes whose
+        // first three are zero pass for one, and such runs are common (the tail
+        // of a WINDOW_UPDATE right before a real boundary). Syncing a frame
+        // later costs at most that empty frame.
+        if complete == 0 && head.len == 0 {
             return false;
         }
         let total = head.total_len();
