@@ -52,6 +52,29 @@ struct {
 	__type(value, struct spliff_hs_call);
 } spliff_hs_calls SEC(".maps");
 
+/* SSL data and handshake calls in flight, all threads together. The
+ * sys_enter fallback below runs for every read/write syscall of the whole
+ * machine; while this is zero none of them can be inside an SSL call, and it
+ * returns before any per-thread lookup. Counted up at each entry recorded
+ * above and down only when a return finds its entry, so an entry lost to
+ * LRU eviction or a killed thread leaves it too high (the lookups run, as
+ * before), never too low. */
+struct {
+	__uint(type, BPF_MAP_TYPE_ARRAY);
+	__uint(max_entries, 1);
+	__type(key, __u32);
+	__type(value, __s64);
+} spliff_ssl_calls_in_flight SEC(".maps");
+
+static __always_inline void spliff_ssl_calls_add(__s64 delta)
+{
+	__u32 zero = 0;
+	__s64 *count = bpf_map_lookup_elem(&spliff_ssl_calls_in_flight, &zero);
+
+	if (count)
+		__sync_fetch_and_add(count, delta);
+}
+
 struct spliff_alpn_call {
 	__u64 ssl;
 	__u64 data_pp; /* const unsigned char ** */
@@ -184,7 +207,8 @@ static __always_inline int spliff_data_entry(struct pt_regs *ctx, __u32 kind)
 		call.out_len = PT_REGS_PARM4(ctx);
 	call.entry_ns = bpf_ktime_get_boot_ns();
 	call.kind = kind;
-	bpf_map_update_elem(&spliff_data_calls, &tid, &call, BPF_ANY);
+	if (!bpf_map_update_elem(&spliff_data_calls, &tid, &call, BPF_ANY))
+		spliff_ssl_calls_add(1);
 	return 0;
 }
 
@@ -258,7 +282,8 @@ static __always_inline int spliff_data_return(struct pt_regs *ctx)
 	if (!saved)
 		return 0;
 	call = *saved;
-	bpf_map_delete_elem(&spliff_data_calls, &tid);
+	if (!bpf_map_delete_elem(&spliff_data_calls, &tid))
+		spliff_ssl_calls_add(-1);
 
 	if (call.kind == SPLIFF_CALL_READ_EX || call.kind == SPLIFF_CALL_WRITE_EX) {
 		/* _ex: 1 on success, the count through the out-parameter. */
@@ -406,11 +431,16 @@ int spliff_sys_enter(struct bpf_raw_tracepoint_args *ctx)
 	struct spliff_data_call *call;
 	struct spliff_hs_call *hs;
 	struct spliff_conn_state *state;
+	__s64 *in_flight;
+	__u32 zero = 0;
 	__u64 ssl;
 
 	/* x86_64: read 0, write 1, readv 19, writev 20, sendto 44,
 	 * recvfrom 45, sendmsg 46, recvmsg 47. */
 	if (!(id == 0 || id == 1 || id == 19 || id == 20 || (id >= 44 && id <= 47)))
+		return 0;
+	in_flight = bpf_map_lookup_elem(&spliff_ssl_calls_in_flight, &zero);
+	if (!in_flight || *in_flight <= 0)
 		return 0;
 	pid_tgid = bpf_get_current_pid_tgid();
 	tid = (__u32)pid_tgid;
@@ -454,7 +484,8 @@ static __always_inline int spliff_hs_entry(void *ssl, __u8 role)
 			state->role = role;
 	}
 	/* NOEXIST keeps the outer call of SSL_connect -> SSL_do_handshake. */
-	bpf_map_update_elem(&spliff_hs_calls, &tid, &call, BPF_NOEXIST);
+	if (!bpf_map_update_elem(&spliff_hs_calls, &tid, &call, BPF_NOEXIST))
+		spliff_ssl_calls_add(1);
 	return 0;
 }
 
@@ -489,7 +520,8 @@ int BPF_KRETPROBE(spliff_ssl_handshake_return, int ret)
 	if (!saved)
 		return 0;
 	call = *saved;
-	bpf_map_delete_elem(&spliff_hs_calls, &tid);
+	if (!bpf_map_delete_elem(&spliff_hs_calls, &tid))
+		spliff_ssl_calls_add(-1);
 	state = spliff_conn_get(pid_tgid, call.ssl, true);
 	if (!state)
 		return 0;

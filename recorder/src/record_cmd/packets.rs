@@ -638,7 +638,7 @@ impl Network {
                 }
             },
         };
-        let comment = flow_of(&packet.data, framing).and_then(|flow| {
+        let comment = flow_of(packet.data(), framing).and_then(|flow| {
             self.flows
                 .comment(converter.sockets(), flow, packet.socket_cookie)
         });
@@ -651,7 +651,7 @@ impl Network {
                 interface_id,
                 ts_wall_ns: self.clock.wall(packet.ts_ns),
                 original_len: packet.wire_len,
-                data: &packet.data,
+                data: packet.data(),
                 direction: Some(if packet.ingress {
                     PacketDirection::Inbound
                 } else {
