@@ -290,6 +290,8 @@ impl<W: Write> TraceWriter<W> {
             .map(|c| truncate_option(c.as_bytes()));
         let b = &mut self.scratch;
         b.clear();
+        put_u32(b, ENHANCED_PACKET_BLOCK);
+        put_u32(b, 0); // block length, set below
         put_u32(b, packet.interface_id);
         put_u32(b, (packet.ts_wall_ns >> 32) as u32);
         put_u32(b, packet.ts_wall_ns as u32);
@@ -310,16 +312,15 @@ impl<W: Write> TraceWriter<W> {
         if packet.direction.is_some() || comment.is_some() {
             put_option(b, OPT_ENDOFOPT, &[]);
         }
-        let total = (self.scratch.len() + 12) as u32;
-        let raw = RawBlock {
-            type_: ENHANCED_PACKET_BLOCK,
-            initial_len: total,
-            body: Cow::Borrowed(&self.scratch),
-            trailer_len: total,
-        };
+        let total = (b.len() + 4) as u32;
+        b[4..8].copy_from_slice(&total.to_le_bytes());
+        put_u32(b, total);
+        // Straight to the buffered output: an EPB changes nothing in pcap-file's section
+        // state (only SHBs and IDBs do), so its writer has nothing to track.
         self.out
-            .write_raw_block(&raw)
-            .map_err(encode_err(BlockKind::EnhancedPacket))?;
+            .get_mut()
+            .write_all(&self.scratch)
+            .map_err(WriteError::Io)?;
         Ok(())
     }
 

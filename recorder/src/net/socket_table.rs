@@ -232,19 +232,27 @@ impl SocketTable {
         self.generation
     }
 
-    /// Counts a packet like [`SocketTable::count_packet`] without listing its owners.
-    pub fn count_only(&mut self, protocol: u8, src: SocketAddr, dst: SocketAddr, bytes: u64) {
+    /// Counts `packets` packets of `bytes` IP bytes in all like [`SocketTable::count_packet`],
+    /// without listing their owners.
+    pub fn count_only(
+        &mut self,
+        protocol: u8,
+        src: SocketAddr,
+        dst: SocketAddr,
+        packets: u64,
+        bytes: u64,
+    ) {
         let egress = FiveTuple {
             protocol,
             local: canonical(src),
             remote: canonical(dst),
         };
         if let Some(socket) = self.sockets.get_mut(&egress) {
-            socket.counters.packets_egress += 1;
+            socket.counters.packets_egress += packets;
             socket.counters.bytes_egress += bytes;
         }
         if let Some(socket) = self.sockets.get_mut(&egress.reversed()) {
-            socket.counters.packets_ingress += 1;
+            socket.counters.packets_ingress += packets;
             socket.counters.bytes_ingress += bytes;
         }
     }
@@ -268,7 +276,7 @@ impl SocketTable {
         dst: SocketAddr,
         bytes: u64,
     ) -> Vec<PacketOwner<'_>> {
-        self.count_only(protocol, src, dst, bytes);
+        self.count_only(protocol, src, dst, 1, bytes);
         let egress = FiveTuple {
             protocol,
             local: canonical(src),

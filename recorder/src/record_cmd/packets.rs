@@ -248,7 +248,9 @@ impl Network {
         self.follow_links(pipeline, converter, now_boot_ns)?;
         self.drain();
         let cutoff = now_boot_ns.saturating_sub(HOLD.as_nanos() as u64);
-        self.write_held(converter, Some(cutoff))
+        self.write_held(converter, Some(cutoff))?;
+        self.flows.flush(converter.sockets());
+        Ok(())
     }
 
     /// The end: every packet written, every hook detached, one ISB per
@@ -261,6 +263,7 @@ impl Network {
     ) -> anyhow::Result<NetStats> {
         while self.drain() > 0 {}
         self.write_held(converter, None)?;
+        self.flows.flush(converter.sockets());
         let indexes: Vec<u32> = self.captured.keys().copied().collect();
         for index in indexes {
             self.release(pipeline, converter, index, now_boot_ns)?;
@@ -671,17 +674,23 @@ struct FlowOwner {
     src: SocketAddr,
     dst: SocketAddr,
     comment: Option<Rc<str>>,
+    /// Packets (and their IP bytes) answered from the cache and not yet counted in the
+    /// socket table: counted in one go by [`FlowCache::flush`].
+    pending_packets: u64,
+    pending_bytes: u64,
 }
 
 /// Owner and comment per flow (protocol, addresses, sending socket's cookie).
 #[derive(Default)]
 struct FlowCache {
     flows: foldhash::HashMap<(u8, SocketAddr, SocketAddr, u64), FlowOwner>,
+    /// Flows with pending counts.
+    dirty: Vec<(u8, SocketAddr, SocketAddr, u64)>,
 }
 
 impl FlowCache {
     /// Who owns `flow` ([`owner_of`]), from the cache while the socket table is unchanged;
-    /// counts the packet either way.
+    /// counts the packet either way (a cached answer's count waits for [`FlowCache::flush`]).
     fn comment(
         &mut self,
         sockets: &mut SocketTable,
@@ -690,12 +699,18 @@ impl FlowCache {
     ) -> Option<Rc<str>> {
         let key = (flow.protocol, flow.src, flow.dst, cookie);
         let generation = sockets.generation();
-        if let Some(known) = self.flows.get(&key)
+        if let Some(known) = self.flows.get_mut(&key)
             && known.generation == generation
         {
-            sockets.count_only(flow.protocol, known.src, known.dst, flow.ip_len);
+            if known.pending_packets == 0 {
+                self.dirty.push(key);
+            }
+            known.pending_packets += 1;
+            known.pending_bytes += flow.ip_len;
             return known.comment.clone();
         }
+        // The table changed since those counts were taken: they belong to it as it was.
+        self.flush(sockets);
         let (src, dst, comment) = owner_of(sockets, flow, cookie);
         if self.flows.len() >= FLOWS_CACHED {
             self.flows.clear();
@@ -708,9 +723,32 @@ impl FlowCache {
                 src,
                 dst,
                 comment: comment.clone(),
+                pending_packets: 0,
+                pending_bytes: 0,
             },
         );
         comment
+    }
+
+    /// Counts the pending packets in the socket table. Called before the table can change
+    /// (the end of each turn, before the socket events of the next) and at the end, so each
+    /// packet is counted against the table it was looked up in, as if counted at once;
+    /// hashing the flow into the table for every packet was a large share of the time per
+    /// packet.
+    fn flush(&mut self, sockets: &mut SocketTable) {
+        for key in self.dirty.drain(..) {
+            if let Some(known) = self.flows.get_mut(&key) {
+                sockets.count_only(
+                    key.0,
+                    known.src,
+                    known.dst,
+                    known.pending_packets,
+                    known.pending_bytes,
+                );
+                known.pending_packets = 0;
+                known.pending_bytes = 0;
+            }
+        }
     }
 }
 
@@ -947,6 +985,7 @@ mod tests {
             Some("pid=100 comm=curl conn=3 sent")
         );
         // Four packets since the socket was known, hits included.
+        cache.flush(&mut sockets);
         assert_eq!(sockets.get(&client).unwrap().counters.packets_egress, 4);
     }
 
