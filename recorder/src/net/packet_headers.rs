@@ -194,49 +194,32 @@ mod tests {
         let ip4 = ([10, 1, 2, 3], [192, 168, 7, 9]);
         let ip6 = ([0x20; 16], [0xfe; 16]);
         let mut out = Vec::new();
-        macro_rules! finish {
+        // The builder's type changes at every step, hence macros rather than functions.
+        macro_rules! transport {
             ($b:expr) => {{
-                let b = if v6 {
-                    $b.ipv6(ip6.0, ip6.1, 64)
-                } else {
-                    $b.ipv4(ip4.0, ip4.1, 64)
-                };
                 if tcp {
-                    b.tcp(ports.0, ports.1, 7, 1000)
-                        .write(&mut out, payload)
-                        .unwrap()
+                    $b.tcp(ports.0, ports.1, 7, 1000).write(&mut out, payload)
                 } else {
-                    b.udp(ports.0, ports.1).write(&mut out, payload).unwrap()
+                    $b.udp(ports.0, ports.1).write(&mut out, payload)
+                }
+                .unwrap()
+            }};
+        }
+        macro_rules! ip {
+            ($b:expr) => {{
+                if v6 {
+                    transport!($b.ipv6(ip6.0, ip6.1, 64))
+                } else {
+                    transport!($b.ipv4(ip4.0, ip4.1, 64))
                 }
             }};
         }
         match (ethernet, vlan) {
-            (true, Some(id)) => finish!(
-                PacketBuilder::ethernet2([1; 6], [2; 6])
-                    .single_vlan(etherparse::VlanId::try_new(id).unwrap())
-            ),
-            (true, None) => finish!(PacketBuilder::ethernet2([1; 6], [2; 6])),
-            (false, _) => {
-                if v6 {
-                    let b = PacketBuilder::ipv6(ip6.0, ip6.1, 64);
-                    if tcp {
-                        b.tcp(ports.0, ports.1, 7, 1000)
-                            .write(&mut out, payload)
-                            .unwrap()
-                    } else {
-                        b.udp(ports.0, ports.1).write(&mut out, payload).unwrap()
-                    }
-                } else {
-                    let b = PacketBuilder::ipv4(ip4.0, ip4.1, 64);
-                    if tcp {
-                        b.tcp(ports.0, ports.1, 7, 1000)
-                            .write(&mut out, payload)
-                            .unwrap()
-                    } else {
-                        b.udp(ports.0, ports.1).write(&mut out, payload).unwrap()
-                    }
-                }
-            }
+            (true, Some(id)) => ip!(PacketBuilder::ethernet2([1; 6], [2; 6])
+                .single_vlan(etherparse::VlanId::try_new(id).unwrap())),
+            (true, None) => ip!(PacketBuilder::ethernet2([1; 6], [2; 6])),
+            (false, _) if v6 => transport!(PacketBuilder::ipv6(ip6.0, ip6.1, 64)),
+            (false, _) => transport!(PacketBuilder::ipv4(ip4.0, ip4.1, 64)),
         }
         out
     }
