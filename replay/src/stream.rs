@@ -344,6 +344,12 @@ impl<'a> DirectionStream<'a> {
         self.runs.get(i).map(|r| r.offset)
     }
 
+    /// Where each timestamp starts, as `(offset, ts)` in offset order: every captured byte
+    /// from one offset up to the next carries its timestamp.
+    pub fn stamps(&self) -> impl Iterator<Item = (u64, u64)> + '_ {
+        self.stamps.iter().map(|s| (s.offset, s.ts_ns))
+    }
+
     /// Timestamp of the piece that carried the byte at `pos`; `None` when the byte
     /// was not captured.
     pub fn ts_at(&self, pos: u64) -> Option<u64> {

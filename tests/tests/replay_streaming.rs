@@ -207,10 +207,23 @@ fn overlapping_connections_stream_to_the_same_bytes_for_any_threads_and_batches(
             BatchLimits {
                 bytes: 1,
                 connections: 1,
+                ..BatchLimits::default()
             },
             BatchLimits {
                 bytes: 20_000,
                 connections: 7,
+                ..BatchLimits::default()
+            },
+            // Every connection rendered item by item, overlapping each other.
+            BatchLimits {
+                lazy_bytes: 0,
+                ..BatchLimits::default()
+            },
+            // Some in batches, some item by item (the HTTP/1 ones are the larger).
+            BatchLimits {
+                bytes: 20_000,
+                connections: 3,
+                lazy_bytes: 3_000,
             },
         ] {
             let got = pool(threads).install(|| all_streamed(&t, limits));
@@ -239,6 +252,11 @@ fn fixtures_stream_to_the_same_bytes_as_the_whole_model() {
             BatchLimits {
                 bytes: 1,
                 connections: 1,
+                ..BatchLimits::default()
+            },
+            BatchLimits {
+                lazy_bytes: 0,
+                ..BatchLimits::default()
             },
         ] {
             let got = pool(2).install(|| all_streamed(&t, limits));
@@ -254,6 +272,7 @@ fn sequential_connections_are_held_a_batch_at_a_time() {
     let limits = BatchLimits {
         bytes: u64::MAX,
         connections: 8,
+        ..BatchLimits::default()
     };
     let (har, summary) = pool(2).install(|| streamed(&t, limits, HarSink::default()));
     assert_eq!(summary.connections, 600);
@@ -271,6 +290,7 @@ fn sequential_connections_are_held_a_batch_at_a_time() {
     let limits = BatchLimits {
         bytes: 4 * per_connection,
         connections: usize::MAX,
+        ..BatchLimits::default()
     };
     let (_, summary) = streamed(&t, limits, PcapngSink::new(PcapngOptions::default()));
     assert!(summary.max_batch <= 5, "{summary:?}");
