@@ -285,6 +285,8 @@ pub struct BatchLimits {
     /// Connections with at least this many plaintext bytes are not rebuilt in a batch but
     /// item by item as the merge writes them ([`LazyConnection`]).
     pub lazy_bytes: u64,
+    /// First window of such a connection's streams ([`LazyConnection::with_window`]).
+    pub lazy_window: u64,
 }
 
 impl Default for BatchLimits {
@@ -299,6 +301,7 @@ impl Default for BatchLimits {
             bytes: 8 << 20,
             connections: 1024,
             lazy_bytes: 16 << 20,
+            lazy_window: crate::lazy::FIRST_WINDOW,
         }
     }
 }
@@ -331,6 +334,9 @@ pub struct ReplaySummary {
     /// Most exchanges rebuilt but not yet rendered that connections rendered item by item
     /// held at once (HTTP/1: at most one each; HTTP/2 is rebuilt whole: all of its own).
     pub max_lazy_exchanges_held: usize,
+    /// Most plaintext bytes connections rendered item by item showed at once (HTTP/1: their
+    /// streams' windows; HTTP/2: all of their plaintext).
+    pub max_lazy_plaintext: u64,
 }
 
 /// An item waiting in the merge, ordered by its output key only.
@@ -398,8 +404,8 @@ fn next_step<'a, S: Sink>(
         // before it and the next ones' on it.
         let ci = *next;
         *next += 1;
-        let c = index.assemble(c);
-        let mut conn = LazyConnection::new(c.info, c.streams, options);
+        let c = index.assemble_windowed(c);
+        let mut conn = LazyConnection::with_window(c.info, c.streams, options, limits.lazy_window);
         let http = {
             let has = conn.has_exchanges();
             is_http(&conn.detection, has)
@@ -531,6 +537,8 @@ impl<'a, S: Sink> Merge<'_, 'a, S> {
         loop {
             let held: usize = self.open.iter().map(|o| o.conn.held()).sum();
             summary.max_lazy_exchanges_held = summary.max_lazy_exchanges_held.max(held);
+            let plaintext: u64 = self.open.iter().map(|o| o.conn.plaintext_held()).sum();
+            summary.max_lazy_plaintext = summary.max_lazy_plaintext.max(plaintext);
             // The open connection whose next item could come first: (floor, index, position)
             // is below every key it will still produce.
             let lazy = self

@@ -50,7 +50,7 @@ pub(crate) fn replay(
 ///
 /// It keeps only the two cursor positions and, at most, one request read ahead; the streams
 /// are passed to every call, so that the caller owns them (no self-borrowing state).
-#[derive(Debug)]
+#[derive(Debug, Clone)]
 pub(crate) struct Replayer {
     req_pos: u64,
     resp_pos: u64,

@@ -190,8 +190,8 @@ fn plan_data(
     seq_no: &mut u64,
     out: &mut Vec<Planned>,
 ) {
-    for (offset, bytes) in s.runs() {
-        let end = offset + bytes.len() as u64;
+    for (offset, len) in s.spans() {
+        let end = offset + len;
         let mut pos = offset;
         while pos < end {
             let ts = s.ts_at(pos).unwrap_or(0);
@@ -239,7 +239,7 @@ fn plan(
         .iter()
         .filter_map(|&side| {
             let s = stream(c, side);
-            s.runs().next().and_then(|(o, _)| s.ts_at(o))
+            s.spans().next().and_then(|(o, _)| s.ts_at(o))
         })
         .min();
     let t0 = info
@@ -355,6 +355,28 @@ impl Packets {
     /// Time of the next packet, `u64::MAX` when none is left (the plan is in time order).
     fn floor(&self) -> u64 {
         self.plan.as_slice().first().map_or(u64::MAX, |p| p.ts_ns)
+    }
+
+    /// The next packet block, with its time, from windowed streams: the window is moved to
+    /// show the packet's bytes (a MiB at a time, as packets go forward).
+    fn next_windowed(
+        &mut self,
+        info: &ConnectionInfo,
+        c: &mut ConnectionStreams<'_>,
+    ) -> Option<io::Result<Item>> {
+        if let Some(&Planned {
+            what: What::Data { side, offset, len },
+            ..
+        }) = self.plan.as_slice().first()
+        {
+            let s = if side == 0 {
+                &mut c.request
+            } else {
+                &mut c.response
+            };
+            s.set_window(offset, len.max(1 << 20));
+        }
+        self.next(info, c)
     }
 
     /// The next packet block, with its time.
@@ -573,7 +595,7 @@ impl Sink for PcapngSink {
         cursor: &mut Cursor,
     ) -> Option<io::Result<Item>> {
         match &mut cursor.0 {
-            Ok(p) => p.next(&conn.info, &conn.streams),
+            Ok(p) => p.next_windowed(&conn.info, &mut conn.streams),
             Err(e) => {
                 // Reported once; the connection then has nothing more.
                 let e = std::mem::replace(e, io::Error::other("reported"));
