@@ -3,15 +3,27 @@
 //! [`replay_to`] streams: the trace is indexed (record headers, no plaintext copied), then
 //! connections are rebuilt in batches, in parallel, in the order of their first record, and
 //! each batch is rendered by a [`Sink`] on the worker threads. A k-way merge writes an item as
-//! soon as no connection not yet rebuilt can produce an earlier one: a connection's items never
-//! start before its first record ([`Sink::earliest`]). Memory is the index (a few dozen bytes
-//! per record, no plaintext), two batches (one being written while the next is rebuilt) and
-//! the items still waiting for an earlier connection, whatever the size of the trace.
+//! soon as nothing still to come can produce an earlier one: a connection's items never start
+//! before its first record ([`Sink::earliest`]). Memory is the index (a few dozen bytes per
+//! record, no plaintext), two batches (one being written while the next is rebuilt) and the
+//! items still waiting for an earlier connection, whatever the size of the trace.
+//!
+//! A batch holds its connections whole (plaintext, exchanges, rendered items), which is right
+//! for the many small connections of a real trace but not for one connection of gigabytes. So
+//! a connection of [`BatchLimits::lazy_bytes`] or more is not put in a batch: when the batches
+//! reach it (in connection order, because sink contexts depend on the connections before), it
+//! is prepared as a [`LazyConnection`] and handed to the merge, which pulls its items one at a
+//! time ([`Sink::next_item`]) whenever its floor ([`Sink::floor`]: a lower bound of what it
+//! still has) is the smallest key still to come, and writes each as soon as nothing precedes
+//! it. An item is rendered, written and dropped; an HTTP/1 connection holds one exchange and a
+//! window of its plaintext at a time (see [`crate::lazy`]). This is simpler than splitting a
+//! connection's parsing across threads, and a large connection is one piece of sequential
+//! work anyway; the batches of small connections still run in parallel next to it.
 //!
 //! [`replay`] keeps everything, for callers that want the whole [`Replayed`] model.
 //!
-//! Both give the same order, whatever the thread count or batch size: by timestamp, then
-//! connection index (first timestamp, then key), then position in the connection.
+//! Both give the same order, whatever the thread count, batch size or laziness: by timestamp,
+//! then connection index (first timestamp, then key), then position in the connection.
 
 use std::cmp::Reverse;
 use std::collections::BinaryHeap;
