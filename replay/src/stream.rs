@@ -204,12 +204,13 @@ impl<'a> DirectionStream<'a> {
     }
 
     /// Like [`DirectionStream::from_pieces`], but no bytes are joined: the stream shows the
-    /// bytes of a window only ([`DirectionStream::set_window`]; at first the first MiB), and
+    /// bytes of a window only ([`DirectionStream::set_window`]; at first 64 KiB), and
     /// notes when a reader needed more ([`DirectionStream::take_missed`]). For connections too
     /// large to copy whole.
     pub fn windowed<I: IntoIterator<Item = Piece<'a>>>(pieces: I) -> DirectionStream<'a> {
         let mut s = Self::assemble(pieces, true);
-        s.set_window(s.start, 1 << 20);
+        // Enough for the protocol detection on the first bytes (`detect::START_LOOKAHEAD`).
+        s.set_window(s.start, 64 << 10);
         s
     }
 

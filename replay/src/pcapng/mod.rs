@@ -358,7 +358,7 @@ impl Packets {
     }
 
     /// The next packet block, with its time, from windowed streams: the window is moved to
-    /// show the packet's bytes (a MiB at a time, as packets go forward).
+    /// show the packet's bytes (256 KiB at a time, as packets go forward).
     fn next_windowed(
         &mut self,
         info: &ConnectionInfo,
@@ -374,7 +374,7 @@ impl Packets {
             } else {
                 &mut c.response
             };
-            s.set_window(offset, len.max(1 << 20));
+            s.set_window(offset, len.max(256 << 10));
         }
         self.next(info, c)
     }
