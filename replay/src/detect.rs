@@ -46,21 +46,21 @@ fn first_run<'s>(stream: &'s DirectionStream<'_>) -> &'s [u8] {
     stream.runs().next().map_or(&[][..], |(_, b)| b)
 }
 
-/// Decides the protocol from the ALPN (`h2`, `http/1.1`, `http/1.0`) when
-/// known, else from the bytes.
-pub fn detect(
-    alpn: Option<&[u8]>,
-    request: &DirectionStream,
-    response: &DirectionStream,
-) -> Detection {
-    let found = |protocol, evidence| Detection { protocol, evidence };
+/// How far [`detect_from_start`] looks into a first run: a start line is decided within
+/// (method, 16 KiB target, version; or a 1 KiB reason), the preface within 24 bytes.
+pub(crate) const START_LOOKAHEAD: usize = 64 << 10;
+
+/// The first steps of [`detect`]: ALPN, then the preface or a start line at the first captured
+/// bytes of each direction (`req`, `resp`: their first runs, or a prefix of at least
+/// [`START_LOOKAHEAD`] bytes, which gives the same answer). `None`: the rest of the streams
+/// decide.
+pub(crate) fn detect_from_start(alpn: Option<&[u8]>, req: &[u8], resp: &[u8]) -> Option<Detection> {
+    let found = |protocol, evidence| Some(Detection { protocol, evidence });
     match alpn {
         Some(b"h2") => return found(Protocol::Http2, Evidence::Alpn),
         Some(b"http/1.1" | b"http/1.0") => return found(Protocol::Http1, Evidence::Alpn),
         _ => {}
     }
-    let req = first_run(request);
-    let resp = first_run(response);
     if req.starts_with(PREFACE) {
         return found(Protocol::Http2, Evidence::Preface);
     }
@@ -69,6 +69,20 @@ pub fn detect(
     if line(req, StartLine::Request) || line(resp, StartLine::Status) {
         return found(Protocol::Http1, Evidence::StartLine);
     }
+    None
+}
+
+/// Decides the protocol from the ALPN (`h2`, `http/1.1`, `http/1.0`) when
+/// known, else from the bytes.
+pub fn detect(
+    alpn: Option<&[u8]>,
+    request: &DirectionStream,
+    response: &DirectionStream,
+) -> Detection {
+    if let Some(d) = detect_from_start(alpn, first_run(request), first_run(response)) {
+        return d;
+    }
+    let found = |protocol, evidence| Detection { protocol, evidence };
     if looks_like_frames(response) || looks_like_frames(request) {
         return found(Protocol::Http2, Evidence::FrameChain);
     }

@@ -15,6 +15,7 @@ pub mod filter;
 pub mod har;
 mod http1;
 mod http2;
+pub mod lazy;
 pub mod pcapng;
 pub mod pipeline;
 pub mod stream;

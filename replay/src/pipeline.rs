@@ -3,15 +3,27 @@
 //! [`replay_to`] streams: the trace is indexed (record headers, no plaintext copied), then
 //! connections are rebuilt in batches, in parallel, in the order of their first record, and
 //! each batch is rendered by a [`Sink`] on the worker threads. A k-way merge writes an item as
-//! soon as no connection not yet rebuilt can produce an earlier one: a connection's items never
-//! start before its first record ([`Sink::earliest`]). Memory is the index (a few dozen bytes
-//! per record, no plaintext), two batches (one being written while the next is rebuilt) and
-//! the items still waiting for an earlier connection, whatever the size of the trace.
+//! soon as nothing still to come can produce an earlier one: a connection's items never start
+//! before its first record ([`Sink::earliest`]). Memory is the index (a few dozen bytes per
+//! record, no plaintext), two batches (one being written while the next is rebuilt) and the
+//! items still waiting for an earlier connection, whatever the size of the trace.
+//!
+//! A batch holds its connections whole (plaintext, exchanges, rendered items), which is right
+//! for the many small connections of a real trace but not for one connection of gigabytes. So
+//! a connection of [`BatchLimits::lazy_bytes`] or more is not put in a batch: when the batches
+//! reach it (in connection order, because sink contexts depend on the connections before), it
+//! is prepared as a [`LazyConnection`] and handed to the merge, which pulls its items one at a
+//! time ([`Sink::next_item`]) whenever its floor ([`Sink::floor`]: a lower bound of what it
+//! still has) is the smallest key still to come, and writes each as soon as nothing precedes
+//! it. An item is rendered, written and dropped; an HTTP/1 connection holds one exchange and a
+//! window of its plaintext at a time (see [`crate::lazy`]). This is simpler than splitting a
+//! connection's parsing across threads, and a large connection is one piece of sequential
+//! work anyway; the batches of small connections still run in parallel next to it.
 //!
 //! [`replay`] keeps everything, for callers that want the whole [`Replayed`] model.
 //!
-//! Both give the same order, whatever the thread count or batch size: by timestamp, then
-//! connection index (first timestamp, then key), then position in the connection.
+//! Both give the same order, whatever the thread count, batch size or laziness: by timestamp,
+//! then connection index (first timestamp, then key), then position in the connection.
 
 use std::cmp::Reverse;
 use std::collections::BinaryHeap;
@@ -20,8 +32,11 @@ use std::io::{self, Write};
 use rayon::prelude::*;
 use spliff_formats::ReadError;
 
+use crate::lazy::LazyConnection;
 use crate::trace_input::{ConnectionInfo, PendingConnection, TraceIndex};
-use crate::{ConnectionStreams, Exchange, Reconstruction, ReplayOptions, reconstruct};
+use crate::{
+    ConnectionStreams, Detection, Exchange, Protocol, Reconstruction, ReplayOptions, reconstruct,
+};
 
 fn lossy(b: &[u8]) -> String {
     String::from_utf8_lossy(b).into_owned()
@@ -181,15 +196,27 @@ pub struct Item {
     pub bytes: Vec<u8>,
 }
 
+/// Whether a connection is shown as HTTP: it was rebuilt into at least one exchange (ALPN
+/// alone does not make bytes HTTP).
+pub fn is_http(detection: &Detection, has_exchanges: bool) -> bool {
+    detection.protocol != Protocol::Unknown && has_exchanges
+}
+
 /// An output format written connection by connection.
 ///
 /// [`Sink::render`] runs on worker threads, one connection at a time, and returns the
 /// connection's items in its own order; the pipeline merges the items of all connections by
 /// `(ts_ns, connection index, position)` and hands them to [`Sink::write_item`] in that order.
+/// A connection too large to hold whole ([`BatchLimits::lazy_bytes`]) is rendered item by item
+/// instead: [`Sink::start`], then [`Sink::next_item`] whenever the merge needs its next item,
+/// with [`Sink::floor`] bounding the items still to come. Both ways give the same items.
 pub trait Sink: Sync {
     /// Per-connection data that depends on the connections before it (computed in connection
-    /// order on the calling thread, between rebuilding and rendering).
+    /// order, between rebuilding and rendering).
     type Context: Send;
+
+    /// Rendering state of a connection rendered item by item.
+    type Cursor: Send;
 
     /// A lower bound of the `ts_ns` of every item the connection will produce, known before it
     /// is rebuilt. The default, its first record, holds for exchanges. The merge relies on it:
@@ -198,8 +225,9 @@ pub trait Sink: Sync {
         pending.first_ts_ns()
     }
 
-    /// Context of connection `index`, called once per connection in connection order.
-    fn context(&self, index: usize, conn: &ReplayedConnection<'_>) -> Self::Context;
+    /// Context of connection `index`, called once per connection in connection order; `http`
+    /// is [`is_http`].
+    fn context(&self, index: usize, info: &ConnectionInfo, http: bool) -> Self::Context;
 
     /// The connection's output items, ordered within the connection.
     fn render(
@@ -208,6 +236,25 @@ pub trait Sink: Sync {
         conn: &ReplayedConnection<'_>,
         context: Self::Context,
     ) -> io::Result<Vec<Item>>;
+
+    /// Starts rendering connection `index` item by item.
+    fn start(
+        &self,
+        index: usize,
+        conn: &LazyConnection<'_>,
+        context: Self::Context,
+    ) -> Self::Cursor;
+
+    /// The next item of a connection rendered item by item (the same as the next item
+    /// [`Sink::render`] would give); `None` when there is none left.
+    fn next_item(
+        &self,
+        conn: &mut LazyConnection<'_>,
+        cursor: &mut Self::Cursor,
+    ) -> Option<io::Result<Item>>;
+
+    /// A lower bound of the `ts_ns` of every item [`Sink::next_item`] will still return.
+    fn floor(&self, conn: &LazyConnection<'_>, cursor: &Self::Cursor) -> u64;
 
     /// Writes what precedes the first item.
     fn begin(&self, out: &mut dyn Write) -> io::Result<()>;
@@ -222,6 +269,23 @@ pub trait Sink: Sync {
     fn end(&self, out: &mut dyn Write) -> io::Result<()>;
 }
 
+/// [`Sink::next_item`] for sinks that write one item per exchange they keep: `render` gives an
+/// exchange's item (`None`: filtered out) from the connection, the exchange's position in the
+/// connection and the exchange.
+pub fn next_exchange_item(
+    conn: &mut LazyConnection<'_>,
+    render: impl Fn(&ConnectionInfo, usize, &Exchange) -> io::Result<Option<Item>>,
+) -> Option<io::Result<Item>> {
+    loop {
+        let (index, ex) = conn.next_exchange()?;
+        match render(&conn.info, index, &ex) {
+            Ok(Some(item)) => return Some(Ok(item)),
+            Ok(None) => continue,
+            Err(e) => return Some(Err(e)),
+        }
+    }
+}
+
 /// How much [`replay_to`] rebuilds at once: a batch closes when either limit is reached (and
 /// holds at least one connection).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -230,6 +294,11 @@ pub struct BatchLimits {
     pub bytes: u64,
     /// Connections in one batch.
     pub connections: usize,
+    /// Connections with at least this many plaintext bytes are not rebuilt in a batch but
+    /// item by item as the merge writes them ([`LazyConnection`]).
+    pub lazy_bytes: u64,
+    /// First window of such a connection's streams ([`LazyConnection::with_window`]).
+    pub lazy_window: u64,
 }
 
 impl Default for BatchLimits {
@@ -237,9 +306,14 @@ impl Default for BatchLimits {
         // Enough work per batch to keep a few threads busy, small enough that two batches'
         // assembled streams and rendered output stay in the tens of MiB (8 MiB: 41 MiB of
         // anonymous memory for a 1 GiB trace with one thread; 16 MiB was no faster).
+        // A connection of 16 MiB or more is rendered lazily: rebuilt whole, it would hold its
+        // decoded bodies and rendered output several times over, and it is one connection, so
+        // a batch would not spread it over threads anyway.
         BatchLimits {
             bytes: 8 << 20,
             connections: 1024,
+            lazy_bytes: 16 << 20,
+            lazy_window: crate::lazy::FIRST_WINDOW,
         }
     }
 }
@@ -261,6 +335,20 @@ pub struct ReplaySummary {
     pub max_waiting_connections: usize,
     /// Most rendered items waiting for the merge at once.
     pub max_waiting_items: usize,
+    /// Most rendered bytes waiting for the merge at once.
+    pub max_waiting_bytes: u64,
+    /// Most exchanges of one batch (rebuilt whole, held until the batch is rendered).
+    pub max_batch_exchanges: usize,
+    /// Connections rendered item by item ([`BatchLimits::lazy_bytes`]).
+    pub lazy_connections: usize,
+    /// Most connections being rendered item by item at once.
+    pub max_lazy_open: usize,
+    /// Most exchanges rebuilt but not yet rendered that connections rendered item by item
+    /// held at once (HTTP/1: at most one each; HTTP/2 is rebuilt whole: all of its own).
+    pub max_lazy_exchanges_held: usize,
+    /// Most plaintext bytes connections rendered item by item showed at once (HTTP/1: their
+    /// streams' windows; HTTP/2: all of their plaintext).
+    pub max_lazy_plaintext: u64,
 }
 
 /// An item waiting in the merge, ordered by its output key only.
@@ -286,16 +374,33 @@ impl Ord for Waiting {
     }
 }
 
-/// One rebuilt and rendered batch: connections `first..next`, with their items.
-struct Rendered {
-    first: usize,
-    next: usize,
-    items: Vec<(usize, Vec<Item>)>,
+/// A connection rendered item by item, from the merge's point of view.
+struct Open<'a, S: Sink> {
+    index: usize,
+    conn: LazyConnection<'a>,
+    cursor: S::Cursor,
+    /// Items pulled so far: the position of the next.
+    pulled: usize,
+    /// [`Sink::floor`] after the last pull.
+    floor: u64,
 }
 
-/// Rebuilds and renders the next batch of connections; `None` when none are left.
+/// What one step of the rebuilding side hands to the merge.
+enum Step<'a, S: Sink> {
+    /// Connections `first..next`, rebuilt and rendered whole, with their items.
+    Batch {
+        first: usize,
+        next: usize,
+        items: Vec<(usize, Vec<Item>)>,
+    },
+    /// One large connection, ready to be rendered item by item.
+    Lazy(Box<Open<'a, S>>),
+}
+
+/// Rebuilds and renders the next batch of connections, or prepares the next large one; `None`
+/// when none are left.
 #[allow(clippy::too_many_arguments)]
-fn next_batch<'a, S: Sink>(
+fn next_step<'a, S: Sink>(
     index: &TraceIndex<'a>,
     pending: &mut std::iter::Peekable<std::vec::IntoIter<PendingConnection<'a>>>,
     next: &mut usize,
@@ -303,13 +408,38 @@ fn next_batch<'a, S: Sink>(
     limits: BatchLimits,
     progress: &(dyn Fn(Progress) + Sync),
     sink: &S,
-) -> Option<io::Result<Rendered>> {
+    batch_exchanges: &mut usize,
+) -> Option<io::Result<Step<'a, S>>> {
+    let large = |c: &PendingConnection<'_>| c.data_len() >= limits.lazy_bytes;
+    if let Some(c) = pending.next_if(|c| large(c)) {
+        // Prepared here, in connection order, because its context depends on the connections
+        // before it and the next ones' on it.
+        let ci = *next;
+        *next += 1;
+        let c = index.assemble_windowed(c);
+        let mut conn = LazyConnection::with_window(c.info, c.streams, options, limits.lazy_window);
+        let http = {
+            let has = conn.has_exchanges();
+            is_http(&conn.detection, has)
+        };
+        let ctx = sink.context(ci, &conn.info, http);
+        let cursor = sink.start(ci, &conn, ctx);
+        let floor = sink.floor(&conn, &cursor);
+        return Some(Ok(Step::Lazy(Box::new(Open {
+            index: ci,
+            conn,
+            cursor,
+            pulled: 0,
+            floor,
+        }))));
+    }
     pending.peek()?;
     let mut batch = Vec::new();
     let mut bytes = 0u64;
-    while let Some(c) = pending
-        .next_if(|_| batch.is_empty() || (bytes < limits.bytes && batch.len() < limits.connections))
-    {
+    while let Some(c) = pending.next_if(|c| {
+        !large(c)
+            && (batch.is_empty() || (bytes < limits.bytes && batch.len() < limits.connections))
+    }) {
         bytes += c.data_len();
         batch.push(c);
     }
@@ -319,12 +449,14 @@ fn next_batch<'a, S: Sink>(
         .into_par_iter()
         .map(|c| rebuild(index, c, options))
         .collect();
+    *batch_exchanges = rebuilt.iter().map(|c| c.result.exchanges.len()).sum();
     // Contexts depend on the connections before: one at a time, in order.
     let jobs: Vec<(usize, ReplayedConnection<'a>, S::Context)> = rebuilt
         .into_iter()
         .enumerate()
         .map(|(k, c)| {
-            let ctx = sink.context(first + k, &c);
+            let http = is_http(&c.result.detection, !c.result.exchanges.is_empty());
+            let ctx = sink.context(first + k, &c.info, http);
             (first + k, c, ctx)
         })
         .collect();
@@ -337,73 +469,137 @@ fn next_batch<'a, S: Sink>(
             items.map(|items| (ci, items))
         })
         .collect::<io::Result<Vec<_>>>();
-    Some(items.map(|items| Rendered {
+    Some(items.map(|items| Step::Batch {
         first,
         next: *next,
         items,
     }))
 }
 
-/// The k-way merge: items wait here until no connection not yet rebuilt can come before them.
-struct Merge<'f> {
+/// The k-way merge: items wait here until nothing still to come can precede them, that is
+/// until no connection not yet rebuilt and no connection being rendered item by item can
+/// produce an earlier one.
+struct Merge<'f, 'a, S: Sink> {
     /// floor[i]: no connection from i on produces an item before it.
     floor: &'f [u64],
+    /// Connections handed to the merge so far: `floor[next]` bounds the rest.
+    next: usize,
     heap: BinaryHeap<Reverse<Waiting>>,
+    heap_bytes: u64,
     /// Items still waiting per connection, to know how many connections are held.
     waiting_per_conn: std::collections::BTreeMap<usize, usize>,
+    /// Connections being rendered item by item.
+    open: Vec<Box<Open<'a, S>>>,
 }
 
-impl Merge<'_> {
-    /// Takes a batch in and writes every item that can no longer be preceded.
-    fn accept<S: Sink>(
+impl<'a, S: Sink> Merge<'_, 'a, S> {
+    fn push(&mut self, key: (u64, usize, usize), item: Item, summary: &mut ReplaySummary) {
+        debug_assert!(item.ts_ns >= self.floor[key.1], "item before its floor");
+        self.heap_bytes += item.bytes.len() as u64;
+        *self.waiting_per_conn.entry(key.1).or_default() += 1;
+        self.heap.push(Reverse(Waiting { key, item }));
+        summary.max_waiting_items = summary.max_waiting_items.max(self.heap.len());
+        summary.max_waiting_bytes = summary.max_waiting_bytes.max(self.heap_bytes);
+    }
+
+    /// Takes a step's output in and writes every item that can no longer be preceded.
+    fn accept(
         &mut self,
-        rendered: Rendered,
+        step: Step<'a, S>,
         sink: &S,
+        progress: &(dyn Fn(Progress) + Sync),
         summary: &mut ReplaySummary,
         out: &mut (dyn Write + Send),
     ) -> io::Result<()> {
-        let Rendered { first, next, items } = rendered;
-        summary.max_batch = summary.max_batch.max(next - first);
-        for (ci, items) in items {
-            if !items.is_empty() {
-                self.waiting_per_conn.insert(ci, items.len());
+        match step {
+            Step::Batch { first, next, items } => {
+                summary.max_batch = summary.max_batch.max(next - first);
+                for (ci, items) in items {
+                    for (pos, item) in items.into_iter().enumerate() {
+                        self.push((item.ts_ns, ci, pos), item, summary);
+                    }
+                }
+                self.next = next;
             }
-            for (pos, item) in items.into_iter().enumerate() {
-                debug_assert!(item.ts_ns >= self.floor[first], "item before its floor");
-                self.heap.push(Reverse(Waiting {
-                    key: (item.ts_ns, ci, pos),
-                    item,
-                }));
+            Step::Lazy(open) => {
+                summary.lazy_connections += 1;
+                self.next = open.index + 1;
+                self.open.push(open);
+                summary.max_lazy_open = summary.max_lazy_open.max(self.open.len());
             }
         }
-        summary.max_waiting_items = summary.max_waiting_items.max(self.heap.len());
         summary.max_waiting_connections = summary
             .max_waiting_connections
             .max(self.waiting_per_conn.len());
-        // Connections not yet rebuilt have a higher index, so ties at the floor may go.
-        self.write_up_to(self.floor[next], sink, summary, out)
+        self.advance(sink, progress, summary, out)
     }
 
-    fn write_up_to<S: Sink>(
+    /// Writes what can be written, pulling items from connections rendered item by item
+    /// whenever one of them may hold the next item.
+    fn advance(
         &mut self,
-        bound: u64,
         sink: &S,
+        progress: &(dyn Fn(Progress) + Sync),
         summary: &mut ReplaySummary,
         out: &mut (dyn Write + Send),
     ) -> io::Result<()> {
-        while self.heap.peek().is_some_and(|w| w.0.key.0 <= bound) {
-            let Some(Reverse(w)) = self.heap.pop() else {
+        // Connections not yet rebuilt have a higher index than anything here, so ties at
+        // their floor may go.
+        let bound = self.floor[self.next];
+        loop {
+            let held: usize = self.open.iter().map(|o| o.conn.held()).sum();
+            summary.max_lazy_exchanges_held = summary.max_lazy_exchanges_held.max(held);
+            let plaintext: u64 = self.open.iter().map(|o| o.conn.plaintext_held()).sum();
+            summary.max_lazy_plaintext = summary.max_lazy_plaintext.max(plaintext);
+            // The open connection whose next item could come first: (floor, index, position)
+            // is below every key it will still produce.
+            let lazy = self
+                .open
+                .iter()
+                .enumerate()
+                .map(|(k, o)| ((o.floor, o.index, o.pulled), k))
+                .min();
+            if let Some(Reverse(w)) = self.heap.peek()
+                && w.key.0 <= bound
+                && lazy.is_none_or(|(l, _)| w.key < l)
+            {
+                let Some(Reverse(w)) = self.heap.pop() else {
+                    break;
+                };
+                self.heap_bytes -= w.item.bytes.len() as u64;
+                let ci = w.key.1;
+                if let Some(n) = self.waiting_per_conn.get_mut(&ci) {
+                    *n -= 1;
+                    if *n == 0 {
+                        self.waiting_per_conn.remove(&ci);
+                    }
+                }
+                sink.write_item(summary.items, &w.item, out)?;
+                summary.items += 1;
+                continue;
+            }
+            let Some(((floor, _, _), k)) = lazy else {
                 break;
             };
-            let ci = w.key.1;
-            if let Some(n) = self.waiting_per_conn.get_mut(&ci) {
-                *n -= 1;
-                if *n == 0 {
-                    self.waiting_per_conn.remove(&ci);
+            if floor > bound {
+                break;
+            }
+            let o = &mut self.open[k];
+            match sink.next_item(&mut o.conn, &mut o.cursor) {
+                Some(item) => {
+                    let item = item?;
+                    debug_assert!(item.ts_ns >= o.floor, "lazy item before its floor");
+                    let key = (item.ts_ns, o.index, o.pulled);
+                    o.pulled += 1;
+                    o.floor = sink.floor(&o.conn, &o.cursor);
+                    self.push(key, item, summary);
+                }
+                None => {
+                    // Done: its streams and parser state go now.
+                    self.open.swap_remove(k);
+                    progress(Progress::ConnectionDone);
                 }
             }
-            sink.write_item(summary.items, &w.item, out)?;
-            summary.items += 1;
         }
         Ok(())
     }
@@ -413,7 +609,8 @@ impl Merge<'_> {
 ///
 /// Batch k+1 is rebuilt and rendered on the current rayon pool while batch k is merged and
 /// written (`rayon::join`), so writing overlaps the work; at most two batches are in memory.
-/// `progress` is called from worker threads.
+/// Connections of [`BatchLimits::lazy_bytes`] or more are rendered item by item by the
+/// merge, on the writing side. `progress` is called from worker threads.
 pub fn replay_to<S: Sink>(
     trace: &[u8],
     options: &ReplayOptions,
@@ -440,20 +637,24 @@ pub fn replay_to<S: Sink>(
     sink.begin(out)?;
     let mut merge = Merge {
         floor: &floor,
+        next: 0,
         heap: BinaryHeap::new(),
+        heap_bytes: 0,
         waiting_per_conn: Default::default(),
+        open: Vec::new(),
     };
     let mut pending = pending.into_iter().peekable();
     let mut next = 0usize;
-    let mut current: Option<Rendered> = None;
+    let mut current: Option<Step<'_, S>> = None;
     loop {
+        let mut batch_exchanges = 0;
         let (written, upcoming) = rayon::join(
             || match current.take() {
-                Some(r) => merge.accept(r, sink, &mut summary, &mut *out),
+                Some(r) => merge.accept(r, sink, progress, &mut summary, &mut *out),
                 None => Ok(()),
             },
             || {
-                next_batch(
+                next_step(
                     &index,
                     &mut pending,
                     &mut next,
@@ -461,16 +662,20 @@ pub fn replay_to<S: Sink>(
                     limits,
                     progress,
                     sink,
+                    &mut batch_exchanges,
                 )
             },
         );
         written?;
+        summary.max_batch_exchanges = summary.max_batch_exchanges.max(batch_exchanges);
         match upcoming {
             Some(r) => current = Some(r?),
             None => break,
         }
     }
-    merge.write_up_to(u64::MAX, sink, &mut summary, out)?;
+    merge.next = total;
+    merge.advance(sink, progress, &mut summary, out)?;
+    debug_assert!(merge.heap.is_empty() && merge.open.is_empty());
     sink.end(out)?;
     summary.errors = index.errors;
     summary.unattributed_loss = index.unattributed_loss;

@@ -7,6 +7,7 @@
 
 use std::borrow::Cow;
 use std::fmt;
+use std::sync::atomic::Ordering;
 
 /// Which direction of a connection some bytes travelled in.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]
@@ -90,15 +91,79 @@ impl Hole {
 }
 
 /// Bytes of a run: borrowed when one piece carried them all, copied only to join pieces.
+/// A windowed stream keeps only `offset` and `len` here (`data` empty): its bytes are in
+/// [`Window`].
 #[derive(Debug, Clone)]
 struct Run<'a> {
     offset: u64,
+    len: u64,
     data: Cow<'a, [u8]>,
 }
 
 impl Run<'_> {
     fn end(&self) -> u64 {
-        self.offset + self.data.len() as u64
+        self.offset + self.len
+    }
+}
+
+/// The bytes a windowed stream shows: the parts of its runs inside one offset range.
+///
+/// A large connection joined into runs would hold a copy of all its plaintext. A windowed
+/// stream keeps the trace's pieces (borrowed) and joins only the range its reader works on
+/// ([`DirectionStream::set_window`]). Readers are the unchanged parsers, which take the end of
+/// [`DirectionStream::contiguous`] as the end of a run; so the stream notes every question
+/// whose answer the window could have changed ([`DirectionStream::take_missed`]): bytes of a
+/// run outside the window, or why bytes stop at the window's end. The caller then widens the
+/// window and asks again; an answer given without a miss is the one the whole stream gives.
+#[derive(Debug, Default)]
+struct Window<'a> {
+    /// The data pieces without overlaps, in offset order: what the runs are made of.
+    pieces: Vec<(u64, Cow<'a, [u8]>)>,
+    /// `[from, to)`: the range asked for.
+    from: u64,
+    to: u64,
+    /// The captured bytes inside `[from, to)`, one segment per run, as `(offset, bytes)`.
+    segments: Vec<(u64, Cow<'a, [u8]>)>,
+    missed: std::sync::atomic::AtomicBool,
+}
+
+impl Clone for Window<'_> {
+    fn clone(&self) -> Self {
+        Window {
+            pieces: self.pieces.clone(),
+            from: self.from,
+            to: self.to,
+            segments: self.segments.clone(),
+            missed: self.missed.load(Ordering::Relaxed).into(),
+        }
+    }
+}
+
+impl Window<'_> {
+    fn miss(&self) {
+        self.missed.store(true, Ordering::Relaxed);
+    }
+
+    /// The bytes of the piece holding `pos` from `pos` on (empty when none does).
+    fn piece(&self, pos: u64) -> &[u8] {
+        let k = self
+            .pieces
+            .partition_point(|p| p.0 + p.1.len() as u64 <= pos);
+        match self.pieces.get(k) {
+            Some((off, bytes)) if *off <= pos => &bytes[(pos - off) as usize..],
+            _ => &[],
+        }
+    }
+
+    /// The segment holding `pos`.
+    fn segment(&self, pos: u64) -> Option<&[u8]> {
+        let i = self
+            .segments
+            .partition_point(|s| s.0 <= pos)
+            .checked_sub(1)?;
+        let (off, bytes) = &self.segments[i];
+        let rel = (pos - off) as usize;
+        (rel < bytes.len()).then(|| &bytes[rel..])
     }
 }
 
@@ -123,6 +188,8 @@ pub struct DirectionStream<'a> {
     start: u64,
     end: u64,
     overlapped_bytes: u64,
+    /// Set for a windowed stream ([`DirectionStream::windowed`]).
+    window: Option<Box<Window<'a>>>,
 }
 
 impl<'a> DirectionStream<'a> {
@@ -133,6 +200,24 @@ impl<'a> DirectionStream<'a> {
     /// counted in [`DirectionStream::overlapped_bytes`]; data always wins over a
     /// loss record covering the same bytes.
     pub fn from_pieces<I: IntoIterator<Item = Piece<'a>>>(pieces: I) -> DirectionStream<'a> {
+        Self::assemble(pieces, false)
+    }
+
+    /// Like [`DirectionStream::from_pieces`], but no bytes are joined: the stream shows the
+    /// bytes of a window only ([`DirectionStream::set_window`]; at first 64 KiB), and
+    /// notes when a reader needed more ([`DirectionStream::take_missed`]). For connections too
+    /// large to copy whole.
+    pub fn windowed<I: IntoIterator<Item = Piece<'a>>>(pieces: I) -> DirectionStream<'a> {
+        let mut s = Self::assemble(pieces, true);
+        // Enough for the protocol detection on the first bytes (`detect::START_LOOKAHEAD`).
+        s.set_window(s.start, 64 << 10);
+        s
+    }
+
+    fn assemble<I: IntoIterator<Item = Piece<'a>>>(
+        pieces: I,
+        windowed: bool,
+    ) -> DirectionStream<'a> {
         let mut data: Vec<(u64, u64, Cow<'a, [u8]>)> = Vec::new();
         let mut gaps: Vec<(u64, u64, u64, String)> = Vec::new();
         for piece in pieces {
@@ -191,6 +276,9 @@ impl<'a> DirectionStream<'a> {
         run_end[group..].fill(covered);
 
         let mut stream = DirectionStream::default();
+        if windowed {
+            stream.window = Some(Box::default());
+        }
         for ((offset, ts_ns, bytes), run_end) in data.into_iter().zip(run_end) {
             stream.place_data(offset, ts_ns, bytes, run_end);
         }
@@ -225,8 +313,37 @@ impl<'a> DirectionStream<'a> {
                 }
             }
         }
+        if let Some(w) = self.window.as_mut() {
+            let data = match bytes {
+                Cow::Borrowed(b) => Cow::Borrowed(&b[skip..]),
+                Cow::Owned(mut v) => {
+                    v.drain(..skip);
+                    Cow::Owned(v)
+                }
+            };
+            let len = data.len() as u64;
+            w.pieces.push((offset, data));
+            match self.runs.last_mut() {
+                Some(run) if run.end() == offset => run.len += len,
+                _ => self.runs.push(Run {
+                    offset,
+                    len,
+                    data: Cow::Borrowed(&[]),
+                }),
+            }
+        } else {
+            self.place_joined(offset, skip, bytes, run_end);
+        }
+        // Consecutive pieces of one write share a timestamp; one stamp suffices.
+        if self.stamps.last().map(|s| s.ts_ns) != Some(ts_ns) || self.starts_run(offset) {
+            self.stamps.push(Stamp { offset, ts_ns });
+        }
+    }
+
+    fn place_joined(&mut self, offset: u64, skip: usize, bytes: Cow<'a, [u8]>, run_end: u64) {
         match self.runs.last_mut() {
             Some(run) if run.end() == offset => {
+                run.len += (bytes.len() - skip) as u64;
                 if let Cow::Borrowed(first) = run.data {
                     let mut joined = Vec::with_capacity((run_end - run.offset) as usize);
                     joined.extend_from_slice(first);
@@ -242,13 +359,89 @@ impl<'a> DirectionStream<'a> {
                         Cow::Owned(v)
                     }
                 };
-                self.runs.push(Run { offset, data });
+                self.runs.push(Run {
+                    offset,
+                    len: data.len() as u64,
+                    data,
+                });
             }
         }
-        // Consecutive pieces of one write share a timestamp; one stamp suffices.
-        if self.stamps.last().map(|s| s.ts_ns) != Some(ts_ns) || self.starts_run(offset) {
-            self.stamps.push(Stamp { offset, ts_ns });
+    }
+
+    /// Whether the stream is windowed ([`DirectionStream::windowed`]).
+    pub fn is_windowed(&self) -> bool {
+        self.window.is_some()
+    }
+
+    /// Shows the captured bytes of `[pos, pos + len)` (a windowed stream; no effect on
+    /// another). Bytes of a piece that lies wholly inside are borrowed, others copied.
+    pub fn set_window(&mut self, pos: u64, len: u64) {
+        let Some(w) = self.window.as_mut() else {
+            return;
+        };
+        let to = pos.saturating_add(len);
+        if w.from <= pos && to <= w.to && !w.segments.is_empty() {
+            return;
         }
+        w.from = pos;
+        w.to = to;
+        w.segments.clear();
+        let first = self.runs.partition_point(|r| r.end() <= pos);
+        for run in self.runs[first..].iter().take_while(|r| r.offset < to) {
+            let a = run.offset.max(pos);
+            let b = run.end().min(to);
+            let mut k = w.pieces.partition_point(|p| p.0 + p.1.len() as u64 <= a);
+            let (p0, b0) = &w.pieces[k];
+            let seg: Cow<'a, [u8]> = if p0 + b0.len() as u64 >= b {
+                match b0 {
+                    Cow::Borrowed(x) => Cow::Borrowed(&x[(a - p0) as usize..(b - p0) as usize]),
+                    Cow::Owned(x) => Cow::Owned(x[(a - p0) as usize..(b - p0) as usize].to_vec()),
+                }
+            } else {
+                let mut v = Vec::with_capacity((b - a) as usize);
+                while let Some((po, pb)) = w.pieces.get(k).filter(|p| p.0 < b) {
+                    let from = a.max(*po) - po;
+                    let until = b.min(po + pb.len() as u64) - po;
+                    v.extend_from_slice(&pb[from as usize..until as usize]);
+                    k += 1;
+                }
+                Cow::Owned(v)
+            };
+            w.segments.push((a, seg));
+        }
+    }
+
+    /// Whether a reader asked, since the last call, for something the window could have
+    /// changed the answer to (see [`Window`]); clears the note.
+    pub fn take_missed(&self) -> bool {
+        self.window
+            .as_ref()
+            .is_some_and(|w| w.missed.swap(false, Ordering::Relaxed))
+    }
+
+    /// Where the window cuts a run short: the end of its bytes when a run goes on beyond it.
+    pub fn window_cut(&self) -> Option<u64> {
+        let w = self.window.as_ref()?;
+        let i = self.run_index(w.to.checked_sub(1)?)?;
+        (self.runs[i].end() > w.to).then_some(w.to)
+    }
+
+    /// The range the window was last set to, `[from, to)`.
+    pub fn window_range(&self) -> Option<(u64, u64)> {
+        self.window.as_ref().map(|w| (w.from, w.to))
+    }
+
+    /// Bytes held by the window (what a windowed stream copies or borrows at the moment).
+    pub fn window_len(&self) -> u64 {
+        self.window
+            .as_ref()
+            .map_or(0, |w| w.segments.iter().map(|s| s.1.len() as u64).sum())
+    }
+
+    /// The contiguous runs as `(offset, len)`, in offset order: like
+    /// [`DirectionStream::runs`] without the bytes.
+    pub fn spans(&self) -> impl Iterator<Item = (u64, u64)> + '_ {
+        self.runs.iter().map(|r| (r.offset, r.len))
     }
 
     fn starts_run(&self, offset: u64) -> bool {
@@ -272,7 +465,7 @@ impl<'a> DirectionStream<'a> {
 
     /// Number of captured bytes (holes excluded).
     pub fn data_len(&self) -> u64 {
-        self.runs.iter().map(|r| r.data.len() as u64).sum()
+        self.runs.iter().map(|r| r.len).sum()
     }
 
     /// Bytes that arrived twice (overlapping pieces) and were dropped.
@@ -281,8 +474,20 @@ impl<'a> DirectionStream<'a> {
     }
 
     /// The contiguous runs of captured bytes, in offset order, as `(offset, bytes)`.
+    ///
+    /// A windowed stream gives what its window holds of each run (a miss when that is not
+    /// the whole run).
     pub fn runs(&self) -> impl Iterator<Item = (u64, &[u8])> + '_ {
-        self.runs.iter().map(|r| (r.offset, &r.data[..]))
+        self.runs.iter().map(|r| match &self.window {
+            None => (r.offset, &r.data[..]),
+            Some(w) => {
+                let bytes = w.segment(r.offset).unwrap_or(&[]);
+                if (bytes.len() as u64) < r.len {
+                    w.miss();
+                }
+                (r.offset, &bytes[..bytes.len().min(r.len as usize)])
+            }
+        })
     }
 
     /// Every hole between [`DirectionStream::start`] and [`DirectionStream::end`],
@@ -300,6 +505,13 @@ impl<'a> DirectionStream<'a> {
 
     /// The hole containing `pos`, if `pos` is missing.
     pub fn hole_at(&self, pos: u64) -> Option<&Hole> {
+        // Asked inside a run outside the window: the caller met the window's edge.
+        if let Some(w) = &self.window
+            && self.run_index(pos).is_some()
+            && w.segment(pos).is_none()
+        {
+            w.miss();
+        }
         let i = self.holes.partition_point(|h| h.offset <= pos);
         let h = self.holes.get(i.checked_sub(1)?)?;
         (pos < h.end()).then_some(h)
@@ -317,15 +529,24 @@ impl<'a> DirectionStream<'a> {
     /// `pos` is not captured.
     pub fn contiguous(&self, pos: u64) -> &[u8] {
         match self.run_index(pos) {
-            Some(i) => {
-                let run = &self.runs[i];
-                &run.data[(pos - run.offset) as usize..]
-            }
+            Some(i) => match &self.window {
+                None => {
+                    let run = &self.runs[i];
+                    &run.data[(pos - run.offset) as usize..]
+                }
+                // Outside the window: the bytes of the piece at `pos`, so that a reader
+                // still makes progress, and a miss, so that its result is not used.
+                Some(w) => w.segment(pos).unwrap_or_else(|| {
+                    w.miss();
+                    w.piece(pos)
+                }),
+            },
             None => &[],
         }
     }
 
-    /// Captured bytes `[from, to)` if they are all present, else `None`.
+    /// Captured bytes `[from, to)` if they are all present, else `None`. (A windowed stream
+    /// answers `None` for bytes beyond its window, and notes a miss.)
     pub fn slice(&self, from: u64, to: u64) -> Option<&[u8]> {
         let bytes = self.contiguous(from);
         let len = to.checked_sub(from)?;
@@ -342,6 +563,12 @@ impl<'a> DirectionStream<'a> {
         }
         let i = self.runs.partition_point(|r| r.offset <= pos);
         self.runs.get(i).map(|r| r.offset)
+    }
+
+    /// Where each timestamp starts, as `(offset, ts)` in offset order: every captured byte
+    /// from one offset up to the next carries its timestamp.
+    pub fn stamps(&self) -> impl Iterator<Item = (u64, u64)> + '_ {
+        self.stamps.iter().map(|s| (s.offset, s.ts_ns))
     }
 
     /// Timestamp of the piece that carried the byte at `pos`; `None` when the byte

@@ -344,7 +344,13 @@ impl<'a> TraceIndex<'a> {
     /// Assembles a connection's streams and metadata (copying plaintext only where a run of
     /// bytes spans several records).
     pub fn assemble(&self, pending: PendingConnection<'a>) -> TraceConnection<'a> {
-        finish(pending.key, pending.b, &self.processes, &self.clocks)
+        finish(pending.key, pending.b, &self.processes, &self.clocks, false)
+    }
+
+    /// Like [`TraceIndex::assemble`], with windowed streams ([`DirectionStream::windowed`]):
+    /// no plaintext is joined yet.
+    pub fn assemble_windowed(&self, pending: PendingConnection<'a>) -> TraceConnection<'a> {
+        finish(pending.key, pending.b, &self.processes, &self.clocks, true)
     }
 }
 
@@ -353,6 +359,7 @@ fn finish<'a>(
     b: Building<'a>,
     processes: &BTreeMap<(CaptureId, u32), spliff_formats::Process<'_>>,
     clocks: &BTreeMap<CaptureId, ClockMap>,
+    windowed: bool,
 ) -> TraceConnection<'a> {
     let conn = b.conn.unwrap_or_default();
     let pid = if conn.pid != 0 { conn.pid } else { b.data_pid };
@@ -365,8 +372,17 @@ fn finish<'a>(
         cmdline: p.cmdline.iter().map(|a| lossy(a)).collect(),
         container_id: lossy(p.container_id),
     });
-    let egress = DirectionStream::from_pieces(b.egress);
-    let ingress = DirectionStream::from_pieces(b.ingress);
+    let (egress, ingress) = if windowed {
+        (
+            DirectionStream::windowed(b.egress),
+            DirectionStream::windowed(b.ingress),
+        )
+    } else {
+        (
+            DirectionStream::from_pieces(b.egress),
+            DirectionStream::from_pieces(b.ingress),
+        )
+    };
     let mut notes = b.notes;
     let request_direction = match conn.role {
         ConnectionRole::Client => Direction::Egress,

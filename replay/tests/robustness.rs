@@ -160,10 +160,11 @@ proptest! {
         resp in proptest::collection::vec(piece(), 0..8),
         closed in any::<bool>(),
     ) {
-        let c = streams(alpn, req, resp, closed);
+        let c = streams(alpn.clone(), req.clone(), resp.clone(), closed);
         let a = reconstruct(&c, &ReplayOptions::default());
         let b = reconstruct(&c, &ReplayOptions::default());
-        prop_assert_eq!(a, b);
+        prop_assert_eq!(&a, &b);
+        common::assert_windowed_same(alpn.as_deref(), req, resp, closed, &a);
     }
 
     #[test]
@@ -183,11 +184,13 @@ proptest! {
             &ReplayOptions::default(),
         );
         // Splitting never changes the result, even for garbage.
+        let (req_pieces, resp_pieces) = (sub_pieces(&[(1, req)], split), sub_pieces(&[(2, resp)], split));
         let split_up = reconstruct(
-            &streams(alpn, sub_pieces(&[(1, req)], split), sub_pieces(&[(2, resp)], split), true),
+            &streams(alpn.clone(), req_pieces.clone(), resp_pieces.clone(), true),
             &ReplayOptions::default(),
         );
         assert_same(&split_up, &whole, "mutated input");
+        common::assert_windowed_same(alpn.as_deref(), req_pieces, resp_pieces, true, &split_up);
     }
 
     #[test]

@@ -237,3 +237,104 @@ pub fn conversation_with_bodies(
         }
     })
 }
+
+/// One HTTP/2 connection carrying `streams` GETs, `concurrency` open at a time, each answered
+/// with `body(i)`: `(bytes, gzip)` where `gzip` adds `content-encoding: gzip` (the bytes are
+/// then already compressed). For the single-large-connection replay benchmark: returns the
+/// client and server writes only.
+pub fn big_conversation(
+    streams: usize,
+    concurrency: usize,
+    body: impl Fn(usize) -> (Bytes, bool) + Send + Sync + 'static,
+) -> (Vec<Write>, Vec<Write>) {
+    let rt = tokio::runtime::Builder::new_current_thread()
+        .enable_time()
+        .build()
+        .expect("runtime");
+    let body = Arc::new(body);
+    rt.block_on(async move {
+        let clock = Arc::new(AtomicU64::new(0));
+        let (c, s) = tokio::io::duplex(1 << 20);
+        let client_log = Arc::new(Mutex::new(Vec::new()));
+        let server_log = Arc::new(Mutex::new(Vec::new()));
+        let c = Tap {
+            inner: c,
+            clock: clock.clone(),
+            log: client_log.clone(),
+        };
+        let s = Tap {
+            inner: s,
+            clock: clock.clone(),
+            log: server_log.clone(),
+        };
+        let server = tokio::spawn(async move {
+            let mut conn = h2::server::Builder::new()
+                .initial_window_size(WIDE_WINDOW)
+                .initial_connection_window_size(WIDE_WINDOW)
+                .handshake::<_, Bytes>(s)
+                .await
+                .expect("server handshake");
+            while let Some(req) = conn.accept().await {
+                let (req, mut respond) = req.expect("accept");
+                let body = body.clone();
+                tokio::spawn(async move {
+                    let i: usize = req
+                        .uri()
+                        .path()
+                        .rsplit('/')
+                        .next()
+                        .and_then(|s| s.parse().ok())
+                        .unwrap_or(0);
+                    let (bytes, gzip) = body(i);
+                    let mut resp = http::Response::builder()
+                        .status(200)
+                        .header("content-type", "application/octet-stream");
+                    if gzip {
+                        resp = resp.header("content-encoding", "gzip");
+                    }
+                    let resp = resp.body(()).expect("response");
+                    let mut send = respond.send_response(resp, false).expect("send response");
+                    send.send_data(bytes, true).expect("send data");
+                });
+            }
+        });
+        let (client, conn) = h2::client::Builder::new()
+            .initial_window_size(WIDE_WINDOW)
+            .initial_connection_window_size(WIDE_WINDOW)
+            .handshake::<_, Bytes>(c)
+            .await
+            .expect("client handshake");
+        let conn_task = tokio::spawn(async move {
+            let _ = conn.await;
+        });
+        let mut client = client.ready().await.expect("ready");
+        let mut next = 0;
+        while next < streams {
+            let mut pending = Vec::new();
+            for i in next..(next + concurrency).min(streams) {
+                let req = http::Request::builder()
+                    .uri(format!("https://big.example.test/blob/{i}"))
+                    .header("user-agent", "spliff-bench/1")
+                    .body(())
+                    .expect("request");
+                let (resp, _) = client.send_request(req, true).expect("send request");
+                pending.push(resp);
+                client = client.ready().await.expect("ready");
+            }
+            next += pending.len();
+            for resp in pending {
+                let mut body = resp.await.expect("response").into_body();
+                while let Some(chunk) = body.data().await {
+                    let chunk = chunk.expect("data");
+                    let _ = body.flow_control().release_capacity(chunk.len());
+                }
+            }
+        }
+        drop(client);
+        let _ = conn_task.await;
+        server.abort();
+        let client = std::mem::take(&mut *client_log.lock().expect("log"));
+        let server = std::mem::take(&mut *server_log.lock().expect("log"));
+        (client, server)
+    })
+}

@@ -2,7 +2,8 @@
 //! whole-trace model (`pipeline::replay` + `write_*`): the same bytes for HAR, text and pcapng,
 //! whatever the thread count and batch size; and a structural proof of its memory bound: on a
 //! trace of many sequential connections it never holds more than a batch of connections, and
-//! never more waiting output than one batch produced.
+//! never more waiting output than one batch produced; on one large connection it holds about
+//! one exchange at a time.
 
 use std::net::SocketAddr;
 
@@ -207,10 +208,26 @@ fn overlapping_connections_stream_to_the_same_bytes_for_any_threads_and_batches(
             BatchLimits {
                 bytes: 1,
                 connections: 1,
+                ..BatchLimits::default()
             },
             BatchLimits {
                 bytes: 20_000,
                 connections: 7,
+                ..BatchLimits::default()
+            },
+            // Every connection rendered item by item, overlapping each other, with windows
+            // that every read outgrows.
+            BatchLimits {
+                lazy_bytes: 0,
+                lazy_window: 16,
+                ..BatchLimits::default()
+            },
+            // Some in batches, some item by item (the HTTP/1 ones are the larger).
+            BatchLimits {
+                bytes: 20_000,
+                connections: 3,
+                lazy_bytes: 3_000,
+                lazy_window: 1,
             },
         ] {
             let got = pool(threads).install(|| all_streamed(&t, limits));
@@ -239,6 +256,12 @@ fn fixtures_stream_to_the_same_bytes_as_the_whole_model() {
             BatchLimits {
                 bytes: 1,
                 connections: 1,
+                ..BatchLimits::default()
+            },
+            BatchLimits {
+                lazy_bytes: 0,
+                lazy_window: 64,
+                ..BatchLimits::default()
             },
         ] {
             let got = pool(2).install(|| all_streamed(&t, limits));
@@ -254,6 +277,7 @@ fn sequential_connections_are_held_a_batch_at_a_time() {
     let limits = BatchLimits {
         bytes: u64::MAX,
         connections: 8,
+        ..BatchLimits::default()
     };
     let (har, summary) = pool(2).install(|| streamed(&t, limits, HarSink::default()));
     assert_eq!(summary.connections, 600);
@@ -271,8 +295,145 @@ fn sequential_connections_are_held_a_batch_at_a_time() {
     let limits = BatchLimits {
         bytes: 4 * per_connection,
         connections: usize::MAX,
+        ..BatchLimits::default()
     };
     let (_, summary) = streamed(&t, limits, PcapngSink::new(PcapngOptions::default()));
     assert!(summary.max_batch <= 5, "{summary:?}");
     assert!(summary.max_waiting_connections <= 5, "{summary:?}");
+}
+
+/// One keep-alive HTTP/1.1 connection: `exchanges` responses of `body` bytes, alternating
+/// Content-Length, chunked and gzip (binary bodies: HAR writes them as base64), pipelined in
+/// pairs (two requests, then both responses), each response read 16 KiB at a time.
+fn large_http1(exchanges: usize, body: usize) -> Writes {
+    let binary: Vec<u8> = (0..body).map(|i| (i * 131 % 251) as u8).collect();
+    let gz = spliff_tests::sample::gzip(&binary);
+    let mut out = Vec::new();
+    for pair in 0..exchanges / 2 {
+        let t = pair as u64 * 1_000_000;
+        for k in 0..2 {
+            let i = pair * 2 + k;
+            let req = format!("GET /big/{i} HTTP/1.1\r\nHost: big.test\r\n\r\n");
+            out.push((t + k as u64, Direction::Egress, req.into_bytes()));
+        }
+        for k in 0..2 {
+            let i = pair * 2 + k;
+            let mut resp = Vec::new();
+            match i % 3 {
+                0 => {
+                    resp.extend(format!("HTTP/1.1 200 OK\r\nContent-Type: application/octet-stream\r\nContent-Length: {}\r\n\r\n", binary.len()).bytes());
+                    resp.extend_from_slice(&binary);
+                }
+                1 => {
+                    resp.extend_from_slice(b"HTTP/1.1 200 OK\r\nContent-Type: application/octet-stream\r\nTransfer-Encoding: chunked\r\n\r\n");
+                    for c in binary.chunks(5000) {
+                        resp.extend(format!("{:x}\r\n", c.len()).bytes());
+                        resp.extend_from_slice(c);
+                        resp.extend_from_slice(b"\r\n");
+                    }
+                    resp.extend_from_slice(b"0\r\n\r\n");
+                }
+                _ => {
+                    resp.extend(format!("HTTP/1.1 200 OK\r\nContent-Type: application/octet-stream\r\nContent-Encoding: gzip\r\nContent-Length: {}\r\n\r\n", gz.len()).bytes());
+                    resp.extend_from_slice(&gz);
+                }
+            }
+            for (n, chunk) in resp.chunks(16 << 10).enumerate() {
+                let ts = t + 100_000 * (k as u64 + 1) + n as u64;
+                out.push((ts, Direction::Ingress, chunk.to_vec()));
+            }
+        }
+    }
+    out
+}
+
+#[test]
+fn a_large_http1_connection_is_held_one_exchange_at_a_time() {
+    // 90 exchanges of 128 KiB (about 11 MiB of plaintext) on one connection: far more than
+    // the bounds asserted below.
+    let body = 128 << 10;
+    let t = trace(1, 1_000_000, 0, |_| large_http1(90, body));
+    let whole = all_whole(&t);
+    assert!(whole[0].len() > 10 << 20, "HAR of {} bytes", whole[0].len());
+    for threads in [1, 2] {
+        let got = pool(threads).install(|| {
+            let mut got = Vec::new();
+            for (k, sink) in [0, 1, 2].into_iter().enumerate() {
+                let limits = BatchLimits {
+                    lazy_bytes: 1 << 20,
+                    lazy_window: 64 << 10,
+                    ..BatchLimits::default()
+                };
+                let (bytes, summary) = match sink {
+                    0 => streamed(&t, limits, HarSink::default()),
+                    1 => streamed(
+                        &t,
+                        limits,
+                        TextSink {
+                            options: TextOptions {
+                                bodies: true,
+                                ..TextOptions::default()
+                            },
+                            ..TextSink::default()
+                        },
+                    ),
+                    _ => streamed(&t, limits, PcapngSink::new(PcapngOptions::default())),
+                };
+                assert_eq!(summary.lazy_connections, 1, "{summary:?}");
+                // One exchange rebuilt at a time...
+                assert!(summary.max_lazy_exchanges_held <= 1, "{summary:?}");
+                // ...over windows of the plaintext about one exchange long (two directions,
+                // each at most twice the largest exchange plus the scan margin), not the
+                // connection's 100 MiB...
+                assert!(
+                    summary.max_lazy_plaintext <= 4 * (body as u64 + (80 << 10)),
+                    "{summary:?}"
+                );
+                // ...and the output waiting for the merge is one item (a packet or an
+                // exchange; the text view's hexdump of a body is under 8 times its size),
+                // not the connection's.
+                assert!(summary.max_waiting_items <= 1, "{summary:?}");
+                assert!(summary.max_waiting_bytes <= 8 * body as u64, "{summary:?}");
+                assert!(
+                    bytes == whole[k],
+                    "output {k} differs with {threads} threads"
+                );
+                got.push(bytes);
+            }
+            got
+        });
+        assert_eq!(got.len(), 3);
+    }
+}
+
+#[test]
+fn a_large_http2_connection_streams_its_output_and_gives_the_same_bytes() {
+    // HTTP/2 is rebuilt whole (the two directions are decoded one after the other), so its
+    // exchanges are held; its output is still written one item at a time.
+    let conv = spliff_tests::h2gen::conversation_with_bodies(64, 100, 64 << 10, 0);
+    let mut w: Writes = conv
+        .client
+        .into_iter()
+        .map(|(t, b)| (t, Direction::Egress, b))
+        .chain(
+            conv.server
+                .into_iter()
+                .map(|(t, b)| (t, Direction::Ingress, b)),
+        )
+        .collect();
+    w.sort_by_key(|w| w.0);
+    let t = trace(1, 1_000_000, 0, |_| w.clone());
+    let whole = all_whole(&t);
+    let limits = BatchLimits {
+        lazy_bytes: 1 << 20,
+        ..BatchLimits::default()
+    };
+    for threads in [1, 2] {
+        let got = pool(threads).install(|| all_streamed(&t, limits));
+        assert!(got == whole, "differs with {threads} threads");
+    }
+    let (_, summary) = streamed(&t, limits, HarSink::default());
+    assert_eq!(summary.lazy_connections, 1, "{summary:?}");
+    assert_eq!(summary.max_lazy_exchanges_held, 64, "{summary:?}");
+    assert!(summary.max_waiting_items <= 1, "{summary:?}");
 }

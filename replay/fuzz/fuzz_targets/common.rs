@@ -1,6 +1,7 @@
 //! Shared by the protocol fuzz targets: turn fuzz bytes into one connection (two streams cut
 //! into pieces at fuzz-chosen points, optionally with a gap), reconstruct it, and push the
-//! result through every sink. Every path must return without panicking.
+//! result through every sink. Every path must return without panicking, and the windowed
+//! replay of large connections must equal the whole one.
 
 use spliff_formats::{CaptureId, ConnectionRole, Direction, TlsLibrary};
 use spliff_replay::body::DecodeOptions;
@@ -40,6 +41,17 @@ pub fn run(data: &[u8], alpn: &[u8], prefix: &[u8]) {
         closed: flags & 4 == 4,
     };
     let result = reconstruct(&streams, &ReplayOptions::default());
+    // The pipeline's path for large connections (windowed streams, exchanges one at a time)
+    // must give exactly the same, with windows that every read outgrows.
+    let windowed = spliff_replay::lazy::reconstruct_windowed(
+        streams.alpn.as_deref(),
+        pieces(&request, usize::from(*piece) + 1, None),
+        pieces(response, usize::from(*piece) + 1, gap),
+        streams.closed,
+        &ReplayOptions::default(),
+        u64::from(flags >> 4) + 1,
+    );
+    assert!(windowed == result, "windowed replay differs from the whole-stream one");
     let info = ConnectionInfo {
         key: ConnectionKey { capture_id: CaptureId([1; 16]), conn_id: 1 },
         pid: 1,

@@ -7,8 +7,13 @@ pub mod model;
 use std::io::{self, Write};
 
 use crate::body::DecodeOptions;
+use crate::exchange::Exchange;
 use crate::filter::Filter;
-use crate::pipeline::{Item, Replayed, ReplayedConnection, Sink, exchange_start_ns};
+use crate::lazy::LazyConnection;
+use crate::pipeline::{
+    Item, Replayed, ReplayedConnection, Sink, exchange_start_ns, next_exchange_item,
+};
+use crate::trace_input::ConnectionInfo;
 
 fn begin(out: &mut dyn Write) -> io::Result<()> {
     let creator = model::Creator {
@@ -51,10 +56,32 @@ pub struct HarSink {
     pub decode: DecodeOptions,
 }
 
+impl HarSink {
+    /// The entry of exchange `index` (its position in the connection), unless filtered out.
+    fn exchange_item(
+        &self,
+        info: &ConnectionInfo,
+        index: usize,
+        ex: &Exchange,
+    ) -> io::Result<Option<Item>> {
+        if !self.filter.keeps(info, ex) {
+            return Ok(None);
+        }
+        let entry = entry::build(ex, info, index == 0, &self.decode);
+        let mut bytes = Vec::with_capacity(json::size_hint(&entry));
+        json::entry(&mut bytes, &entry);
+        Ok(Some(Item {
+            ts_ns: exchange_start_ns(ex, info),
+            bytes,
+        }))
+    }
+}
+
 impl Sink for HarSink {
     type Context = ();
+    type Cursor = ();
 
-    fn context(&self, _index: usize, _conn: &ReplayedConnection<'_>) {}
+    fn context(&self, _index: usize, _info: &ConnectionInfo, _http: bool) {}
 
     fn render(
         &self,
@@ -62,21 +89,21 @@ impl Sink for HarSink {
         conn: &ReplayedConnection<'_>,
         _context: (),
     ) -> io::Result<Vec<Item>> {
-        let info = &conn.info;
         let mut items = Vec::new();
         for (index, ex) in conn.result.exchanges.iter().enumerate() {
-            if !self.filter.keeps(info, ex) {
-                continue;
-            }
-            let entry = entry::build(ex, info, index == 0, &self.decode);
-            let mut bytes = Vec::with_capacity(json::size_hint(&entry));
-            json::entry(&mut bytes, &entry);
-            items.push(Item {
-                ts_ns: exchange_start_ns(ex, info),
-                bytes,
-            });
+            items.extend(self.exchange_item(&conn.info, index, ex)?);
         }
         Ok(items)
+    }
+
+    fn start(&self, _index: usize, _conn: &LazyConnection<'_>, _context: ()) {}
+
+    fn next_item(&self, conn: &mut LazyConnection<'_>, _: &mut ()) -> Option<io::Result<Item>> {
+        next_exchange_item(conn, |info, index, ex| self.exchange_item(info, index, ex))
+    }
+
+    fn floor(&self, conn: &LazyConnection<'_>, _: &()) -> u64 {
+        conn.floor()
     }
 
     fn begin(&self, out: &mut dyn Write) -> io::Result<()> {

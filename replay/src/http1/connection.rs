@@ -35,53 +35,136 @@ pub(crate) fn replay(
     response: &DirectionStream,
     closed: bool,
 ) -> Http1Result {
-    let mut out = Http1Result::default();
-    let mut reqs = Cursor::new(request, StartLine::Request);
-    let mut resps = Cursor::new(response, StartLine::Status);
-    for (cursor, side) in [(&reqs, Side::Request), (&resps, Side::Response)] {
-        if let Some((offset, len)) = cursor.skipped_at_start {
-            out.notes.push(format!(
-                "capture started mid-connection: skipped {len} {side} bytes at offset {offset} before the first message"
-            ));
+    let mut replayer = Replayer::new(request, response);
+    let mut exchanges = Vec::new();
+    while let Some(ex) = replayer.next(request, response, closed) {
+        exchanges.push(ex);
+    }
+    Http1Result {
+        exchanges,
+        notes: replayer.notes,
+    }
+}
+
+/// An HTTP/1 connection replayed one exchange at a time, in the order [`replay`] gives them.
+///
+/// It keeps only the two cursor positions and, at most, one request read ahead; the streams
+/// are passed to every call, so that the caller owns them (no self-borrowing state).
+#[derive(Debug, Clone)]
+pub(crate) struct Replayer {
+    req_pos: u64,
+    resp_pos: u64,
+    /// A request already read while responses that predate it (answers to requests the
+    /// capture never saw) are emitted first.
+    pending: Option<Unit<RequestHead>>,
+    /// No request left: what remains are responses to requests the capture lost.
+    draining: bool,
+    done: bool,
+    /// Connection-level notes, all known once the starts have been located.
+    pub notes: Vec<String>,
+}
+
+impl Replayer {
+    pub(crate) fn new(request: &DirectionStream, response: &DirectionStream) -> Replayer {
+        let reqs = Cursor::new(request, StartLine::Request);
+        let resps = Cursor::new(response, StartLine::Status);
+        let mut notes = Vec::new();
+        for (cursor, side) in [(&reqs, Side::Request), (&resps, Side::Response)] {
+            if let Some((offset, len)) = cursor.skipped_at_start {
+                notes.push(format!(
+                    "capture started mid-connection: skipped {len} {side} bytes at offset {offset} before the first message"
+                ));
+            }
+        }
+        Replayer {
+            req_pos: reqs.pos,
+            resp_pos: resps.pos,
+            pending: None,
+            draining: false,
+            done: false,
+            notes,
         }
     }
 
-    loop {
-        let Some(req) = reqs.next_request() else {
+    /// Where the next exchange's request and response units start (at the latest): every
+    /// byte an exchange still to come is built from lies at or after these offsets.
+    pub(crate) fn positions(&self) -> (u64, u64) {
+        let req = self.pending.as_ref().map_or(self.req_pos, Unit::start);
+        (req.min(self.req_pos), self.resp_pos)
+    }
+
+    /// Whether every exchange has been returned.
+    pub(crate) fn is_done(&self) -> bool {
+        self.done
+    }
+
+    /// The next exchange, `None` once the connection is done.
+    pub(crate) fn next(
+        &mut self,
+        request: &DirectionStream,
+        response: &DirectionStream,
+        closed: bool,
+    ) -> Option<Exchange> {
+        if self.done {
+            return None;
+        }
+        let mut reqs = Cursor::resume(request, StartLine::Request, self.req_pos);
+        let mut resps = Cursor::resume(response, StartLine::Status, self.resp_pos);
+        let ex = self.step(&mut reqs, &mut resps, closed);
+        self.req_pos = reqs.pos;
+        self.resp_pos = resps.pos;
+        if ex.is_none() {
+            self.done = true;
+        }
+        ex
+    }
+
+    fn step(
+        &mut self,
+        reqs: &mut Cursor<'_>,
+        resps: &mut Cursor<'_>,
+        closed: bool,
+    ) -> Option<Exchange> {
+        let (request, response) = (reqs.stream, resps.stream);
+        if !self.draining && self.pending.is_none() {
+            match reqs.next_request() {
+                Some(req) => self.pending = Some(req),
+                None => self.draining = true,
+            }
+        }
+        let Some(req) = self.pending.take() else {
             // Responses left over answer requests the capture lost or never saw.
-            while !resps.at_end() {
-                let units = collect_response(&mut resps, None);
-                out.exchanges
-                    .push(build(None, units, request, response, closed));
+            if resps.at_end() {
+                return None;
             }
-            break;
+            let units = collect_response(resps, None);
+            return Some(build(None, units, request, response, closed));
         };
-        let req_ts = first_ts(&req, request);
-        while let (Some(resp_ts), Some(req_ts)) = (resps.peek_ts(), req_ts) {
-            if resp_ts >= req_ts {
-                break;
-            }
-            let units = collect_response(&mut resps, None);
-            out.exchanges
-                .push(build(None, units, request, response, closed));
+        if let (Some(resp_ts), Some(req_ts)) = (resps.peek_ts(), first_ts(&req, request))
+            && resp_ts < req_ts
+        {
+            self.pending = Some(req);
+            let units = collect_response(resps, None);
+            return Some(build(None, units, request, response, closed));
         }
         let method = match &req {
             Unit::Message(m) => Some(m.head.method.clone()),
             Unit::Unreadable(_) => None,
         };
-        let units = collect_response(&mut resps, method.as_deref());
+        let units = collect_response(resps, method.as_deref());
         let req_end = req.end();
         let resp_end = resps.pos;
         let mut exchange = build(Some(req), units, request, response, closed);
         if let Some(upgrade) = exchange.upgrade.as_mut() {
             fill_tunnel(upgrade, request, req_end, response, resp_end);
-            out.exchanges.push(exchange);
-            break;
+            // HTTP ends at a switch: what follows is the tunnel's.
+            self.draining = true;
+            self.done = true;
+            return Some(exchange);
         }
         exchange_tail_checks(&mut exchange);
-        out.exchanges.push(exchange);
+        Some(exchange)
     }
-    out
 }
 
 fn first_ts<H>(unit: &Unit<H>, stream: &DirectionStream) -> Option<u64> {

@@ -12,4 +12,4 @@ mod head;
 mod reader;
 pub(crate) mod resync;
 
-pub(crate) use connection::replay;
+pub(crate) use connection::{Replayer, replay};

@@ -91,6 +91,16 @@ impl<'a> Cursor<'a> {
         cursor
     }
 
+    /// A cursor at `pos`, as a previous one over `stream` left it (the start already skipped).
+    pub(crate) fn resume(stream: &'a DirectionStream, kind: StartLine, pos: u64) -> Cursor<'a> {
+        Cursor {
+            stream,
+            pos,
+            kind,
+            skipped_at_start: None,
+        }
+    }
+
     pub(crate) fn at_end(&self) -> bool {
         self.pos >= self.stream.end()
     }

@@ -34,10 +34,11 @@ use pcap_file::pcapng::blocks::opt_common::CommonOption;
 use pcap_file::pcapng::blocks::section_header::{SectionHeaderBlock, SectionHeaderOption};
 use pcap_file::{DataLink, Endianness};
 
-use crate::detect::Protocol;
+use crate::ConnectionStreams;
+use crate::lazy::LazyConnection;
 use crate::pipeline::{Item, Replayed, ReplayedConnection, Sink};
 use crate::stream::DirectionStream;
-use crate::trace_input::PendingConnection;
+use crate::trace_input::{ConnectionInfo, PendingConnection};
 
 /// The server port written in place of the recorded one: Wireshark's HTTP dissector claims
 /// port 80, and its HTTP dissector hands the HTTP/2 preface to the HTTP/2 dissector.
@@ -101,12 +102,8 @@ pub struct Flow {
     comment: String,
 }
 
-fn stream<'c, 'a>(c: &'c ReplayedConnection<'a>, side: u8) -> &'c DirectionStream<'a> {
-    if side == 0 {
-        &c.streams.request
-    } else {
-        &c.streams.response
-    }
+fn stream<'c, 'a>(c: &'c ConnectionStreams<'a>, side: u8) -> &'c DirectionStream<'a> {
+    if side == 0 { &c.request } else { &c.response }
 }
 
 /// Addresses of a connection as shown: recorded ones, else documentation addresses
@@ -115,16 +112,15 @@ fn stream<'c, 'a>(c: &'c ReplayedConnection<'a>, side: u8) -> &'c DirectionStrea
 /// as HTTP.
 fn flow(
     index: usize,
-    c: &ReplayedConnection<'_>,
+    info: &ConnectionInfo,
+    is_http: bool,
     used: &mut BTreeSet<(SocketAddr, SocketAddr)>,
 ) -> Flow {
-    let (client, server) = c.info.client_server();
+    let (client, server) = info.client_server();
     let n = index as u32;
     let fallback_client = SocketAddr::new(IpAddr::V4(Ipv4Addr::new(192, 0, 2, 1)), 0);
     // ALPN alone does not make bytes HTTP: only a connection that yielded exchanges is shown
-    // where Wireshark's HTTP dissectors will claim it.
-    let is_http =
-        c.result.detection.protocol != Protocol::Unknown && !c.result.exchanges.is_empty();
+    // where Wireshark's HTTP dissectors will claim it (`is_http`, see pipeline::is_http).
     let fallback_server = SocketAddr::new(IpAddr::V4(Ipv4Addr::new(192, 0, 2, 2)), DISCARD_PORT);
     let mut client_addr = client.unwrap_or(fallback_client);
     let mut server_addr = server.unwrap_or(fallback_server);
@@ -149,7 +145,6 @@ fn flow(
         let p = client_addr.port();
         client_addr.set_port(if p == u16::MAX { 1024 } else { p + 1 });
     }
-    let info = &c.info;
     let mut comment = format!(
         "spliff connection {}:{}",
         info.key.capture_id, info.key.conn_id
@@ -195,8 +190,8 @@ fn plan_data(
     seq_no: &mut u64,
     out: &mut Vec<Planned>,
 ) {
-    for (offset, bytes) in s.runs() {
-        let end = offset + bytes.len() as u64;
+    for (offset, len) in s.spans() {
+        let end = offset + len;
         let mut pos = offset;
         while pos < end {
             let ts = s.ts_at(pos).unwrap_or(0);
@@ -232,21 +227,25 @@ fn plan_data(
 }
 
 /// The packets of connection `i`, in output order (time, then position in the session).
-fn plan(i: usize, c: &ReplayedConnection<'_>, options: &PcapngOptions) -> Vec<Planned> {
+fn plan(
+    i: usize,
+    info: &ConnectionInfo,
+    c: &ConnectionStreams<'_>,
+    options: &PcapngOptions,
+) -> Vec<Planned> {
     let max = options.max_segment.max(1) as u64;
     let mut out = Vec::new();
     let first_data = [0u8, 1]
         .iter()
         .filter_map(|&side| {
             let s = stream(c, side);
-            s.runs().next().and_then(|(o, _)| s.ts_at(o))
+            s.spans().next().and_then(|(o, _)| s.ts_at(o))
         })
         .min();
-    let t0 = c
-        .info
+    let t0 = info
         .open_ns
         .or(first_data)
-        .unwrap_or(c.info.first_ts_ns)
+        .unwrap_or(info.first_ts_ns)
         .min(first_data.unwrap_or(u64::MAX));
     let mut seq_no = 0;
     for what in [What::Syn, What::SynAck, What::HandshakeAck] {
@@ -265,7 +264,7 @@ fn plan(i: usize, c: &ReplayedConnection<'_>, options: &PcapngOptions) -> Vec<Pl
         plan_data(i, side, s, max, &mut seq_no, &mut out);
         last = out[before..].iter().map(|p| p.ts_ns).fold(last, u64::max);
     }
-    if let Some(close) = c.info.close_ns {
+    if let Some(close) = info.close_ns {
         let t = close.max(last);
         for what in [What::Fin { side: 0 }, What::Fin { side: 1 }, What::FinAck] {
             out.push(Planned {
@@ -321,29 +320,90 @@ fn block_writer() -> io::Result<PcapNgWriter<Vec<u8>>> {
     Ok(w)
 }
 
-/// The packet blocks of connection `i`, each with its time, in the connection's order.
-fn render(
-    i: usize,
-    c: &ReplayedConnection<'_>,
-    f: &Flow,
-    options: &PcapngOptions,
-) -> io::Result<Vec<Item>> {
-    let mut w = block_writer()?;
-    w.get_mut().clear();
-    // Highest stream offset delivered so far per side: the ACK numbers.
-    let mut delivered = [stream(c, 0).start(), stream(c, 1).start()];
-    let mut announced = false;
-    let mut reported_holes = [0usize; 2];
-    let isn = [CLIENT_ISN, SERVER_ISN];
-    let end = [stream(c, 0).end(), stream(c, 1).end()];
-    let seq_at = |side: usize, off: u64| isn[side].wrapping_add(1).wrapping_add(off as u32);
-    let mut items = Vec::new();
-    for p in plan(i, c, options) {
-        let d = delivered;
+/// The packets of one connection being written, one at a time: the plan and what the packets
+/// so far have told Wireshark (acknowledged offsets, lost ranges reported).
+struct Packets {
+    flow: Flow,
+    plan: std::vec::IntoIter<Planned>,
+    /// Highest stream offset delivered so far per side: the ACK numbers.
+    delivered: [u64; 2],
+    announced: bool,
+    reported_holes: [usize; 2],
+    w: PcapNgWriter<Vec<u8>>,
+}
+
+impl Packets {
+    fn new(
+        i: usize,
+        info: &ConnectionInfo,
+        c: &ConnectionStreams<'_>,
+        flow: Flow,
+        options: &PcapngOptions,
+    ) -> io::Result<Packets> {
+        let mut w = block_writer()?;
+        w.get_mut().clear();
+        Ok(Packets {
+            flow,
+            plan: plan(i, info, c, options).into_iter(),
+            delivered: [stream(c, 0).start(), stream(c, 1).start()],
+            announced: false,
+            reported_holes: [0; 2],
+            w,
+        })
+    }
+
+    /// Time of the next packet, `u64::MAX` when none is left (the plan is in time order).
+    fn floor(&self) -> u64 {
+        self.plan.as_slice().first().map_or(u64::MAX, |p| p.ts_ns)
+    }
+
+    /// The next packet block, with its time, from windowed streams: the window is moved to
+    /// show the packet's bytes (256 KiB at a time, as packets go forward).
+    fn next_windowed(
+        &mut self,
+        info: &ConnectionInfo,
+        c: &mut ConnectionStreams<'_>,
+    ) -> Option<io::Result<Item>> {
+        if let Some(&Planned {
+            what: What::Data { side, offset, len },
+            ..
+        }) = self.plan.as_slice().first()
+        {
+            let s = if side == 0 {
+                &mut c.request
+            } else {
+                &mut c.response
+            };
+            s.set_window(offset, len.max(256 << 10));
+        }
+        self.next(info, c)
+    }
+
+    /// The next packet block, with its time.
+    fn next(
+        &mut self,
+        info: &ConnectionInfo,
+        c: &ConnectionStreams<'_>,
+    ) -> Option<io::Result<Item>> {
+        let p = self.plan.next()?;
+        Some(self.packet(info, c, p))
+    }
+
+    fn packet(
+        &mut self,
+        info: &ConnectionInfo,
+        c: &ConnectionStreams<'_>,
+        p: Planned,
+    ) -> io::Result<Item> {
+        let f = &self.flow;
+        let isn = [CLIENT_ISN, SERVER_ISN];
+        let end = [stream(c, 0).end(), stream(c, 1).end()];
+        let seq_at = |side: usize, off: u64| isn[side].wrapping_add(1).wrapping_add(off as u32);
+        let d = self.delivered;
         let ack_for = |side: usize| seq_at(1 - side, d[1 - side]);
         let mut comment: Vec<String> = Vec::new();
-        if !announced {
-            announced = true;
+        if !self.announced {
+            self.announced = true;
             comment.push(f.comment.clone());
         }
         let (src, dst, seq, ack, flags, payload): (_, _, u32, u32, u8, &[u8]) = match p.what {
@@ -368,12 +428,12 @@ fn render(
                 let s = stream(c, side);
                 let side = usize::from(side);
                 let holes = s.holes();
-                let seen = &mut reported_holes[side];
+                let seen = &mut self.reported_holes[side];
                 while *seen < holes.len() && holes[*seen].offset < offset {
                     let h = &holes[*seen];
                     comment.push(format!(
                         "spliff: {} bytes of the {} lost before this segment (stream offset \
-                         {}): {}",
+                     {}): {}",
                         h.len,
                         if side == 0 {
                             "request stream"
@@ -386,7 +446,7 @@ fn render(
                     *seen += 1;
                 }
                 let bytes = s.slice(offset, offset + len).unwrap_or(&[]);
-                delivered[side] = delivered[side].max(offset + len);
+                self.delivered[side] = self.delivered[side].max(offset + len);
                 let (src, dst) = if side == 0 {
                     (f.client, f.server)
                 } else {
@@ -429,7 +489,7 @@ fn render(
             ),
         };
         let packet = tcp::segment(src, dst, seq, ack, flags, payload);
-        let wall = c.info.clock.map_or(p.ts_ns, |m| m.wall(p.ts_ns));
+        let wall = info.clock.map_or(p.ts_ns, |m| m.wall(p.ts_ns));
         let mut options = Vec::new();
         if !comment.is_empty() {
             options.push(EnhancedPacketOption::Common(CommonOption::Comment(
@@ -443,11 +503,25 @@ fn render(
             data: Cow::Owned(packet),
             options,
         };
-        w.write_pcapng_block(epb).map_err(io_err)?;
-        items.push(Item {
+        self.w.write_pcapng_block(epb).map_err(io_err)?;
+        Ok(Item {
             ts_ns: p.ts_ns,
-            bytes: std::mem::take(w.get_mut()),
-        });
+            bytes: std::mem::take(self.w.get_mut()),
+        })
+    }
+}
+
+/// The packet blocks of connection `i`, each with its time, in the connection's order.
+fn render(
+    i: usize,
+    c: &ReplayedConnection<'_>,
+    f: Flow,
+    options: &PcapngOptions,
+) -> io::Result<Vec<Item>> {
+    let mut packets = Packets::new(i, &c.info, &c.streams, f, options)?;
+    let mut items = Vec::new();
+    while let Some(item) = packets.next(&c.info, &c.streams) {
+        items.push(item?);
     }
     Ok(items)
 }
@@ -470,8 +544,19 @@ impl PcapngSink {
     }
 }
 
+/// [`PcapngSink`]'s state for a connection written packet by packet (the error of setting it
+/// up, if any, is reported by the first [`Sink::next_item`]).
+pub struct Cursor(io::Result<Packets>);
+
+impl std::fmt::Debug for Cursor {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("Cursor")
+    }
+}
+
 impl Sink for PcapngSink {
     type Context = Flow;
+    type Cursor = Cursor;
 
     fn earliest(&self, pending: &PendingConnection<'_>) -> u64 {
         // The handshake is stamped with the open time when the trace has one.
@@ -480,9 +565,9 @@ impl Sink for PcapngSink {
             .map_or(pending.first_ts_ns(), |t| t.min(pending.first_ts_ns()))
     }
 
-    fn context(&self, index: usize, conn: &ReplayedConnection<'_>) -> Flow {
+    fn context(&self, index: usize, info: &ConnectionInfo, http: bool) -> Flow {
         let mut used = self.used.lock().unwrap_or_else(|e| e.into_inner());
-        flow(index, conn, &mut used)
+        flow(index, info, http, &mut used)
     }
 
     fn render(
@@ -491,7 +576,37 @@ impl Sink for PcapngSink {
         conn: &ReplayedConnection<'_>,
         context: Flow,
     ) -> io::Result<Vec<Item>> {
-        render(index, conn, &context, &self.options)
+        render(index, conn, context, &self.options)
+    }
+
+    fn start(&self, index: usize, conn: &LazyConnection<'_>, context: Flow) -> Cursor {
+        Cursor(Packets::new(
+            index,
+            &conn.info,
+            &conn.streams,
+            context,
+            &self.options,
+        ))
+    }
+
+    fn next_item(
+        &self,
+        conn: &mut LazyConnection<'_>,
+        cursor: &mut Cursor,
+    ) -> Option<io::Result<Item>> {
+        match &mut cursor.0 {
+            Ok(p) => p.next_windowed(&conn.info, &mut conn.streams),
+            Err(e) => {
+                // Reported once; the connection then has nothing more.
+                let e = std::mem::replace(e, io::Error::other("reported"));
+                cursor.0 = Err(io::Error::other("reported"));
+                Some(Err(e))
+            }
+        }
+    }
+
+    fn floor(&self, _conn: &LazyConnection<'_>, cursor: &Cursor) -> u64 {
+        cursor.0.as_ref().map_or(0, Packets::floor)
     }
 
     fn begin(&self, out: &mut dyn Write) -> io::Result<()> {
@@ -514,7 +629,11 @@ pub fn write_pcapng(
     sink.begin(out)?;
     let mut all = Vec::new();
     for (i, c) in replayed.connections.iter().enumerate() {
-        let f = sink.context(i, c);
+        let f = sink.context(
+            i,
+            &c.info,
+            crate::pipeline::is_http(&c.result.detection, !c.result.exchanges.is_empty()),
+        );
         for (pos, item) in sink.render(i, c, f)?.into_iter().enumerate() {
             all.push(((item.ts_ns, i, pos), item.bytes));
         }

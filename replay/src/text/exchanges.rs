@@ -7,7 +7,10 @@ use std::io::{self, Write};
 use crate::body::{DecodeOptions, decode_body};
 use crate::exchange::{Exchange, Header, find_header};
 use crate::filter::Filter;
-use crate::pipeline::{Item, Replayed, ReplayedConnection, Sink, exchange_start_ns, exchange_url};
+use crate::lazy::LazyConnection;
+use crate::pipeline::{
+    Item, Replayed, ReplayedConnection, Sink, exchange_start_ns, exchange_url, next_exchange_item,
+};
 use crate::trace_input::ConnectionInfo;
 
 /// How the text view looks.
@@ -259,10 +262,26 @@ pub struct TextSink {
     pub decode: DecodeOptions,
 }
 
+impl TextSink {
+    /// The text of one exchange, unless filtered out.
+    fn exchange_item(&self, info: &ConnectionInfo, ex: &Exchange) -> io::Result<Option<Item>> {
+        if !self.filter.keeps(info, ex) {
+            return Ok(None);
+        }
+        let mut bytes = Vec::new();
+        write_exchange(info, ex, &self.options, &self.decode, &mut bytes)?;
+        Ok(Some(Item {
+            ts_ns: exchange_start_ns(ex, info),
+            bytes,
+        }))
+    }
+}
+
 impl Sink for TextSink {
     type Context = ();
+    type Cursor = ();
 
-    fn context(&self, _index: usize, _conn: &ReplayedConnection<'_>) {}
+    fn context(&self, _index: usize, _info: &ConnectionInfo, _http: bool) {}
 
     fn render(
         &self,
@@ -270,20 +289,21 @@ impl Sink for TextSink {
         conn: &ReplayedConnection<'_>,
         _context: (),
     ) -> io::Result<Vec<Item>> {
-        let info = &conn.info;
         let mut items = Vec::new();
         for ex in &conn.result.exchanges {
-            if !self.filter.keeps(info, ex) {
-                continue;
-            }
-            let mut bytes = Vec::new();
-            write_exchange(info, ex, &self.options, &self.decode, &mut bytes)?;
-            items.push(Item {
-                ts_ns: exchange_start_ns(ex, info),
-                bytes,
-            });
+            items.extend(self.exchange_item(&conn.info, ex)?);
         }
         Ok(items)
+    }
+
+    fn start(&self, _index: usize, _conn: &LazyConnection<'_>, _context: ()) {}
+
+    fn next_item(&self, conn: &mut LazyConnection<'_>, _: &mut ()) -> Option<io::Result<Item>> {
+        next_exchange_item(conn, |info, _, ex| self.exchange_item(info, ex))
+    }
+
+    fn floor(&self, conn: &LazyConnection<'_>, _: &()) -> u64 {
+        conn.floor()
     }
 
     fn begin(&self, _out: &mut dyn Write) -> io::Result<()> {

@@ -251,10 +251,37 @@ pub fn replay(
     request: Vec<Piece<'static>>,
     response: Vec<Piece<'static>>,
 ) -> Reconstruction {
-    reconstruct(
-        &connection(alpn, request, response),
+    let whole = reconstruct(
+        &connection(alpn, request.clone(), response.clone()),
         &ReplayOptions::default(),
-    )
+    );
+    assert_windowed_same(alpn, request, response, true, &whole);
+    whole
+}
+
+/// The pipeline's path for large connections (windowed streams, exchanges one at a time) gives
+/// exactly `whole`, with windows from 1 byte (every read meets an edge) and from a few bytes.
+pub fn assert_windowed_same(
+    alpn: Option<&[u8]>,
+    request: Vec<Piece<'_>>,
+    response: Vec<Piece<'_>>,
+    closed: bool,
+    whole: &Reconstruction,
+) {
+    for window in [1, 7, 300] {
+        let windowed = spliff_replay::lazy::reconstruct_windowed(
+            alpn,
+            request.clone(),
+            response.clone(),
+            closed,
+            &ReplayOptions::default(),
+            window,
+        );
+        assert!(
+            &windowed == whole,
+            "windowed replay (first window {window}) differs:\n{windowed:#?}\nwhole:\n{whole:#?}"
+        );
+    }
 }
 
 /// The reconstruction without timestamps, for comparing splits that move them.

@@ -1,0 +1,478 @@
+//! One connection rebuilt exchange by exchange, for connections too large to hold whole.
+//!
+//! [`reconstruct`](crate::reconstruct) returns every exchange of a connection at once, so its
+//! memory grows with the connection (decoded bodies of every exchange). [`LazyConnection`]
+//! hands them out one at a time, in the same order, with a lower bound of the start time of
+//! every exchange still to come, which is what the pipeline's merge needs to write an exchange
+//! before the rest of the connection is rebuilt.
+//!
+//! HTTP/1 is rebuilt incrementally ([`crate::http1::Replayer`]) over windowed streams
+//! ([`DirectionStream::windowed`]): it holds one exchange and the plaintext of about one
+//! exchange at a time. The parsers are the ones [`reconstruct`] runs, unchanged: each exchange
+//! is parsed with a window from where the previous one stopped; when the stream reports that a
+//! reader met the window's edge, the exchange is parsed again with a window twice as large (the
+//! window then stays that large). So an exchange comes out exactly as the whole stream gives it,
+//! and memory follows the largest exchange, not the connection.
+//!
+//! HTTP/2 (and a connection whose protocol only the whole stream can tell) is still rebuilt
+//! whole: its two directions are processed one after the other (see `http2::connection`), so
+//! all its exchanges and its whole plaintext are held until it is rendered; they are then
+//! handed out one by one.
+
+use crate::detect::{START_LOOKAHEAD, detect_from_start};
+use crate::exchange::Exchange;
+use crate::pipeline::exchange_start_ns;
+use crate::trace_input::ConnectionInfo;
+use crate::{
+    ConnectionStreams, Detection, DirectionStream, Protocol, ReplayOptions, Side, detect, http1,
+    reconstruct,
+};
+
+/// First window of each direction by default; it doubles whenever an exchange does not fit.
+pub const FIRST_WINDOW: u64 = 1 << 20;
+
+/// A start-line scan ([`crate::http1::resync`]) that stops this close to where the window cuts
+/// a run may have taken a line cut by the window for no line: more than the longest start line.
+const SCAN_MARGIN: u64 = 64 << 10;
+
+/// Whether the reads since the last check may have been changed by the window: a miss, or a
+/// reader that stopped (at `reached`) near where the window cuts a run. Clears the miss.
+fn window_failed(s: &DirectionStream<'_>, reached: u64) -> bool {
+    let missed = s.take_missed();
+    missed
+        || s.window_cut()
+            .is_some_and(|cut| reached.saturating_add(SCAN_MARGIN) >= cut)
+}
+
+/// Shows all of a windowed stream (the whole-stream parsers need it).
+fn widen(s: &mut DirectionStream<'_>) {
+    s.set_window(s.start(), u64::MAX);
+    s.take_missed();
+}
+
+/// The first run of `s`, or a prefix long enough for [`detect_from_start`]; `None` when the
+/// window does not show that much.
+fn first_run_prefix<'s>(s: &'s DirectionStream<'_>) -> Option<&'s [u8]> {
+    let Some((offset, len)) = s.spans().next() else {
+        return Some(&[]);
+    };
+    let bytes = s.contiguous(offset);
+    let enough = bytes.len() as u64 == len || bytes.len() >= START_LOOKAHEAD;
+    (!s.take_missed() && enough).then_some(bytes)
+}
+
+/// Runs one HTTP/1 step with windows from the replayer's positions, widening them until no
+/// reader met an edge (see the module documentation).
+fn windowed_step<T>(
+    replayer: &mut http1::Replayer,
+    streams: &mut ConnectionStreams<'_>,
+    windows: &mut [u64; 2],
+    mut step: impl FnMut(&mut http1::Replayer, &ConnectionStreams<'_>) -> T,
+    needs_the_rest: impl Fn(&T) -> bool,
+) -> T {
+    loop {
+        let (req, resp) = replayer.positions();
+        streams.request.set_window(req, windows[0]);
+        streams.response.set_window(resp, windows[1]);
+        streams.request.take_missed();
+        streams.response.take_missed();
+        let saved = replayer.clone();
+        let out = step(replayer, streams);
+        let (req, resp) = replayer.positions();
+        let mut failed = [
+            window_failed(&streams.request, req),
+            window_failed(&streams.response, resp),
+        ];
+        if needs_the_rest(&out) {
+            // An upgrade: the tunnel's messages run to the end of both streams.
+            for (k, s) in [&streams.request, &streams.response]
+                .into_iter()
+                .enumerate()
+            {
+                let shown_to = s.window_range().map_or(u64::MAX, |w| w.1);
+                if s.window_cut().is_some() || s.next_data(shown_to).is_some() {
+                    failed[k] = true;
+                    windows[k] = u64::MAX;
+                }
+            }
+        }
+        // A window can grow no further once it reaches the end of the offsets.
+        let stuck = (0..2).all(|k| !failed[k] || windows[k] == u64::MAX);
+        debug_assert!(
+            !stuck || failed == [false, false],
+            "window at its largest and still missed: {failed:?} {windows:?} at {:?}",
+            replayer.positions()
+        );
+        if stuck {
+            return out;
+        }
+        *replayer = saved;
+        for (k, f) in failed.into_iter().enumerate() {
+            if f {
+                windows[k] = windows[k].saturating_mul(2);
+            }
+        }
+    }
+}
+
+/// Minimum timestamp of the stamps covering the bytes at or after an offset.
+#[derive(Debug, Default)]
+struct SuffixMin {
+    /// `(stamp offset, min ts of this stamp and all later ones)`, by offset.
+    stamps: Vec<(u64, u64)>,
+}
+
+impl SuffixMin {
+    fn new(stream: &DirectionStream<'_>) -> SuffixMin {
+        let mut stamps: Vec<(u64, u64)> = stream.stamps().collect();
+        let mut min = u64::MAX;
+        for s in stamps.iter_mut().rev() {
+            min = min.min(s.1);
+            s.1 = min;
+        }
+        SuffixMin { stamps }
+    }
+
+    /// Lower bound of `ts_at(p)` for every captured `p >= pos` (`u64::MAX`: none).
+    fn from(&self, pos: u64) -> u64 {
+        // The stamp covering `pos` starts at or before it.
+        let i = self
+            .stamps
+            .partition_point(|s| s.0 <= pos)
+            .saturating_sub(1);
+        self.stamps.get(i).map_or(u64::MAX, |s| s.1)
+    }
+}
+
+#[derive(Debug)]
+enum Source {
+    Http1 {
+        replayer: Box<http1::Replayer>,
+        /// Window sizes of the request and response streams.
+        windows: [u64; 2],
+        suffix: [SuffixMin; 2],
+        /// An exchange may start at the connection's first record (no byte of it captured,
+        /// see [`exchange_start_ns`]) only where a direction ends in missing bytes.
+        may_fall_back: bool,
+    },
+    /// Rebuilt whole; `floors[i]`: the least start time of exchanges `i..`.
+    Whole {
+        exchanges: std::vec::IntoIter<Exchange>,
+        floors: Vec<u64>,
+        taken: usize,
+    },
+}
+
+/// A connection whose exchanges are rebuilt on demand (see the module documentation).
+#[derive(Debug)]
+pub struct LazyConnection<'a> {
+    /// What the trace says about it.
+    pub info: ConnectionInfo,
+    /// Its plaintext streams.
+    pub streams: ConnectionStreams<'a>,
+    /// Protocol detected, and on what evidence.
+    pub detection: Detection,
+    /// Connection-level observations (as in [`crate::Reconstruction::notes`]).
+    pub notes: Vec<String>,
+    source: Source,
+    peeked: Option<Exchange>,
+    next_index: usize,
+}
+
+/// Whether the trace knows of bytes after the last captured one (a trailing loss).
+fn ends_in_a_hole(s: &DirectionStream<'_>) -> bool {
+    let data_end = s.spans().last().map_or(s.start(), |(o, len)| o + len);
+    s.end() > data_end
+}
+
+impl<'a> LazyConnection<'a> {
+    /// Prepares the connection. HTTP/1 on windowed streams is rebuilt as exchanges are asked
+    /// for; anything else (or streams that are not windowed) is rebuilt here, whole.
+    pub fn new(
+        info: ConnectionInfo,
+        streams: ConnectionStreams<'a>,
+        options: &ReplayOptions,
+    ) -> LazyConnection<'a> {
+        Self::with_window(info, streams, options, FIRST_WINDOW)
+    }
+
+    /// [`LazyConnection::new`] with windows starting at `first_window` bytes (at least 1).
+    pub fn with_window(
+        info: ConnectionInfo,
+        mut streams: ConnectionStreams<'a>,
+        options: &ReplayOptions,
+        first_window: u64,
+    ) -> LazyConnection<'a> {
+        let windowed = streams.request.is_windowed() || streams.response.is_windowed();
+        let quick = if windowed {
+            match (
+                first_run_prefix(&streams.request),
+                first_run_prefix(&streams.response),
+            ) {
+                (Some(req), Some(resp)) => detect_from_start(streams.alpn.as_deref(), req, resp),
+                _ => None,
+            }
+        } else {
+            None
+        };
+        let http1 = quick.filter(|d| d.protocol == Protocol::Http1);
+        let Some(detection) = http1.or_else(|| {
+            (!windowed)
+                .then(|| detect(streams.alpn.as_deref(), &streams.request, &streams.response))
+                .filter(|d| d.protocol == Protocol::Http1)
+        }) else {
+            return Self::whole(info, streams, options);
+        };
+        let mut windows = [first_window.max(1); 2];
+        let mut replayer = http1::Replayer::new(&streams.request, &streams.response);
+        if windowed {
+            // Locating the first messages reads too: redo it until no edge was met.
+            let (a, b) = (streams.request.start(), streams.response.start());
+            loop {
+                streams.request.set_window(a, windows[0]);
+                streams.response.set_window(b, windows[1]);
+                streams.request.take_missed();
+                streams.response.take_missed();
+                replayer = http1::Replayer::new(&streams.request, &streams.response);
+                let (req, resp) = replayer.positions();
+                let failed = [
+                    window_failed(&streams.request, req),
+                    window_failed(&streams.response, resp),
+                ];
+                let stuck = (0..2).all(|k| !failed[k] || windows[k] == u64::MAX);
+                debug_assert!(
+                    !stuck || failed == [false, false],
+                    "window at its largest and still missed: {failed:?}"
+                );
+                if stuck {
+                    break;
+                }
+                for (k, f) in failed.into_iter().enumerate() {
+                    if f {
+                        windows[k] = windows[k].saturating_mul(2);
+                    }
+                }
+            }
+        }
+        let mut notes = replayer.notes.clone();
+        // As reconstruct() does, after the protocol's own notes.
+        for (side, stream) in [
+            (Side::Request, &streams.request),
+            (Side::Response, &streams.response),
+        ] {
+            if stream.overlapped_bytes() > 0 {
+                notes.push(format!(
+                    "{} {side} bytes arrived twice in the trace and were ignored",
+                    stream.overlapped_bytes()
+                ));
+            }
+        }
+        let source = Source::Http1 {
+            replayer: Box::new(replayer),
+            windows,
+            suffix: [
+                SuffixMin::new(&streams.request),
+                SuffixMin::new(&streams.response),
+            ],
+            may_fall_back: ends_in_a_hole(&streams.request) || ends_in_a_hole(&streams.response),
+        };
+        LazyConnection {
+            info,
+            streams,
+            detection,
+            notes,
+            source,
+            peeked: None,
+            next_index: 0,
+        }
+    }
+
+    /// Rebuilt whole ([`reconstruct`]), handed out one by one.
+    fn whole(
+        info: ConnectionInfo,
+        mut streams: ConnectionStreams<'a>,
+        options: &ReplayOptions,
+    ) -> LazyConnection<'a> {
+        widen(&mut streams.request);
+        widen(&mut streams.response);
+        let r = reconstruct(&streams, options);
+        let mut floors: Vec<u64> = r
+            .exchanges
+            .iter()
+            .map(|ex| exchange_start_ns(ex, &info))
+            .collect();
+        for i in (0..floors.len().saturating_sub(1)).rev() {
+            floors[i] = floors[i].min(floors[i + 1]);
+        }
+        LazyConnection {
+            info,
+            streams,
+            detection: r.detection,
+            notes: r.notes,
+            source: Source::Whole {
+                exchanges: r.exchanges.into_iter(),
+                floors,
+                taken: 0,
+            },
+            peeked: None,
+            next_index: 0,
+        }
+    }
+
+    fn pull(&mut self) -> Option<Exchange> {
+        match &mut self.source {
+            Source::Http1 {
+                replayer, windows, ..
+            } => windowed_step(
+                replayer,
+                &mut self.streams,
+                windows,
+                |r, s| r.next(&s.request, &s.response, s.closed),
+                |ex| ex.as_ref().is_some_and(|e| e.upgrade.is_some()),
+            ),
+            Source::Whole {
+                exchanges, taken, ..
+            } => {
+                let ex = exchanges.next()?;
+                *taken += 1;
+                Some(ex)
+            }
+        }
+    }
+
+    /// The next exchange and its position in the connection (from 0).
+    pub fn next_exchange(&mut self) -> Option<(usize, Exchange)> {
+        let ex = self.peeked.take().or_else(|| self.pull())?;
+        let index = self.next_index;
+        self.next_index += 1;
+        Some((index, ex))
+    }
+
+    /// Whether the connection yields at least one exchange (rebuilds the first one).
+    pub fn has_exchanges(&mut self) -> bool {
+        if self.peeked.is_none() {
+            self.peeked = self.pull();
+        }
+        self.peeked.is_some() || self.next_index > 0
+    }
+
+    /// A lower bound of [`exchange_start_ns`] of every exchange
+    /// [`LazyConnection::next_exchange`] will still return; `u64::MAX` when none is left.
+    pub fn floor(&self) -> u64 {
+        let peeked = self
+            .peeked
+            .as_ref()
+            .map_or(u64::MAX, |ex| exchange_start_ns(ex, &self.info));
+        let rest = match &self.source {
+            Source::Http1 {
+                replayer,
+                suffix,
+                may_fall_back,
+                ..
+            } => {
+                if replayer.is_done() {
+                    u64::MAX
+                } else {
+                    // Every start time still to come is the timestamp of a captured byte at
+                    // or after the cursors, or else the connection's first record.
+                    let (req, resp) = replayer.positions();
+                    let bound = suffix[0].from(req).min(suffix[1].from(resp));
+                    if *may_fall_back {
+                        bound.min(self.info.first_ts_ns)
+                    } else {
+                        bound
+                    }
+                }
+            }
+            Source::Whole { floors, taken, .. } => floors.get(*taken).copied().unwrap_or(u64::MAX),
+        };
+        peeked.min(rest)
+    }
+
+    /// Plaintext bytes the connection's streams show at the moment (windowed streams: their
+    /// windows; others: all of it).
+    pub fn plaintext_held(&self) -> u64 {
+        [&self.streams.request, &self.streams.response]
+            .iter()
+            .map(|s| {
+                if s.is_windowed() {
+                    s.window_len()
+                } else {
+                    s.data_len()
+                }
+            })
+            .sum()
+    }
+
+    /// Exchanges rebuilt and not yet handed out (what this connection holds of them).
+    pub fn held(&self) -> usize {
+        let rest = match &self.source {
+            Source::Http1 { .. } => 0,
+            Source::Whole { exchanges, .. } => exchanges.len(),
+        };
+        rest + usize::from(self.peeked.is_some())
+    }
+}
+
+/// Rebuilds one connection as the pipeline rebuilds a large one (windowed streams, windows
+/// from `first_window` bytes) and collects the result, which is what [`reconstruct`] gives for
+/// the same pieces. For tests of that equivalence; panics when an exchange starts before the
+/// floor [`LazyConnection::floor`] gave for it.
+#[doc(hidden)]
+pub fn reconstruct_windowed(
+    alpn: Option<&[u8]>,
+    request: Vec<crate::Piece<'_>>,
+    response: Vec<crate::Piece<'_>>,
+    closed: bool,
+    options: &ReplayOptions,
+    first_window: u64,
+) -> crate::Reconstruction {
+    let streams = ConnectionStreams {
+        alpn: alpn.map(<[u8]>::to_vec),
+        request: DirectionStream::windowed(request),
+        response: DirectionStream::windowed(response),
+        closed,
+    };
+    let info = ConnectionInfo {
+        key: crate::trace_input::ConnectionKey {
+            capture_id: spliff_formats::CaptureId([0; 16]),
+            conn_id: 0,
+        },
+        pid: 0,
+        process: None,
+        tls_library: Default::default(),
+        library_path: String::new(),
+        alpn: None,
+        sni: None,
+        local: None,
+        remote: None,
+        role: Default::default(),
+        open_ns: None,
+        close_ns: None,
+        handshake_ns: None,
+        first_ts_ns: 0,
+        clock: None,
+        request_direction: spliff_formats::Direction::Egress,
+        notes: Vec::new(),
+    };
+    let mut conn = LazyConnection::with_window(info, streams, options, first_window);
+    let mut exchanges = Vec::new();
+    loop {
+        let floor = conn.floor();
+        let Some((_, ex)) = conn.next_exchange() else {
+            break;
+        };
+        // The merge's contract: nothing still to come starts before the floor.
+        assert!(
+            exchange_start_ns(&ex, &conn.info) >= floor,
+            "exchange {} starts before the floor {floor}",
+            exchanges.len()
+        );
+        exchanges.push(ex);
+    }
+    crate::Reconstruction {
+        detection: conn.detection,
+        exchanges,
+        notes: conn.notes,
+    }
+}

@@ -1,0 +1,70 @@
+#!/usr/bin/env bash
+# Memory benchmark of `spliff replay` on ONE large connection: a keep-alive HTTP/1.1 connection
+# and an HTTP/2 connection of SIZE MiB each (bodies up to 1 MiB: binary, chunked, gzip), replayed
+# to HAR, text and pcapng with 1 and 2 threads. Reports MB/s, peak RSS (GNU time, = VmHWM) and
+# peak anonymous memory (RssAnon polled every 10 ms; the mmap'd trace is file-backed and not in
+# it). Not a test; docs/BENCHMARKS.md records a run.
+#
+#   scripts/bench-replay-big.sh [size in MiB, default 1024]
+#
+# SPLIFF_BEFORE=/path/to/old/spliff also measures that binary; BENCH_DIR keeps the traces;
+# BENCH_RUNS (default 1) runs per line, the best is shown.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+size="${1:-1024}"
+export CARGO_TARGET_DIR="${CARGO_TARGET_DIR:-target}"
+cargo build -q --release -p spliff-recorder --bin spliff -p spliff-tests --example big_connection_trace
+spliff="$CARGO_TARGET_DIR/release/spliff"
+gen="$CARGO_TARGET_DIR/release/examples/big_connection_trace"
+work="${BENCH_DIR:-$(mktemp -d)}"
+mkdir -p "$work"
+runs="${BENCH_RUNS:-1}"
+
+measure_once() {
+  rm -f "$work"/out.*
+  /usr/bin/time -f '%e %U %S %M' -o "$work/time.txt" "$@" >/dev/null &
+  local timer=$! pid="" anon=0 a
+  while kill -0 "$timer" 2>/dev/null; do
+    [ -n "$pid" ] || pid=$(pgrep -P "$timer" | head -n1 || true)
+    if [ -n "$pid" ]; then
+      a=$(awk '/^RssAnon:/ { print $2 }' "/proc/$pid/status" 2>/dev/null || true)
+      [ -n "$a" ] && [ "$a" -gt "$anon" ] && anon=$a
+    fi
+    sleep 0.01
+  done
+  wait "$timer"
+  echo "$(cat "$work/time.txt") $anon" >"$work/once.txt"
+}
+
+measure() {
+  local label="$1"; shift
+  : >"$work/runs.txt"
+  for _ in $(seq "$runs"); do
+    measure_once "$@"
+    cat "$work/once.txt" >>"$work/runs.txt"
+  done
+  sort -n "$work/runs.txt" | head -n1 >"$work/time.txt"
+  read -r secs user sys rss anon <"$work/time.txt"
+  awk -v l="$label" -v s="$secs" -v u="$user" -v k="$sys" -v r="$rss" -v a="$anon" -v b="$bytes" \
+    'BEGIN { printf "%-44s %7.2f s %8.1f MB/s %7.2f s CPU %6.0f MiB RSS %6.0f MiB anon\n",
+             l, s, b / s / 1e6, u + k, r / 1024, a / 1024 }'
+}
+
+bins=("$spliff")
+[ -n "${SPLIFF_BEFORE:-}" ] && bins+=("$SPLIFF_BEFORE")
+for proto in h1 h2; do
+  trace="$work/big-$proto-$size.pcapng"
+  [ -f "$trace" ] || "$gen" "$proto" "$size" "$trace"
+  bytes=$(stat -c %s "$trace")
+  printf 'trace: %s, %d bytes\n' "$trace" "$bytes"
+  for bin in "${bins[@]}"; do
+    tag=$([ "$bin" = "$spliff" ] && echo "" || echo " [before]")
+    for threads in 1 2; do
+      export RAYON_NUM_THREADS=$threads
+      for fmt in har txt pcapng; do
+        measure "$proto -> $fmt, $threads thread(s)$tag" "$bin" replay "$trace" -o "$work/out.$fmt"
+      done
+    done
+    unset RAYON_NUM_THREADS
+  done
+done
