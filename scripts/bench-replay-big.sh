@@ -20,35 +20,8 @@ work="${BENCH_DIR:-$(mktemp -d)}"
 mkdir -p "$work"
 runs="${BENCH_RUNS:-1}"
 
-measure_once() {
-  rm -f "$work"/out.*
-  /usr/bin/time -f '%e %U %S %M' -o "$work/time.txt" "$@" >/dev/null &
-  local timer=$! pid="" anon=0 a
-  while kill -0 "$timer" 2>/dev/null; do
-    [ -n "$pid" ] || pid=$(pgrep -P "$timer" | head -n1 || true)
-    if [ -n "$pid" ]; then
-      a=$(awk '/^RssAnon:/ { print $2 }' "/proc/$pid/status" 2>/dev/null || true)
-      [ -n "$a" ] && [ "$a" -gt "$anon" ] && anon=$a
-    fi
-    sleep 0.01
-  done
-  wait "$timer"
-  echo "$(cat "$work/time.txt") $anon" >"$work/once.txt"
-}
-
-measure() {
-  local label="$1"; shift
-  : >"$work/runs.txt"
-  for _ in $(seq "$runs"); do
-    measure_once "$@"
-    cat "$work/once.txt" >>"$work/runs.txt"
-  done
-  sort -n "$work/runs.txt" | head -n1 >"$work/time.txt"
-  read -r secs user sys rss anon <"$work/time.txt"
-  awk -v l="$label" -v s="$secs" -v u="$user" -v k="$sys" -v r="$rss" -v a="$anon" -v b="$bytes" \
-    'BEGIN { printf "%-44s %7.2f s %8.1f MB/s %7.2f s CPU %6.0f MiB RSS %6.0f MiB anon\n",
-             l, s, b / s / 1e6, u + k, r / 1024, a / 1024 }'
-}
+# measure LABEL COMMAND...: the best of $runs runs, one line of MB/s and memory.
+. scripts/bench-measure.sh # (the cd above made the root the working directory)
 
 bins=("$spliff")
 [ -n "${SPLIFF_BEFORE:-}" ] && bins+=("$SPLIFF_BEFORE")

@@ -7,13 +7,10 @@
 //! one (written to HAR as base64); HTTP/2 24 KiB responses on 16 multiplexed streams, with one
 //! 4 kB header (a large cookie's worth) in Huffman-coded HPACK.
 
-use std::io::BufWriter;
 use std::net::SocketAddr;
 
-use spliff_formats::{
-    CaptureId, CaptureInfo, ClockId, Connection, ConnectionRole, Direction, Process, Record,
-    SectionInfo, TlsData, TlsLibrary, TraceWriter,
-};
+use spliff_formats::{Connection, ConnectionRole, Direction, Record, TlsLibrary};
+use spliff_tests::sample::{bench_data, bench_writer};
 
 type Writes = Vec<(u64, Direction, Vec<u8>)>;
 
@@ -71,41 +68,8 @@ fn main() {
     let h1_writes = http1_conversation(8 * 1024, 32 * 1024, 12);
 
     let file = std::fs::File::create(&path).expect("create output");
-    let mut w = TraceWriter::new(
-        BufWriter::new(file),
-        &SectionInfo::default(),
-        CaptureId([0xbe; 16]),
-    )
-    .expect("trace");
     let base = 1_000_000_000u64;
-    w.write(
-        base,
-        &Record::CaptureInfo(CaptureInfo {
-            wall_clock_ns: 1_795_435_200_000_000_000,
-            clock: ClockId::Boottime,
-            spliff_version: b"bench",
-            hostname: b"bench",
-            kernel: b"bench",
-            attached: vec![],
-        }),
-    )
-    .expect("write");
-    w.write(
-        base,
-        &Record::Process(Process {
-            pid: 100,
-            ppid: 1,
-            uid: 0,
-            gid: 0,
-            start_ns: 0,
-            comm: b"bench",
-            exe: b"/usr/bin/bench",
-            cmdline: vec![b"bench".as_slice()],
-            cgroup: b"",
-            container_id: b"",
-        }),
-    )
-    .expect("write");
+    let mut w = bench_writer(file, [0xbe; 16], base);
     let mut written = 0u64;
     let mut conn_id = 0u64;
     while written < size_mb << 20 {
@@ -143,20 +107,7 @@ fn main() {
         .expect("write");
         let mut offsets = [0u64; 2];
         for (t, dir, bytes) in writes {
-            let i = usize::from(*dir == Direction::Ingress);
-            w.write(
-                t0 + t,
-                &Record::TlsData(TlsData {
-                    conn_id,
-                    pid: 100,
-                    tid: 100,
-                    direction: *dir,
-                    stream_offset: offsets[i],
-                    payload: bytes,
-                }),
-            )
-            .expect("write");
-            offsets[i] += bytes.len() as u64;
+            bench_data(&mut w, t0 + t, conn_id, *dir, &mut offsets, bytes);
             written += bytes.len() as u64;
         }
     }

@@ -9,14 +9,9 @@
 //! The sibling of `bench_trace` (many small connections); `scripts/bench-replay-big.sh` runs
 //! both replays on it.
 
-use std::io::BufWriter;
-
 use bytes::Bytes;
-use spliff_formats::{
-    CaptureId, CaptureInfo, ClockId, Connection, ConnectionRole, Direction, Process, Record,
-    SectionInfo, TlsData, TlsLibrary, TraceWriter,
-};
-use spliff_tests::sample::gzip;
+use spliff_formats::{Connection, ConnectionRole, Direction, Record, TlsLibrary};
+use spliff_tests::sample::{bench_data, bench_writer, gzip};
 
 const MIB: usize = 1 << 20;
 /// Body sizes cycled through (all at most 1 MiB).
@@ -59,41 +54,8 @@ fn write_connection(
     mut emit: impl FnMut(&mut dyn FnMut(u64, Direction, &[u8])),
 ) {
     let file = std::fs::File::create(path).expect("create output");
-    let mut w = TraceWriter::new(
-        BufWriter::new(file),
-        &SectionInfo::default(),
-        CaptureId([0xb1; 16]),
-    )
-    .expect("trace");
     let base = 1_000_000_000u64;
-    w.write(
-        base,
-        &Record::CaptureInfo(CaptureInfo {
-            wall_clock_ns: 1_795_435_200_000_000_000,
-            clock: ClockId::Boottime,
-            spliff_version: b"bench",
-            hostname: b"bench",
-            kernel: b"bench",
-            attached: vec![],
-        }),
-    )
-    .expect("write");
-    w.write(
-        base,
-        &Record::Process(Process {
-            pid: 100,
-            ppid: 1,
-            uid: 0,
-            gid: 0,
-            start_ns: 0,
-            comm: b"bench",
-            exe: b"/usr/bin/bench",
-            cmdline: vec![b"bench".as_slice()],
-            cgroup: b"",
-            container_id: b"",
-        }),
-    )
-    .expect("write");
+    let mut w = bench_writer(file, [0xb1; 16], base);
     w.write(
         base,
         &Record::Connection(Connection {
@@ -113,20 +75,7 @@ fn write_connection(
     let mut offsets = [0u64; 2];
     let mut written = 0u64;
     emit(&mut |t, dir, bytes| {
-        let i = usize::from(dir == Direction::Ingress);
-        w.write(
-            base + t,
-            &Record::TlsData(TlsData {
-                conn_id: 1,
-                pid: 100,
-                tid: 100,
-                direction: dir,
-                stream_offset: offsets[i],
-                payload: bytes,
-            }),
-        )
-        .expect("write");
-        offsets[i] += bytes.len() as u64;
+        bench_data(&mut w, base + t, 1, dir, &mut offsets, bytes);
         written += bytes.len() as u64;
     });
     w.finish().expect("finish");

@@ -9,13 +9,51 @@ use std::sync::{Arc, Mutex};
 use std::task::{Context, Poll};
 
 use bytes::Bytes;
-use tokio::io::{AsyncRead, AsyncWrite, ReadBuf};
+use tokio::io::{AsyncRead, AsyncWrite, DuplexStream, ReadBuf};
 
 /// Flow-control window of both peers in [`conversation_with_bodies`].
 const WIDE_WINDOW: u32 = 16 << 20;
 
 /// One write of one side: logical time (ns) and bytes.
 pub type Write = (u64, Vec<u8>);
+
+/// The client's handshake on `io`; the connection is driven by a task of its own.
+async fn start_client(
+    builder: &h2::client::Builder,
+    io: Tap<DuplexStream>,
+) -> (h2::client::SendRequest<Bytes>, tokio::task::JoinHandle<()>) {
+    let (client, conn) = builder
+        .handshake::<_, Bytes>(io)
+        .await
+        .expect("client handshake");
+    let conn_task = tokio::spawn(async move {
+        let _ = conn.await;
+    });
+    (client.ready().await.expect("ready"), conn_task)
+}
+
+/// Log of one side's writes, shared with its [`Tap`].
+type WriteLog = Arc<Mutex<Vec<Write>>>;
+
+/// Two connected in-memory streams whose writes are logged on one clock starting at
+/// `start_ns`: (client, server, client's log, server's log).
+fn tapped_pair(start_ns: u64) -> (Tap<DuplexStream>, Tap<DuplexStream>, WriteLog, WriteLog) {
+    let clock = Arc::new(AtomicU64::new(start_ns));
+    let (c, s) = tokio::io::duplex(1 << 20);
+    let client_log = WriteLog::default();
+    let server_log = WriteLog::default();
+    let c = Tap {
+        inner: c,
+        clock: clock.clone(),
+        log: client_log.clone(),
+    };
+    let s = Tap {
+        inner: s,
+        clock,
+        log: server_log.clone(),
+    };
+    (c, s, client_log, server_log)
+}
 
 /// Wraps a stream and logs every write with the shared clock's time, advancing it.
 struct Tap<S> {
@@ -103,20 +141,7 @@ pub fn conversation_with_bodies(
         .build()
         .expect("runtime");
     rt.block_on(async move {
-        let clock = Arc::new(AtomicU64::new(start_ns));
-        let (c, s) = tokio::io::duplex(1 << 20);
-        let client_log = Arc::new(Mutex::new(Vec::new()));
-        let server_log = Arc::new(Mutex::new(Vec::new()));
-        let c = Tap {
-            inner: c,
-            clock: clock.clone(),
-            log: client_log.clone(),
-        };
-        let s = Tap {
-            inner: s,
-            clock: clock.clone(),
-            log: server_log.clone(),
-        };
+        let (c, s, client_log, server_log) = tapped_pair(start_ns);
         let big_header: String = (0..big_header_len)
             .map(|i| (b'a' + (i % 26) as u8) as char)
             .collect();
@@ -172,14 +197,7 @@ pub fn conversation_with_bodies(
                 .initial_window_size(WIDE_WINDOW)
                 .initial_connection_window_size(WIDE_WINDOW);
         }
-        let (client, conn) = builder
-            .handshake::<_, Bytes>(c)
-            .await
-            .expect("client handshake");
-        let conn_task = tokio::spawn(async move {
-            let _ = conn.await;
-        });
-        let mut client = client.ready().await.expect("ready");
+        let (mut client, conn_task) = start_client(&builder, c).await;
         let mut pending = Vec::new();
         let mut exchanges = Vec::new();
         for i in 0..streams {
@@ -253,20 +271,7 @@ pub fn big_conversation(
         .expect("runtime");
     let body = Arc::new(body);
     rt.block_on(async move {
-        let clock = Arc::new(AtomicU64::new(0));
-        let (c, s) = tokio::io::duplex(1 << 20);
-        let client_log = Arc::new(Mutex::new(Vec::new()));
-        let server_log = Arc::new(Mutex::new(Vec::new()));
-        let c = Tap {
-            inner: c,
-            clock: clock.clone(),
-            log: client_log.clone(),
-        };
-        let s = Tap {
-            inner: s,
-            clock: clock.clone(),
-            log: server_log.clone(),
-        };
+        let (c, s, client_log, server_log) = tapped_pair(0);
         let server = tokio::spawn(async move {
             let mut conn = h2::server::Builder::new()
                 .initial_window_size(WIDE_WINDOW)
@@ -298,16 +303,11 @@ pub fn big_conversation(
                 });
             }
         });
-        let (client, conn) = h2::client::Builder::new()
+        let mut builder = h2::client::Builder::new();
+        builder
             .initial_window_size(WIDE_WINDOW)
-            .initial_connection_window_size(WIDE_WINDOW)
-            .handshake::<_, Bytes>(c)
-            .await
-            .expect("client handshake");
-        let conn_task = tokio::spawn(async move {
-            let _ = conn.await;
-        });
-        let mut client = client.ready().await.expect("ready");
+            .initial_connection_window_size(WIDE_WINDOW);
+        let (mut client, conn_task) = start_client(&builder, c).await;
         let mut next = 0;
         while next < streams {
             let mut pending = Vec::new();

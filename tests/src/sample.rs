@@ -507,3 +507,73 @@ pub fn http1_loss_trace() -> Vec<u8> {
     }
     w.finish().expect("finish")
 }
+
+/// A benchmark trace's writer on `file`: capture info (kernel time `base`) and the one
+/// process (pid 100, `bench`) every benchmark connection belongs to are already written.
+pub fn bench_writer(
+    file: std::fs::File,
+    capture_id: [u8; 16],
+    base: u64,
+) -> TraceWriter<std::io::BufWriter<std::fs::File>> {
+    let mut w = TraceWriter::new(
+        std::io::BufWriter::new(file),
+        &SectionInfo::default(),
+        CaptureId(capture_id),
+    )
+    .expect("trace");
+    w.write(
+        base,
+        &Record::CaptureInfo(CaptureInfo {
+            wall_clock_ns: 1_795_435_200_000_000_000,
+            clock: ClockId::Boottime,
+            spliff_version: b"bench",
+            hostname: b"bench",
+            kernel: b"bench",
+            attached: vec![],
+        }),
+    )
+    .expect("write");
+    w.write(
+        base,
+        &Record::Process(Process {
+            pid: 100,
+            ppid: 1,
+            uid: 0,
+            gid: 0,
+            start_ns: 0,
+            comm: b"bench",
+            exe: b"/usr/bin/bench",
+            cmdline: vec![b"bench".as_slice()],
+            cgroup: b"",
+            container_id: b"",
+        }),
+    )
+    .expect("write");
+    w
+}
+
+/// Writes `payload` as the next TLS data of benchmark connection `conn_id` (process 100) in
+/// direction `dir`, advancing that direction's offset in `offsets` ([egress, ingress]).
+pub fn bench_data(
+    w: &mut TraceWriter<std::io::BufWriter<std::fs::File>>,
+    ts_ns: u64,
+    conn_id: u64,
+    dir: Direction,
+    offsets: &mut [u64; 2],
+    payload: &[u8],
+) {
+    let i = usize::from(dir == Direction::Ingress);
+    w.write(
+        ts_ns,
+        &Record::TlsData(TlsData {
+            conn_id,
+            pid: 100,
+            tid: 100,
+            direction: dir,
+            stream_offset: offsets[i],
+            payload,
+        }),
+    )
+    .expect("write");
+    offsets[i] += payload.len() as u64;
+}

@@ -40,7 +40,11 @@ fn http1(exchanges: usize, spacing_ns: u64) -> Writes {
 }
 
 fn http2() -> Writes {
-    let conv = spliff_tests::h2gen::conversation(4, 100, 0);
+    h2_writes(spliff_tests::h2gen::conversation(4, 100, 0))
+}
+
+/// Both sides' writes of an HTTP/2 conversation, in time order.
+fn h2_writes(conv: spliff_tests::h2gen::H2Conversation) -> Writes {
     let mut w: Writes = conv
         .client
         .into_iter()
@@ -410,18 +414,12 @@ fn a_large_http1_connection_is_held_one_exchange_at_a_time() {
 fn a_large_http2_connection_streams_its_output_and_gives_the_same_bytes() {
     // HTTP/2 is rebuilt whole (the two directions are decoded one after the other), so its
     // exchanges are held; its output is still written one item at a time.
-    let conv = spliff_tests::h2gen::conversation_with_bodies(64, 100, 64 << 10, 0);
-    let mut w: Writes = conv
-        .client
-        .into_iter()
-        .map(|(t, b)| (t, Direction::Egress, b))
-        .chain(
-            conv.server
-                .into_iter()
-                .map(|(t, b)| (t, Direction::Ingress, b)),
-        )
-        .collect();
-    w.sort_by_key(|w| w.0);
+    let w = h2_writes(spliff_tests::h2gen::conversation_with_bodies(
+        64,
+        100,
+        64 << 10,
+        0,
+    ));
     let t = trace(1, 1_000_000, 0, |_| w.clone());
     let whole = all_whole(&t);
     let limits = BatchLimits {
