@@ -4,8 +4,8 @@
 # through the ingress hook), three ways in every round: no recorder, the
 # recorder without its packet hooks (`--no-packets`: TLS probes, sock_ops,
 # process tracepoints), and the recorder with its hooks on the client's veth
-# (headers only). Rounds alternate the modes so that load from elsewhere on
-# the machine hits all alike; medians and ratios go to stdout;
+# (headers only). Rounds alternate the modes, in an order that rotates from
+# round to round, so that load from elsewhere on the machine hits all alike; medians and ratios go to stdout;
 # docs/BENCHMARKS.md has runs.
 #
 # Throughput alone moves by +-20 % from run to run on a shared VM, more than
@@ -103,15 +103,25 @@ for dir in forward reverse; do
 	: >"$work/base.$dir"
 	for mode in "${modes[@]}"; do : >"$work/$mode.$dir"; : >"$work/$mode.$dir.ratio"; : >"$work/$mode.$dir.cost"; done
 	for round in $(seq "$rounds"); do
-		gbits "${opt[@]}" >>"$work/base.$dir"
-		echo "  $dir round $round: no hooks $(tail -1 "$work/base.$dir") Gbit/s" >&2
-		for mode in "${modes[@]}"; do
+		# The order rotates from round to round: runs late in a round were slower even
+		# without any hook, and a fixed order put that on the recorder's account.
+		order=(base "${modes[@]}")
+		k=$(((round - 1) % ${#order[@]}))
+		order=("${order[@]:k}" "${order[@]:0:k}")
+		for mode in "${order[@]}"; do
+			if [[ $mode == base ]]; then
+				gbits "${opt[@]}" >>"$work/base.$dir"
+				echo "  $dir round $round: no hooks $(tail -1 "$work/base.$dir") Gbit/s" >&2
+				continue
+			fi
 			start_recorder "$mode"
 			gbits "${opt[@]}" >>"$work/$mode.$dir"
 			echo "$cost" >>"$work/$mode.$dir.cost"
 			stop_recorder
-			python3 -c "print('%.3f' % ($(tail -1 "$work/$mode.$dir") / $(tail -1 "$work/base.$dir")))" >>"$work/$mode.$dir.ratio"
 			echo "  $dir round $round: $mode $(tail -1 "$work/$mode.$dir") Gbit/s, cost $cost ($summary)" >&2
+		done
+		for mode in "${modes[@]}"; do
+			python3 -c "print('%.3f' % ($(tail -1 "$work/$mode.$dir") / $(tail -1 "$work/base.$dir")))" >>"$work/$mode.$dir.ratio"
 		done
 	done
 	base="$(median <"$work/base.$dir")"
