@@ -269,6 +269,19 @@ pub trait Sink: Sync {
     fn end(&self, out: &mut dyn Write) -> io::Result<()>;
 }
 
+/// [`Sink::render`] for sinks with one item per exchange: `render` gives the item of an
+/// exchange (its position in the connection), or none when it is filtered out.
+pub fn exchange_items(
+    conn: &ReplayedConnection<'_>,
+    render: impl Fn(&ConnectionInfo, usize, &Exchange) -> io::Result<Option<Item>>,
+) -> io::Result<Vec<Item>> {
+    let mut items = Vec::new();
+    for (index, ex) in conn.result.exchanges.iter().enumerate() {
+        items.extend(render(&conn.info, index, ex)?);
+    }
+    Ok(items)
+}
+
 /// [`Sink::next_item`] for sinks that write one item per exchange they keep: `render` gives an
 /// exchange's item (`None`: filtered out) from the connection, the exchange's position in the
 /// connection and the exchange.

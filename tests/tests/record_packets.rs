@@ -8,7 +8,7 @@
 use std::{
     collections::{BTreeMap, BTreeSet},
     net::SocketAddr,
-    path::Path,
+    path::{Path, PathBuf},
 };
 
 use etherparse::{LaxNetSlice, LaxSlicedPacket};
@@ -221,15 +221,20 @@ fn ok(output: &std::process::Output, what: &str) {
     );
 }
 
+/// A scratch directory named after `tag` with a certificate in it, and the client and server
+/// network namespaces.
+fn setup(tag: &str, client: &str, server: &str) -> (TempDir, PathBuf, PathBuf, Netns, Netns) {
+    let dir = TempDir::new(tag);
+    let (cert, key) = self_signed_cert(dir.path());
+    (dir, cert, key, Netns::new(client), Netns::new(server))
+}
+
 #[test]
 fn veth_packets_of_each_request_carry_their_process_in_both_directions() {
     if !require_bpf() {
         return;
     }
-    let dir = TempDir::new("packets-veth");
-    let (cert, key) = self_signed_cert(dir.path());
-    let client = Netns::new("cli");
-    let server_ns = Netns::new("srv");
+    let (dir, cert, key, client, server_ns) = setup("packets-veth", "cli", "srv");
     veth(
         &client,
         "veth0",
@@ -350,10 +355,7 @@ fn vxlan_tunnel_traffic_is_correlated_through_tc() {
     if !require_bpf() {
         return;
     }
-    let dir = TempDir::new("packets-vxlan");
-    let (cert, key) = self_signed_cert(dir.path());
-    let client = Netns::new("vxc");
-    let server_ns = Netns::new("vxs");
+    let (dir, cert, key, client, server_ns) = setup("packets-vxlan", "vxc", "vxs");
     veth(
         &client,
         "under0",
@@ -428,10 +430,7 @@ fn an_interface_created_during_the_capture_is_attached_and_detached() {
     if !require_bpf() {
         return;
     }
-    let dir = TempDir::new("packets-late");
-    let (cert, key) = self_signed_cert(dir.path());
-    let client = Netns::new("ltc");
-    let server_ns = Netns::new("lts");
+    let (dir, cert, key, client, server_ns) = setup("packets-late", "ltc", "lts");
     let trace = dir.path().join("t.pcapng");
     let recorder =
         BackgroundRecorder::start(&client, &spliff_bin(), &["-o", trace.to_str().unwrap()]);
@@ -500,10 +499,7 @@ fn no_packets_records_tls_only() {
     if !require_bpf() {
         return;
     }
-    let dir = TempDir::new("packets-none");
-    let (cert, key) = self_signed_cert(dir.path());
-    let client = Netns::new("npc");
-    let server_ns = Netns::new("nps");
+    let (dir, cert, key, client, server_ns) = setup("packets-none", "npc", "nps");
     veth(
         &client,
         "veth0",

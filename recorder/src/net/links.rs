@@ -135,18 +135,8 @@ impl LinkWatcher {
         let _ = socket.set_rx_buf_sz(4 * 1024 * 1024);
         socket.set_non_blocking(true).map_err(err("configure"))?;
 
-        let mut header = NetlinkHeader::default();
-        header.flags = NLM_F_REQUEST | NLM_F_DUMP;
-        header.sequence_number = 1;
-        let mut request = NetlinkMessage::new(
-            header,
-            NetlinkPayload::InnerMessage(RouteNetlinkMessage::GetLink(LinkMessage::default())),
-        );
-        request.finalize();
-        let mut bytes = vec![0; request.buffer_len()];
-        request.serialize(&mut bytes);
         socket
-            .send(&bytes, 0)
+            .send(&link_dump_request(1), 0)
             .map_err(err("send the link dump request on"))?;
         Ok(Self {
             socket,
@@ -179,16 +169,7 @@ impl LinkWatcher {
 
     /// Asks for the full list again (after an overrun).
     pub fn request_dump(&mut self) -> io::Result<()> {
-        let mut header = NetlinkHeader::default();
-        header.flags = NLM_F_REQUEST | NLM_F_DUMP;
-        let mut request = NetlinkMessage::new(
-            header,
-            NetlinkPayload::InnerMessage(RouteNetlinkMessage::GetLink(LinkMessage::default())),
-        );
-        request.finalize();
-        let mut bytes = vec![0; request.buffer_len()];
-        request.serialize(&mut bytes);
-        self.socket.send(&bytes, 0).map(|_| ())
+        self.socket.send(&link_dump_request(0), 0).map(|_| ())
     }
 
     fn parse(&mut self, n: usize, changes: &mut Vec<LinkChange>) {
@@ -274,6 +255,21 @@ pub fn describe(link: &LinkMessage) -> Option<Link> {
 fn kind_name(kind: &InfoKind) -> String {
     // InfoKind's Display is the kernel's IFLA_INFO_KIND string.
     kind.to_string()
+}
+
+/// An RTM_GETLINK dump request: the list of every link, as `RTM_NEWLINK` messages.
+fn link_dump_request(sequence_number: u32) -> Vec<u8> {
+    let mut header = NetlinkHeader::default();
+    header.flags = NLM_F_REQUEST | NLM_F_DUMP;
+    header.sequence_number = sequence_number;
+    let mut request = NetlinkMessage::new(
+        header,
+        NetlinkPayload::InnerMessage(RouteNetlinkMessage::GetLink(LinkMessage::default())),
+    );
+    request.finalize();
+    let mut bytes = vec![0; request.buffer_len()];
+    request.serialize(&mut bytes);
+    bytes
 }
 
 #[cfg(test)]

@@ -952,6 +952,15 @@ fn event<'a>(
 mod tests {
     use super::*;
 
+    /// A TCP socket's tuple.
+    fn tcp(local: &str, remote: &str) -> FiveTuple {
+        FiveTuple {
+            protocol: 6,
+            local: local.parse().unwrap(),
+            remote: remote.parse().unwrap(),
+        }
+    }
+
     fn flow(src: &str, dst: &str) -> PacketFlow {
         PacketFlow {
             protocol: 6,
@@ -965,11 +974,7 @@ mod tests {
     fn the_flow_cache_counts_every_packet_and_follows_table_changes() {
         let mut sockets = SocketTable::default();
         let mut cache = FlowCache::default();
-        let client = FiveTuple {
-            protocol: 6,
-            local: "10.0.0.1:40000".parse().unwrap(),
-            remote: "10.0.0.2:443".parse().unwrap(),
-        };
+        let client = tcp("10.0.0.1:40000", "10.0.0.2:443");
         let packet = flow("10.0.0.1:40000", "10.0.0.2:443");
         assert_eq!(cache.comment(&mut sockets, packet, 0), None);
         sockets.upsert(client, 7, 100, "curl");
@@ -992,11 +997,7 @@ mod tests {
     #[test]
     fn a_packet_between_two_local_sockets_names_both() {
         let mut sockets = SocketTable::default();
-        let client = FiveTuple {
-            protocol: 6,
-            local: "10.0.0.1:40000".parse().unwrap(),
-            remote: "10.0.0.2:443".parse().unwrap(),
-        };
+        let client = tcp("10.0.0.1:40000", "10.0.0.2:443");
         sockets.upsert(client, 7, 100, "curl");
         sockets.bind_connection(client, 3);
         sockets.upsert(client.reversed(), 8, 200, "nginx");
@@ -1015,11 +1016,7 @@ mod tests {
     #[test]
     fn the_sending_sockets_cookie_finds_a_packet_rewritten_by_nat() {
         let mut sockets = SocketTable::default();
-        let client = FiveTuple {
-            protocol: 6,
-            local: "172.17.0.2:40000".parse().unwrap(),
-            remote: "10.0.0.2:443".parse().unwrap(),
-        };
+        let client = tcp("172.17.0.2:40000", "10.0.0.2:443");
         sockets.upsert(client, 7, 100, "curl");
         // Source NAT ran before TC egress: the headers name another tuple.
         let natted = flow("192.168.1.5:61000", "10.0.0.2:443");
@@ -1034,11 +1031,7 @@ mod tests {
     #[test]
     fn a_dual_stack_socket_owns_its_ipv4_packets() {
         let mut sockets = SocketTable::default();
-        let server = FiveTuple {
-            protocol: 6,
-            local: "[::ffff:10.0.0.2]:443".parse().unwrap(),
-            remote: "[::ffff:10.0.0.1]:40000".parse().unwrap(),
-        };
+        let server = tcp("[::ffff:10.0.0.2]:443", "[::ffff:10.0.0.1]:40000");
         sockets.upsert(server, 0, 200, "python3");
         let comment = owner_comment(&mut sockets, flow("10.0.0.1:40000", "10.0.0.2:443"), 0);
         assert_eq!(comment.as_deref(), Some("pid=200 comm=python3 received"));

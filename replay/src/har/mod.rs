@@ -11,7 +11,7 @@ use crate::exchange::Exchange;
 use crate::filter::Filter;
 use crate::lazy::LazyConnection;
 use crate::pipeline::{
-    Item, Replayed, ReplayedConnection, Sink, exchange_start_ns, next_exchange_item,
+    Item, Replayed, ReplayedConnection, Sink, exchange_items, exchange_start_ns, next_exchange_item,
 };
 use crate::trace_input::ConnectionInfo;
 
@@ -89,11 +89,7 @@ impl Sink for HarSink {
         conn: &ReplayedConnection<'_>,
         _context: (),
     ) -> io::Result<Vec<Item>> {
-        let mut items = Vec::new();
-        for (index, ex) in conn.result.exchanges.iter().enumerate() {
-            items.extend(self.exchange_item(&conn.info, index, ex)?);
-        }
-        Ok(items)
+        exchange_items(conn, |info, index, ex| self.exchange_item(info, index, ex))
     }
 
     fn start(&self, _index: usize, _conn: &LazyConnection<'_>, _context: ()) {}

@@ -9,7 +9,8 @@ use crate::exchange::{Exchange, Header, find_header};
 use crate::filter::Filter;
 use crate::lazy::LazyConnection;
 use crate::pipeline::{
-    Item, Replayed, ReplayedConnection, Sink, exchange_start_ns, exchange_url, next_exchange_item,
+    Item, Replayed, ReplayedConnection, Sink, exchange_items, exchange_start_ns, exchange_url,
+    next_exchange_item,
 };
 use crate::trace_input::ConnectionInfo;
 
@@ -289,11 +290,7 @@ impl Sink for TextSink {
         conn: &ReplayedConnection<'_>,
         _context: (),
     ) -> io::Result<Vec<Item>> {
-        let mut items = Vec::new();
-        for ex in &conn.result.exchanges {
-            items.extend(self.exchange_item(&conn.info, ex)?);
-        }
-        Ok(items)
+        exchange_items(conn, |info, _, ex| self.exchange_item(info, ex))
     }
 
     fn start(&self, _index: usize, _conn: &LazyConnection<'_>, _context: ()) {}
