@@ -238,16 +238,19 @@ struct spliff_packet_event {
 					       * IP on devices without one) */
 };
 
-/* Value of spliff_packet_ifaces (key: ifindex): an interface the recorder
- * captures on. Hooks on an interface without an entry pass packets unseen,
- * so detaching is race-free: user space deletes the entry first. */
-struct spliff_packet_iface {
-	__u32 snaplen; /* bytes kept per packet, 1..SPLIFF_PACKET_SNAPLEN_MAX */
-	__u32 reserved32;
-};
+/* spliff_packet_iface.flags */
+#define SPLIFF_IFACE_HEADERS_ONLY 1 /* keep the parsed link, network and transport
+				     * headers, at most snaplen bytes: no payload */
+#define SPLIFF_IFACE_NO_LINK_HEADER 2 /* packets start at the IP header (tunnels) */
 
-/* Value of spliff_packet_counters (per CPU, key: ifindex). */
-struct spliff_packet_counters {
+/* Value of spliff_packet_ifaces (per CPU, key: ifindex): an interface the
+ * recorder captures on, its settings (the same on every CPU) and its counters
+ * (this CPU's). One entry holds both so a packet costs one map lookup. Hooks
+ * on an interface without an entry pass packets unseen. User space detaches
+ * the hooks before it reads the counters and deletes the entry. */
+struct spliff_packet_iface {
+	__u32 snaplen;   /* bytes kept per packet at most, 1..SPLIFF_PACKET_SNAPLEN_MAX */
+	__u32 flags;     /* SPLIFF_IFACE_* */
 	__u64 seen;      /* packets the hooks saw */
 	__u64 written;   /* packets put into spliff_packets */
 	__u64 ring_full; /* packets lost: spliff_packets had no room */

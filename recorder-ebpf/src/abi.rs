@@ -390,20 +390,21 @@ pub struct PacketEvent {
 /// Bytes of [`PacketEvent`] before `data`.
 pub const PACKET_HEADER_LEN: usize = core::mem::offset_of!(PacketEvent, data);
 
-/// `struct spliff_packet_iface`: value of the `spliff_packet_ifaces` map.
+/// `spliff_packet_iface.flags`: keep the parsed headers only (at most the snap length).
+pub const IFACE_HEADERS_ONLY: u32 = 1;
+/// `spliff_packet_iface.flags`: packets start at the IP header (devices without a
+/// link-layer header).
+pub const IFACE_NO_LINK_HEADER: u32 = 2;
+
+/// `struct spliff_packet_iface`: per-CPU value of the `spliff_packet_ifaces` map, an
+/// interface's settings (the same on every CPU) and that CPU's counters.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
 #[repr(C)]
 pub struct PacketIface {
-    /// Bytes kept per packet, 1..=[`PACKET_SNAPLEN_MAX`].
+    /// Bytes kept per packet at most, 1..=[`PACKET_SNAPLEN_MAX`].
     pub snaplen: u32,
-    /// Zero.
-    pub reserved32: u32,
-}
-
-/// `struct spliff_packet_counters`: per-CPU value of `spliff_packet_counters`.
-#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
-#[repr(C)]
-pub struct PacketCounters {
+    /// `IFACE_*` bits.
+    pub flags: u32,
     /// Packets the hooks saw.
     pub seen: u64,
     /// Packets put into the packet ring.
@@ -488,8 +489,6 @@ impl sealed::Sealed for PacketEvent {}
 impl AbiRecord for PacketEvent {}
 impl sealed::Sealed for PacketIface {}
 impl AbiRecord for PacketIface {}
-impl sealed::Sealed for PacketCounters {}
-impl AbiRecord for PacketCounters {}
 impl sealed::Sealed for SocketEvent {}
 impl AbiRecord for SocketEvent {}
 

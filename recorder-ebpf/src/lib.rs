@@ -53,11 +53,9 @@ pub mod names {
     pub const COMM_FILTER_MAP: &str = "spliff_comm_filter";
     /// `BPF_MAP_TYPE_RINGBUF` carrying [`crate::abi::PacketEvent`]s only.
     pub const PACKETS_MAP: &str = "spliff_packets";
-    /// `BPF_MAP_TYPE_HASH` ifindex -> [`crate::abi::PacketIface`]: the
-    /// interfaces being captured.
+    /// `BPF_MAP_TYPE_PERCPU_HASH` ifindex -> [`crate::abi::PacketIface`]: the
+    /// interfaces being captured, their settings and counters.
     pub const PACKET_IFACES_MAP: &str = "spliff_packet_ifaces";
-    /// `BPF_MAP_TYPE_PERCPU_HASH` ifindex -> [`crate::abi::PacketCounters`].
-    pub const PACKET_COUNTERS_MAP: &str = "spliff_packet_counters";
     /// XDP program (ingress).
     pub const XDP_PROGRAM: &str = "spliff_xdp_ingress";
     /// TC classifier for ingress.
@@ -158,7 +156,6 @@ mod tests {
             names::NOOP_RETURN_PROGRAM,
             names::PACKETS_MAP,
             names::PACKET_IFACES_MAP,
-            names::PACKET_COUNTERS_MAP,
             names::XDP_PROGRAM,
             names::TC_INGRESS_PROGRAM,
             names::TC_EGRESS_PROGRAM,

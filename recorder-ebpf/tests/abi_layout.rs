@@ -170,12 +170,7 @@ fn structs() -> Vec<Struct> {
             "struct spliff_packet_iface",
             PacketIface {
                 snaplen,
-                reserved32
-            }
-        ),
-        layout!(
-            "struct spliff_packet_counters",
-            PacketCounters {
+                flags,
                 seen,
                 written,
                 ring_full,
@@ -218,6 +213,11 @@ fn constants() -> Vec<(&'static str, u64)> {
         ("SPLIFF_PACKET_SNAPLEN_MAX", PACKET_SNAPLEN_MAX as u64),
         ("SPLIFF_HOOK_XDP", u64::from(HOOK_XDP)),
         ("SPLIFF_HOOK_TC", u64::from(HOOK_TC)),
+        ("SPLIFF_IFACE_HEADERS_ONLY", u64::from(IFACE_HEADERS_ONLY)),
+        (
+            "SPLIFF_IFACE_NO_LINK_HEADER",
+            u64::from(IFACE_NO_LINK_HEADER),
+        ),
         (
             "SPLIFF_PACKET_RINGBUF_DEFAULT_BYTES",
             u64::from(PACKET_RINGBUF_DEFAULT_BYTES),

@@ -76,11 +76,11 @@ pub struct RecordArgs {
     /// Record no packets: no XDP/TC hooks, TLS plaintext only.
     #[arg(long, conflicts_with_all = ["interfaces", "snaplen"])]
     pub no_packets: bool,
-    /// Bytes kept per packet (headers only by default: Ethernet 14 + VLAN 4
-    /// + IPv6 40 + TCP with all options 60 = 118 fit). At most 256.
-    #[arg(long, value_name = "N", default_value_t = 128,
-          value_parser = clap::value_parser!(u32).range(1..=256))]
-    pub snaplen: u32,
+    /// Keep the first N bytes of every packet (at most 256), payload included. Without
+    /// it, each packet's link, network and transport headers are kept and nothing after
+    /// them: no payload.
+    #[arg(long, value_name = "N", value_parser = clap::value_parser!(u32).range(1..=256))]
+    pub snaplen: Option<u32>,
     /// Hook for received packets on Ethernet devices: `auto` is XDP on
     /// physical devices and TC on virtual ones (veth, bridges: XDP costs
     /// them throughput); tunnels always get TC (XDP cannot see their

@@ -4,6 +4,7 @@
 
 mod convert;
 mod correlate;
+mod held_packets;
 mod libraries;
 mod packets;
 mod process_info;
@@ -403,7 +404,11 @@ pub fn run(args: &RecordArgs) -> anyhow::Result<ExitCode> {
             &mut converter,
             &packets::PacketOptions {
                 interfaces: args.interfaces.clone(),
-                snaplen: args.snaplen,
+                // Headers only: the largest snap length bounds them.
+                snaplen: args
+                    .snaplen
+                    .unwrap_or(spliff_recorder_ebpf::abi::PACKET_SNAPLEN_MAX as u32),
+                headers_only: args.snaplen.is_none(),
                 ingress_hook: match args.ingress_hook {
                     crate::cli::IngressHook::Auto => packets::IngressHook::Auto,
                     crate::cli::IngressHook::Xdp => packets::IngressHook::Xdp,

@@ -148,6 +148,130 @@ pub fn veth(a: &Netns, a_if: &str, a_addr: &str, b: &Netns, b_if: &str, b_addr: 
     b.ip(&["link", "set", b_if, "up"]);
 }
 
+/// A point-to-point link between two namespaces made of two tun devices (raw IP: no
+/// link-layer header, like WireGuard or a VPN client's device) and a relay in this
+/// process that copies each packet from one to the other. This kernel has no IP tunnel
+/// modules (ipip, gre, wireguard); tun is built in. Stops relaying on drop.
+#[derive(Debug)]
+pub struct TunPair {
+    stop: Arc<std::sync::atomic::AtomicBool>,
+    relays: Vec<std::thread::JoinHandle<()>>,
+}
+
+/// `struct ifreq` as TUNSETIFF reads it: the name and the flags, padded to its 40 bytes.
+#[repr(C)]
+struct TunRequest {
+    name: [u8; 16],
+    flags: libc::c_short,
+    _rest: [u8; 22],
+}
+
+/// Creates tun device `name` in `ns` and returns its file. The network namespace is per
+/// thread, so a short-lived thread enters `ns`; the device stays there.
+fn open_tun(ns: &Netns, name: &str) -> std::fs::File {
+    use std::os::fd::AsRawFd as _;
+    let path = format!("/run/netns/{}", ns.name());
+    let name = name.to_string();
+    std::thread::spawn(move || {
+        let netns = std::fs::File::open(&path).unwrap_or_else(|e| panic!("{path}: {e}"));
+        // SAFETY: setns on a valid namespace fd; it changes this thread only.
+        let entered = unsafe { libc::setns(netns.as_raw_fd(), libc::CLONE_NEWNET) };
+        assert_eq!(
+            entered,
+            0,
+            "setns {path}: {}",
+            std::io::Error::last_os_error()
+        );
+        let tun = std::fs::OpenOptions::new()
+            .read(true)
+            .write(true)
+            .open("/dev/net/tun")
+            .unwrap_or_else(|e| panic!("/dev/net/tun: {e}"));
+        let mut request = TunRequest {
+            name: [0; 16],
+            flags: (libc::IFF_TUN | libc::IFF_NO_PI) as libc::c_short,
+            _rest: [0; 22],
+        };
+        request.name[..name.len()].copy_from_slice(name.as_bytes());
+        // SAFETY: TUNSETIFF reads and writes one struct ifreq, which `request` lays out.
+        let made = unsafe { libc::ioctl(tun.as_raw_fd(), libc::TUNSETIFF, &mut request) };
+        assert!(
+            made >= 0,
+            "TUNSETIFF {name} in {path}: {}",
+            std::io::Error::last_os_error()
+        );
+        tun
+    })
+    .join()
+    .expect("the thread creating the tun device")
+}
+
+/// Copies packets from `from` to `to` until `stop`.
+fn relay(
+    from: std::fs::File,
+    mut to: std::fs::File,
+    stop: Arc<std::sync::atomic::AtomicBool>,
+) -> std::thread::JoinHandle<()> {
+    use std::{io::Read as _, io::Write as _, os::fd::AsRawFd as _};
+    std::thread::spawn(move || {
+        let mut from = from;
+        let mut buf = vec![0u8; 65_536];
+        while !stop.load(Ordering::Relaxed) {
+            let mut poll = libc::pollfd {
+                fd: from.as_raw_fd(),
+                events: libc::POLLIN,
+                revents: 0,
+            };
+            // SAFETY: one valid pollfd.
+            if unsafe { libc::poll(&mut poll, 1, 50) } <= 0 {
+                continue;
+            }
+            match from.read(&mut buf) {
+                // A write to a device that is down fails; the packet is lost as on a wire.
+                Ok(n) if n > 0 => drop(to.write(&buf[..n])),
+                _ => break,
+            }
+        }
+    })
+}
+
+/// Joins `a` and `b` with tun devices `a_if` / `b_if` (both up, with `a_addr` / `b_addr`,
+/// CIDR) and a relay between them.
+pub fn tun_pair(
+    a: &Netns,
+    a_if: &str,
+    a_addr: &str,
+    b: &Netns,
+    b_if: &str,
+    b_addr: &str,
+) -> TunPair {
+    let ta = open_tun(a, a_if);
+    let tb = open_tun(b, b_if);
+    a.ip(&["addr", "add", a_addr, "dev", a_if]);
+    b.ip(&["addr", "add", b_addr, "dev", b_if]);
+    a.ip(&["link", "set", a_if, "up"]);
+    b.ip(&["link", "set", b_if, "up"]);
+    let stop = Arc::new(std::sync::atomic::AtomicBool::new(false));
+    let relays = vec![
+        relay(
+            ta.try_clone().expect("dup the tun fd"),
+            tb.try_clone().expect("dup the tun fd"),
+            stop.clone(),
+        ),
+        relay(tb, ta, stop.clone()),
+    ];
+    TunPair { stop, relays }
+}
+
+impl Drop for TunPair {
+    fn drop(&mut self) {
+        self.stop.store(true, Ordering::Relaxed);
+        for relay in self.relays.drain(..) {
+            let _ = relay.join();
+        }
+    }
+}
+
 /// A VXLAN device `name` (VNI `vni`, UDP 4789) in `ns` over `underlay`,
 /// sending to `remote`, with overlay address `addr` (CIDR).
 pub fn vxlan(ns: &Netns, name: &str, vni: u32, underlay: &str, remote: &str, addr: &str) {

@@ -16,7 +16,7 @@ use spliff_formats::{
     Entry, HookKind, InterfaceEventKind, InterfaceStats, PacketDirection, Record, TraceFile,
 };
 use spliff_tests::{
-    netns::{BackgroundRecorder, Netns, TlsServer, veth, vxlan},
+    netns::{BackgroundRecorder, Netns, TlsServer, tun_pair, veth, vxlan},
     require_bpf,
     spliff::spliff_bin,
     tls_workload::self_signed_cert,
@@ -33,6 +33,11 @@ struct PacketSeen {
     comment: Option<String>,
     /// (src, dst) of a TCP packet.
     flow: Option<(SocketAddr, SocketAddr)>,
+    /// Bytes captured, and the packet's length on the wire.
+    captured: usize,
+    original: u32,
+    /// TCP payload bytes among those captured, when the whole TCP header was.
+    tcp_payload_captured: Option<usize>,
 }
 
 /// One interface event, owned.
@@ -90,6 +95,19 @@ fn tcp_flow(data: &[u8], linktype: u16) -> Option<(SocketAddr, SocketAddr)> {
     ))
 }
 
+/// How many TCP payload bytes `data` holds; `None` unless it holds a whole TCP header.
+fn tcp_payload_captured(data: &[u8], linktype: u16) -> Option<usize> {
+    let packet = match linktype {
+        1 => LaxSlicedPacket::from_ethernet(data).ok()?,
+        101 => LaxSlicedPacket::from_ip(data).ok()?,
+        _ => return None,
+    };
+    match packet.transport? {
+        etherparse::TransportSlice::Tcp(tcp) => Some(tcp.payload().len()),
+        _ => None,
+    }
+}
+
 fn read(path: &Path) -> View {
     let file = TraceFile::open(path).expect("open the trace");
     let mut view = View::default();
@@ -106,6 +124,9 @@ fn read(path: &Path) -> View {
                     direction: packet.direction,
                     comment: packet.comment.as_deref().map(str::to_string),
                     flow: tcp_flow(packet.data, linktype),
+                    captured: packet.data.len(),
+                    original: packet.original_len,
+                    tcp_payload_captured: tcp_payload_captured(packet.data, linktype),
                 });
             }
             Entry::Stats { stats, .. } => view.stats.push(stats),
@@ -142,6 +163,30 @@ fn read(path: &Path) -> View {
 }
 
 impl View {
+    /// Headers only (the default): every TCP packet on `interface` holds its whole TCP
+    /// header and not one payload byte, and some of them had payload.
+    fn assert_headers_only(&self, interface: &str) {
+        let tcp: Vec<&PacketSeen> = self
+            .packets
+            .iter()
+            .filter(|p| p.interface == interface && p.flow.is_some())
+            .collect();
+        assert!(!tcp.is_empty(), "no TCP packets on {interface}");
+        for p in &tcp {
+            assert_eq!(
+                p.tcp_payload_captured,
+                Some(0),
+                "{interface}: a TCP packet of {} bytes kept {} bytes: {p:?}",
+                p.original,
+                p.captured
+            );
+        }
+        assert!(
+            tcp.iter().any(|p| p.original as usize > p.captured),
+            "{interface}: no TCP packet had payload, the check proves nothing"
+        );
+    }
+
     /// The TLS connections to `server`, with their client address; each
     /// must have its full 5-tuple.
     fn connections_to(&self, server: SocketAddr) -> Vec<(u64, SocketAddr)> {
@@ -276,6 +321,8 @@ fn veth_packets_of_each_request_carry_their_process_in_both_directions() {
     // The capture says so itself: every TLS connection has its socket and
     // its packets.
     assert_eq!(view.correlation, Some((2, 2, 2)));
+    // No --snaplen: headers, never payload (XDP ingress and TC egress alike).
+    view.assert_headers_only("veth0");
     // -i veth0: only that interface, with XDP ingress and TC egress.
     let names: BTreeSet<&str> = view.interfaces.values().map(|(n, _)| n.as_str()).collect();
     assert_eq!(names, BTreeSet::from(["spliff", "veth0"]));
@@ -395,6 +442,7 @@ fn vxlan_tunnel_traffic_is_correlated_through_tc() {
     // The inner packets, both directions, on the tunnel device: what XDP
     // alone never sees (it runs before decapsulation).
     view.assert_flow_correlated("vx0", conn_id, local, server, "curl");
+    view.assert_headers_only("vx0");
     assert_eq!(
         view.correlation,
         Some((1, 1, 1)),
@@ -423,6 +471,103 @@ fn vxlan_tunnel_traffic_is_correlated_through_tc() {
         .collect();
     assert!(!underlay.is_empty(), "no packets on the underlay");
     assert!(underlay.iter().all(|p| p.flow.is_none()));
+}
+
+#[test]
+fn a_device_without_link_layer_header_keeps_ip_and_tcp_headers_only() {
+    if !require_bpf() {
+        return;
+    }
+    let (dir, cert, key, client, server_ns) = setup("packets-tun", "tnc", "tns");
+    let _link = tun_pair(
+        &client,
+        "tun0",
+        "10.89.0.1/24",
+        &server_ns,
+        "tun0",
+        "10.89.0.2/24",
+    );
+    let _server = TlsServer::start(&server_ns, "10.89.0.2", PORT, &cert, &key);
+    let trace = dir.path().join("t.pcapng");
+    let out = client
+        .command(spliff_bin())
+        .args(["record", "-i", "tun0", "-o"])
+        .arg(&trace)
+        .args([
+            "--",
+            "curl",
+            "-sk",
+            "-o",
+            "/dev/null",
+            &format!("https://10.89.0.2:{PORT}/"),
+        ])
+        .output()
+        .unwrap();
+    ok(&out, "spliff record");
+
+    let view = read(&trace);
+    let linktype = view
+        .interfaces
+        .values()
+        .find(|(n, _)| n == "tun0")
+        .map(|(_, t)| *t);
+    assert_eq!(linktype, Some(101), "tun0 is raw IP (LINKTYPE_RAW)");
+    let server: SocketAddr = format!("10.89.0.2:{PORT}").parse().unwrap();
+    let conns = view.connections_to(server);
+    assert_eq!(conns.len(), 1, "{conns:?}");
+    let (conn_id, local) = conns[0];
+    view.assert_flow_correlated("tun0", conn_id, local, server, "curl");
+    // The header length is found from the IP header on: no Ethernet header to skip.
+    view.assert_headers_only("tun0");
+}
+
+#[test]
+fn snaplen_keeps_the_first_bytes_payload_included() {
+    if !require_bpf() {
+        return;
+    }
+    let (dir, cert, key, client, server_ns) = setup("packets-snaplen", "snc", "sns");
+    veth(
+        &client,
+        "veth0",
+        "10.77.3.1/24",
+        &server_ns,
+        "veth0",
+        "10.77.3.2/24",
+    );
+    let _server = TlsServer::start(&server_ns, "10.77.3.2", PORT, &cert, &key);
+    let trace = dir.path().join("t.pcapng");
+    let out = client
+        .command(spliff_bin())
+        .args(["record", "-i", "veth0", "--snaplen", "200", "-o"])
+        .arg(&trace)
+        .args([
+            "--",
+            "curl",
+            "-sk",
+            "-o",
+            "/dev/null",
+            &format!("https://10.77.3.2:{PORT}/"),
+        ])
+        .output()
+        .unwrap();
+    ok(&out, "spliff record");
+
+    let view = read(&trace);
+    let tcp: Vec<&PacketSeen> = view
+        .packets
+        .iter()
+        .filter(|p| p.interface == "veth0" && p.flow.is_some())
+        .collect();
+    assert!(!tcp.is_empty(), "no TCP packets");
+    for p in &tcp {
+        assert_eq!(p.captured, (p.original as usize).min(200), "{p:?}");
+    }
+    // Asked for: payload is there (TLS records after the TCP header).
+    assert!(
+        tcp.iter().any(|p| p.tcp_payload_captured.unwrap_or(0) > 0),
+        "no TCP payload captured with --snaplen 200"
+    );
 }
 
 #[test]

@@ -4,10 +4,12 @@
  * counters, and filling a packet record. The hooks only observe: they never
  * drop, redirect or modify a packet, whatever happens here.
  *
- * The kernel copies headers and nothing else; it does not parse them. User
- * space parses (it must validate the bytes anyway) and joins packets with
- * sockets there, so a packet whose socket is not known yet is never lost to
- * a map lookup that came too early (seeds 004, issue 1).
+ * The kernel copies headers and nothing else. It measures them (how long
+ * the link, network and transport headers are, for headers-only capture)
+ * but decides nothing from them: user space parses them (it must validate
+ * the bytes anyway) and joins packets with sockets there, so a packet whose
+ * socket is not known yet is never lost to a map lookup that came too early
+ * (seeds 004, issue 1).
  */
 #ifndef SPLIFF_BPF_NET_PACKET_H
 #define SPLIFF_BPF_NET_PACKET_H
@@ -18,25 +20,18 @@ struct {
 	__uint(max_entries, SPLIFF_PACKET_RINGBUF_DEFAULT_BYTES);
 } spliff_packets SEC(".maps");
 
-/* Interfaces being captured (ifindex -> settings), written by user space. */
+/* Interfaces being captured (ifindex -> settings and this CPU's counters),
+ * written by user space. Per CPU: counting never contends, and settings and
+ * counters in one value cost one lookup per packet. */
 struct {
-	__uint(type, BPF_MAP_TYPE_HASH);
+	__uint(type, BPF_MAP_TYPE_PERCPU_HASH);
 	__uint(max_entries, 4096);
 	__type(key, __u32);
 	__type(value, struct spliff_packet_iface);
 } spliff_packet_ifaces SEC(".maps");
 
-/* Per CPU: counting never contends. User space creates the entry with the
- * interface; without one, the hooks count nothing. */
-struct {
-	__uint(type, BPF_MAP_TYPE_PERCPU_HASH);
-	__uint(max_entries, 4096);
-	__type(key, __u32);
-	__type(value, struct spliff_packet_counters);
-} spliff_packet_counters SEC(".maps");
-
 /* The record is built here and copied into the ring with its real length,
- * so a 128-byte snap costs 128 bytes of ring, not the 256-byte maximum. */
+ * so a 66-byte header costs 66 bytes of ring, not the 256-byte maximum. */
 struct {
 	__uint(type, BPF_MAP_TYPE_PERCPU_ARRAY);
 	__uint(max_entries, 1);
@@ -48,37 +43,150 @@ struct {
  * fills up, it polls on a short timer otherwise. */
 #define SPLIFF_PACKET_WAKEUP_BYTES (1U << 20)
 
+/* Headers-only capture reads at most this much before it knows the header
+ * length: Ethernet + IPv4/IPv6 + TCP with options fit; deeper headers
+ * (extension headers, VLAN stacks) cost a second read. */
+#define SPLIFF_PACKET_FIRST_READ 128
+
+/* What spliff_header_len returns when `len` bytes end inside a header. */
+#define SPLIFF_HEADERS_NEED_MORE (SPLIFF_PACKET_SNAPLEN_MAX + 1)
+
+/*
+ * Length of the link, network and transport headers at the start of
+ * d[0..len): what headers-only capture keeps. Parsing here rather than
+ * keeping a fixed snap length is what keeps payload (TLS records) out of the
+ * trace, and it shrinks what the ring, the recorder and the file carry per
+ * packet by half. Protocols it does not know end the headers where they
+ * start; a header cut by `len` gives SPLIFF_HEADERS_NEED_MORE. The result may
+ * exceed the snap length: the caller clamps it.
+ *
+ * A subprogram, not inlined: the hooks call it twice (before and after a
+ * second read), and the verifier checks it once per call site either way.
+ */
+static __noinline __u32 spliff_header_len(const __u8 *d, __u32 len, __u32 flags)
+{
+/* Every index is masked into the scratch buffer for the verifier; the length
+ * checks before each read are what make the value meaningful. */
+#define SPLIFF_B(i) ((__u32)d[(i) & (SPLIFF_PACKET_SNAPLEN_MAX - 1)])
+	__u32 off = 0, proto, l4, next, fragment, i;
+
+	if (len > SPLIFF_PACKET_SNAPLEN_MAX)
+		len = SPLIFF_PACKET_SNAPLEN_MAX;
+	if (flags & SPLIFF_IFACE_NO_LINK_HEADER) {
+		if (len < 1)
+			return SPLIFF_HEADERS_NEED_MORE;
+		switch (SPLIFF_B(0) >> 4) {
+		case 4:
+			proto = 0x0800;
+			break;
+		case 6:
+			proto = 0x86dd;
+			break;
+		default:
+			return 1;
+		}
+	} else {
+		if (len < 14)
+			return SPLIFF_HEADERS_NEED_MORE;
+		proto = (SPLIFF_B(12) << 8) | SPLIFF_B(13);
+		off = 14;
+#pragma unroll
+		for (i = 0; i < 2; i++) {
+			if (proto != 0x8100 && proto != 0x88a8)
+				break;
+			if (off + 4 > len)
+				return SPLIFF_HEADERS_NEED_MORE;
+			proto = (SPLIFF_B(off + 2) << 8) | SPLIFF_B(off + 3);
+			off += 4;
+		}
+	}
+	if (proto == 0x0800) {
+		__u32 ihl;
+
+		if (off + 20 > len)
+			return SPLIFF_HEADERS_NEED_MORE;
+		ihl = (SPLIFF_B(off) & 0xf) * 4;
+		if (ihl < 20)
+			return off + 20;
+		l4 = SPLIFF_B(off + 9);
+		fragment = ((SPLIFF_B(off + 6) & 0x1f) << 8) | SPLIFF_B(off + 7);
+		off += ihl;
+		/* A later fragment starts with payload, not a transport header. */
+		if (fragment)
+			return off;
+	} else if (proto == 0x86dd) {
+		if (off + 40 > len)
+			return SPLIFF_HEADERS_NEED_MORE;
+		l4 = SPLIFF_B(off + 6);
+		off += 40;
+#pragma unroll
+		for (i = 0; i < 4; i++) {
+			if (l4 == 0 || l4 == 43 || l4 == 60) {
+				/* Hop-by-hop, routing, destination options. */
+				if (off + 2 > len)
+					return SPLIFF_HEADERS_NEED_MORE;
+				next = SPLIFF_B(off);
+				off += (SPLIFF_B(off + 1) + 1) * 8;
+				l4 = next;
+			} else if (l4 == 44) {
+				if (off + 8 > len)
+					return SPLIFF_HEADERS_NEED_MORE;
+				next = SPLIFF_B(off);
+				fragment = ((SPLIFF_B(off + 2) << 8) | SPLIFF_B(off + 3)) & 0xfff8;
+				off += 8;
+				/* A later fragment: payload follows. */
+				if (fragment)
+					return off;
+				l4 = next;
+			} else {
+				break;
+			}
+		}
+	} else if (proto == 0x0806) {
+		return off + 28; /* ARP for IPv4 over Ethernet: all header */
+	} else {
+		return off ? off : 1;
+	}
+	switch (l4) {
+	case 6: { /* TCP: data offset, options included */
+		__u32 doff;
+
+		if (off + 13 > len)
+			return SPLIFF_HEADERS_NEED_MORE;
+		doff = (SPLIFF_B(off + 12) >> 4) * 4;
+		return off + (doff < 20 ? 20 : doff);
+	}
+	case 17:  /* UDP */
+	case 1:   /* ICMP */
+	case 58:  /* ICMPv6 */
+		return off + 8;
+	default:
+		return off;
+	}
+#undef SPLIFF_B
+}
+
 /*
  * Starts a packet record for `ifindex`: NULL when the interface is not
  * captured (or no scratch), otherwise the scratch record with the common
- * fields set and *caplen the number of bytes to copy (at least 1 when
- * wire_len is non-zero, never more than SPLIFF_PACKET_SNAPLEN_MAX).
+ * fields set, and *iface the interface's entry for this CPU (counted as
+ * seen here).
  */
 static __always_inline struct spliff_packet_event *
-spliff_packet_begin(__u32 ifindex, __u32 wire_len, __u8 hook, __u8 direction, __u32 *caplen,
-		    struct spliff_packet_counters **counters)
+spliff_packet_begin(__u32 ifindex, __u32 wire_len, __u8 hook, __u8 direction,
+		    struct spliff_packet_iface **iface)
 {
-	struct spliff_packet_iface *iface = bpf_map_lookup_elem(&spliff_packet_ifaces, &ifindex);
 	struct spliff_packet_event *event;
-	__u32 zero = 0, len;
+	__u32 zero = 0;
 
-	if (!iface)
+	*iface = bpf_map_lookup_elem(&spliff_packet_ifaces, &ifindex);
+	if (!*iface)
 		return NULL;
-	*counters = bpf_map_lookup_elem(&spliff_packet_counters, &ifindex);
-	if (*counters) {
-		(*counters)->seen += 1;
-		(*counters)->bytes += wire_len;
-	}
+	(*iface)->seen += 1;
+	(*iface)->bytes += wire_len;
 	event = bpf_map_lookup_elem(&spliff_packet_scratch, &zero);
 	if (!event)
 		return NULL;
-	len = iface->snaplen;
-	if (len > wire_len)
-		len = wire_len;
-	if (len > SPLIFF_PACKET_SNAPLEN_MAX)
-		len = SPLIFF_PACKET_SNAPLEN_MAX;
-	*caplen = len;
-
 	event->header.kind = SPLIFF_EVENT_PACKET;
 	event->header.ts_ns = bpf_ktime_get_boot_ns();
 	event->header.pid = 0;
@@ -94,9 +202,57 @@ spliff_packet_begin(__u32 ifindex, __u32 wire_len, __u8 hook, __u8 direction, __
 	return event;
 }
 
+/* The most bytes of a `wire_len` packet the interface keeps. */
+static __always_inline __u32 spliff_packet_max(const struct spliff_packet_iface *iface,
+					       __u32 wire_len)
+{
+	__u32 len = iface->snaplen;
+
+	if (len > wire_len)
+		len = wire_len;
+	if (len > SPLIFF_PACKET_SNAPLEN_MAX)
+		len = SPLIFF_PACKET_SNAPLEN_MAX;
+	return len;
+}
+
+/*
+ * How many bytes to read first: the most the interface keeps, but with
+ * headers only no more than SPLIFF_PACKET_FIRST_READ and no more than the
+ * packet's linear part (`linear`, 0 when unknown). Headers sit in the linear
+ * part on every path we know, and reading past it walks page fragments,
+ * which costs more than the rest of the hook.
+ */
+static __always_inline __u32 spliff_packet_first_read(const struct spliff_packet_iface *iface,
+						      __u32 max, __u64 linear)
+{
+	__u32 len = max;
+
+	if (!(iface->flags & SPLIFF_IFACE_HEADERS_ONLY))
+		return len;
+	if (len > SPLIFF_PACKET_FIRST_READ)
+		len = SPLIFF_PACKET_FIRST_READ;
+	if (linear > 0 && linear < len)
+		len = linear;
+	return len;
+}
+
+/* How many of the `read` bytes in event->data to keep: all of `max` without
+ * headers-only, else the headers; more than `read` means read again. */
+static __always_inline __u32 spliff_packet_keep(const struct spliff_packet_iface *iface,
+						struct spliff_packet_event *event, __u32 read,
+						__u32 max)
+{
+	__u32 keep;
+
+	if (!(iface->flags & SPLIFF_IFACE_HEADERS_ONLY))
+		return max;
+	keep = spliff_header_len(event->data, read, iface->flags);
+	return keep < max ? keep : max;
+}
+
 /* Puts the record (with `caplen` valid data bytes) into the ring. */
 static __always_inline void spliff_packet_submit(struct spliff_packet_event *event, __u32 caplen,
-						 struct spliff_packet_counters *counters)
+						 struct spliff_packet_iface *iface)
 {
 	__u64 size;
 	__u64 flags;
@@ -110,12 +266,10 @@ static __always_inline void spliff_packet_submit(struct spliff_packet_event *eve
 			? BPF_RB_FORCE_WAKEUP
 			: BPF_RB_NO_WAKEUP;
 	if (bpf_ringbuf_output(&spliff_packets, event, size, flags)) {
-		if (counters)
-			counters->ring_full += 1;
+		iface->ring_full += 1;
 		return;
 	}
-	if (counters)
-		counters->written += 1;
+	iface->written += 1;
 }
 
 #endif /* SPLIFF_BPF_NET_PACKET_H */

@@ -18,23 +18,37 @@
 
 static __always_inline int spliff_tc_packet(struct __sk_buff *skb, __u8 direction)
 {
-	struct spliff_packet_counters *counters = NULL;
+	struct spliff_packet_iface *iface = NULL;
 	struct spliff_packet_event *event;
-	__u32 caplen = 0;
+	__u32 max, read, keep;
+	__u64 linear;
 
-	event = spliff_packet_begin(skb->ifindex, skb->len, SPLIFF_HOOK_TC, direction, &caplen,
-				    &counters);
-	if (!event)
+	event = spliff_packet_begin(skb->ifindex, skb->len, SPLIFF_HOOK_TC, direction, &iface);
+	if (!event || !iface)
 		return SPLIFF_TC_PASS;
-	if (caplen < 1 || caplen > SPLIFF_PACKET_SNAPLEN_MAX)
+	max = spliff_packet_max(iface, skb->len);
+	/* Pointer difference: allowed to the privileged programs we are. */
+	linear = (__u64)(long)skb->data_end - (__u64)(long)skb->data;
+	read = spliff_packet_first_read(iface, max, linear);
+	/* The verifier needs each length as a bounded, non-zero value. */
+	if (read < 1 || read > SPLIFF_PACKET_SNAPLEN_MAX)
 		return SPLIFF_TC_PASS;
-	if (bpf_skb_load_bytes(skb, 0, event->data, caplen))
+	if (bpf_skb_load_bytes(skb, 0, event->data, read))
 		return SPLIFF_TC_PASS;
+	keep = spliff_packet_keep(iface, event, read, max);
+	if (keep > read) {
+		/* Headers longer than the first read: read all there is to keep. */
+		if (max < 1 || max > SPLIFF_PACKET_SNAPLEN_MAX)
+			return SPLIFF_TC_PASS;
+		if (bpf_skb_load_bytes(skb, 0, event->data, max))
+			return SPLIFF_TC_PASS;
+		keep = spliff_packet_keep(iface, event, max, max);
+	}
 	/* Egress: the sending socket, which ties the packet to it without a
 	 * 5-tuple lookup. Ingress: 0, the stack looks the socket up later. */
 	event->socket_cookie = bpf_get_socket_cookie(skb);
 	event->protocol = bpf_ntohs(skb->protocol);
-	spliff_packet_submit(event, caplen, counters);
+	spliff_packet_submit(event, keep, iface);
 	return SPLIFF_TC_PASS;
 }
 

@@ -43,8 +43,8 @@ pub use event::{
 };
 
 pub use packet_hooks::{
-    PacketCapture, PacketCounters, PacketHook, PacketHookError, PacketLink, PacketRing,
-    TcAttachMode, XdpAttachMode, decode_packet,
+    CaptureSettings, PacketCapture, PacketCounters, PacketHook, PacketHookError, PacketLink,
+    PacketRing, TcAttachMode, XdpAttachMode, decode_packet,
 };
 
 /// At most this many records per [`BpfPipeline::read_events`] call, so a

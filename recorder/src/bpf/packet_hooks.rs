@@ -14,7 +14,7 @@ use std::{
 
 use aya::{
     Ebpf,
-    maps::{HashMap as BpfHashMap, MapData, PerCpuHashMap, PerCpuValues, RingBuf},
+    maps::{MapData, PerCpuHashMap, PerCpuValues, RingBuf},
     programs::{
         LinkOrder, ProgramError, SchedClassifier, TcAttachType, Xdp, XdpMode,
         tc::{self, SchedClassifierLink, TcAttachOptions, TcError},
@@ -135,9 +135,10 @@ pub enum PacketHook {
     Tc,
 }
 
-/// One packet as a hook saw it (kind [`EventKind::Packet`]).
-#[derive(Clone, Debug, PartialEq, Eq)]
-pub struct PacketCapture {
+/// One packet as a hook saw it (kind [`EventKind::Packet`]), borrowing its bytes from
+/// the ring record: whoever keeps it copies what it needs, once.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct PacketCapture<'a> {
     /// `CLOCK_BOOTTIME` when the hook ran.
     pub ts_ns: u64,
     /// Interface index (recorder's network namespace).
@@ -152,19 +153,30 @@ pub struct PacketCapture {
     pub socket_cookie: u64,
     /// TC: ethertype of the packet (host order); 0 from XDP.
     pub protocol: u16,
-    /// The first bytes: `captured` of them are valid. Inline rather than a `Vec`: a packet
-    /// is held for a while before it is written, and one allocation per packet was the
-    /// largest single cost of the packet path under load.
-    captured: [u8; PACKET_SNAPLEN_MAX],
-    captured_len: u16,
+    /// The bytes the hook kept: its headers, or the first snap-length bytes.
+    pub data: &'a [u8],
 }
 
-impl PacketCapture {
-    /// The first bytes of the packet (at most the interface's snap length).
-    pub fn data(&self) -> &[u8] {
-        &self.captured[..usize::from(self.captured_len)]
-    }
+/// What the hooks keep of each packet on one interface.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct CaptureSettings {
+    /// Bytes kept per packet at most (1..=256).
+    pub snaplen: u32,
+    /// Keep the link, network and transport headers only (measured per packet in the
+    /// kernel), never payload, up to `snaplen`.
+    pub headers_only: bool,
+    /// Packets start with a link-layer (Ethernet) header; `false`: at the IP header.
+    pub link_header: bool,
 }
+
+/// [`abi::PacketIface`] as a map value: aya reads and writes per-CPU values as plain bytes.
+#[derive(Clone, Copy, Debug)]
+#[repr(transparent)]
+struct IfaceValue(abi::PacketIface);
+
+// SAFETY: `PacketIface` is `repr(C)` with integer fields only and no padding (its layout
+// test checks it against the C header), so any bytes are a valid value.
+unsafe impl aya::Pod for IfaceValue {}
 
 /// Counters of one interface, summed over CPUs.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
@@ -195,16 +207,14 @@ impl PacketRing {
     /// how many were handed over.
     pub fn drain<F>(&mut self, mut on_packet: F) -> usize
     where
-        F: FnMut(Result<PacketCapture, DecodeError>),
+        F: FnMut(Result<PacketCapture<'_>, DecodeError>),
     {
         let mut handed = 0;
         while handed < MAX_PACKETS_PER_DRAIN {
             let Some(item) = self.ring.next() else {
                 break;
             };
-            let decoded = decode_packet(&item);
-            drop(item);
-            on_packet(decoded);
+            on_packet(decode_packet(&item));
             handed += 1;
         }
         handed
@@ -218,7 +228,7 @@ impl PacketRing {
 
 /// Decodes one record of the packet ring: header, fixed fields, then
 /// `captured_len` bytes, all checked against what the ring delivered.
-pub fn decode_packet(record: &[u8]) -> Result<PacketCapture, DecodeError> {
+pub fn decode_packet(record: &[u8]) -> Result<PacketCapture<'_>, DecodeError> {
     let kind = EventKind::Packet;
     let len = record.len();
     let header = super::event::checked_header(record)?;
@@ -236,8 +246,7 @@ pub fn decode_packet(record: &[u8]) -> Result<PacketCapture, DecodeError> {
         });
     }
     // Only the fixed part goes through a PacketEvent (zero-padded); the data
-    // bytes are copied once, straight into the capture: at tens of
-    // thousands of packets a second, whole-record copies added up.
+    // bytes stay where they are.
     let mut fixed = [0u8; size_of::<PacketEvent>()];
     fixed[..PACKET_HEADER_LEN].copy_from_slice(&record[..PACKET_HEADER_LEN]);
     let raw: PacketEvent = abi::read(&fixed).ok_or(DecodeError::WrongSize {
@@ -275,7 +284,7 @@ pub fn decode_packet(record: &[u8]) -> Result<PacketCapture, DecodeError> {
             });
         }
     };
-    let mut packet = PacketCapture {
+    Ok(PacketCapture {
         ts_ns: raw.header.ts_ns,
         ifindex: raw.ifindex,
         wire_len: raw.wire_len,
@@ -283,11 +292,8 @@ pub fn decode_packet(record: &[u8]) -> Result<PacketCapture, DecodeError> {
         hook,
         socket_cookie: raw.socket_cookie,
         protocol: raw.protocol,
-        captured: [0; PACKET_SNAPLEN_MAX],
-        captured_len: raw.captured_len,
-    };
-    packet.captured[..captured].copy_from_slice(&record[PACKET_HEADER_LEN..]);
-    Ok(packet)
+        data: &record[PACKET_HEADER_LEN..],
+    })
 }
 
 fn program_mut<'a, T>(ebpf: &'a mut Ebpf, name: &'static str) -> Result<&'a mut T, PacketHookError>
@@ -344,45 +350,39 @@ impl BpfPipeline {
         Ok(PacketRing { ring })
     }
 
-    /// Starts capturing on `ifindex`: zeroed counters first, then the
-    /// settings the hooks look for (a hook attached before this passes
-    /// packets unseen).
-    pub fn capture_interface(&mut self, ifindex: u32, snaplen: u32) -> Result<(), PacketHookError> {
+    /// Starts capturing on `ifindex`: its settings on every CPU, counters at zero. Until
+    /// this, a hook already attached there passes packets unseen.
+    pub fn capture_interface(
+        &mut self,
+        ifindex: u32,
+        settings: CaptureSettings,
+    ) -> Result<(), PacketHookError> {
         let cpus = aya::util::nr_cpus().map_err(|(path, e)| PacketHookError::Cpus(path, e))?;
-        let map =
-            self.ebpf
-                .map_mut(names::PACKET_COUNTERS_MAP)
-                .ok_or(PacketHookError::Missing {
-                    kind: "map",
-                    name: names::PACKET_COUNTERS_MAP,
-                })?;
-        let mut counters = PerCpuHashMap::<_, u32, [u64; 4]>::try_from(map)
-            .map_err(map_error(names::PACKET_COUNTERS_MAP, ifindex))?;
-        let zeros = PerCpuValues::try_from(vec![[0u64; 4]; cpus])
+        let mut flags = 0;
+        if settings.headers_only {
+            flags |= abi::IFACE_HEADERS_ONLY;
+        }
+        if !settings.link_header {
+            flags |= abi::IFACE_NO_LINK_HEADER;
+        }
+        let value = IfaceValue(abi::PacketIface {
+            snaplen: settings.snaplen.clamp(1, PACKET_SNAPLEN_MAX as u32),
+            flags,
+            ..Default::default()
+        });
+        let values = PerCpuValues::try_from(vec![value; cpus])
             .map_err(|e| PacketHookError::Cpus("/sys/devices/system/cpu/possible", e))?;
-        counters
-            .insert(ifindex, zeros, 0)
-            .map_err(map_error(names::PACKET_COUNTERS_MAP, ifindex))?;
-        let snaplen = snaplen.clamp(1, PACKET_SNAPLEN_MAX as u32);
-        let mut ifaces = self.packet_ifaces(ifindex)?;
-        // [snaplen, reserved]: the layout of struct spliff_packet_iface.
-        ifaces
-            .insert(ifindex, [snaplen, 0u32], 0)
+        self.packet_ifaces(ifindex)?
+            .insert(ifindex, values, 0)
             .map_err(map_error(names::PACKET_IFACES_MAP, ifindex))
     }
 
-    /// Stops capturing on `ifindex` (hooks still attached pass its packets
-    /// unseen from now on) and returns its final counters.
+    /// Stops capturing on `ifindex` and returns its final counters. Detach its hooks
+    /// first: packets they see after this are not counted.
     pub fn release_interface(&mut self, ifindex: u32) -> Result<PacketCounters, PacketHookError> {
-        let mut ifaces = self.packet_ifaces(ifindex)?;
-        // Gone already is fine: the goal is that it is not there.
-        let _ = ifaces.remove(&ifindex);
         let counters = self.interface_counters(ifindex)?;
-        if let Some(map) = self.ebpf.map_mut(names::PACKET_COUNTERS_MAP)
-            && let Ok(mut map) = PerCpuHashMap::<_, u32, [u64; 4]>::try_from(map)
-        {
-            let _ = map.remove(&ifindex);
-        }
+        // Gone already is fine: the goal is that it is not there.
+        let _ = self.packet_ifaces(ifindex)?.remove(&ifindex);
         Ok(counters)
     }
 
@@ -391,22 +391,22 @@ impl BpfPipeline {
     pub fn interface_counters(&self, ifindex: u32) -> Result<PacketCounters, PacketHookError> {
         let map = self
             .ebpf
-            .map(names::PACKET_COUNTERS_MAP)
+            .map(names::PACKET_IFACES_MAP)
             .ok_or(PacketHookError::Missing {
                 kind: "map",
-                name: names::PACKET_COUNTERS_MAP,
+                name: names::PACKET_IFACES_MAP,
             })?;
-        let counters = PerCpuHashMap::<_, u32, [u64; 4]>::try_from(map)
-            .map_err(map_error(names::PACKET_COUNTERS_MAP, ifindex))?;
-        let Ok(per_cpu) = counters.get(&ifindex, 0) else {
+        let ifaces = PerCpuHashMap::<_, u32, IfaceValue>::try_from(map)
+            .map_err(map_error(names::PACKET_IFACES_MAP, ifindex))?;
+        let Ok(per_cpu) = ifaces.get(&ifindex, 0) else {
             return Ok(PacketCounters::default());
         };
         let mut sum = PacketCounters::default();
-        for [seen, written, ring_full, bytes] in per_cpu.iter().copied() {
-            sum.seen = sum.seen.saturating_add(seen);
-            sum.written = sum.written.saturating_add(written);
-            sum.ring_full = sum.ring_full.saturating_add(ring_full);
-            sum.bytes = sum.bytes.saturating_add(bytes);
+        for IfaceValue(v) in per_cpu.iter().copied() {
+            sum.seen = sum.seen.saturating_add(v.seen);
+            sum.written = sum.written.saturating_add(v.written);
+            sum.ring_full = sum.ring_full.saturating_add(v.ring_full);
+            sum.bytes = sum.bytes.saturating_add(v.bytes);
         }
         Ok(sum)
     }
@@ -414,7 +414,7 @@ impl BpfPipeline {
     fn packet_ifaces(
         &mut self,
         ifindex: u32,
-    ) -> Result<BpfHashMap<&mut MapData, u32, [u32; 2]>, PacketHookError> {
+    ) -> Result<PerCpuHashMap<&mut MapData, u32, IfaceValue>, PacketHookError> {
         let map = self
             .ebpf
             .map_mut(names::PACKET_IFACES_MAP)
@@ -422,7 +422,7 @@ impl BpfPipeline {
                 kind: "map",
                 name: names::PACKET_IFACES_MAP,
             })?;
-        BpfHashMap::try_from(map).map_err(map_error(names::PACKET_IFACES_MAP, ifindex))
+        PerCpuHashMap::try_from(map).map_err(map_error(names::PACKET_IFACES_MAP, ifindex))
     }
 
     /// Attaches XDP to `ifindex`: native mode (when `native`), or generic
@@ -558,9 +558,10 @@ mod tests {
 
     #[test]
     fn packets_decode_with_exactly_their_captured_bytes() {
-        let packet = decode_packet(&record(60, 60)).unwrap();
-        assert_eq!(packet.data().len(), 60);
-        assert_eq!(packet.data()[0], 0xab);
+        let bytes = record(60, 60);
+        let packet = decode_packet(&bytes).unwrap();
+        assert_eq!(packet.data.len(), 60);
+        assert_eq!(packet.data[0], 0xab);
         assert_eq!(
             (packet.ifindex, packet.ingress, packet.hook),
             (3, false, PacketHook::Tc)

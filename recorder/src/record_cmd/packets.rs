@@ -28,7 +28,7 @@
 
 use std::{
     borrow::Cow,
-    collections::{HashMap, HashSet, VecDeque},
+    collections::{HashMap, HashSet},
     fs::File,
     net::SocketAddr,
     rc::Rc,
@@ -42,7 +42,7 @@ use spliff_formats::{
 };
 use spliff_recorder::{
     bpf::{
-        BpfPipeline, PacketCapture, PacketCounters, PacketLink, PacketRing, TcAttachMode,
+        BpfPipeline, CaptureSettings, PacketCounters, PacketLink, PacketRing, TcAttachMode,
         XdpAttachMode,
     },
     net::{
@@ -53,6 +53,7 @@ use spliff_recorder::{
 };
 
 use super::convert::Converter;
+use super::held_packets::{HeldPacket, HeldPackets};
 
 /// How long a packet waits for its socket to become known.
 const HOLD: Duration = Duration::from_millis(500);
@@ -67,8 +68,10 @@ const LINKTYPE_RAW: u16 = 101;
 pub struct PacketOptions {
     /// `-i` names; empty: every interface.
     pub interfaces: Vec<String>,
-    /// Bytes kept per packet.
+    /// Bytes kept per packet at most.
     pub snaplen: u32,
+    /// Keep only each packet's headers (link, network, transport), up to `snaplen`.
+    pub headers_only: bool,
     /// Which hook takes ingress on Ethernet devices.
     pub ingress_hook: IngressHook,
 }
@@ -143,6 +146,7 @@ pub struct Network {
     watcher: LinkWatcher,
     wanted: Option<HashSet<String>>,
     snaplen: u32,
+    headers_only: bool,
     ingress_hook: IngressHook,
     clock: ClockMap,
     /// Interfaces the capture knows (reported as appeared), by index.
@@ -152,7 +156,9 @@ pub struct Network {
     /// Interfaces that went away: their IDB id and framing, for packets
     /// still in the ring or held.
     retired: HashMap<u32, (u32, Framing)>,
-    held: VecDeque<PacketCapture>,
+    held: HeldPackets,
+    /// Bytes of the packet being written (reused).
+    scratch: Vec<u8>,
     /// Owner and comment per flow, reused while the socket table is unchanged: a bulk flow
     /// sends thousands of packets with the same answer, and working it out anew (hashing,
     /// formatting) was most of the recorder's time per packet.
@@ -195,12 +201,14 @@ impl Network {
             wanted: (!options.interfaces.is_empty())
                 .then(|| options.interfaces.iter().cloned().collect()),
             snaplen: options.snaplen,
+            headers_only: options.headers_only,
             ingress_hook: options.ingress_hook,
             clock,
             known: HashMap::new(),
             captured: HashMap::new(),
             retired: HashMap::new(),
-            held: VecDeque::new(),
+            held: HeldPackets::default(),
+            scratch: Vec::new(),
             flows: FlowCache::default(),
             messages: Vec::new(),
             started: false,
@@ -281,7 +289,7 @@ impl Network {
         let held = &mut self.held;
         let stats = &mut self.stats;
         self.ring.drain(|packet| match packet {
-            Ok(packet) => held.push_back(packet),
+            Ok(packet) => held.push(&packet),
             Err(_) => stats.invalid += 1,
         })
     }
@@ -392,7 +400,12 @@ impl Network {
                 &format!("link type {linktype} is not supported (Ethernet and raw IP are)"),
             );
         }
-        if let Err(error) = pipeline.capture_interface(index, self.snaplen) {
+        let settings = CaptureSettings {
+            snaplen: self.snaplen,
+            headers_only: self.headers_only,
+            link_header: link.framing == Framing::Ethernet,
+        };
+        if let Err(error) = pipeline.capture_interface(index, settings) {
             return failed(converter, &format!("{:#}", anyhow::Error::from(error)));
         }
         let (hooks, failures) = attach_hooks(pipeline, &link, self.ingress_hook);
@@ -549,14 +562,19 @@ impl Network {
         let Some(captured) = self.captured.remove(&index) else {
             return Ok(());
         };
+        let mut detached = Vec::with_capacity(captured.hooks.len());
+        for hook in captured.hooks {
+            // Dropping the link detaches it (a no-op for a deleted device,
+            // whose hooks the kernel removed with it). Before the counters
+            // are read: a packet the hooks count after that would be lost.
+            drop(hook.link);
+            detached.push(hook.kind);
+        }
         let counters = pipeline.release_interface(index).unwrap_or_else(|error| {
             eprintln!("spliff: warning: {:#}", anyhow::Error::from(error));
             PacketCounters::default()
         });
-        for hook in captured.hooks {
-            // Dropping the link detaches it (a no-op for a deleted device,
-            // whose hooks the kernel removed with it).
-            drop(hook.link);
+        for kind in detached {
             Self::record(
                 converter,
                 ts,
@@ -564,7 +582,7 @@ impl Network {
                     index,
                     Some(captured.interface_id),
                     InterfaceEventKind::Detached,
-                    hook.kind,
+                    kind,
                     &captured.link.name,
                     "",
                 ),
@@ -601,24 +619,25 @@ impl Network {
         converter: &mut Converter<File>,
         cutoff: Option<u64>,
     ) -> anyhow::Result<()> {
+        let mut buf = std::mem::take(&mut self.scratch);
         while let Some(front) = self.held.front() {
             let due = cutoff.is_none_or(|c| front.ts_ns <= c) || self.held.len() > MAX_HELD;
             if !due {
                 break;
             }
-            if let Some(packet) = self.held.pop_front() {
-                self.write_packet(converter, &packet)?;
+            if let Some(packet) = self.held.pop_front(&mut buf) {
+                self.write_packet(converter, &packet, &buf)?;
             }
         }
+        self.scratch = buf;
         Ok(())
     }
 
     fn write_held_of(&mut self, converter: &mut Converter<File>, index: u32) -> anyhow::Result<()> {
-        let (mine, rest): (VecDeque<_>, VecDeque<_>) =
-            self.held.drain(..).partition(|p| p.ifindex == index);
-        self.held = rest;
-        for packet in mine {
-            self.write_packet(converter, &packet)?;
+        let mut mine = self.held.take_interface(index);
+        let mut buf = Vec::new();
+        while let Some(packet) = mine.pop_front(&mut buf) {
+            self.write_packet(converter, &packet, &buf)?;
         }
         Ok(())
     }
@@ -626,7 +645,8 @@ impl Network {
     fn write_packet(
         &mut self,
         converter: &mut Converter<File>,
-        packet: &PacketCapture,
+        packet: &HeldPacket,
+        data: &[u8],
     ) -> anyhow::Result<()> {
         let (interface_id, framing) = match self.captured.get_mut(&packet.ifindex) {
             Some(captured) => {
@@ -641,7 +661,7 @@ impl Network {
                 }
             },
         };
-        let comment = flow_of(packet.data(), framing).and_then(|flow| {
+        let comment = flow_of(data, framing).and_then(|flow| {
             self.flows
                 .comment(converter.sockets(), flow, packet.socket_cookie)
         });
@@ -654,7 +674,7 @@ impl Network {
                 interface_id,
                 ts_wall_ns: self.clock.wall(packet.ts_ns),
                 original_len: packet.wire_len,
-                data: packet.data(),
+                data,
                 direction: Some(if packet.ingress {
                     PacketDirection::Inbound
                 } else {
