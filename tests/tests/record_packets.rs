@@ -268,6 +268,20 @@ fn ok(output: &std::process::Output, what: &str) {
 
 /// A scratch directory named after `tag` with a certificate in it, and the client and server
 /// network namespaces.
+/// `spliff record ARGS -o TRACE -- curl -sk -o /dev/null URL` in `ns`; it must succeed.
+fn record_curl(ns: &Netns, args: &[&str], trace: &Path, url: &str) {
+    let out = ns
+        .command(spliff_bin())
+        .arg("record")
+        .args(args)
+        .arg("-o")
+        .arg(trace)
+        .args(["--", "curl", "-sk", "-o", "/dev/null", url])
+        .output()
+        .unwrap();
+    ok(&out, &format!("spliff record {}", args.join(" ")));
+}
+
 fn setup(tag: &str, client: &str, server: &str) -> (TempDir, PathBuf, PathBuf, Netns, Netns) {
     let dir = TempDir::new(tag);
     let (cert, key) = self_signed_cert(dir.path());
@@ -416,22 +430,7 @@ fn vxlan_tunnel_traffic_is_correlated_through_tc() {
     let _server = TlsServer::start(&server_ns, "10.88.0.2", PORT, &cert, &key);
     let trace = dir.path().join("t.pcapng");
     // Every interface: the tunnel and its underlay.
-    let out = client
-        .command(spliff_bin())
-        .arg("record")
-        .arg("-o")
-        .arg(&trace)
-        .args([
-            "--",
-            "curl",
-            "-sk",
-            "-o",
-            "/dev/null",
-            &format!("https://10.88.0.2:{PORT}/"),
-        ])
-        .output()
-        .unwrap();
-    ok(&out, "spliff record");
+    record_curl(&client, &[], &trace, &format!("https://10.88.0.2:{PORT}/"));
 
     let view = read(&trace);
     let server: SocketAddr = format!("10.88.0.2:{PORT}").parse().unwrap();
@@ -489,21 +488,12 @@ fn a_device_without_link_layer_header_keeps_ip_and_tcp_headers_only() {
     );
     let _server = TlsServer::start(&server_ns, "10.89.0.2", PORT, &cert, &key);
     let trace = dir.path().join("t.pcapng");
-    let out = client
-        .command(spliff_bin())
-        .args(["record", "-i", "tun0", "-o"])
-        .arg(&trace)
-        .args([
-            "--",
-            "curl",
-            "-sk",
-            "-o",
-            "/dev/null",
-            &format!("https://10.89.0.2:{PORT}/"),
-        ])
-        .output()
-        .unwrap();
-    ok(&out, "spliff record");
+    record_curl(
+        &client,
+        &["-i", "tun0"],
+        &trace,
+        &format!("https://10.89.0.2:{PORT}/"),
+    );
 
     let view = read(&trace);
     let linktype = view
@@ -530,28 +520,19 @@ fn snaplen_keeps_the_first_bytes_payload_included() {
     veth(
         &client,
         "veth0",
-        "10.77.3.1/24",
+        "10.77.4.1/24",
         &server_ns,
         "veth0",
-        "10.77.3.2/24",
+        "10.77.4.2/24",
     );
-    let _server = TlsServer::start(&server_ns, "10.77.3.2", PORT, &cert, &key);
+    let _server = TlsServer::start(&server_ns, "10.77.4.2", PORT, &cert, &key);
     let trace = dir.path().join("t.pcapng");
-    let out = client
-        .command(spliff_bin())
-        .args(["record", "-i", "veth0", "--snaplen", "200", "-o"])
-        .arg(&trace)
-        .args([
-            "--",
-            "curl",
-            "-sk",
-            "-o",
-            "/dev/null",
-            &format!("https://10.77.3.2:{PORT}/"),
-        ])
-        .output()
-        .unwrap();
-    ok(&out, "spliff record");
+    record_curl(
+        &client,
+        &["-i", "veth0", "--snaplen", "200"],
+        &trace,
+        &format!("https://10.77.4.2:{PORT}/"),
+    );
 
     let view = read(&trace);
     let tcp: Vec<&PacketSeen> = view
@@ -655,21 +636,12 @@ fn no_packets_records_tls_only() {
     );
     let _server = TlsServer::start(&server_ns, "10.77.3.2", PORT, &cert, &key);
     let trace = dir.path().join("t.pcapng");
-    let out = client
-        .command(spliff_bin())
-        .args(["record", "--no-packets", "-o"])
-        .arg(&trace)
-        .args([
-            "--",
-            "curl",
-            "-sk",
-            "-o",
-            "/dev/null",
-            &format!("https://10.77.3.2:{PORT}/"),
-        ])
-        .output()
-        .unwrap();
-    ok(&out, "spliff record --no-packets");
+    record_curl(
+        &client,
+        &["--no-packets"],
+        &trace,
+        &format!("https://10.77.3.2:{PORT}/"),
+    );
     let view = read(&trace);
     let server: SocketAddr = format!("10.77.3.2:{PORT}").parse().unwrap();
     assert_eq!(view.connections_to(server).len(), 1);
