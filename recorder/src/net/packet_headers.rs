@@ -167,6 +167,11 @@ mod tests {
             LaxNetSlice::Arp(_) => return None,
         };
         let payload = packet.ip_payload()?;
+        // A fragment's payload starts with transport header bytes only in the first one;
+        // etherparse flags both alike, so the oracle refuses all (see the garbage test).
+        if payload.fragmented {
+            return None;
+        }
         let protocol = match payload.ip_number {
             IpNumber::TCP => 6,
             IpNumber::UDP => 17,
