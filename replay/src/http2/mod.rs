@@ -10,4 +10,4 @@ pub(crate) mod framer;
 pub(crate) mod hpack;
 mod stream;
 
-pub(crate) use connection::{Limits, replay};
+pub(crate) use connection::{Limits, Replayer, Windowed, replay};
