@@ -367,11 +367,11 @@ impl Replayer {
         notes
     }
 
-    /// The direction whose next event comes first, with its time.
+    /// The direction whose next event comes first (see the module documentation).
     fn next_side(&mut self, streams: [&DirectionStream<'_>; 2]) -> Option<usize> {
         let mut best: Option<(u64, usize)> = None;
-        for k in 0..2 {
-            let (framer, stream) = (&self.framers[k], streams[k]);
+        for (k, stream) in streams.into_iter().enumerate() {
+            let framer = &self.framers[k];
             if framer.is_done(stream) {
                 continue;
             }
