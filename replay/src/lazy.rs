@@ -14,10 +14,22 @@
 //! window then stays that large). So an exchange comes out exactly as the whole stream gives it,
 //! and memory follows the largest exchange, not the connection.
 //!
-//! HTTP/2 (and a connection whose protocol only the whole stream can tell) is still rebuilt
-//! whole: its two directions are processed one after the other (see `http2::connection`), so
-//! all its exchanges and its whole plaintext are held until it is rendered; they are then
-//! handed out one by one.
+//! HTTP/2 (detected from the ALPN or the client preface) is rebuilt incrementally too
+//! ([`crate::http2::Replayer`], see `http2::connection`): both directions' frames are read one
+//! at a time, merged in time order, by one state machine that holds the open streams and the
+//! closed exchanges still waiting for an earlier one. A frame is read with the window where
+//! the previous one ended and, when the read met the window's edge, again with the window
+//! moved to it and then twice as large; a frame is at most 16 MiB + 9 bytes, so the window
+//! follows the largest frame (or resync look-ahead). A first pass over each direction (the
+//! HPACK table bound, see `http2::hpack`) reads the streams through the same windows. The
+//! floor is the least of the held exchanges' start times and of the timestamps of the bytes
+//! not read yet ([`SuffixMin`] at both cursors), or the connection's first record while a
+//! stream without any timestamp may still come (only near malformed, damaged or cut frames).
+//! [`reconstruct`] runs the same machine on whole streams, so both give the same exchanges.
+//!
+//! A connection whose protocol only the whole stream can tell (no ALPN, no preface, no start
+//! line: a capture that began mid-connection) is still rebuilt whole, all its exchanges held
+//! until it is rendered, then handed out one by one.
 
 use crate::detect::{START_LOOKAHEAD, detect_from_start};
 use crate::exchange::Exchange;
@@ -211,8 +223,9 @@ fn ends_in_a_hole(s: &DirectionStream<'_>) -> bool {
 }
 
 impl<'a> LazyConnection<'a> {
-    /// Prepares the connection. HTTP/1 on windowed streams is rebuilt as exchanges are asked
-    /// for; anything else (or streams that are not windowed) is rebuilt here, whole.
+    /// Prepares the connection. HTTP/1 and HTTP/2 on windowed streams are rebuilt as
+    /// exchanges are asked for; anything else (or streams that are not windowed) is rebuilt
+    /// here, whole.
     pub fn new(
         info: ConnectionInfo,
         streams: ConnectionStreams<'a>,

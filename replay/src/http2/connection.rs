@@ -108,7 +108,9 @@ impl<'a> FrameSource<'a> for &DirectionStream<'a> {
 /// window's start still needed more.
 #[derive(Debug)]
 pub(crate) struct Windowed<'s, 'a> {
+    /// The stream (windowed, or else shown whole).
     pub stream: &'s mut DirectionStream<'a>,
+    /// Its window's size, kept by the caller from one step to the next.
     pub window: &'s mut u64,
 }
 
@@ -165,8 +167,6 @@ fn step_event<'a, S: FrameSource<'a>, T>(
 fn framer_position(framer: &Framer, stream: &DirectionStream<'_>) -> u64 {
     if framer.is_started() {
         framer.position()
-    } else if stream.start() == 0 {
-        0
     } else {
         stream.start()
     }

@@ -1,8 +1,9 @@
 //! HTTP/2 reconstruction.
 //!
-//! [`framer`] cuts each direction into [`frame`]s, [`hpack`] decodes header
+//! [`framer`] cuts each direction into [`frame`]s one at a time, [`hpack`] decodes header
 //! blocks per direction, [`stream`] accumulates what each stream carried and
-//! [`connection`] ties them together into exchanges.
+//! [`connection`] reads both directions in time order and turns closed streams into
+//! exchanges as it goes (whole, or exchange by exchange for [`crate::lazy`]).
 
 mod connection;
 pub(crate) mod frame;
