@@ -255,19 +255,22 @@ fn fixtures_stream_to_the_same_bytes_as_the_whole_model() {
         }
         let t = std::fs::read(&path).expect("read");
         let whole = all_whole(&t);
-        for limits in [
+        // Every connection lazy, with windows that every read outgrows (1), that cut HTTP/2
+        // frame headers (9), and larger ones.
+        let lazy = [1, 9, 64, 4096].map(|lazy_window| BatchLimits {
+            lazy_bytes: 0,
+            lazy_window,
+            ..BatchLimits::default()
+        });
+        let batches = [
             BatchLimits::default(),
             BatchLimits {
                 bytes: 1,
                 connections: 1,
                 ..BatchLimits::default()
             },
-            BatchLimits {
-                lazy_bytes: 0,
-                lazy_window: 64,
-                ..BatchLimits::default()
-            },
-        ] {
+        ];
+        for limits in batches.into_iter().chain(lazy) {
             let got = pool(2).install(|| all_streamed(&t, limits));
             assert!(got == whole, "{} differs with {limits:?}", path.display());
         }
