@@ -14,10 +14,22 @@
 //! window then stays that large). So an exchange comes out exactly as the whole stream gives it,
 //! and memory follows the largest exchange, not the connection.
 //!
-//! HTTP/2 (and a connection whose protocol only the whole stream can tell) is still rebuilt
-//! whole: its two directions are processed one after the other (see `http2::connection`), so
-//! all its exchanges and its whole plaintext are held until it is rendered; they are then
-//! handed out one by one.
+//! HTTP/2 (detected from the ALPN or the client preface) is rebuilt incrementally too
+//! ([`crate::http2::Replayer`], see `http2::connection`): both directions' frames are read one
+//! at a time, merged in time order, by one state machine that holds the open streams and the
+//! closed exchanges still waiting for an earlier one. A frame is read with the window where
+//! the previous one ended and, when the read met the window's edge, again with the window
+//! moved to it and then twice as large; a frame is at most 16 MiB + 9 bytes, so the window
+//! follows the largest frame (or resync look-ahead). A first pass over each direction (the
+//! HPACK table bound, see `http2::hpack`) reads the streams through the same windows. The
+//! floor is the least of the held exchanges' start times and of the timestamps of the bytes
+//! not read yet ([`SuffixMin`] at both cursors), or the connection's first record while a
+//! stream without any timestamp may still come (only near malformed, damaged or cut frames).
+//! [`reconstruct`] runs the same machine on whole streams, so both give the same exchanges.
+//!
+//! A connection whose protocol only the whole stream can tell (no ALPN, no preface, no start
+//! line: a capture that began mid-connection) is still rebuilt whole, all its exchanges held
+//! until it is rendered, then handed out one by one.
 
 use crate::detect::{START_LOOKAHEAD, detect_from_start};
 use crate::exchange::Exchange;
@@ -25,7 +37,7 @@ use crate::pipeline::exchange_start_ns;
 use crate::trace_input::ConnectionInfo;
 use crate::{
     ConnectionStreams, Detection, DirectionStream, Protocol, ReplayOptions, Side, detect, http1,
-    reconstruct,
+    http2, reconstruct,
 };
 
 /// First window of each direction by default; it doubles whenever an exchange does not fit.
@@ -155,6 +167,14 @@ enum Source {
         /// see [`exchange_start_ns`]) only where a direction ends in missing bytes.
         may_fall_back: bool,
     },
+    Http2 {
+        replayer: Box<http2::Replayer>,
+        /// Window sizes of the request and response streams.
+        windows: [u64; 2],
+        suffix: [SuffixMin; 2],
+        /// Notes [`reconstruct`] adds after the protocol's, given once the replay is done.
+        closing_notes: Vec<String>,
+    },
     /// Rebuilt whole; `floors[i]`: the least start time of exchanges `i..`.
     Whole {
         exchanges: std::vec::IntoIter<Exchange>,
@@ -179,6 +199,23 @@ pub struct LazyConnection<'a> {
     next_index: usize,
 }
 
+/// What [`reconstruct`] says after the protocol's own notes.
+fn overlap_notes(streams: &ConnectionStreams<'_>) -> Vec<String> {
+    [
+        (Side::Request, &streams.request),
+        (Side::Response, &streams.response),
+    ]
+    .into_iter()
+    .filter(|(_, s)| s.overlapped_bytes() > 0)
+    .map(|(side, s)| {
+        format!(
+            "{} {side} bytes arrived twice in the trace and were ignored",
+            s.overlapped_bytes()
+        )
+    })
+    .collect()
+}
+
 /// Whether the trace knows of bytes after the last captured one (a trailing loss).
 fn ends_in_a_hole(s: &DirectionStream<'_>) -> bool {
     let data_end = s.spans().last().map_or(s.start(), |(o, len)| o + len);
@@ -186,8 +223,9 @@ fn ends_in_a_hole(s: &DirectionStream<'_>) -> bool {
 }
 
 impl<'a> LazyConnection<'a> {
-    /// Prepares the connection. HTTP/1 on windowed streams is rebuilt as exchanges are asked
-    /// for; anything else (or streams that are not windowed) is rebuilt here, whole.
+    /// Prepares the connection. HTTP/1 and HTTP/2 on windowed streams are rebuilt as
+    /// exchanges are asked for; anything else (or streams that are not windowed) is rebuilt
+    /// here, whole.
     pub fn new(
         info: ConnectionInfo,
         streams: ConnectionStreams<'a>,
@@ -215,6 +253,9 @@ impl<'a> LazyConnection<'a> {
         } else {
             None
         };
+        if let Some(detection) = quick.filter(|d| d.protocol == Protocol::Http2) {
+            return Self::http2(info, streams, options, detection, first_window);
+        }
         let http1 = quick.filter(|d| d.protocol == Protocol::Http1);
         let Some(detection) = http1.or_else(|| {
             (!windowed)
@@ -255,18 +296,7 @@ impl<'a> LazyConnection<'a> {
             }
         }
         let mut notes = replayer.notes.clone();
-        // As reconstruct() does, after the protocol's own notes.
-        for (side, stream) in [
-            (Side::Request, &streams.request),
-            (Side::Response, &streams.response),
-        ] {
-            if stream.overlapped_bytes() > 0 {
-                notes.push(format!(
-                    "{} {side} bytes arrived twice in the trace and were ignored",
-                    stream.overlapped_bytes()
-                ));
-            }
-        }
+        notes.extend(overlap_notes(&streams));
         let source = Source::Http1 {
             replayer: Box::new(replayer),
             windows,
@@ -275,6 +305,53 @@ impl<'a> LazyConnection<'a> {
                 SuffixMin::new(&streams.response),
             ],
             may_fall_back: ends_in_a_hole(&streams.request) || ends_in_a_hole(&streams.response),
+        };
+        LazyConnection {
+            info,
+            streams,
+            detection,
+            notes,
+            source,
+            peeked: None,
+            next_index: 0,
+        }
+    }
+
+    /// HTTP/2 on windowed streams, rebuilt event by event ([`http2::Replayer`]).
+    fn http2(
+        info: ConnectionInfo,
+        mut streams: ConnectionStreams<'a>,
+        options: &ReplayOptions,
+        detection: Detection,
+        first_window: u64,
+    ) -> LazyConnection<'a> {
+        let limits = http2::Limits {
+            max_table_size: options.max_hpack_table_size,
+            max_header_block: options.max_header_block,
+        };
+        let mut windows = [first_window.max(1); 2];
+        let [w0, w1] = &mut windows;
+        let mut sources = [
+            http2::Windowed {
+                stream: &mut streams.request,
+                window: w0,
+            },
+            http2::Windowed {
+                stream: &mut streams.response,
+                window: w1,
+            },
+        ];
+        let mut replayer = http2::Replayer::new(&mut sources, streams.closed, limits);
+        let notes = replayer.take_notes();
+        let closing_notes = overlap_notes(&streams);
+        let source = Source::Http2 {
+            replayer: Box::new(replayer),
+            windows,
+            suffix: [
+                SuffixMin::new(&streams.request),
+                SuffixMin::new(&streams.response),
+            ],
+            closing_notes,
         };
         LazyConnection {
             info,
@@ -330,6 +407,38 @@ impl<'a> LazyConnection<'a> {
                 |r, s| r.next(&s.request, &s.response, s.closed),
                 |ex| ex.as_ref().is_some_and(|e| e.upgrade.is_some()),
             ),
+            Source::Http2 {
+                replayer,
+                windows,
+                suffix,
+                closing_notes,
+            } => {
+                let [w0, w1] = windows;
+                let mut sources = [
+                    http2::Windowed {
+                        stream: &mut self.streams.request,
+                        window: w0,
+                    },
+                    http2::Windowed {
+                        stream: &mut self.streams.response,
+                        window: w1,
+                    },
+                ];
+                let ahead = |p: [u64; 2]| suffix[0].from(p[0]).min(suffix[1].from(p[1]));
+                let ex = loop {
+                    if let Some(ex) = replayer.ready_exchange(ahead) {
+                        break Some(ex);
+                    }
+                    if !replayer.step(&mut sources) && replayer.is_done() {
+                        break None;
+                    }
+                };
+                self.notes.append(&mut replayer.take_notes());
+                if replayer.is_done() {
+                    self.notes.append(closing_notes);
+                }
+                ex
+            }
             Source::Whole {
                 exchanges, taken, ..
             } => {
@@ -384,6 +493,13 @@ impl<'a> LazyConnection<'a> {
                     }
                 }
             }
+            Source::Http2 {
+                replayer, suffix, ..
+            } => {
+                let p = replayer.positions();
+                let ahead = suffix[0].from(p[0]).min(suffix[1].from(p[1]));
+                replayer.floor(ahead, self.info.first_ts_ns)
+            }
             Source::Whole { floors, taken, .. } => floors.get(*taken).copied().unwrap_or(u64::MAX),
         };
         peeked.min(rest)
@@ -408,6 +524,7 @@ impl<'a> LazyConnection<'a> {
     pub fn held(&self) -> usize {
         let rest = match &self.source {
             Source::Http1 { .. } => 0,
+            Source::Http2 { replayer, .. } => replayer.held(),
             Source::Whole { exchanges, .. } => exchanges.len(),
         };
         rest + usize::from(self.peeked.is_some())

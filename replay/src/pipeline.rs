@@ -357,10 +357,11 @@ pub struct ReplaySummary {
     /// Most connections being rendered item by item at once.
     pub max_lazy_open: usize,
     /// Most exchanges rebuilt but not yet rendered that connections rendered item by item
-    /// held at once (HTTP/1: at most one each; HTTP/2 is rebuilt whole: all of its own).
+    /// held at once (HTTP/1: at most one each; HTTP/2: its open streams and the closed ones
+    /// waiting for an earlier one; a connection rebuilt whole: all of its own).
     pub max_lazy_exchanges_held: usize,
-    /// Most plaintext bytes connections rendered item by item showed at once (HTTP/1: their
-    /// streams' windows; HTTP/2: all of their plaintext).
+    /// Most plaintext bytes connections rendered item by item showed at once (HTTP/1 and
+    /// HTTP/2: their streams' windows; a connection rebuilt whole: all of its plaintext).
     pub max_lazy_plaintext: u64,
 }
 

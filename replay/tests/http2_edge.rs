@@ -442,3 +442,89 @@ fn mid_connection_frames_are_detected_without_alpn_or_preface() {
     );
     assert_eq!(e.stream_id, Some(7));
 }
+
+/// Pieces at the given timestamps, one per write, at consecutive offsets.
+fn timed(writes: Vec<(u64, Vec<u8>)>) -> Vec<Piece<'static>> {
+    let mut offset = 0;
+    writes
+        .into_iter()
+        .map(|(ts_ns, bytes)| {
+            let p = Piece::Data {
+                offset,
+                ts_ns,
+                bytes: bytes.into(),
+            };
+            offset += match &p {
+                Piece::Data { bytes, .. } => bytes.len() as u64,
+                Piece::Gap { .. } => 0,
+            };
+            p
+        })
+        .collect()
+}
+
+#[test]
+fn both_directions_are_read_in_time_order_and_a_closed_stream_is_final() {
+    let mut cenc = loona_hpack::Encoder::new();
+    let mut senc = loona_hpack::Encoder::new();
+    let mut head = PREFACE.to_vec();
+    head.extend(settings(&[]));
+    head.extend(frame(
+        1,
+        END_HEADERS | END_STREAM,
+        1,
+        &encode(&mut cenc, &get("/cancelled")),
+    ));
+    head.extend(frame(
+        1,
+        END_HEADERS | END_STREAM,
+        3,
+        &encode(&mut cenc, &get("/done")),
+    ));
+    let req = timed(vec![
+        (10, head),
+        // The client cancels stream 1 at 30, while the server's data is in flight.
+        (30, frame(3, 0, 1, &8u32.to_be_bytes())),
+        // A GOAWAY after stream 3 closed does not reopen it.
+        (60, frame(7, 0, 0, &[0, 0, 0, 1, 0, 0, 0, 0])),
+    ]);
+    let resp = timed(vec![
+        (20, settings(&[])),
+        (
+            21,
+            frame(1, END_HEADERS, 1, &block(&mut senc, &[(":status", "200")])),
+        ),
+        (22, frame(0, 0, 1, b"before the reset")),
+        (
+            23,
+            frame(1, END_HEADERS, 3, &block(&mut senc, &[(":status", "204")])),
+        ),
+        (24, frame(0, END_STREAM, 3, b"")),
+        // Crossed the client's RST_STREAM: the client discarded these.
+        (40, frame(0, 0, 1, b"after the reset")),
+        // A reset of a closed stream is allowed and changes nothing.
+        (41, frame(3, 0, 1, &5u32.to_be_bytes())),
+    ]);
+    let r = replay(None, req, resp);
+    assert_eq!(r.exchanges.len(), 2);
+    let cancelled = &r.exchanges[0];
+    assert_eq!(cancelled.stream_id, Some(1));
+    // The first reset (the client's, at 30) wins; the server's later one finds it closed.
+    assert_eq!(
+        cancelled.reset.map(|x| (x.by, x.error_code)),
+        Some((Side::Request, 8))
+    );
+    assert_eq!(
+        cancelled.response.as_ref().map(|x| x.body.as_slice()),
+        Some(&b"before the reset"[..])
+    );
+    assert!(
+        r.notes
+            .iter()
+            .any(|n| n == "1 response frame(s) for stream 1 after it closed were ignored"),
+        "{:?}",
+        r.notes
+    );
+    let done = &r.exchanges[1];
+    assert!(done.is_complete(), "{:?}", done.incomplete);
+}

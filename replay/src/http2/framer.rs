@@ -70,7 +70,8 @@ pub(crate) enum Event<'a> {
     },
 }
 
-/// The framed view of one direction.
+/// The framed view of one direction (all its events; for tests).
+#[cfg(test)]
 #[derive(Debug, Clone, Default)]
 pub(crate) struct Framed<'a> {
     pub events: Vec<Event<'a>>,
@@ -83,42 +84,64 @@ pub(crate) struct Framed<'a> {
 /// Whether a chain of plausible frames, the first one not empty, starts at
 /// `bytes[0]`.
 fn chain_starts_here(bytes: &[u8], at_capture_end: bool) -> bool {
+    chain_reach(bytes, at_capture_end).0
+}
+
+/// [`chain_starts_here`], and how far its answer depended on `bytes`: the number of bytes
+/// examined, or `bytes.len() + 1` when the answer depended on where `bytes` ends (a window
+/// that cuts the run there could have changed it).
+fn chain_reach(bytes: &[u8], at_capture_end: bool) -> (bool, usize) {
+    let ran_out = bytes.len() + 1;
     let mut at = 0usize;
     let mut complete = 0usize;
     loop {
         if at == bytes.len() {
             // Ending exactly on a frame boundary is strong evidence by itself:
             // the length field had to match the remaining bytes.
-            return complete >= 1;
+            return (complete >= 1, ran_out);
         }
         let Some(head) = FrameHead::parse(&bytes[at..]) else {
-            return at_capture_end && complete >= 2;
+            return (at_capture_end && complete >= 2, ran_out);
         };
+        let looked = at + FRAME_HEADER_LEN;
         if !head.is_strictly_plausible() {
-            return false;
+            return (false, looked);
         }
         // An empty frame proves nothing about where it starts: nine bytes whose
         // first three are zero pass for one, and such runs are common (the tail
         // of a WINDOW_UPDATE right before a real boundary). Syncing a frame
         // later costs at most that empty frame.
         if complete == 0 && head.len == 0 {
-            return false;
+            return (false, looked);
         }
         let total = head.total_len();
         if ((bytes.len() - at) as u64) < total {
-            return at_capture_end && complete >= 2;
+            return (at_capture_end && complete >= 2, ran_out);
         }
         at += total as usize;
         complete += 1;
         if complete >= MIN_CHAIN {
-            return true;
+            return (true, at);
         }
     }
 }
 
 /// First index in `bytes` where a believable frame chain starts.
 pub(crate) fn find_sync(bytes: &[u8], at_capture_end: bool) -> Option<usize> {
-    (0..bytes.len()).find(|&i| chain_starts_here(&bytes[i..], at_capture_end))
+    find_sync_reach(bytes, at_capture_end).0
+}
+
+/// [`find_sync`] and how far its answer depended on `bytes` (as in [`chain_reach`]).
+fn find_sync_reach(bytes: &[u8], at_capture_end: bool) -> (Option<usize>, usize) {
+    let mut reach = 0usize;
+    for i in 0..bytes.len() {
+        let (found, r) = chain_reach(&bytes[i..], at_capture_end);
+        reach = reach.max(i + r);
+        if found {
+            return (Some(i), reach);
+        }
+    }
+    (None, bytes.len() + 1)
 }
 
 /// Whether the first captured run of `stream` looks like HTTP/2 frames.
@@ -135,200 +158,314 @@ pub(crate) fn looks_like_frames(stream: &DirectionStream) -> bool {
 
 /// Frames one direction. A direction captured from byte 0 must start with its
 /// preface (client magic, or the server's SETTINGS) to be trusted as such.
+#[cfg(test)]
 pub(crate) fn frame_stream<'s>(stream: &'s DirectionStream<'_>, side: Side) -> Framed<'s> {
-    let mut out = Framed::default();
-    if stream.is_empty() && stream.holes().is_empty() {
-        return out;
+    let mut framer = Framer::new(side);
+    let mut events = Vec::new();
+    while let Some(event) = framer.next(stream) {
+        events.push(event);
     }
-    let mut pos = stream.start();
-    let mut in_sync = false;
-    if pos == 0 {
-        out.from_start = true;
+    Framed {
+        events,
+        saw_preface: framer.saw_preface,
+        from_start: framer.from_start,
+    }
+}
+
+/// One direction's framing, resumable: [`Framer::next`] gives the next event from where the
+/// previous one ended, so a caller holds one event at a time and may show the stream through a
+/// window (see [`crate::stream::DirectionStream::windowed`]). After each call,
+/// [`Framer::reach`] tells how far into the stream that step's answer depended on the bytes;
+/// an answer whose reach stays within the window's bytes (and that met no miss) is the one the
+/// whole stream gives, since the framer reads nothing before its position. A frame is at most
+/// 16 MiB + 9 bytes, so a window of about a frame (or of a resync's look-ahead) suffices.
+#[derive(Debug, Clone)]
+pub(crate) struct Framer {
+    side: Side,
+    /// Where the next event starts.
+    pos: u64,
+    in_sync: bool,
+    /// The start (preface) has been checked.
+    started: bool,
+    /// The client preface was seen (request side).
+    pub saw_preface: bool,
+    /// Whether this direction is followed from its first byte (known once started).
+    pub from_start: bool,
+    /// One past the last offset the latest step depended on.
+    reach: u64,
+}
+
+impl Framer {
+    /// A framer at the start of `side`'s stream.
+    pub(crate) fn new(side: Side) -> Framer {
+        Framer {
+            side,
+            pos: 0,
+            in_sync: false,
+            started: false,
+            saw_preface: false,
+            from_start: false,
+            reach: 0,
+        }
+    }
+
+    /// Where the next event starts (before the first step: not yet known).
+    pub(crate) fn position(&self) -> u64 {
+        self.pos
+    }
+
+    /// One past the last offset the latest [`Framer::next`] depended on.
+    pub(crate) fn reach(&self) -> u64 {
+        self.reach
+    }
+
+    /// Whether the start of the stream (the preface) has been read.
+    pub(crate) fn is_started(&self) -> bool {
+        self.started
+    }
+
+    /// Reads the start of the stream (the preface) only; [`Framer::reach`] tells what it read.
+    pub(crate) fn start_only(&mut self, stream: &DirectionStream<'_>) {
+        self.reach = 0;
+        if !self.started {
+            self.start(stream);
+        }
+    }
+
+    /// Whether the framer has nothing more to give for `stream`.
+    pub(crate) fn is_done(&self, stream: &DirectionStream<'_>) -> bool {
+        self.started && self.pos >= stream.end()
+    }
+
+    fn depend(&mut self, to: u64) {
+        self.reach = self.reach.max(to);
+    }
+
+    /// How much of a slice starting at `at` a step depended on: `looked` bytes, where
+    /// `looked > len` means its end.
+    fn depend_slice(&mut self, at: u64, looked: usize) {
+        self.depend(at.saturating_add(looked as u64));
+    }
+
+    fn start(&mut self, stream: &DirectionStream<'_>) {
+        self.started = true;
+        if stream.is_empty() && stream.holes().is_empty() {
+            self.pos = stream.end();
+            return;
+        }
+        self.pos = stream.start();
+        if self.pos != 0 {
+            return;
+        }
+        self.from_start = true;
         let first = stream.contiguous(0);
-        match side {
+        // The checks below read at most the preface's 24 bytes.
+        let looked = if first.len() >= PREFACE.len() {
+            PREFACE.len()
+        } else {
+            first.len() + 1
+        };
+        self.depend_slice(0, looked);
+        match self.side {
             Side::Request if first.starts_with(PREFACE) => {
-                out.saw_preface = true;
-                pos = PREFACE.len() as u64;
-                in_sync = true;
+                self.saw_preface = true;
+                self.pos = PREFACE.len() as u64;
+                self.in_sync = true;
             }
             Side::Request => {
-                out.from_start = false;
+                self.from_start = false;
             }
             // The server preface is a SETTINGS frame (RFC 9113 §3.4); anything
             // else at offset 0 means the offsets do not start at the connection.
             Side::Response => {
-                in_sync = FrameHead::parse(first).is_some_and(|h| {
+                self.in_sync = FrameHead::parse(first).is_some_and(|h| {
                     h.kind == frame::Kind::Settings && h.is_strictly_plausible() && !h.has(0x1)
                 });
-                out.from_start = in_sync;
+                self.from_start = self.in_sync;
             }
         }
     }
-    while pos < stream.end() {
-        let bytes = stream.contiguous(pos);
-        if bytes.is_empty() {
-            let (end, ts, reason) = match stream.hole_at(pos) {
-                Some(h) => (h.end(), h.ts_ns, h.reason.clone()),
-                None => (stream.end(), None, "bytes missing".into()),
-            };
-            out.events.push(Event::Lost {
-                offset: pos,
-                len: end - pos,
-                ts,
-                reason,
-            });
-            pos = end;
-            in_sync = false;
-            continue;
+
+    /// The next event, or `None` at the end of the stream.
+    pub(crate) fn next<'s>(&mut self, stream: &'s DirectionStream<'_>) -> Option<Event<'s>> {
+        self.reach = 0;
+        if !self.started {
+            self.start(stream);
         }
-        let run_end = pos + bytes.len() as u64;
-        let at_capture_end = run_end >= stream.end();
-        if !in_sync {
-            match find_sync(bytes, at_capture_end) {
-                Some(skip) => {
-                    if skip > 0 {
-                        out.events.push(Event::Desync {
+        while self.pos < stream.end() {
+            let pos = self.pos;
+            let bytes = stream.contiguous(pos);
+            if bytes.is_empty() {
+                let (end, ts, reason) = match stream.hole_at(pos) {
+                    Some(h) => (h.end(), h.ts_ns, h.reason.clone()),
+                    None => (stream.end(), None, "bytes missing".into()),
+                };
+                self.pos = end;
+                self.in_sync = false;
+                return Some(Event::Lost {
+                    offset: pos,
+                    len: end - pos,
+                    ts,
+                    reason,
+                });
+            }
+            let run_end = pos + bytes.len() as u64;
+            let at_capture_end = run_end >= stream.end();
+            if !self.in_sync {
+                let (found, looked) = find_sync_reach(bytes, at_capture_end);
+                self.depend_slice(pos, looked);
+                match found {
+                    Some(skip) => {
+                        self.pos += skip as u64;
+                        self.in_sync = true;
+                        if skip > 0 {
+                            return Some(Event::Desync {
+                                offset: pos,
+                                len: skip as u64,
+                                reason: format!("skipped {skip} bytes to reach a frame boundary"),
+                            });
+                        }
+                    }
+                    None => {
+                        self.pos = run_end;
+                        return Some(Event::Desync {
                             offset: pos,
-                            len: skip as u64,
-                            reason: format!("skipped {skip} bytes to reach a frame boundary"),
+                            len: bytes.len() as u64,
+                            reason: "no frame boundary found".into(),
                         });
                     }
-                    pos += skip as u64;
-                    in_sync = true;
                 }
-                None => {
-                    out.events.push(Event::Desync {
-                        offset: pos,
-                        len: bytes.len() as u64,
-                        reason: "no frame boundary found".into(),
-                    });
-                    pos = run_end;
-                }
+                continue;
             }
-            continue;
-        }
-        let Some(head) = FrameHead::parse(bytes) else {
-            if at_capture_end {
-                out.events.push(Event::Truncated {
-                    offset: pos,
-                    head: None,
-                    first_ts: stream.ts_at(pos),
-                    payload: &[],
-                });
-            } else {
-                out.events.push(Event::Desync {
+            let Some(head) = FrameHead::parse(bytes) else {
+                self.depend_slice(pos, bytes.len() + 1);
+                self.pos = run_end;
+                if at_capture_end {
+                    return Some(Event::Truncated {
+                        offset: pos,
+                        head: None,
+                        first_ts: stream.ts_at(pos),
+                        payload: &[],
+                    });
+                }
+                self.in_sync = false;
+                return Some(Event::Desync {
                     offset: pos,
                     len: bytes.len() as u64,
                     reason: "frame header cut by missing bytes".into(),
                 });
-                in_sync = false;
+            };
+            let total = head.total_len();
+            let frame_end = pos.saturating_add(total);
+            if (bytes.len() as u64) >= total {
+                self.depend(frame_end);
+                let payload = &bytes[FRAME_HEADER_LEN..total as usize];
+                let first_ts = stream.ts_at(pos);
+                self.pos = frame_end;
+                return Some(match frame::parse(head, payload) {
+                    Ok(frame) => Event::Frame(Located {
+                        offset: pos,
+                        first_ts,
+                        last_ts: stream.ts_at(frame_end - 1),
+                        frame,
+                    }),
+                    Err(error) => Event::Invalid {
+                        offset: pos,
+                        head,
+                        error,
+                    },
+                });
             }
-            pos = run_end;
-            continue;
-        };
-        let total = head.total_len();
-        let frame_end = pos.saturating_add(total);
-        if (bytes.len() as u64) >= total {
-            let payload = &bytes[FRAME_HEADER_LEN..total as usize];
-            let first_ts = stream.ts_at(pos);
-            out.events.push(match frame::parse(head, payload) {
-                Ok(frame) => Event::Frame(Located {
+            self.depend_slice(pos, bytes.len() + 1);
+            if at_capture_end {
+                self.pos = run_end;
+                return Some(Event::Truncated {
                     offset: pos,
-                    first_ts,
-                    last_ts: stream.ts_at(frame_end - 1),
-                    frame,
-                }),
-                Err(error) => Event::Invalid {
-                    offset: pos,
-                    head,
-                    error,
-                },
-            });
-            pos = frame_end;
-            continue;
+                    head: Some(head),
+                    first_ts: stream.ts_at(pos),
+                    payload: &bytes[FRAME_HEADER_LEN..],
+                });
+            }
+            // The payload runs into a hole: collect what survives up to the frame end.
+            let (next, event, sync_kept) = self.damaged(stream, pos, head);
+            self.pos = next;
+            self.in_sync = sync_kept;
+            return Some(event);
         }
-        if at_capture_end {
-            out.events.push(Event::Truncated {
-                offset: pos,
-                head: Some(head),
-                first_ts: stream.ts_at(pos),
-                payload: &bytes[FRAME_HEADER_LEN..],
-            });
-            pos = run_end;
-            continue;
-        }
-        // The payload runs into a hole: collect what survives up to the frame end.
-        let (next, event, sync_kept) = damaged(stream, pos, head);
-        out.events.push(event);
-        pos = next;
-        in_sync = sync_kept;
+        None
     }
-    out
-}
 
-/// A frame at `pos` whose payload meets missing bytes. Returns where to go on,
-/// the event, and whether the next frame boundary is known.
-fn damaged<'s>(
-    stream: &'s DirectionStream<'_>,
-    pos: u64,
-    head: FrameHead,
-) -> (u64, Event<'s>, bool) {
-    let frame_end = pos.saturating_add(head.total_len());
-    let mut at = pos + FRAME_HEADER_LEN as u64;
-    let mut parts = Vec::new();
-    let mut losses = Vec::new();
-    let mut last_ts = None;
-    while at < frame_end {
-        let bytes = stream.contiguous(at);
-        if !bytes.is_empty() {
-            let take = (bytes.len() as u64).min(frame_end - at);
-            parts.push(&bytes[..take as usize]);
-            at += take;
-            last_ts = stream.ts_at(at - 1);
-            continue;
-        }
-        match stream.hole_at(at) {
-            Some(hole) if hole.end() <= frame_end => {
-                losses.push((at, hole.end() - at));
-                at = hole.end();
-            }
-            Some(hole) => {
-                // The hole swallows the end of this frame and the next header.
-                losses.push((at, frame_end - at));
-                let event = Event::Damaged {
-                    offset: pos,
-                    head,
-                    first_ts: stream.ts_at(pos),
-                    last_ts,
-                    parts,
-                    losses,
+    /// A frame at `pos` whose payload meets missing bytes. Returns where to go on,
+    /// the event, and whether the next frame boundary is known.
+    fn damaged<'s>(
+        &mut self,
+        stream: &'s DirectionStream<'_>,
+        pos: u64,
+        head: FrameHead,
+    ) -> (u64, Event<'s>, bool) {
+        let frame_end = pos.saturating_add(head.total_len());
+        let mut at = pos + FRAME_HEADER_LEN as u64;
+        let mut parts = Vec::new();
+        let mut losses = Vec::new();
+        let mut last_ts = None;
+        while at < frame_end {
+            let bytes = stream.contiguous(at);
+            if !bytes.is_empty() {
+                let take = (bytes.len() as u64).min(frame_end - at);
+                let looked = if take < frame_end - at {
+                    bytes.len() + 1
+                } else {
+                    take as usize
                 };
-                return (frame_end, event, frame_end == hole.end());
+                self.depend_slice(at, looked);
+                parts.push(&bytes[..take as usize]);
+                at += take;
+                last_ts = stream.ts_at(at - 1);
+                continue;
             }
-            None => {
-                // Capture ended after a hole inside this frame.
-                losses.push((at, stream.end().saturating_sub(at)));
-                let event = Event::Damaged {
-                    offset: pos,
-                    head,
-                    first_ts: stream.ts_at(pos),
-                    last_ts,
-                    parts,
-                    losses,
-                };
-                return (stream.end(), event, false);
+            match stream.hole_at(at) {
+                Some(hole) if hole.end() <= frame_end => {
+                    losses.push((at, hole.end() - at));
+                    at = hole.end();
+                }
+                Some(hole) => {
+                    // The hole swallows the end of this frame and the next header.
+                    losses.push((at, frame_end - at));
+                    let event = Event::Damaged {
+                        offset: pos,
+                        head,
+                        first_ts: stream.ts_at(pos),
+                        last_ts,
+                        parts,
+                        losses,
+                    };
+                    return (frame_end, event, frame_end == hole.end());
+                }
+                None => {
+                    // Capture ended after a hole inside this frame.
+                    losses.push((at, stream.end().saturating_sub(at)));
+                    let event = Event::Damaged {
+                        offset: pos,
+                        head,
+                        first_ts: stream.ts_at(pos),
+                        last_ts,
+                        parts,
+                        losses,
+                    };
+                    return (stream.end(), event, false);
+                }
             }
         }
+        let event = Event::Damaged {
+            offset: pos,
+            head,
+            first_ts: stream.ts_at(pos),
+            last_ts,
+            parts,
+            losses,
+        };
+        (frame_end, event, true)
     }
-    let event = Event::Damaged {
-        offset: pos,
-        head,
-        first_ts: stream.ts_at(pos),
-        last_ts,
-        parts,
-        losses,
-    };
-    (frame_end, event, true)
 }
 
 #[cfg(test)]
