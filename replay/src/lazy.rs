@@ -14,7 +14,8 @@
 //! window then stays that large). So an exchange comes out exactly as the whole stream gives it,
 //! and memory follows the largest exchange, not the connection.
 //!
-//! HTTP/2 (detected from the ALPN or the client preface) is rebuilt incrementally too
+//! HTTP/2 (detected from the ALPN, the client preface or, in a capture that began inside the
+//! connection, a chain of frames at the start of a direction) is rebuilt incrementally too
 //! ([`crate::http2::Replayer`], see `http2::connection`): both directions' frames are read one
 //! at a time, merged in time order, by one state machine that holds the open streams and the
 //! closed exchanges still waiting for an earlier one. A frame is read with the window where
@@ -27,17 +28,20 @@
 //! stream without any timestamp may still come (only near malformed, damaged or cut frames).
 //! [`reconstruct`] runs the same machine on whole streams, so both give the same exchanges.
 //!
-//! A connection whose protocol only the whole stream can tell (no ALPN, no preface, no start
-//! line: a capture that began mid-connection) is still rebuilt whole, all its exchanges held
-//! until it is rendered, then handed out one by one.
+//! The protocol is decided from windows of the streams' starts that grow until the answer
+//! cannot depend on them (`detect_windowed`: the same answer as [`detect`]). A connection
+//! whose protocol only the whole stream can tell (no ALPN, no preface, no start line, no frame
+//! chain at the start: an HTTP/1 capture that began inside a message, or not HTTP) is still
+//! rebuilt whole, all its exchanges held until it is rendered, then handed out one by one.
 
 use crate::detect::{START_LOOKAHEAD, detect_from_start};
 use crate::exchange::Exchange;
+use crate::http2::framer::looks_like_frames_settled;
 use crate::pipeline::exchange_start_ns;
 use crate::trace_input::ConnectionInfo;
 use crate::{
-    ConnectionStreams, Detection, DirectionStream, Protocol, ReplayOptions, Side, detect, http1,
-    http2, reconstruct,
+    ConnectionStreams, Detection, DirectionStream, Evidence, Protocol, ReplayOptions, Side, detect,
+    http1, http2, reconstruct,
 };
 
 /// First window of each direction by default; it doubles whenever an exchange does not fit.
@@ -71,6 +75,48 @@ fn first_run_prefix<'s>(s: &'s DirectionStream<'_>) -> Option<&'s [u8]> {
     let bytes = s.contiguous(offset);
     let enough = bytes.len() as u64 == len || bytes.len() >= START_LOOKAHEAD;
     (!s.take_missed() && enough).then_some(bytes)
+}
+
+/// The protocol of a windowed connection from the starts of its streams, with windows from
+/// `first_window` bytes that grow until the answer cannot depend on them: from the ALPN, the
+/// preface or a start line ([`detect_from_start`]), else from a chain of HTTP/2 frames at the
+/// start of a direction (a capture that began inside an HTTP/2 connection, as [`detect`]
+/// finds it). `None`: only the whole streams can tell (they are then rebuilt whole).
+fn detect_windowed(streams: &mut ConnectionStreams<'_>, first_window: u64) -> Option<Detection> {
+    let mut window = first_window.max(1);
+    loop {
+        for s in [&mut streams.request, &mut streams.response] {
+            s.set_window(s.start(), window);
+            s.take_missed();
+        }
+        if let (Some(req), Some(resp)) = (
+            first_run_prefix(&streams.request),
+            first_run_prefix(&streams.response),
+        ) {
+            if let Some(found) = detect_from_start(streams.alpn.as_deref(), req, resp) {
+                return Some(found);
+            }
+            // `detect` asks the response first, then the request: one settled yes is
+            // enough, a no needs both.
+            match (
+                looks_like_frames_settled(&streams.response),
+                looks_like_frames_settled(&streams.request),
+            ) {
+                (Some(true), _) | (_, Some(true)) => {
+                    return Some(Detection {
+                        protocol: Protocol::Http2,
+                        evidence: Evidence::FrameChain,
+                    });
+                }
+                (Some(false), Some(false)) => return None,
+                _ => {}
+            }
+        }
+        if window == u64::MAX {
+            return None;
+        }
+        window = window.saturating_mul(2);
+    }
 }
 
 /// Runs one HTTP/1 step with windows from the replayer's positions, widening them until no
@@ -243,13 +289,7 @@ impl<'a> LazyConnection<'a> {
     ) -> LazyConnection<'a> {
         let windowed = streams.request.is_windowed() || streams.response.is_windowed();
         let quick = if windowed {
-            match (
-                first_run_prefix(&streams.request),
-                first_run_prefix(&streams.response),
-            ) {
-                (Some(req), Some(resp)) => detect_from_start(streams.alpn.as_deref(), req, resp),
-                _ => None,
-            }
+            detect_windowed(&mut streams, first_window)
         } else {
             None
         };

@@ -16,7 +16,8 @@
 //! [`Replayer::floor`].
 //!
 //! A stream is *closed* once both halves ended (END_STREAM) or it was reset: its exchange is
-//! final then. Frames that still arrive for it (data in flight when a RST_STREAM crossed it, a
+//! final then. In a capture begun inside the connection, a stream first met by its response
+//! closes when the response ends (its request went before the capture). Frames that still arrive for it (data in flight when a RST_STREAM crossed it, a
 //! second reset) are not added to it: the endpoint that closed it discards them too
 //! (RFC 9113 §5.1); a connection note tells how many there were. A GOAWAY marks the streams its
 //! sender never processed that are still open when it arrives or that open later. Closed
@@ -706,10 +707,19 @@ impl Conn {
                         || matches!(p.kind, BlockKind::PushPromise { promised_id } if promised_id == id)
                 })
             });
-            let done = self
-                .streams
-                .get(&id)
-                .is_some_and(|s| s.reset.is_some() || (s.request.ended && s.response.ended));
+            // In a capture begun inside the connection, a stream met only by its response
+            // had its request before the capture: as far as anything can tell, that half
+            // ended there, and the response's end closes the stream. Without this, the
+            // streams open when the capture began would hold back every later exchange.
+            let request_before_capture = |s: &StreamState| {
+                s.request.first_offset.is_none()
+                    && self.dirs[0].as_ref().is_some_and(|d| !d.from_start)
+            };
+            let done = self.streams.get(&id).is_some_and(|s| {
+                s.reset.is_some()
+                    || (s.request.ended && s.response.ended)
+                    || (s.response.ended && request_before_capture(s))
+            });
             if done
                 && !pending_for
                 && let Some(s) = self.streams.remove(&id)

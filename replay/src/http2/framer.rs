@@ -156,6 +156,35 @@ pub(crate) fn looks_like_frames(stream: &DirectionStream) -> bool {
         || chain_starts_here(bytes, last)
 }
 
+/// [`looks_like_frames`] on a windowed stream: the same answer, or `None` when the window cut
+/// the first run before all the bytes that answer depends on (show more and ask again).
+pub(crate) fn looks_like_frames_settled(stream: &DirectionStream) -> Option<bool> {
+    let Some((offset, len)) = stream.spans().next() else {
+        return Some(false);
+    };
+    let bytes = stream.runs().next().map_or(&[][..], |(_, b)| b);
+    // Cuts are judged here, from the reach of each answer.
+    stream.take_missed();
+    let whole_run = bytes.len() as u64 == len;
+    let last = offset + len >= stream.end();
+    let probe = usize::try_from(len)
+        .unwrap_or(usize::MAX)
+        .min(4 * 16384 + FRAME_HEADER_LEN);
+    let window = &bytes[..bytes.len().min(probe)];
+    let (sync, reach) = find_sync_reach(window, last && probe as u64 == len);
+    if window.len() < probe && reach > window.len() {
+        return None;
+    }
+    if sync.is_some() {
+        return Some(true);
+    }
+    let (chain, reach) = chain_reach(bytes, last);
+    if !whole_run && reach > bytes.len() {
+        return None;
+    }
+    Some(chain)
+}
+
 /// Frames one direction. A direction captured from byte 0 must start with its
 /// preface (client magic, or the server's SETTINGS) to be trusted as such.
 #[cfg(test)]
