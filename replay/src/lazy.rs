@@ -262,6 +262,14 @@ fn overlap_notes(streams: &ConnectionStreams<'_>) -> Vec<String> {
     .collect()
 }
 
+/// [`SuffixMin`] of both directions.
+fn suffixes(streams: &ConnectionStreams<'_>) -> [SuffixMin; 2] {
+    [
+        SuffixMin::new(&streams.request),
+        SuffixMin::new(&streams.response),
+    ]
+}
+
 /// Whether the trace knows of bytes after the last captured one (a trailing loss).
 fn ends_in_a_hole(s: &DirectionStream<'_>) -> bool {
     let data_end = s.spans().last().map_or(s.start(), |(o, len)| o + len);
@@ -340,12 +348,19 @@ impl<'a> LazyConnection<'a> {
         let source = Source::Http1 {
             replayer: Box::new(replayer),
             windows,
-            suffix: [
-                SuffixMin::new(&streams.request),
-                SuffixMin::new(&streams.response),
-            ],
+            suffix: suffixes(&streams),
             may_fall_back: ends_in_a_hole(&streams.request) || ends_in_a_hole(&streams.response),
         };
+        Self::assemble(info, streams, detection, notes, source)
+    }
+
+    fn assemble(
+        info: ConnectionInfo,
+        streams: ConnectionStreams<'a>,
+        detection: Detection,
+        notes: Vec<String>,
+        source: Source,
+    ) -> LazyConnection<'a> {
         LazyConnection {
             info,
             streams,
@@ -387,21 +402,10 @@ impl<'a> LazyConnection<'a> {
         let source = Source::Http2 {
             replayer: Box::new(replayer),
             windows,
-            suffix: [
-                SuffixMin::new(&streams.request),
-                SuffixMin::new(&streams.response),
-            ],
+            suffix: suffixes(&streams),
             closing_notes,
         };
-        LazyConnection {
-            info,
-            streams,
-            detection,
-            notes,
-            source,
-            peeked: None,
-            next_index: 0,
-        }
+        Self::assemble(info, streams, detection, notes, source)
     }
 
     /// Rebuilt whole ([`reconstruct`]), handed out one by one.
@@ -421,19 +425,12 @@ impl<'a> LazyConnection<'a> {
         for i in (0..floors.len().saturating_sub(1)).rev() {
             floors[i] = floors[i].min(floors[i + 1]);
         }
-        LazyConnection {
-            info,
-            streams,
-            detection: r.detection,
-            notes: r.notes,
-            source: Source::Whole {
-                exchanges: r.exchanges.into_iter(),
-                floors,
-                taken: 0,
-            },
-            peeked: None,
-            next_index: 0,
-        }
+        let source = Source::Whole {
+            exchanges: r.exchanges.into_iter(),
+            floors,
+            taken: 0,
+        };
+        Self::assemble(info, streams, r.detection, r.notes, source)
     }
 
     fn pull(&mut self) -> Option<Exchange> {

@@ -437,7 +437,11 @@ impl Framer {
         let mut parts = Vec::new();
         let mut losses = Vec::new();
         let mut last_ts = None;
-        while at < frame_end {
+        // Where to go on, and whether that is a known frame boundary.
+        let (next, known) = loop {
+            if at >= frame_end {
+                break (frame_end, true);
+            }
             let bytes = stream.contiguous(at);
             if !bytes.is_empty() {
                 let take = (bytes.len() as u64).min(frame_end - at);
@@ -460,31 +464,15 @@ impl Framer {
                 Some(hole) => {
                     // The hole swallows the end of this frame and the next header.
                     losses.push((at, frame_end - at));
-                    let event = Event::Damaged {
-                        offset: pos,
-                        head,
-                        first_ts: stream.ts_at(pos),
-                        last_ts,
-                        parts,
-                        losses,
-                    };
-                    return (frame_end, event, frame_end == hole.end());
+                    break (frame_end, frame_end == hole.end());
                 }
                 None => {
                     // Capture ended after a hole inside this frame.
                     losses.push((at, stream.end().saturating_sub(at)));
-                    let event = Event::Damaged {
-                        offset: pos,
-                        head,
-                        first_ts: stream.ts_at(pos),
-                        last_ts,
-                        parts,
-                        losses,
-                    };
-                    return (stream.end(), event, false);
+                    break (stream.end(), false);
                 }
             }
-        }
+        };
         let event = Event::Damaged {
             offset: pos,
             head,
@@ -493,7 +481,7 @@ impl Framer {
             parts,
             losses,
         };
-        (frame_end, event, true)
+        (next, event, known)
     }
 }
 
