@@ -270,6 +270,29 @@ fn suffixes(streams: &ConnectionStreams<'_>) -> [SuffixMin; 2] {
     ]
 }
 
+/// The least timestamp of the captured bytes at or after `at` (request, response offsets).
+fn ahead_of(suffix: &[SuffixMin; 2], at: [u64; 2]) -> u64 {
+    suffix[0].from(at[0]).min(suffix[1].from(at[1]))
+}
+
+/// Both streams as the HTTP/2 replayer reads them, each with its window size.
+fn http2_sources<'s, 'a>(
+    streams: &'s mut ConnectionStreams<'a>,
+    windows: &'s mut [u64; 2],
+) -> [http2::Windowed<'s, 'a>; 2] {
+    let [w0, w1] = windows;
+    [
+        http2::Windowed {
+            stream: &mut streams.request,
+            window: w0,
+        },
+        http2::Windowed {
+            stream: &mut streams.response,
+            window: w1,
+        },
+    ]
+}
+
 /// Whether the trace knows of bytes after the last captured one (a trailing loss).
 fn ends_in_a_hole(s: &DirectionStream<'_>) -> bool {
     let data_end = s.spans().last().map_or(s.start(), |(o, len)| o + len);
@@ -385,18 +408,9 @@ impl<'a> LazyConnection<'a> {
             max_header_block: options.max_header_block,
         };
         let mut windows = [first_window.max(1); 2];
-        let [w0, w1] = &mut windows;
-        let mut sources = [
-            http2::Windowed {
-                stream: &mut streams.request,
-                window: w0,
-            },
-            http2::Windowed {
-                stream: &mut streams.response,
-                window: w1,
-            },
-        ];
-        let mut replayer = http2::Replayer::new(&mut sources, streams.closed, limits);
+        let closed = streams.closed;
+        let mut sources = http2_sources(&mut streams, &mut windows);
+        let mut replayer = http2::Replayer::new(&mut sources, closed, limits);
         let notes = replayer.take_notes();
         let closing_notes = overlap_notes(&streams);
         let source = Source::Http2 {
@@ -450,18 +464,8 @@ impl<'a> LazyConnection<'a> {
                 suffix,
                 closing_notes,
             } => {
-                let [w0, w1] = windows;
-                let mut sources = [
-                    http2::Windowed {
-                        stream: &mut self.streams.request,
-                        window: w0,
-                    },
-                    http2::Windowed {
-                        stream: &mut self.streams.response,
-                        window: w1,
-                    },
-                ];
-                let ahead = |p: [u64; 2]| suffix[0].from(p[0]).min(suffix[1].from(p[1]));
+                let mut sources = http2_sources(&mut self.streams, windows);
+                let ahead = |at: [u64; 2]| ahead_of(suffix, at);
                 let ex = loop {
                     if let Some(ex) = replayer.ready_exchange(ahead) {
                         break Some(ex);
@@ -522,7 +526,7 @@ impl<'a> LazyConnection<'a> {
                     // Every start time still to come is the timestamp of a captured byte at
                     // or after the cursors, or else the connection's first record.
                     let (req, resp) = replayer.positions();
-                    let bound = suffix[0].from(req).min(suffix[1].from(resp));
+                    let bound = ahead_of(suffix, [req, resp]);
                     if *may_fall_back {
                         bound.min(self.info.first_ts_ns)
                     } else {
@@ -533,8 +537,7 @@ impl<'a> LazyConnection<'a> {
             Source::Http2 {
                 replayer, suffix, ..
             } => {
-                let p = replayer.positions();
-                let ahead = suffix[0].from(p[0]).min(suffix[1].from(p[1]));
+                let ahead = ahead_of(suffix, replayer.positions());
                 replayer.floor(ahead, self.info.first_ts_ns)
             }
             Source::Whole { floors, taken, .. } => floors.get(*taken).copied().unwrap_or(u64::MAX),

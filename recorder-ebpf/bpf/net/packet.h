@@ -250,6 +250,46 @@ static __always_inline __u32 spliff_packet_keep(const struct spliff_packet_iface
 	return keep < max ? keep : max;
 }
 
+/* Copies the first `len` bytes of the packet into event->data. `xdp` is a
+ * constant at each call site, so only one helper remains after inlining. */
+static __always_inline long spliff_packet_load(void *ctx, bool xdp,
+					       struct spliff_packet_event *event, __u32 len)
+{
+	return xdp ? bpf_xdp_load_bytes(ctx, 0, event->data, len)
+		   : bpf_skb_load_bytes(ctx, 0, event->data, len);
+}
+
+/*
+ * Fills event->data with what the interface keeps of a `wire_len` packet whose
+ * first buffer holds `linear` bytes: a first read, then a second one when the
+ * headers turned out longer. Returns the bytes kept, 0 when nothing could be
+ * read. `ctx` is the XDP or TC context (`xdp` says which).
+ */
+static __always_inline __u32 spliff_packet_read(void *ctx, bool xdp,
+						const struct spliff_packet_iface *iface,
+						struct spliff_packet_event *event, __u32 wire_len,
+						__u64 linear)
+{
+	__u32 max = spliff_packet_max(iface, wire_len);
+	__u32 read = spliff_packet_first_read(iface, max, linear);
+	__u32 keep;
+
+	/* The verifier needs each length as a bounded, non-zero value. */
+	if (read < 1 || read > SPLIFF_PACKET_SNAPLEN_MAX)
+		return 0;
+	if (spliff_packet_load(ctx, xdp, event, read))
+		return 0;
+	keep = spliff_packet_keep(iface, event, read, max);
+	if (keep <= read)
+		return keep;
+	/* Headers longer than the first read: read all there is to keep. */
+	if (max < 1 || max > SPLIFF_PACKET_SNAPLEN_MAX)
+		return 0;
+	if (spliff_packet_load(ctx, xdp, event, max))
+		return 0;
+	return spliff_packet_keep(iface, event, max, max);
+}
+
 /* Puts the record (with `caplen` valid data bytes) into the ring. */
 static __always_inline void spliff_packet_submit(struct spliff_packet_event *event, __u32 caplen,
 						 struct spliff_packet_iface *iface)

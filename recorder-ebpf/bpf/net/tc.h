@@ -20,30 +20,17 @@ static __always_inline int spliff_tc_packet(struct __sk_buff *skb, __u8 directio
 {
 	struct spliff_packet_iface *iface = NULL;
 	struct spliff_packet_event *event;
-	__u32 max, read, keep;
 	__u64 linear;
+	__u32 keep;
 
 	event = spliff_packet_begin(skb->ifindex, skb->len, SPLIFF_HOOK_TC, direction, &iface);
 	if (!event || !iface)
 		return SPLIFF_TC_PASS;
-	max = spliff_packet_max(iface, skb->len);
 	/* Pointer difference: allowed to the privileged programs we are. */
 	linear = (__u64)(long)skb->data_end - (__u64)(long)skb->data;
-	read = spliff_packet_first_read(iface, max, linear);
-	/* The verifier needs each length as a bounded, non-zero value. */
-	if (read < 1 || read > SPLIFF_PACKET_SNAPLEN_MAX)
+	keep = spliff_packet_read(skb, false, iface, event, skb->len, linear);
+	if (!keep)
 		return SPLIFF_TC_PASS;
-	if (bpf_skb_load_bytes(skb, 0, event->data, read))
-		return SPLIFF_TC_PASS;
-	keep = spliff_packet_keep(iface, event, read, max);
-	if (keep > read) {
-		/* Headers longer than the first read: read all there is to keep. */
-		if (max < 1 || max > SPLIFF_PACKET_SNAPLEN_MAX)
-			return SPLIFF_TC_PASS;
-		if (bpf_skb_load_bytes(skb, 0, event->data, max))
-			return SPLIFF_TC_PASS;
-		keep = spliff_packet_keep(iface, event, max, max);
-	}
 	/* Egress: the sending socket, which ties the packet to it without a
 	 * 5-tuple lookup. Ingress: 0, the stack looks the socket up later. */
 	event->socket_cookie = bpf_get_socket_cookie(skb);

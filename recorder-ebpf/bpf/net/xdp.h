@@ -17,32 +17,19 @@ int spliff_xdp_ingress(struct xdp_md *ctx)
 	struct spliff_packet_iface *iface = NULL;
 	struct spliff_packet_event *event;
 	__u32 wire_len = bpf_xdp_get_buff_len(ctx);
-	__u32 max, read, keep;
 	__u64 linear;
+	__u32 keep;
 
 	event = spliff_packet_begin(ctx->ingress_ifindex, wire_len, SPLIFF_HOOK_XDP,
 				    SPLIFF_DIR_INGRESS, &iface);
 	if (!event || !iface)
 		return XDP_PASS;
-	max = spliff_packet_max(iface, wire_len);
 	/* The first buffer; the rest are fragments (see tc.h for the pointer
 	 * difference). */
 	linear = (__u64)(long)ctx->data_end - (__u64)(long)ctx->data;
-	read = spliff_packet_first_read(iface, max, linear);
-	/* The verifier needs each length as a bounded, non-zero value. */
-	if (read < 1 || read > SPLIFF_PACKET_SNAPLEN_MAX)
-		return XDP_PASS;
-	if (bpf_xdp_load_bytes(ctx, 0, event->data, read))
-		return XDP_PASS;
-	keep = spliff_packet_keep(iface, event, read, max);
-	if (keep > read) {
-		if (max < 1 || max > SPLIFF_PACKET_SNAPLEN_MAX)
-			return XDP_PASS;
-		if (bpf_xdp_load_bytes(ctx, 0, event->data, max))
-			return XDP_PASS;
-		keep = spliff_packet_keep(iface, event, max, max);
-	}
-	spliff_packet_submit(event, keep, iface);
+	keep = spliff_packet_read(ctx, true, iface, event, wire_len, linear);
+	if (keep)
+		spliff_packet_submit(event, keep, iface);
 	return XDP_PASS;
 }
 
