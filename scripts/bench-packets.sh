@@ -6,7 +6,8 @@
 # process tracepoints), and the recorder with its hooks on the client's veth
 # (headers only). Rounds alternate the modes, in an order that rotates from
 # round to round, so that load from elsewhere on the machine hits all alike; medians and ratios go to stdout;
-# docs/BENCHMARKS.md has runs.
+# docs/BENCHMARKS.md has runs. scripts/bench-packets-paired.sh prices the hooks alone
+# (one recorder, hooked and unhooked veth in paired runs) with less noise.
 #
 # Throughput alone moves by +-20 % from run to run on a shared VM, more than
 # the effect measured. So every run with the recorder also accounts for the
@@ -37,25 +38,15 @@ export CARGO_TARGET_DIR="${CARGO_TARGET_DIR:-target}"
 cargo build -q --release -p spliff-recorder --bin spliff
 spliff="$(realpath "$CARGO_TARGET_DIR/release/spliff")"
 
-a="spl-bench-a-$$"
-b="spl-bench-b-$$"
+# shellcheck source=scripts/bench-netns.sh
+. scripts/bench-netns.sh
 work="$(mktemp -d)"
 cleanup() {
-	for ns in "$a" "$b"; do
-		for pid in $(ip netns pids "$ns" 2>/dev/null); do kill -9 "$pid" 2>/dev/null || true; done
-		ip netns del "$ns" 2>/dev/null || true
-	done
+	bench_netns_down
 	rm -rf "$work"
 }
 trap cleanup EXIT
-ip netns add "$a"
-ip netns add "$b"
-ip link add veth0 netns "$a" type veth peer name veth0 netns "$b"
-ip -n "$a" addr add 10.99.0.1/24 dev veth0
-ip -n "$b" addr add 10.99.0.2/24 dev veth0
-for ns in "$a" "$b"; do ip -n "$ns" link set veth0 up; ip -n "$ns" link set lo up; done
-ip netns exec "$b" iperf3 -s -B 10.99.0.2 -D
-sleep 0.5
+bench_netns_up spl-bench 1
 
 pin=()
 rec_pin=()

@@ -107,18 +107,36 @@ static __always_inline void *spliff_event_reserve(__u32 kind, __u32 size, __u64 
 }
 
 /*
- * Wakeup policy for TLS events: the consumer is not woken per event (at tens
- * of thousands of events per second the wakeups cost more than the copies on
- * a busy machine); it polls on a short timer and is woken early only when the
- * ring fills past SPLIFF_WAKEUP_BYTES.
+ * Wakeup policy of both rings (TLS events here, packets in net/packet.h): the
+ * reader is not woken per record (at tens of thousands of records per second
+ * the wakeups cost more than the copies on a busy machine); it drains on a
+ * short timer and is woken early only when the unread data crosses
+ * SPLIFF_WAKEUP_BYTES. Once per crossing, not per record above it: each
+ * forced wakeup is an irq_work (a self-IPI in a VM, over a microsecond), and
+ * forcing one for every record while the reader was already catching up made
+ * a flood of small records cost ten times the hook itself. A crossing missed
+ * by two CPUs writing at once leaves the reader to its timer.
  */
 #define SPLIFF_WAKEUP_BYTES (1U << 20)
 
-static __always_inline __u64 spliff_wakeup_flags(void)
+/* Flags for a record of `size` bytes written when `before` bytes are unread;
+ * the ring also counts each record's 8-byte header and pads it to 8. */
+static __always_inline __u64 spliff_wakeup_on_crossing(__u64 before, __u64 size)
 {
-	return bpf_ringbuf_query(&spliff_events, BPF_RB_AVAIL_DATA) > SPLIFF_WAKEUP_BYTES
-		       ? BPF_RB_FORCE_WAKEUP
-		       : BPF_RB_NO_WAKEUP;
+	__u64 after = before + 8 + ((size + 7) & ~7ULL);
+
+	return before < SPLIFF_WAKEUP_BYTES && after >= SPLIFF_WAKEUP_BYTES ? BPF_RB_FORCE_WAKEUP
+									      : BPF_RB_NO_WAKEUP;
+}
+
+/* For a record of `size` bytes reserved in spliff_events and about to be
+ * submitted: its reservation already counts as unread. */
+static __always_inline __u64 spliff_wakeup_flags(__u64 size)
+{
+	__u64 unread = bpf_ringbuf_query(&spliff_events, BPF_RB_AVAIL_DATA);
+	__u64 space = 8 + ((size + 7) & ~7ULL);
+
+	return spliff_wakeup_on_crossing(unread > space ? unread - space : 0, size);
 }
 
 static __always_inline void spliff_stat_add(__u32 stat, __u64 n)

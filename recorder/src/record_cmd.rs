@@ -474,9 +474,12 @@ pub fn run(args: &RecordArgs) -> anyhow::Result<ExitCode> {
     let mut kernel_events: u64 = 0;
     let mut write_error: Option<anyhow::Error> = None;
     let mut forwarded = false;
+    // The packet ring had more than one turn takes: no sleep before the next.
+    let mut packet_backlog = false;
     loop {
         let mut execs = Vec::new();
-        let handed = pipeline.read_events(POLL, |event| {
+        let wait = if packet_backlog { Duration::ZERO } else { POLL };
+        let handed = pipeline.read_events(wait, |event| {
             if let Ok(Event::ProcessExec(exec)) = &event
                 && exec.stopped
             {
@@ -500,7 +503,7 @@ pub fn run(args: &RecordArgs) -> anyhow::Result<ExitCode> {
         // After the TLS events of this turn: their sockets comment the
         // packets written now.
         if let Some(network) = &mut network {
-            network.turn(&mut pipeline, &mut converter, boottime_ns())?;
+            packet_backlog = network.turn(&mut pipeline, &mut converter, boottime_ns())?;
         }
         // Attach to stopped processes now (not through the pending queue,
         // which may be full), then let them run.

@@ -39,10 +39,6 @@ struct {
 	__type(value, struct spliff_packet_event);
 } spliff_packet_scratch SEC(".maps");
 
-/* Same policy as TLS events (common.h): wake the reader only when the ring
- * fills up, it polls on a short timer otherwise. */
-#define SPLIFF_PACKET_WAKEUP_BYTES (1U << 20)
-
 /* Headers-only capture reads at most this much before it knows the header
  * length: Ethernet + IPv4/IPv6 + TCP with options fit; deeper headers
  * (extension headers, VLAN stacks) cost a second read. */
@@ -302,9 +298,9 @@ static __always_inline void spliff_packet_submit(struct spliff_packet_event *eve
 	event->captured_len = caplen;
 	size = offsetof(struct spliff_packet_event, data) + caplen;
 	event->header.size = size;
-	flags = bpf_ringbuf_query(&spliff_packets, BPF_RB_AVAIL_DATA) > SPLIFF_PACKET_WAKEUP_BYTES
-			? BPF_RB_FORCE_WAKEUP
-			: BPF_RB_NO_WAKEUP;
+	/* The policy of the TLS ring (common.h). */
+	flags = spliff_wakeup_on_crossing(bpf_ringbuf_query(&spliff_packets, BPF_RB_AVAIL_DATA),
+					  size);
 	if (bpf_ringbuf_output(&spliff_packets, event, size, flags)) {
 		iface->ring_full += 1;
 		return;

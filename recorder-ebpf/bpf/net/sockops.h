@@ -61,7 +61,7 @@ static __always_inline void spliff_socket_report(struct bpf_sock_ops *skops, __u
 	}
 	/* Socket events are rare next to TLS data; the same wakeup policy
 	 * keeps one rule for the whole ring. */
-	bpf_ringbuf_submit(event, spliff_wakeup_flags());
+	bpf_ringbuf_submit(event, spliff_wakeup_flags(event->header.size));
 }
 
 SEC("sockops")

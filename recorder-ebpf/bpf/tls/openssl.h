@@ -170,7 +170,7 @@ static __always_inline void spliff_conn_report(__u64 pid_tgid, __u64 ssl,
 		event->flags |= SPLIFF_CONN_HAS_ROLE;
 		state->flags |= SPLIFF_STATE_ROLE_SENT;
 	}
-	bpf_ringbuf_submit(event, spliff_wakeup_flags());
+	bpf_ringbuf_submit(event, spliff_wakeup_flags(event->header.size));
 }
 
 static __always_inline void spliff_emit_loss(__u64 pid_tgid, __u64 ssl, __u64 offset,
@@ -188,7 +188,7 @@ static __always_inline void spliff_emit_loss(__u64 pid_tgid, __u64 ssl, __u64 of
 	event->cause = cause;
 	event->reserved16 = 0;
 	event->reserved32 = 0;
-	bpf_ringbuf_submit(event, spliff_wakeup_flags());
+	bpf_ringbuf_submit(event, spliff_wakeup_flags(event->header.size));
 }
 
 /* ---- data ---- */
@@ -260,7 +260,9 @@ static long spliff_copy_chunk(__u32 index, void *data)
 	 * if nothing else of the connection arrives. */
 	if (bpf_ringbuf_output(&spliff_events, event,
 			       offsetof(struct spliff_tls_data_event, data) + n,
-			       spliff_wakeup_flags())) {
+			       spliff_wakeup_on_crossing(
+				       bpf_ringbuf_query(&spliff_events, BPF_RB_AVAIL_DATA),
+				       offsetof(struct spliff_tls_data_event, data) + n))) {
 		spliff_stat_inc(SPLIFF_STAT_RINGBUF_FULL);
 		spliff_stat_add(SPLIFF_STAT_RINGBUF_FULL_BYTES, n);
 	}
@@ -534,7 +536,7 @@ int BPF_KRETPROBE(spliff_ssl_handshake_return, int ret)
 	event->start_ns = state->hs_start ? state->hs_start : call.entry_ns;
 	event->ret = ret;
 	event->reserved32 = 0;
-	bpf_ringbuf_submit(event, spliff_wakeup_flags());
+	bpf_ringbuf_submit(event, spliff_wakeup_flags(event->header.size));
 	return 0;
 }
 
@@ -560,7 +562,7 @@ static __always_inline void spliff_emit_string(__u64 pid_tgid, __u64 ssl, __u32 
 			len = SPLIFF_STRING_MAX;
 		event->len = bpf_probe_read_user(event->value, len, src) ? 0 : len;
 	}
-	bpf_ringbuf_submit(event, spliff_wakeup_flags());
+	bpf_ringbuf_submit(event, spliff_wakeup_flags(event->header.size));
 }
 
 #define SPLIFF_SSL_CTRL_SET_TLSEXT_HOSTNAME 55
@@ -652,7 +654,7 @@ static __always_inline int spliff_close(void *ssl, __u32 reason)
 		event->end_offset_ingress = state->pos[1];
 		event->reason = reason;
 		event->reserved32 = 0;
-		bpf_ringbuf_submit(event, spliff_wakeup_flags());
+		bpf_ringbuf_submit(event, spliff_wakeup_flags(event->header.size));
 	}
 	if (reason == SPLIFF_CLOSE_FREE)
 		bpf_map_delete_elem(&spliff_conns, &key);

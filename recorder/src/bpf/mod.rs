@@ -12,11 +12,12 @@
 mod error;
 mod event;
 mod packet_hooks;
+mod wakeup;
 
 use std::{
     fmt,
     num::NonZeroU32,
-    os::fd::{AsFd as _, AsRawFd as _, BorrowedFd},
+    os::fd::{AsFd as _, BorrowedFd},
     time::Duration,
 };
 
@@ -43,8 +44,8 @@ pub use event::{
 };
 
 pub use packet_hooks::{
-    CaptureSettings, PacketCapture, PacketCounters, PacketHook, PacketHookError, PacketLink,
-    PacketRing, TcAttachMode, XdpAttachMode, decode_packet,
+    CaptureSettings, MAX_PACKETS_PER_DRAIN, PacketCapture, PacketCounters, PacketHook,
+    PacketHookError, PacketLink, PacketRing, TcAttachMode, XdpAttachMode, decode_packet,
 };
 
 /// At most this many records per [`BpfPipeline::read_events`] call, so a
@@ -124,6 +125,9 @@ pub struct UprobeLink {
 /// The loaded and attached kernel programs plus the reader of their events.
 pub struct BpfPipeline {
     events: RingBuf<MapData>,
+    /// What read_events sleeps on: the TLS ring, and the packet ring once
+    /// taken.
+    wakeup: wakeup::Wakeup,
     // Owns the programs, their attachments and the remaining maps; dropping
     // it detaches and unloads everything.
     ebpf: Ebpf,
@@ -239,13 +243,20 @@ impl BpfPipeline {
             source,
         })?;
 
-        Ok(Self { events, ebpf })
+        let wakeup =
+            wakeup::Wakeup::new(events.as_fd()).map_err(|source| BpfError::Poll { source })?;
+        Ok(Self {
+            events,
+            wakeup,
+            ebpf,
+        })
     }
 
     /// Hands every pending record to `on_record`, decoded and validated.
-    /// Without pending records, waits up to `timeout` for some first. TLS
-    /// records wake the waiter only when the ring fills up, so callers poll
-    /// with a short timeout (tens of milliseconds).
+    /// Without pending records, waits up to `timeout` for some first, or for
+    /// the kernel to wake the packet ring's reader. Records wake the waiter
+    /// only when a ring fills up, so callers poll with a short timeout (tens
+    /// of milliseconds).
     ///
     /// Returns how many records were handed over (0 on timeout). Malformed
     /// records arrive as `Err`: the caller decides whether to count, log or
@@ -261,7 +272,9 @@ impl BpfPipeline {
         // TLS events do not wake the reader one by one (see
         // spliff_wakeup_flags in bpf/common.h): after a timeout there may
         // be records without a wakeup, so drain either way.
-        wait_readable(self.events.as_fd(), timeout)?;
+        self.wakeup
+            .wait(timeout)
+            .map_err(|source| BpfError::Poll { source })?;
         Ok(self.drain(&mut on_record))
     }
 
@@ -500,27 +513,6 @@ fn aligned<'a>(object: &'a [u8], storage: &'a mut Vec<u8>) -> &'a [u8] {
         // align_offset may decline; the parser then reports the misalignment.
         None => object,
     }
-}
-
-/// Waits until the ring has data; `false` on timeout or a signal.
-fn wait_readable(fd: BorrowedFd<'_>, timeout: Duration) -> Result<bool, BpfError> {
-    let mut poll_fd = libc::pollfd {
-        fd: fd.as_raw_fd(),
-        events: libc::POLLIN,
-        revents: 0,
-    };
-    // Rounded up so a sub-millisecond timeout still waits rather than spins.
-    let millis = i32::try_from(timeout.as_micros().div_ceil(1000)).unwrap_or(i32::MAX);
-    // SAFETY: one valid, initialised pollfd, and the count says 1.
-    let ready = unsafe { libc::poll(&mut poll_fd, 1, millis) };
-    if ready >= 0 {
-        return Ok(ready > 0);
-    }
-    let error = std::io::Error::last_os_error();
-    if error.kind() == std::io::ErrorKind::Interrupted {
-        return Ok(false);
-    }
-    Err(BpfError::Poll { source: error })
 }
 
 fn page_size() -> usize {

@@ -32,8 +32,9 @@ use spliff_recorder_ebpf::{
 use super::{BpfPipeline, DecodeError};
 
 /// Packets handed over per [`PacketRing::drain`] call at most, so a flood
-/// cannot keep the record loop from its other work.
-const MAX_PACKETS_PER_DRAIN: usize = 65536;
+/// cannot keep the record loop from its other work. A drain that hands over
+/// this many may have left more behind.
+pub const MAX_PACKETS_PER_DRAIN: usize = 65536;
 
 /// Failures of attaching, configuring or reading the packet hooks. Each
 /// names the interface or map concerned.
@@ -96,6 +97,12 @@ pub enum PacketHookError {
     /// The number of CPUs could not be read (for the per-CPU counters).
     #[error("cannot read the number of possible CPUs from {0}")]
     Cpus(&'static str, #[source] std::io::Error),
+    /// The packet ring could not be added to what the event wait watches.
+    #[error(
+        "cannot watch the packet ring `{}` for wakeups (epoll)",
+        names::PACKETS_MAP
+    )]
+    Watch(#[source] std::io::Error),
 }
 
 /// XDP mode an interface got.
@@ -354,7 +361,10 @@ impl BpfPipeline {
         Ok(())
     }
 
-    /// Takes the packet ring reader (once).
+    /// Takes the packet ring reader (once). From then on
+    /// [`BpfPipeline::read_events`] also returns early when the kernel wakes
+    /// the packet ring's reader (its unread data crossed the wakeup
+    /// threshold); the caller drains it after each call.
     pub fn take_packet_ring(&mut self) -> Result<PacketRing, PacketHookError> {
         let map = self
             .ebpf
@@ -364,6 +374,11 @@ impl BpfPipeline {
                 name: names::PACKETS_MAP,
             })?;
         let ring = RingBuf::try_from(map).map_err(map_error(names::PACKETS_MAP, 0))?;
+        // A flood wakes read_events before the ring overflows, rather than
+        // waiting for its timer.
+        self.wakeup
+            .add_edge_triggered(ring.as_fd())
+            .map_err(PacketHookError::Watch)?;
         Ok(PacketRing { ring })
     }
 

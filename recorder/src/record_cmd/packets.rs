@@ -42,8 +42,8 @@ use spliff_formats::{
 };
 use spliff_recorder::{
     bpf::{
-        BpfPipeline, CaptureSettings, PacketCounters, PacketLink, PacketRing, TcAttachMode,
-        XdpAttachMode,
+        BpfPipeline, CaptureSettings, MAX_PACKETS_PER_DRAIN, PacketCounters, PacketLink,
+        PacketRing, TcAttachMode, XdpAttachMode,
     },
     net::{
         links::{Framing, Link, LinkChange, LinkWatcher},
@@ -246,19 +246,21 @@ impl Network {
     }
 
     /// One turn of the record loop: interface changes, new packets, and the
-    /// packets whose wait is over.
+    /// packets whose wait is over. Returns whether the packet ring may still
+    /// hold more (the drain stopped at its limit): the loop should not sleep
+    /// before the next turn.
     pub fn turn(
         &mut self,
         pipeline: &mut BpfPipeline,
         converter: &mut Converter<File>,
         now_boot_ns: u64,
-    ) -> anyhow::Result<()> {
+    ) -> anyhow::Result<bool> {
         self.follow_links(pipeline, converter, now_boot_ns)?;
-        self.drain();
+        let backlog = self.drain() >= MAX_PACKETS_PER_DRAIN;
         let cutoff = now_boot_ns.saturating_sub(HOLD.as_nanos() as u64);
         self.write_held(converter, Some(cutoff))?;
         self.flows.flush(converter.sockets());
-        Ok(())
+        Ok(backlog)
     }
 
     /// The end: every packet written, every hook detached, one ISB per
