@@ -288,23 +288,39 @@ fn setup(tag: &str, client: &str, server: &str) -> (TempDir, PathBuf, PathBuf, N
     (dir, cert, key, Netns::new(client), Netns::new(server))
 }
 
+/// `veth0` between the namespaces on 10.77.`net`.0/24 (client .1, server .2) and a TLS
+/// server on the server's side; returns the server (stops on drop) and its address.
+fn veth_with_server(
+    client: &Netns,
+    server_ns: &Netns,
+    net: u8,
+    cert: &Path,
+    key: &Path,
+) -> (TlsServer, String) {
+    let server = format!("10.77.{net}.2");
+    veth(
+        client,
+        "veth0",
+        &format!("10.77.{net}.1/24"),
+        server_ns,
+        "veth0",
+        &format!("{server}/24"),
+    );
+    (
+        TlsServer::start(server_ns, &server, PORT, cert, key),
+        server,
+    )
+}
+
 #[test]
 fn veth_packets_of_each_request_carry_their_process_in_both_directions() {
     if !require_bpf() {
         return;
     }
     let (dir, cert, key, client, server_ns) = setup("packets-veth", "cli", "srv");
-    veth(
-        &client,
-        "veth0",
-        "10.77.0.1/24",
-        &server_ns,
-        "veth0",
-        "10.77.0.2/24",
-    );
-    let _server = TlsServer::start(&server_ns, "10.77.0.2", PORT, &cert, &key);
+    let (_server, address) = veth_with_server(&client, &server_ns, 0, &cert, &key);
     let trace = dir.path().join("t.pcapng");
-    let url = format!("https://10.77.0.2:{PORT}/");
+    let url = format!("https://{address}:{PORT}/");
     // Two requests, two connections: each one's packets must name it.
     let script = format!("curl -sk -o /dev/null {url} && curl -sk -o /dev/null {url}");
     let out = client
@@ -319,7 +335,7 @@ fn veth_packets_of_each_request_carry_their_process_in_both_directions() {
     ok(&out, "spliff record");
 
     let view = read(&trace);
-    let server: SocketAddr = format!("10.77.0.2:{PORT}").parse().unwrap();
+    let server: SocketAddr = format!("{address}:{PORT}").parse().unwrap();
     let conns = view.connections_to(server);
     assert_eq!(conns.len(), 2, "two curl connections: {conns:?}");
     for (conn_id, local) in &conns {
@@ -517,21 +533,13 @@ fn snaplen_keeps_the_first_bytes_payload_included() {
         return;
     }
     let (dir, cert, key, client, server_ns) = setup("packets-snaplen", "snc", "sns");
-    veth(
-        &client,
-        "veth0",
-        "10.77.4.1/24",
-        &server_ns,
-        "veth0",
-        "10.77.4.2/24",
-    );
-    let _server = TlsServer::start(&server_ns, "10.77.4.2", PORT, &cert, &key);
+    let (_server, address) = veth_with_server(&client, &server_ns, 4, &cert, &key);
     let trace = dir.path().join("t.pcapng");
     record_curl(
         &client,
         &["-i", "veth0", "--snaplen", "200"],
         &trace,
-        &format!("https://10.77.4.2:{PORT}/"),
+        &format!("https://{address}:{PORT}/"),
     );
 
     let view = read(&trace);
@@ -626,24 +634,16 @@ fn no_packets_records_tls_only() {
         return;
     }
     let (dir, cert, key, client, server_ns) = setup("packets-none", "npc", "nps");
-    veth(
-        &client,
-        "veth0",
-        "10.77.3.1/24",
-        &server_ns,
-        "veth0",
-        "10.77.3.2/24",
-    );
-    let _server = TlsServer::start(&server_ns, "10.77.3.2", PORT, &cert, &key);
+    let (_server, address) = veth_with_server(&client, &server_ns, 3, &cert, &key);
     let trace = dir.path().join("t.pcapng");
     record_curl(
         &client,
         &["--no-packets"],
         &trace,
-        &format!("https://10.77.3.2:{PORT}/"),
+        &format!("https://{address}:{PORT}/"),
     );
     let view = read(&trace);
-    let server: SocketAddr = format!("10.77.3.2:{PORT}").parse().unwrap();
+    let server: SocketAddr = format!("{address}:{PORT}").parse().unwrap();
     assert_eq!(view.connections_to(server).len(), 1);
     assert!(view.packets.is_empty());
     assert!(view.events.is_empty());
