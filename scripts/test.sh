@@ -21,6 +21,9 @@ have nghttpd || need_pkgs+=(nghttp2-server)
 have ip || need_pkgs+=(iproute2)
 # tests/tests/record_sockets.rs: a private mount namespace without cgroup2 (unshare).
 have unshare || need_pkgs+=(util-linux)
+# tests/tests/record_safety.rs: a plain user (setpriv) given spliff's suggested capabilities.
+have setpriv || need_pkgs+=(util-linux)
+have setcap || need_pkgs+=(libcap2-bin)
 # HAR checks (tests/src/har.rs): Debian's har-validator library, run by node.
 have node || need_pkgs+=(nodejs)
 [ -d /usr/share/nodejs/har-validator ] || need_pkgs+=(node-har-validator)

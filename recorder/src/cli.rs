@@ -26,7 +26,9 @@ pub enum Command {
 /// Arguments of `spliff record`.
 #[derive(Debug, Args)]
 pub struct RecordArgs {
-    /// Trace file to write (created with mode 0600: it holds secrets).
+    /// Trace file to write: created new with mode 0600 (it holds secrets) and locked; an
+    /// existing file is replaced only if it is a regular file of the trace's owner, never
+    /// through a symlink, and only once recording starts.
     #[arg(
         short = 'o',
         long = "output",
@@ -87,9 +89,32 @@ pub struct RecordArgs {
     /// traffic).
     #[arg(long, value_enum, default_value_t = IngressHook::Auto, conflicts_with = "no_packets")]
     pub ingress_hook: IngressHook,
+    /// Run `-- CMD` as USER (a name or uid) and give the trace file to USER, still mode 0600
+    /// (tcpdump's -Z).
+    ///
+    /// Under sudo the default is the user who ran sudo (SUDO_UID/SUDO_GID), so CMD does not
+    /// run as root and the trace is yours; `-Z root` keeps root. Processes selected with
+    /// --pid, --comm or --ppid keep their own identity.
+    #[arg(short = 'Z', long = "user", value_name = "USER")]
+    pub user: Option<String>,
+    /// What happens to `-- CMD` when recording fails while it runs (a full disk, a kernel
+    /// error); the error message says what became of it, with its pid.
+    #[arg(long, value_enum, default_value_t = OnFailure::Continue, value_name = "ACTION")]
+    pub on_failure: OnFailure,
     /// Command to run under the recorder: attach first, start it, record until it exits.
     #[arg(last = true, value_name = "CMD")]
     pub command: Vec<String>,
+}
+
+/// What becomes of `-- CMD` when recording fails (`--on-failure`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum OnFailure {
+    /// Leave it running, unrecorded.
+    Continue,
+    /// Stop it (SIGSTOP) until you continue or end it.
+    Stop,
+    /// End it (SIGKILL).
+    Kill,
 }
 
 /// Hooks for received packets (`--ingress-hook`).

@@ -8,4 +8,6 @@
 pub mod bpf;
 #[cfg(target_os = "linux")]
 pub mod net;
+#[cfg(target_os = "linux")]
+pub mod privileges;
 pub mod probes;

@@ -6,15 +6,18 @@ mod convert;
 mod correlate;
 mod held_packets;
 mod libraries;
+mod output_file;
 mod packets;
 mod process_info;
+mod recorded_command;
+mod run_as;
 mod sockets;
 
 use std::{
-    fs::{File, OpenOptions},
+    fs::File,
     io::{IsTerminal as _, Read as _, Write as _},
     num::NonZeroU32,
-    os::unix::{fs::OpenOptionsExt as _, process::ExitStatusExt as _},
+    os::unix::process::ExitStatusExt as _,
     path::Path,
     process::{Command, ExitCode},
     sync::atomic::{AtomicI32, Ordering},
@@ -27,12 +30,15 @@ use spliff_formats::{
 };
 use spliff_recorder::{
     bpf::{BpfPipeline, Event, PipelineOptions, Tracking, UprobeLink},
-    probes,
+    privileges, probes,
 };
 
 use crate::cli::RecordArgs;
 use convert::Converter;
 use libraries::{Discovery, FileId};
+use output_file::{Owner, TraceOutput};
+use recorded_command::RecordedCommand;
+use run_as::RunAs;
 
 /// Ring buffer size: room for several 1 MiB writes in flight, so a burst
 /// does not overflow before user space wakes up.
@@ -52,6 +58,9 @@ const RESCAN_DELAYS: [Duration; 4] = [
     Duration::from_millis(150),
     Duration::from_millis(1000),
 ];
+/// The final drain's bound: reading the ring runs at hundreds of thousands of records a
+/// second, so this takes in whatever was produced before the stop many times over.
+const DRAIN_AT_MOST: Duration = Duration::from_millis(500);
 /// Pending rescans kept at most (an exec storm must not grow memory).
 const MAX_PENDING_RESCANS: usize = 8192;
 
@@ -198,26 +207,22 @@ fn attach_library(
     Ok((attached, links))
 }
 
-fn open_output(path: &Path) -> anyhow::Result<File> {
-    OpenOptions::new()
-        .write(true)
-        .create(true)
-        .truncate(true)
-        // The trace holds decrypted secrets.
-        .mode(0o600)
-        .open(path)
-        .with_context(|| {
-            format!(
-                "cannot create the output file {}; choose a writable path with -o",
-                path.display()
-            )
-        })
-}
-
 pub fn run(args: &RecordArgs) -> anyhow::Result<ExitCode> {
     if args.list_libs {
         return Ok(list_libs());
     }
+    let mut command = None;
+    record(args, &mut command).map_err(|error| match command.take() {
+        Some(running) => running.recording_failed(args.on_failure.into(), error),
+        None => error,
+    })
+}
+
+/// Records until `-- CMD` exits or a signal arrives; `command` holds CMD while it runs, so
+/// that a failure can say (and decide) what becomes of it.
+fn record(args: &RecordArgs, command: &mut Option<RecordedCommand>) -> anyhow::Result<ExitCode> {
+    // First: a user without privileges must find nothing of theirs touched.
+    privileges::check_recording()?;
     let Some(output) = &args.output else {
         bail!("no output file: give one with -o FILE");
     };
@@ -230,9 +235,22 @@ pub fn run(args: &RecordArgs) -> anyhow::Result<ExitCode> {
             )
         })?;
     }
-    let file = open_output(output)?;
-    // Until recording starts, a failure leaves no empty trace behind.
-    let mut cleanup = RemoveOnFailure(Some(output.clone()));
+    let run_as = RunAs::choose(args.user.as_deref())?;
+    // SAFETY: geteuid/getegid cannot fail.
+    let owner = run_as.as_ref().map_or_else(
+        || unsafe {
+            Owner {
+                uid: libc::geteuid(),
+                gid: libc::getegid(),
+            }
+        },
+        RunAs::owner,
+    );
+    // Until recording starts, a failure leaves no trace behind and any old file as it was.
+    let mut output_file = TraceOutput::create(output, owner)?;
+    let file = output_file
+        .file()
+        .with_context(|| format!("cannot use the trace file {}", output.display()))?;
 
     let mut discovery = discover();
     if discovery.files.is_empty() {
@@ -425,16 +443,27 @@ pub fn run(args: &RecordArgs) -> anyhow::Result<ExitCode> {
     };
 
     install_signal_handlers();
-    let mut child = match args.command.split_first() {
-        Some((program, rest)) => Some(
-            Command::new(program)
-                .args(rest)
-                .spawn()
-                .with_context(|| format!("cannot start `{program}`"))?,
-        ),
-        None => None,
-    };
-    cleanup.0 = None;
+    if let Some((program, rest)) = args.command.split_first() {
+        let mut cmd = Command::new(program);
+        cmd.args(rest);
+        if let Some(user) = &run_as {
+            user.apply(&mut cmd);
+        }
+        let child = cmd.spawn().with_context(|| match &run_as {
+            Some(user) => format!(
+                "cannot start `{program}` as {} (uid {})",
+                user.name, user.uid
+            ),
+            None => format!("cannot start `{program}`"),
+        })?;
+        *command = Some(RecordedCommand::new(child, program));
+    }
+    output_file.commit()?;
+    // Everything at start is attached and CMD runs: what is left is reading and writing.
+    match privileges::drop_unneeded() {
+        Ok(_) => {}
+        Err(error) => eprintln!("spliff: warning: {error:#}; recording goes on with them"),
+    }
     // Only now: every probe is attached.
     let files = discovery.files.len();
     eprintln!(
@@ -444,7 +473,7 @@ pub fn run(args: &RecordArgs) -> anyhow::Result<ExitCode> {
         attached.len(),
         if per_process { ", per process" } else { "" },
         output.display(),
-        if child.is_some() {
+        if command.is_some() {
             ""
         } else {
             "; stop with Ctrl-C"
@@ -556,11 +585,11 @@ pub fn run(args: &RecordArgs) -> anyhow::Result<ExitCode> {
         // trace.
         let signal = STOP_SIGNAL.load(Ordering::SeqCst);
         if signal != 0 {
-            match &child {
+            match command {
                 None => break,
                 Some(c) if !forwarded => {
                     forwarded = true;
-                    if let Ok(pid) = i32::try_from(c.id()) {
+                    if let Ok(pid) = i32::try_from(c.child().id()) {
                         // SAFETY: kill(2) on our own child's pid; no memory.
                         unsafe { libc::kill(pid, signal) };
                     }
@@ -568,15 +597,17 @@ pub fn run(args: &RecordArgs) -> anyhow::Result<ExitCode> {
                 Some(_) => {}
             }
         }
-        if let Some(c) = &mut child
-            && let Some(exit) = c.try_wait().context("cannot wait for the command")?
+        if let Some(c) = command
+            && let Some(exit) = c
+                .child()
+                .try_wait()
+                .context("cannot wait for the command")?
         {
             child_status = Some(exit);
-            child = None;
+            *command = None;
             break;
         }
     }
-    drop(child);
     if comm_per_process {
         // No more stops from here on, so the drain below sees every process
         // the kernel stopped and the guard continues it.
@@ -584,7 +615,10 @@ pub fn run(args: &RecordArgs) -> anyhow::Result<ExitCode> {
             eprintln!("spliff: warning: {error:#}");
         }
     }
-    // Drain: everything the kernel produced before we stopped.
+    // Drain: everything the kernel produced before we stopped. Bounded in time: sock_ops
+    // reports every TCP socket of the host, so on a busy host the ring never falls quiet,
+    // and what arrives after the stop does not belong to the capture anyway.
+    let drain_until = Instant::now() + DRAIN_AT_MOST;
     loop {
         let handed = pipeline.read_events(Duration::from_millis(20), |event| {
             if let Ok(Event::ProcessExec(exec)) = &event
@@ -608,7 +642,7 @@ pub fn run(args: &RecordArgs) -> anyhow::Result<ExitCode> {
         if let Some(error) = write_error.take() {
             return Err(error.context("cannot write the trace"));
         }
-        if handed == 0 {
+        if handed == 0 || Instant::now() >= drain_until {
             break;
         }
     }
@@ -683,17 +717,6 @@ pub fn run(args: &RecordArgs) -> anyhow::Result<ExitCode> {
         },
         None => ExitCode::SUCCESS,
     })
-}
-
-/// Removes the output file on drop unless disarmed.
-struct RemoveOnFailure(Option<std::path::PathBuf>);
-
-impl Drop for RemoveOnFailure {
-    fn drop(&mut self) {
-        if let Some(path) = self.0.take() {
-            let _ = std::fs::remove_file(path);
-        }
-    }
 }
 
 /// What is attached where.

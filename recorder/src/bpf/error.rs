@@ -146,8 +146,13 @@ impl Privileges {
     }
 
     fn advice(&self) -> String {
-        const GRANT: &str = "run spliff with sudo, or grant them with \
-                             `sudo setcap cap_bpf,cap_perfmon+ep <path to spliff>`";
+        // CAP_BPF and CAP_PERFMON alone are not enough for uprobes on every kernel (see
+        // crate::privileges): the hint grants what was measured to work.
+        let grant = format!(
+            "run spliff with sudo, or grant what it needs with \
+             `sudo setcap {} <path to spliff>`",
+            crate::privileges::GRANT
+        );
         match (&self.missing_capabilities, self.root) {
             (Some(missing), true) if !missing.is_empty() => format!(
                 "spliff runs as root but without {}, so a container or the capability \
@@ -156,10 +161,10 @@ impl Privileges {
                 missing.join(" and ")
             ),
             (Some(missing), false) if !missing.is_empty() => format!(
-                "recording needs root or CAP_BPF and CAP_PERFMON, and {} missing; {GRANT}",
+                "recording needs root or CAP_BPF and CAP_PERFMON, and {} missing; {grant}",
                 missing.join(" and ")
             ),
-            (None, false) => format!("recording needs root or CAP_BPF and CAP_PERFMON; {GRANT}"),
+            (None, false) => format!("recording needs root or CAP_BPF and CAP_PERFMON; {grant}"),
             _ => "spliff holds CAP_BPF and CAP_PERFMON, so the kernel itself refused: check \
                   kernel lockdown (/sys/kernel/security/lockdown must not be \
                   \"confidentiality\") and, in a container, its seccomp profile"
