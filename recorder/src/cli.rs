@@ -26,7 +26,8 @@ pub enum Command {
 /// Arguments of `spliff record`.
 #[derive(Debug, Args)]
 pub struct RecordArgs {
-    /// Trace file to write (created with mode 0600: it holds secrets).
+    /// Trace file to write (created with mode 0600: it holds secrets). With -C or -G, the
+    /// name of the files: a sequence number goes before the extension (see -C).
     #[arg(
         short = 'o',
         long = "output",
@@ -87,9 +88,50 @@ pub struct RecordArgs {
     /// traffic).
     #[arg(long, value_enum, default_value_t = IngressHook::Auto, conflicts_with = "no_packets")]
     pub ingress_hook: IngressHook,
+    /// Rotate: start a new file once the current one reaches MB megabytes (millions of
+    /// bytes, 10^6, as tcpdump's -C; decimals allowed, e.g. 0.5).
+    ///
+    /// The files are named after -o FILE with a sequence number of six digits (or more)
+    /// before the extension: `-o trace.pcapng` writes trace.000001.pcapng,
+    /// trace.000002.pcapng, ... Each is a complete trace on its own; `spliff replay
+    /// trace.*.pcapng` rebuilds connections that span several. A file is cut between two
+    /// blocks, so it may exceed MB by one block (packets: by one batch).
+    #[arg(short = 'C', long = "file-size", value_name = "MB", value_parser = parse_megabytes)]
+    pub file_size: Option<u64>,
+    /// Rotate: start a new file every SECONDS seconds (named as with -C).
+    #[arg(
+        short = 'G',
+        long = "rotate-seconds",
+        value_name = "SECONDS",
+        value_parser = clap::value_parser!(u64).range(1..)
+    )]
+    pub rotate_seconds: Option<u64>,
+    /// With -C or -G: keep at most K files, deleting the oldest (a ring). Only files this
+    /// capture wrote are ever deleted.
+    #[arg(
+        short = 'W',
+        long = "file-count",
+        value_name = "K",
+        value_parser = clap::value_parser!(u64).range(1..)
+    )]
+    pub file_count: Option<u64>,
     /// Command to run under the recorder: attach first, start it, record until it exits.
     #[arg(last = true, value_name = "CMD")]
     pub command: Vec<String>,
+}
+
+/// `-C MB`: megabytes (10^6 bytes, decimals allowed) to bytes.
+fn parse_megabytes(text: &str) -> Result<u64, String> {
+    let mb: f64 = text
+        .parse()
+        .map_err(|_| format!("`{text}` is not a number of megabytes"))?;
+    let bytes = mb * 1e6;
+    if !bytes.is_finite() || bytes < 1.0 || bytes > u64::MAX as f64 {
+        return Err(format!(
+            "`{text}` is not a usable file size (at least 0.000001, i.e. one byte)"
+        ));
+    }
+    Ok(bytes as u64)
 }
 
 /// Hooks for received packets (`--ingress-hook`).

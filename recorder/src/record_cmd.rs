@@ -2,12 +2,15 @@
 //! programs, optionally start `-- CMD`, and turn kernel events into a trace
 //! until CMD exits or a signal arrives.
 
+mod capture_info;
 mod convert;
 mod correlate;
 mod held_packets;
 mod libraries;
 mod packets;
 mod process_info;
+mod reemit;
+mod rotation;
 mod sockets;
 
 use std::{
@@ -22,17 +25,17 @@ use std::{
 };
 
 use anyhow::{Context as _, bail};
-use spliff_formats::{
-    CaptureId, CaptureInfo, ClockId, InterfaceStats, Record, SectionInfo, TraceWriter,
-};
+use spliff_formats::{CaptureId, InterfaceStats, SectionInfo, TraceWriter};
 use spliff_recorder::{
     bpf::{BpfPipeline, Event, PipelineOptions, Tracking, UprobeLink},
     probes,
 };
 
 use crate::cli::RecordArgs;
+use capture_info::CaptureHeader;
 use convert::Converter;
 use libraries::{Discovery, FileId};
+use rotation::Rotation;
 
 /// Ring buffer size: room for several 1 MiB writes in flight, so a burst
 /// does not overflow before user space wakes up.
@@ -230,9 +233,16 @@ pub fn run(args: &RecordArgs) -> anyhow::Result<ExitCode> {
             )
         })?;
     }
-    let file = open_output(output)?;
+    // Every file of a rotated capture is created through `open_output`.
+    let (mut rotation, first_path, file) = match rotation::Policy::from_args(args)? {
+        Some(policy) => {
+            let (rotation, path, file) = Rotation::start(policy, output, Box::new(open_output))?;
+            (Some(rotation), path, file)
+        }
+        None => (None, output.clone(), open_output(output)?),
+    };
     // Until recording starts, a failure leaves no empty trace behind.
-    let mut cleanup = RemoveOnFailure(Some(output.clone()));
+    let mut cleanup = RemoveOnFailure(Some(first_path.clone()));
 
     let mut discovery = discover();
     if discovery.files.is_empty() {
@@ -359,7 +369,7 @@ pub fn run(args: &RecordArgs) -> anyhow::Result<ExitCode> {
     hooks.keep_lines = false;
 
     let (hostname, release, version, machine) = uname();
-    let mut writer = TraceWriter::new(
+    let writer = TraceWriter::new(
         file,
         &SectionInfo {
             hardware: machine,
@@ -373,23 +383,24 @@ pub fn run(args: &RecordArgs) -> anyhow::Result<ExitCode> {
     // between the calls (well under a microsecond).
     let info_ts = boottime_ns();
     let wall = clock_ns(libc::CLOCK_REALTIME);
-    let kernel = format!("{release} {version}");
-    writer
-        .write(
-            info_ts,
-            &Record::CaptureInfo(CaptureInfo {
-                wall_clock_ns: wall,
-                clock: ClockId::Boottime,
-                spliff_version: env!("CARGO_PKG_VERSION").as_bytes(),
-                hostname: hostname.as_bytes(),
-                kernel: kernel.as_bytes(),
-                attached: attached.iter().map(|l| l.as_bytes()).collect(),
-            }),
-        )
-        .context("cannot write the trace")?;
-    writer.flush().context("cannot write the trace")?;
+    let header = CaptureHeader {
+        ts_ns: info_ts,
+        wall_ns: wall,
+        hostname,
+        kernel: format!("{release} {version}"),
+        attached,
+    };
     let mut converter = Converter::new(writer, library_paths);
-    converter.stats.records = 1; // the capture info
+    if rotation.is_some() {
+        converter.keep_for_rotation();
+    }
+    header
+        .write(&mut converter)
+        .context("cannot write the trace")?;
+    converter
+        .writer()
+        .flush()
+        .context("cannot write the trace")?;
     // Processes selected by pid exist now and may be gone when their first
     // event is converted: keep what /proc says about them.
     for &pid in args.pids.iter().chain(&named) {
@@ -441,9 +452,9 @@ pub fn run(args: &RecordArgs) -> anyhow::Result<ExitCode> {
         "spliff: recording {} OpenSSL librar{} ({} probes{}) to {}{}",
         files,
         if files == 1 { "y" } else { "ies" },
-        attached.len(),
+        header.attached.len(),
         if per_process { ", per process" } else { "" },
-        output.display(),
+        first_path.display(),
         if child.is_some() {
             ""
         } else {
@@ -467,6 +478,9 @@ pub fn run(args: &RecordArgs) -> anyhow::Result<ExitCode> {
         bar
     });
 
+    if let Some(rotation) = &mut rotation {
+        rotation.started(&mut converter);
+    }
     let started = Instant::now();
     let mut last_flush = Instant::now();
     let mut pending: Vec<(u32, Instant, usize)> = Vec::new();
@@ -498,12 +512,25 @@ pub fn run(args: &RecordArgs) -> anyhow::Result<ExitCode> {
                 },
                 Err(_) => converter.stats.invalid_events += 1,
             }
+            if write_error.is_none()
+                && let Some(rotation) = &mut rotation
+                && let Err(error) = rotation.maybe_rotate(&mut converter, &header)
+            {
+                write_error = Some(error);
+            }
         })?;
         kernel_events += handed as u64;
         // After the TLS events of this turn: their sockets comment the
         // packets written now.
         if let Some(network) = &mut network {
             packet_backlog = network.turn(&mut pipeline, &mut converter, boottime_ns())?;
+        }
+        // Also when no event came: -G rotates on time.
+        if write_error.is_none()
+            && let Some(rotation) = &mut rotation
+            && let Err(error) = rotation.maybe_rotate(&mut converter, &header)
+        {
+            write_error = Some(error);
         }
         // Attach to stopped processes now (not through the pending queue,
         // which may be full), then let them run.
@@ -603,6 +630,12 @@ pub fn run(args: &RecordArgs) -> anyhow::Result<ExitCode> {
                 }
                 Err(_) => converter.stats.invalid_events += 1,
             }
+            if write_error.is_none()
+                && let Some(rotation) = &mut rotation
+                && let Err(error) = rotation.maybe_rotate(&mut converter, &header)
+            {
+                write_error = Some(error);
+            }
         })?;
         kernel_events += handed as u64;
         if let Some(error) = write_error.take() {
@@ -669,10 +702,13 @@ pub fn run(args: &RecordArgs) -> anyhow::Result<ExitCode> {
     file.flush().context("cannot write the trace")?;
     file.sync_all().ok();
 
+    let written_to = match &rotation {
+        Some(rotation) => rotation.describe(),
+        None => output.display().to_string(),
+    };
     eprintln!(
-        "spliff: recorded {:.1}s to {}: {summary}",
+        "spliff: recorded {:.1}s to {written_to}: {summary}",
         started.elapsed().as_secs_f64(),
-        output.display()
     );
     eprintln!("spliff: correlation: {}", correlation.summary());
     Ok(match child_status {
