@@ -181,9 +181,12 @@ pub enum ColorChoice {
 /// Arguments of `spliff replay`.
 #[derive(Debug, Args)]
 pub struct ReplayArgs {
-    /// Trace file written by `spliff record` (or any pcapng holding spliff records).
-    #[arg(value_name = "TRACE")]
-    pub trace: PathBuf,
+    /// Trace file written by `spliff record` (or any pcapng holding spliff records); several
+    /// for the files of a rotated capture (`spliff replay trace.*.pcapng`), read as one
+    /// trace, so connections that span files are rebuilt whole. A quoted pattern (`*`, `?`
+    /// in the file name) is expanded in name order.
+    #[arg(value_name = "TRACE", required = true, num_args = 1..)]
+    pub traces: Vec<PathBuf>,
     /// Output file; `-` or absent for standard output. Its extension picks the format
     /// (`.har`, `.txt`, `.pcapng`) unless --format is given.
     #[arg(short = 'o', long = "output", value_name = "FILE")]
