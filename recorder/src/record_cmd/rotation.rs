@@ -200,6 +200,11 @@ impl<'a> Rotation<'a> {
         Ok(())
     }
 
+    /// The files of the capture on disk, oldest first.
+    pub fn files(&self) -> impl Iterator<Item = &Path> {
+        self.ring.files.iter().map(PathBuf::as_path)
+    }
+
     /// The files written, for the summary line.
     pub fn describe(&self) -> String {
         let kept = self.ring.files.len() as u64;
@@ -219,9 +224,128 @@ impl<'a> Rotation<'a> {
 
 #[cfg(test)]
 mod tests {
+    use spliff_formats::{CaptureId, Direction, Entry, SectionInfo, TraceFile, TraceWriter};
+    use spliff_recorder::bpf::{Event, TlsData, TlsDirection};
+    use spliff_replay::trace_input::TraceIndex;
+
     use super::*;
 
     const MB: u64 = 1_000_000;
+
+    fn data(ts_ns: u64, stream_offset: u64, payload: &[u8]) -> Event {
+        Event::TlsData(TlsData {
+            ts_ns,
+            pid: 4_000_000,
+            tid: 4_000_000,
+            ssl: 0xabc,
+            direction: TlsDirection::Egress,
+            stream_offset,
+            payload: payload.to_vec(),
+        })
+    }
+
+    /// Records one connection's stream in pieces through a rotation by size; returns the files
+    /// and how many times the creating function was called.
+    fn rotated_capture(dir: &Path, stream: &[u8], keep: Option<usize>) -> (Vec<PathBuf>, usize) {
+        let created = std::cell::Cell::new(0);
+        let open = |path: &Path| -> anyhow::Result<File> {
+            created.set(created.get() + 1);
+            Ok(File::create(path)?)
+        };
+        let policy = Policy {
+            max_bytes: Some(2000),
+            max_age: None,
+            keep,
+        };
+        let base = dir.join("t.pcapng");
+        let (mut rotation, _, file) = Rotation::start(policy, &base, Box::new(open)).unwrap();
+        let writer = TraceWriter::new(file, &SectionInfo::default(), CaptureId([5; 16])).unwrap();
+        let header = CaptureHeader {
+            ts_ns: 1,
+            wall_ns: 1_000,
+            hostname: "host".into(),
+            kernel: "6.1".into(),
+            attached: vec!["uprobe SSL_write libssl.so.3".into()],
+        };
+        let mut converter = Converter::new(writer, vec![b"/lib/libssl.so.3".to_vec()]);
+        converter.keep_for_rotation();
+        header.write(&mut converter).unwrap();
+        rotation.started(&mut converter);
+        for (i, piece) in stream.chunks(700).enumerate() {
+            let event = data(10 + i as u64, (i * 700) as u64, piece);
+            converter.event(event).unwrap();
+            rotation.maybe_rotate(&mut converter, &header).unwrap();
+        }
+        converter.into_writer().finish().unwrap();
+        let files = rotation.files().map(Path::to_path_buf).collect();
+        drop(rotation);
+        (files, created.get())
+    }
+
+    #[test]
+    fn every_file_stands_alone_and_together_they_give_the_whole_stream() {
+        let dir = std::env::temp_dir().join(format!("spliff-rotation-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).unwrap();
+        let stream: Vec<u8> = (0..20_000u32).map(|i| (i * 7 % 251) as u8).collect();
+        let (files, created) = rotated_capture(&dir, &stream, None);
+        assert!(files.len() >= 5, "{files:?}");
+        assert_eq!(
+            created,
+            files.len(),
+            "every file comes from the creating function"
+        );
+        let traces: Vec<TraceFile> = files.iter().map(|f| TraceFile::open(f).unwrap()).collect();
+        for trace in &traces {
+            let kinds: Vec<&'static str> = trace
+                .reader()
+                .filter_map(|e| match e.unwrap() {
+                    Entry::Record(r) => Some(r.record.kind().name()),
+                    _ => None,
+                })
+                .take(3)
+                .collect();
+            // The data of every file refers to a connection and process the file describes.
+            assert_eq!(kinds[0], "capture-info");
+            assert!(kinds[1..].contains(&"connection"), "{kinds:?}");
+            assert!(kinds[1..].contains(&"process"), "{kinds:?}");
+        }
+        let bytes: Vec<&[u8]> = traces.iter().map(TraceFile::bytes).collect();
+        let mut index = TraceIndex::read_many(&bytes);
+        assert!(index.errors.is_empty());
+        let pending = std::mem::take(&mut index.connections);
+        assert_eq!(pending.len(), 1, "one connection across all files");
+        let conn = index.assemble(pending.into_iter().next().unwrap());
+        assert_eq!(conn.info.request_direction, Direction::Egress);
+        assert_eq!(conn.streams.request.contiguous(0), stream.as_slice());
+        assert_eq!(conn.streams.request.overlapped_bytes(), 0, "no byte twice");
+        std::fs::remove_dir_all(&dir).unwrap();
+    }
+
+    #[test]
+    fn a_ring_keeps_only_the_newest_files_on_disk() {
+        let dir = std::env::temp_dir().join(format!("spliff-ring-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).unwrap();
+        // Not this capture's: never deleted, though its name is the ring's first.
+        std::fs::write(dir.join("t.000001.pcapng.keep"), b"mine").unwrap();
+        let stream = vec![b'x'; 20_000];
+        let (files, created) = rotated_capture(&dir, &stream, Some(2));
+        assert!(created > 2);
+        assert_eq!(
+            files,
+            [
+                dir.join(format!("t.{:06}.pcapng", created - 1)),
+                dir.join(format!("t.{created:06}.pcapng"))
+            ]
+        );
+        let mut left: Vec<String> = std::fs::read_dir(&dir)
+            .unwrap()
+            .map(|e| e.unwrap().file_name().into_string().unwrap())
+            .collect();
+        left.sort();
+        assert_eq!(left.len(), 3, "{left:?}");
+        assert!(left.contains(&"t.000001.pcapng.keep".to_string()));
+        std::fs::remove_dir_all(&dir).unwrap();
+    }
 
     #[test]
     fn size_and_age_each_make_a_file_due() {
