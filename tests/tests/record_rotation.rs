@@ -211,9 +211,12 @@ fn check_alone(file: &Path, work: &Path) {
     assert_eq!(mode, 0o600, "{name} has mode {mode:o}");
 }
 
+/// Where a TLS data record is: connection, direction, stream offset.
+type DataAt = (u64, u8, u64);
+
 /// What the files hold, per file: the connections with TLS data in it, and every TLS data
 /// record's (connection, direction, stream offset) over all files.
-fn data_records(files: &[PathBuf]) -> (Vec<BTreeSet<u64>>, Vec<(u64, u8, u64)>) {
+fn data_records(files: &[PathBuf]) -> (Vec<BTreeSet<u64>>, Vec<DataAt>) {
     let mut per_file = Vec::new();
     let mut all = Vec::new();
     let mut capture = None;

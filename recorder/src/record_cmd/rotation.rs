@@ -201,15 +201,15 @@ impl<'a> Rotation<'a> {
     }
 
     /// The files of the capture on disk, oldest first.
-    pub fn files(&self) -> impl Iterator<Item = &Path> {
+    pub fn files(&self) -> impl DoubleEndedIterator<Item = &Path> {
         self.ring.files.iter().map(PathBuf::as_path)
     }
 
     /// The files written, for the summary line.
     pub fn describe(&self) -> String {
         let kept = self.ring.files.len() as u64;
-        let first = self.ring.files.front().map(|p| p.display().to_string());
-        let last = self.ring.files.back().map(|p| p.display().to_string());
+        let first = self.files().next().map(|p| p.display().to_string());
+        let last = self.files().next_back().map(|p| p.display().to_string());
         let range = match (first, last) {
             (Some(first), Some(last)) if kept > 1 => format!("{first} .. {last}"),
             (Some(only), _) => only,
