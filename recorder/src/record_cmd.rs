@@ -512,12 +512,7 @@ pub fn run(args: &RecordArgs) -> anyhow::Result<ExitCode> {
                 },
                 Err(_) => converter.stats.invalid_events += 1,
             }
-            if write_error.is_none()
-                && let Some(rotation) = &mut rotation
-                && let Err(error) = rotation.maybe_rotate(&mut converter, &header)
-            {
-                write_error = Some(error);
-            }
+            rotation::rotate_if_due(&mut rotation, &mut converter, &header, &mut write_error);
         })?;
         kernel_events += handed as u64;
         // After the TLS events of this turn: their sockets comment the
@@ -526,12 +521,7 @@ pub fn run(args: &RecordArgs) -> anyhow::Result<ExitCode> {
             packet_backlog = network.turn(&mut pipeline, &mut converter, boottime_ns())?;
         }
         // Also when no event came: -G rotates on time.
-        if write_error.is_none()
-            && let Some(rotation) = &mut rotation
-            && let Err(error) = rotation.maybe_rotate(&mut converter, &header)
-        {
-            write_error = Some(error);
-        }
+        rotation::rotate_if_due(&mut rotation, &mut converter, &header, &mut write_error);
         // Attach to stopped processes now (not through the pending queue,
         // which may be full), then let them run.
         for pid in stopped.pids.clone() {
@@ -630,12 +620,7 @@ pub fn run(args: &RecordArgs) -> anyhow::Result<ExitCode> {
                 }
                 Err(_) => converter.stats.invalid_events += 1,
             }
-            if write_error.is_none()
-                && let Some(rotation) = &mut rotation
-                && let Err(error) = rotation.maybe_rotate(&mut converter, &header)
-            {
-                write_error = Some(error);
-            }
+            rotation::rotate_if_due(&mut rotation, &mut converter, &header, &mut write_error);
         })?;
         kernel_events += handed as u64;
         if let Some(error) = write_error.take() {

@@ -222,6 +222,22 @@ impl<'a> Rotation<'a> {
     }
 }
 
+/// [`Rotation::maybe_rotate`] for the recording loop: nothing without rotation or after a
+/// write error (the loop stops on it); a failure becomes the write error.
+pub fn rotate_if_due(
+    rotation: &mut Option<Rotation<'_>>,
+    converter: &mut Converter<File>,
+    header: &CaptureHeader,
+    write_error: &mut Option<anyhow::Error>,
+) {
+    if write_error.is_none()
+        && let Some(rotation) = rotation
+        && let Err(error) = rotation.maybe_rotate(converter, header)
+    {
+        *write_error = Some(error);
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use spliff_formats::{CaptureId, Direction, Entry, SectionInfo, TraceFile, TraceWriter};
