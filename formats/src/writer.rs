@@ -56,11 +56,32 @@ pub struct SectionInfo {
 /// Call [`TraceWriter::finish`] (or at least [`TraceWriter::flush`]) at the end; dropping the
 /// writer flushes too but cannot report an error.
 pub struct TraceWriter<W: Write> {
-    out: PcapNgWriter<BufWriter<W>>,
+    out: PcapNgWriter<BufWriter<Counted<W>>>,
     capture_id: CaptureId,
+    section: SectionInfo,
     max_payload: usize,
     scratch: Vec<u8>,
-    interfaces: u32,
+    /// Every interface added, in id order: a continuation file repeats them so that the ids
+    /// written so far stay valid in it.
+    interfaces: Vec<Interface>,
+}
+
+/// The output, counting what reached it (the size of a file being rotated by size).
+struct Counted<W> {
+    inner: W,
+    written: u64,
+}
+
+impl<W: Write> Write for Counted<W> {
+    fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
+        let n = self.inner.write(buf)?;
+        self.written += n as u64;
+        Ok(n)
+    }
+
+    fn flush(&mut self) -> std::io::Result<()> {
+        self.inner.flush()
+    }
 }
 
 impl<W: Write> std::fmt::Debug for TraceWriter<W> {
@@ -68,7 +89,7 @@ impl<W: Write> std::fmt::Debug for TraceWriter<W> {
         f.debug_struct("TraceWriter")
             .field("capture_id", &self.capture_id)
             .field("max_payload", &self.max_payload)
-            .field("interfaces", &self.interfaces)
+            .field("interfaces", &self.interfaces.len())
             .finish_non_exhaustive()
     }
 }
@@ -151,14 +172,19 @@ impl<W: Write> TraceWriter<W> {
             section_length: -1,
             options,
         };
+        let out = Counted {
+            inner: out,
+            written: 0,
+        };
         let out = PcapNgWriter::with_section_header(BufWriter::with_capacity(256 * 1024, out), shb)
             .map_err(encode_err(BlockKind::SectionHeader))?;
         let mut writer = TraceWriter {
             out,
             capture_id,
+            section: section.clone(),
             max_payload: DEFAULT_MAX_PAYLOAD,
             scratch: Vec::new(),
-            interfaces: 0,
+            interfaces: Vec::new(),
         };
         // editcap refuses to rewrite a pcapng section whose blocks come before any interface
         // ("can't be written as a pcapng file"), so every trace opens with this interface.
@@ -261,16 +287,38 @@ impl<W: Write> TraceWriter<W> {
         self.out
             .write_pcapng_block(idb)
             .map_err(encode_err(BlockKind::InterfaceDescription))?;
-        self.interfaces += 1;
-        Ok(self.interfaces - 1)
+        self.interfaces.push(iface.clone());
+        Ok(self.interfaces.len() as u32 - 1)
+    }
+
+    /// Continues the capture in a new output, as a rotating recorder does: finishes the current
+    /// output and starts `out` with its own Section Header Block and every interface added so
+    /// far, in the same order, so that interface ids stay valid in the new output. The capture
+    /// id and the maximum payload stay. Returns the finished output.
+    ///
+    /// Records are not repeated: what the new output needs of them (capture info, open
+    /// connections) is the caller's to write (docs/FORMAT.md, section 7.1).
+    pub fn continue_in(&mut self, out: W) -> Result<W, WriteError> {
+        let mut next = TraceWriter::new(out, &self.section, self.capture_id)?;
+        next.max_payload = self.max_payload;
+        // Interface 0, the records interface, was written by `new`.
+        for iface in self.interfaces.iter().skip(1) {
+            next.add_interface(iface)?;
+        }
+        std::mem::replace(self, next).finish()
+    }
+
+    /// Bytes written to the current output so far, buffered ones included.
+    pub fn bytes_written(&self) -> u64 {
+        self.out.get_ref().get_ref().written + self.out.get_ref().buffer().len() as u64
     }
 
     /// Writes one packet as an Enhanced Packet Block.
     pub fn write_packet(&mut self, packet: &Packet<'_>) -> Result<(), WriteError> {
-        if packet.interface_id >= self.interfaces {
+        if packet.interface_id >= self.interface_count() {
             return Err(WriteError::NoSuchInterface(
                 packet.interface_id,
-                self.interfaces,
+                self.interface_count(),
             ));
         }
         if packet.data.len() > MAX_BLOCK_LEN - 1024 {
@@ -326,10 +374,10 @@ impl<W: Write> TraceWriter<W> {
 
     /// Writes an Interface Statistics Block.
     pub fn write_interface_stats(&mut self, stats: &InterfaceStats) -> Result<(), WriteError> {
-        if stats.interface_id >= self.interfaces {
+        if stats.interface_id >= self.interface_count() {
             return Err(WriteError::NoSuchInterface(
                 stats.interface_id,
-                self.interfaces,
+                self.interface_count(),
             ));
         }
         let mut options = Vec::new();
@@ -376,6 +424,11 @@ impl<W: Write> TraceWriter<W> {
         self.out
             .into_inner()
             .into_inner()
+            .map(|counted| counted.inner)
             .map_err(|e| WriteError::Io(e.into_error()))
+    }
+
+    fn interface_count(&self) -> u32 {
+        self.interfaces.len() as u32
     }
 }

@@ -28,7 +28,8 @@ pub enum Command {
 pub struct RecordArgs {
     /// Trace file to write: created new with mode 0600 (it holds secrets) and locked; an
     /// existing file is replaced only if it is a regular file of the trace's owner, never
-    /// through a symlink, and only once recording starts.
+    /// through a symlink, and only once recording starts. With -C or -G, the name of the
+    /// files: a sequence number goes before the extension (see -C).
     #[arg(
         short = 'o',
         long = "output",
@@ -101,6 +102,33 @@ pub struct RecordArgs {
     /// error); the error message says what became of it, with its pid.
     #[arg(long, value_enum, default_value_t = OnFailure::Continue, value_name = "ACTION")]
     pub on_failure: OnFailure,
+    /// Rotate: start a new file once the current one reaches MB megabytes (millions of
+    /// bytes, 10^6, as tcpdump's -C; decimals allowed, e.g. 0.5).
+    ///
+    /// The files are named after -o FILE with a sequence number of six digits (or more)
+    /// before the extension: `-o trace.pcapng` writes trace.000001.pcapng,
+    /// trace.000002.pcapng, ... Each is a complete trace on its own; `spliff replay
+    /// trace.*.pcapng` rebuilds connections that span several. A file is cut between two
+    /// blocks, so it may exceed MB by one block (packets: by one batch).
+    #[arg(short = 'C', long = "file-size", value_name = "MB", value_parser = parse_megabytes)]
+    pub file_size: Option<u64>,
+    /// Rotate: start a new file every SECONDS seconds (named as with -C).
+    #[arg(
+        short = 'G',
+        long = "rotate-seconds",
+        value_name = "SECONDS",
+        value_parser = clap::value_parser!(u64).range(1..)
+    )]
+    pub rotate_seconds: Option<u64>,
+    /// With -C or -G: keep at most K files, deleting the oldest (a ring). Only files this
+    /// capture wrote are ever deleted.
+    #[arg(
+        short = 'W',
+        long = "file-count",
+        value_name = "K",
+        value_parser = clap::value_parser!(u64).range(1..)
+    )]
+    pub file_count: Option<u64>,
     /// Command to run under the recorder: attach first, start it, record until it exits.
     #[arg(last = true, value_name = "CMD")]
     pub command: Vec<String>,
@@ -115,6 +143,20 @@ pub enum OnFailure {
     Stop,
     /// End it (SIGKILL).
     Kill,
+}
+
+/// `-C MB`: megabytes (10^6 bytes, decimals allowed) to bytes.
+fn parse_megabytes(text: &str) -> Result<u64, String> {
+    let mb: f64 = text
+        .parse()
+        .map_err(|_| format!("`{text}` is not a number of megabytes"))?;
+    let bytes = mb * 1e6;
+    if !bytes.is_finite() || bytes < 1.0 || bytes > u64::MAX as f64 {
+        return Err(format!(
+            "`{text}` is not a usable file size (at least 0.000001, i.e. one byte)"
+        ));
+    }
+    Ok(bytes as u64)
 }
 
 /// Hooks for received packets (`--ingress-hook`).
@@ -164,9 +206,12 @@ pub enum ColorChoice {
 /// Arguments of `spliff replay`.
 #[derive(Debug, Args)]
 pub struct ReplayArgs {
-    /// Trace file written by `spliff record` (or any pcapng holding spliff records).
-    #[arg(value_name = "TRACE")]
-    pub trace: PathBuf,
+    /// Trace file written by `spliff record` (or any pcapng holding spliff records); several
+    /// for the files of a rotated capture (`spliff replay trace.*.pcapng`), read as one
+    /// trace, so connections that span files are rebuilt whole. A quoted pattern (`*`, `?`
+    /// in the file name) is expanded in name order.
+    #[arg(value_name = "TRACE", required = true, num_args = 1..)]
+    pub traces: Vec<PathBuf>,
     /// Output file; `-` or absent for standard output. Its extension picks the format
     /// (`.har`, `.txt`, `.pcapng`) unless --format is given.
     #[arg(short = 'o', long = "output", value_name = "FILE")]

@@ -2,6 +2,7 @@
 //! programs, optionally start `-- CMD`, and turn kernel events into a trace
 //! until CMD exits or a signal arrives.
 
+mod capture_info;
 mod convert;
 mod correlate;
 mod held_packets;
@@ -10,6 +11,8 @@ mod output_file;
 mod packets;
 mod process_info;
 mod recorded_command;
+mod reemit;
+mod rotation;
 mod run_as;
 mod sockets;
 
@@ -25,19 +28,19 @@ use std::{
 };
 
 use anyhow::{Context as _, bail};
-use spliff_formats::{
-    CaptureId, CaptureInfo, ClockId, InterfaceStats, Record, SectionInfo, TraceWriter,
-};
+use spliff_formats::{CaptureId, InterfaceStats, SectionInfo, TraceWriter};
 use spliff_recorder::{
     bpf::{BpfPipeline, Event, PipelineOptions, Tracking, UprobeLink},
     privileges, probes,
 };
 
 use crate::cli::RecordArgs;
+use capture_info::CaptureHeader;
 use convert::Converter;
 use libraries::{Discovery, FileId};
 use output_file::{Owner, TraceOutput};
 use recorded_command::RecordedCommand;
+use rotation::Rotation;
 use run_as::RunAs;
 
 /// Ring buffer size: room for several 1 MiB writes in flight, so a burst
@@ -246,11 +249,27 @@ fn record(args: &RecordArgs, command: &mut Option<RecordedCommand>) -> anyhow::R
         },
         RunAs::owner,
     );
+    let policy = rotation::Policy::from_args(args)?;
+    let first_path = match policy {
+        Some(_) => Rotation::first_file(output),
+        None => output.clone(),
+    };
     // Until recording starts, a failure leaves no trace behind and any old file as it was.
-    let mut output_file = TraceOutput::create(output, owner)?;
+    let mut output_file = TraceOutput::create(&first_path, owner)?;
     let file = output_file
         .file()
-        .with_context(|| format!("cannot use the trace file {}", output.display()))?;
+        .with_context(|| format!("cannot use the trace file {}", first_path.display()))?;
+    // Later files of a rotated capture are created by the same rules, in place at once.
+    let mut rotation = policy.map(|policy| {
+        let open = move |path: &Path| -> anyhow::Result<File> {
+            let mut created = TraceOutput::create(path, owner)?;
+            created.commit()?;
+            // The handle shares the lock's open file description: the lock lasts while the
+            // trace is written.
+            Ok(created.file()?)
+        };
+        Rotation::start(policy, output, Box::new(open))
+    });
 
     let mut discovery = discover();
     if discovery.files.is_empty() {
@@ -377,7 +396,7 @@ fn record(args: &RecordArgs, command: &mut Option<RecordedCommand>) -> anyhow::R
     hooks.keep_lines = false;
 
     let (hostname, release, version, machine) = uname();
-    let mut writer = TraceWriter::new(
+    let writer = TraceWriter::new(
         file,
         &SectionInfo {
             hardware: machine,
@@ -391,23 +410,24 @@ fn record(args: &RecordArgs, command: &mut Option<RecordedCommand>) -> anyhow::R
     // between the calls (well under a microsecond).
     let info_ts = boottime_ns();
     let wall = clock_ns(libc::CLOCK_REALTIME);
-    let kernel = format!("{release} {version}");
-    writer
-        .write(
-            info_ts,
-            &Record::CaptureInfo(CaptureInfo {
-                wall_clock_ns: wall,
-                clock: ClockId::Boottime,
-                spliff_version: env!("CARGO_PKG_VERSION").as_bytes(),
-                hostname: hostname.as_bytes(),
-                kernel: kernel.as_bytes(),
-                attached: attached.iter().map(|l| l.as_bytes()).collect(),
-            }),
-        )
-        .context("cannot write the trace")?;
-    writer.flush().context("cannot write the trace")?;
+    let header = CaptureHeader {
+        ts_ns: info_ts,
+        wall_ns: wall,
+        hostname,
+        kernel: format!("{release} {version}"),
+        attached,
+    };
     let mut converter = Converter::new(writer, library_paths);
-    converter.stats.records = 1; // the capture info
+    if rotation.is_some() {
+        converter.keep_for_rotation();
+    }
+    header
+        .write(&mut converter)
+        .context("cannot write the trace")?;
+    converter
+        .writer()
+        .flush()
+        .context("cannot write the trace")?;
     // Processes selected by pid exist now and may be gone when their first
     // event is converted: keep what /proc says about them.
     for &pid in args.pids.iter().chain(&named) {
@@ -470,9 +490,9 @@ fn record(args: &RecordArgs, command: &mut Option<RecordedCommand>) -> anyhow::R
         "spliff: recording {} OpenSSL librar{} ({} probes{}) to {}{}",
         files,
         if files == 1 { "y" } else { "ies" },
-        attached.len(),
+        header.attached.len(),
         if per_process { ", per process" } else { "" },
-        output.display(),
+        first_path.display(),
         if command.is_some() {
             ""
         } else {
@@ -496,6 +516,9 @@ fn record(args: &RecordArgs, command: &mut Option<RecordedCommand>) -> anyhow::R
         bar
     });
 
+    if let Some(rotation) = &mut rotation {
+        rotation.started(&mut converter);
+    }
     let started = Instant::now();
     let mut last_flush = Instant::now();
     let mut pending: Vec<(u32, Instant, usize)> = Vec::new();
@@ -527,6 +550,7 @@ fn record(args: &RecordArgs, command: &mut Option<RecordedCommand>) -> anyhow::R
                 },
                 Err(_) => converter.stats.invalid_events += 1,
             }
+            rotation::rotate_if_due(&mut rotation, &mut converter, &header, &mut write_error);
         })?;
         kernel_events += handed as u64;
         // After the TLS events of this turn: their sockets comment the
@@ -534,6 +558,8 @@ fn record(args: &RecordArgs, command: &mut Option<RecordedCommand>) -> anyhow::R
         if let Some(network) = &mut network {
             packet_backlog = network.turn(&mut pipeline, &mut converter, boottime_ns())?;
         }
+        // Also when no event came: -G rotates on time.
+        rotation::rotate_if_due(&mut rotation, &mut converter, &header, &mut write_error);
         // Attach to stopped processes now (not through the pending queue,
         // which may be full), then let them run.
         for pid in stopped.pids.clone() {
@@ -637,6 +663,7 @@ fn record(args: &RecordArgs, command: &mut Option<RecordedCommand>) -> anyhow::R
                 }
                 Err(_) => converter.stats.invalid_events += 1,
             }
+            rotation::rotate_if_due(&mut rotation, &mut converter, &header, &mut write_error);
         })?;
         kernel_events += handed as u64;
         if let Some(error) = write_error.take() {
@@ -703,10 +730,13 @@ fn record(args: &RecordArgs, command: &mut Option<RecordedCommand>) -> anyhow::R
     file.flush().context("cannot write the trace")?;
     file.sync_all().ok();
 
+    let written_to = match &rotation {
+        Some(rotation) => rotation.describe(),
+        None => output.display().to_string(),
+    };
     eprintln!(
-        "spliff: recorded {:.1}s to {}: {summary}",
+        "spliff: recorded {:.1}s to {written_to}: {summary}",
         started.elapsed().as_secs_f64(),
-        output.display()
     );
     eprintln!("spliff: correlation: {}", correlation.summary());
     Ok(match child_status {

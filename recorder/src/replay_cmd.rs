@@ -1,8 +1,11 @@
-//! `spliff replay`: reads a trace and writes the chosen view of it.
+//! `spliff replay`: reads a trace (or the files of a rotated capture) and writes the chosen
+//! view of it.
+
+mod inputs;
 
 use std::fs::File;
 use std::io::{BufWriter, IsTerminal, Write};
-use std::path::Path;
+use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 
 use anyhow::{Context, bail};
@@ -12,8 +15,9 @@ use spliff_replay::body::DecodeOptions;
 use spliff_replay::filter::{Filter, UrlPattern};
 use spliff_replay::har::HarSink;
 use spliff_replay::pcapng::{PcapngOptions, PcapngSink};
-use spliff_replay::pipeline::{BatchLimits, Progress, ReplaySummary, Sink, replay_to};
+use spliff_replay::pipeline::{BatchLimits, Progress, ReplaySummary, Sink, replay_traces_to};
 use spliff_replay::text::{TextOptions, TextSink};
+use spliff_replay::trace_input::TraceError;
 
 use crate::cli::{ColorChoice, ReplayArgs, ReplayFormat};
 
@@ -41,7 +45,11 @@ fn format(args: &ReplayArgs) -> anyhow::Result<ReplayFormat> {
     }
 }
 
-fn report(trace: &Path, errors: &[ReadError], nothing_read: bool) -> bool {
+fn report<'e>(
+    trace: &Path,
+    errors: impl IntoIterator<Item = &'e ReadError>,
+    nothing_read: bool,
+) -> bool {
     // A torn tail after good records is a warning: everything before it was read. A file with
     // nothing readable at all is a failure.
     let mut failed = false;
@@ -57,10 +65,47 @@ fn report(trace: &Path, errors: &[ReadError], nothing_read: bool) -> bool {
     failed
 }
 
+/// [`report`] for errors met across several traces, each named by its file.
+fn report_all(paths: &[PathBuf], errors: &[TraceError], nothing_read: bool) -> bool {
+    let mut failed = false;
+    for (i, path) in paths.iter().enumerate() {
+        let mine = errors.iter().filter(|e| e.trace == i).map(|e| &e.error);
+        failed |= report(path, mine, nothing_read);
+    }
+    failed
+}
+
+/// `--format records`: every file's blocks in turn, each file introduced by a line naming it
+/// when there are several.
+fn write_records(
+    paths: &[PathBuf],
+    traces: &[TraceFile],
+    out: &mut dyn Write,
+) -> anyhow::Result<bool> {
+    let mut failed = false;
+    for (path, trace) in paths.iter().zip(traces) {
+        if traces.len() > 1 {
+            writeln!(out, "file {}", path.display()).context("writing the output failed")?;
+        }
+        let summary = spliff_replay::text::write_records(trace.bytes(), out)
+            .context("writing the output failed")?;
+        failed |= report(
+            path,
+            &summary.errors,
+            summary.records == 0 && summary.packets == 0,
+        );
+    }
+    Ok(failed)
+}
+
 pub fn run(args: &ReplayArgs) -> anyhow::Result<ExitCode> {
     let format = format(args)?;
-    let trace = TraceFile::open(&args.trace)
-        .with_context(|| format!("cannot open trace {}", args.trace.display()))?;
+    let paths = inputs::traces(&args.traces)?;
+    let traces = paths
+        .iter()
+        .map(|p| TraceFile::open(p).with_context(|| format!("cannot open trace {}", p.display())))
+        .collect::<anyhow::Result<Vec<_>>>()?;
+    let bytes: Vec<&[u8]> = traces.iter().map(TraceFile::bytes).collect();
     let to_stdout = args.output.as_deref().is_none_or(|p| p.as_os_str() == "-");
     // Send: the replay writes from whichever pool thread merges. Large buffer: HAR and pcapng
     // outputs are as large as the trace.
@@ -75,14 +120,8 @@ pub fn run(args: &ReplayArgs) -> anyhow::Result<ExitCode> {
     };
 
     if format == ReplayFormat::Records {
-        let summary = spliff_replay::text::write_records(trace.bytes(), &mut out)
-            .context("writing the output failed")?;
+        let failed = write_records(&paths, &traces, &mut out)?;
         out.flush().context("writing the output failed")?;
-        let failed = report(
-            &args.trace,
-            &summary.errors,
-            summary.records == 0 && summary.packets == 0,
-        );
         return Ok(if failed {
             ExitCode::FAILURE
         } else {
@@ -91,7 +130,8 @@ pub fn run(args: &ReplayArgs) -> anyhow::Result<ExitCode> {
     }
 
     // A progress bar only where a person watches, and only for traces worth waiting for.
-    let bar = (std::io::stderr().is_terminal() && trace.bytes().len() > 64 << 20).then(|| {
+    let total: usize = bytes.iter().map(|b| b.len()).sum();
+    let bar = (std::io::stderr().is_terminal() && total > 64 << 20).then(|| {
         let bar = indicatif::ProgressBar::new(0);
         bar.set_style(
             indicatif::ProgressStyle::with_template("{spinner} rebuilding connections {pos}/{len}")
@@ -117,12 +157,7 @@ pub fn run(args: &ReplayArgs) -> anyhow::Result<ExitCode> {
         max_decoded_len: args.max_body,
     };
     let summary = match format {
-        ReplayFormat::Har => run_sink(
-            trace.bytes(),
-            &progress,
-            &HarSink { filter, decode },
-            &mut out,
-        ),
+        ReplayFormat::Har => run_sink(&bytes, &progress, &HarSink { filter, decode }, &mut out),
         ReplayFormat::Text => {
             let color = match args.color {
                 ColorChoice::Always => true,
@@ -136,7 +171,7 @@ pub fn run(args: &ReplayArgs) -> anyhow::Result<ExitCode> {
                 color,
             };
             run_sink(
-                trace.bytes(),
+                &bytes,
                 &progress,
                 &TextSink {
                     filter,
@@ -147,7 +182,7 @@ pub fn run(args: &ReplayArgs) -> anyhow::Result<ExitCode> {
             )
         }
         ReplayFormat::Pcapng => run_sink(
-            trace.bytes(),
+            &bytes,
             &progress,
             &PcapngSink::new(PcapngOptions::default()),
             &mut out,
@@ -159,11 +194,15 @@ pub fn run(args: &ReplayArgs) -> anyhow::Result<ExitCode> {
     if let Some(bar) = &bar {
         bar.finish_and_clear();
     }
+    let name = match paths.as_slice() {
+        [one] => one.display().to_string(),
+        many => format!("{} files", many.len()),
+    };
     for note in &summary.unattributed_loss {
-        eprintln!("spliff: warning: {}: {note}", args.trace.display());
+        eprintln!("spliff: warning: {name}: {note}");
     }
     let nothing_read = summary.connections == 0;
-    let failed = report(&args.trace, &summary.errors, nothing_read);
+    let failed = report_all(&paths, &summary.errors, nothing_read);
     Ok(if failed {
         ExitCode::FAILURE
     } else {
@@ -171,15 +210,15 @@ pub fn run(args: &ReplayArgs) -> anyhow::Result<ExitCode> {
     })
 }
 
-/// Streams the replay of `trace` through `sink`.
+/// Streams the replay of `traces`, read as one, through `sink`.
 fn run_sink<S: Sink>(
-    trace: &[u8],
+    traces: &[&[u8]],
     progress: &(dyn Fn(Progress) + Sync),
     sink: &S,
     out: &mut (dyn Write + Send),
 ) -> std::io::Result<ReplaySummary> {
-    replay_to(
-        trace,
+    replay_traces_to(
+        traces,
         &ReplayOptions::default(),
         BatchLimits::default(),
         progress,

@@ -30,10 +30,9 @@ use std::collections::BinaryHeap;
 use std::io::{self, Write};
 
 use rayon::prelude::*;
-use spliff_formats::ReadError;
 
 use crate::lazy::LazyConnection;
-use crate::trace_input::{ConnectionInfo, PendingConnection, TraceIndex};
+use crate::trace_input::{ConnectionInfo, PendingConnection, TraceError, TraceIndex};
 use crate::{
     ConnectionStreams, Detection, Exchange, Protocol, Reconstruction, ReplayOptions, reconstruct,
 };
@@ -117,7 +116,7 @@ pub struct Replayed<'a> {
     /// connection key, then position: the output order of every sink.
     pub order: Vec<(usize, usize)>,
     /// Problems reading the trace.
-    pub errors: Vec<ReadError>,
+    pub errors: Vec<TraceError>,
     /// Losses the trace could not attribute to a connection.
     pub unattributed_loss: Vec<String>,
 }
@@ -339,7 +338,7 @@ pub struct ReplaySummary {
     /// Items written.
     pub items: u64,
     /// Problems reading the trace.
-    pub errors: Vec<ReadError>,
+    pub errors: Vec<TraceError>,
     /// Losses the trace could not attribute to a connection.
     pub unattributed_loss: Vec<String>,
     /// Most connections rebuilt at once (the largest batch).
@@ -633,7 +632,21 @@ pub fn replay_to<S: Sink>(
     sink: &S,
     out: &mut (dyn Write + Send),
 ) -> io::Result<ReplaySummary> {
-    let mut index = TraceIndex::read(trace);
+    replay_traces_to(&[trace], options, limits, progress, sink, out)
+}
+
+/// [`replay_to`] for several traces read as one ([`TraceIndex::read_many`]), e.g. the files
+/// of a rotated capture: a connection that spans files is rebuilt whole, and the output is
+/// the one the capture would have given as a single file.
+pub fn replay_traces_to<S: Sink>(
+    traces: &[&[u8]],
+    options: &ReplayOptions,
+    limits: BatchLimits,
+    progress: &(dyn Fn(Progress) + Sync),
+    sink: &S,
+    out: &mut (dyn Write + Send),
+) -> io::Result<ReplaySummary> {
+    let mut index = TraceIndex::read_many(traces);
     let pending = std::mem::take(&mut index.connections);
     let total = pending.len();
     progress(Progress::Indexed {

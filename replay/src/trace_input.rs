@@ -120,6 +120,16 @@ pub struct TraceConnection<'a> {
     pub streams: ConnectionStreams<'a>,
 }
 
+/// A read error and the trace it was met in.
+#[derive(Debug, thiserror::Error)]
+#[error("{error}")]
+pub struct TraceError {
+    /// Index of the trace in the list read ([`TraceIndex::read_many`]); 0 for a single trace.
+    pub trace: usize,
+    /// The error, with its offset in that trace.
+    pub error: ReadError,
+}
+
 /// The connections of a trace and the problems met reading it.
 #[derive(Debug, Default)]
 pub struct TraceContents<'a> {
@@ -127,7 +137,7 @@ pub struct TraceContents<'a> {
     /// order.
     pub connections: Vec<TraceConnection<'a>>,
     /// Read errors in file order (the last may be fatal, e.g. a torn tail).
-    pub errors: Vec<ReadError>,
+    pub errors: Vec<TraceError>,
     /// Losses the trace could not attribute to a connection.
     pub unattributed_loss: Vec<String>,
     /// Number of spliff records read.
@@ -183,8 +193,9 @@ impl PendingConnection<'_> {
 pub struct TraceIndex<'a> {
     /// Connections ordered by first timestamp, then key.
     pub connections: Vec<PendingConnection<'a>>,
-    /// Read errors in file order (the last may be fatal, e.g. a torn tail).
-    pub errors: Vec<ReadError>,
+    /// Read errors in file order, trace by trace (the last of a trace may be fatal to it,
+    /// e.g. a torn tail).
+    pub errors: Vec<TraceError>,
     /// Losses the trace could not attribute to a connection.
     pub unattributed_loss: Vec<String>,
     /// Number of spliff records read.
@@ -224,15 +235,52 @@ impl<'a> TraceIndex<'a> {
     /// Indexes a trace: one pass over its records, no plaintext copied. Never fails: problems
     /// are collected in [`TraceIndex::errors`] and everything readable is kept.
     pub fn read(trace: &'a [u8]) -> TraceIndex<'a> {
+        TraceIndex::read_many(&[trace])
+    }
+
+    /// Indexes several traces as one, e.g. the files of a rotated capture (in the order they
+    /// were written, which a glob of their names gives). Records are joined by capture id and
+    /// connection id whatever file holds them, so a connection that spans files is rebuilt
+    /// whole: its data by stream offset, its connection records merged in file order. What a
+    /// rotation repeats at the start of a file (the capture info, the merged records of open
+    /// connections and their processes) therefore changes nothing, and neither does the order
+    /// of the connections (first timestamp, then key).
+    pub fn read_many(traces: &[&'a [u8]]) -> TraceIndex<'a> {
         let mut out = TraceIndex::default();
         let mut building: BTreeMap<ConnectionKey, Building<'a>> = BTreeMap::new();
+        for (i, trace) in traces.iter().enumerate() {
+            out.index_trace(i, trace, &mut building);
+        }
+        let mut connections: Vec<PendingConnection<'a>> = building
+            .into_iter()
+            .map(|(key, mut b)| {
+                // Growth slack would otherwise stay allocated until the connection is rebuilt.
+                b.egress.shrink_to_fit();
+                b.ingress.shrink_to_fit();
+                PendingConnection { key, b }
+            })
+            .collect();
+        connections.sort_by_key(|c| (c.first_ts_ns(), c.key));
+        out.connections = connections;
+        out
+    }
 
+    fn index_trace(
+        &mut self,
+        trace_index: usize,
+        trace: &'a [u8],
+        building: &mut BTreeMap<ConnectionKey, Building<'a>>,
+    ) {
+        let out = self;
         for entry in TraceReader::new(trace) {
             let r = match entry {
                 Ok(Entry::Record(r)) => r,
                 Ok(_) => continue,
-                Err(e) => {
-                    out.errors.push(e);
+                Err(error) => {
+                    out.errors.push(TraceError {
+                        trace: trace_index,
+                        error,
+                    });
                     continue;
                 }
             };
@@ -326,19 +374,6 @@ impl<'a> TraceIndex<'a> {
                 }
             }
         }
-
-        let mut connections: Vec<PendingConnection<'a>> = building
-            .into_iter()
-            .map(|(key, mut b)| {
-                // Growth slack would otherwise stay allocated until the connection is rebuilt.
-                b.egress.shrink_to_fit();
-                b.ingress.shrink_to_fit();
-                PendingConnection { key, b }
-            })
-            .collect();
-        connections.sort_by_key(|c| (c.first_ts_ns(), c.key));
-        out.connections = connections;
-        out
     }
 
     /// Assembles a connection's streams and metadata (copying plaintext only where a run of
@@ -578,6 +613,53 @@ mod tests {
             c.connections[1].streams.request.contiguous(0),
             b"GET /a HTTP/1.1\r\n\r\n"
         );
+    }
+
+    #[test]
+    fn a_connection_split_over_files_is_rebuilt_whole_and_errors_name_their_file() {
+        let conn = |close_ns| {
+            Record::Connection(Connection {
+                conn_id: 1,
+                role: ConnectionRole::Client,
+                close_ns,
+                ..Connection::default()
+            })
+        };
+        let head = data(1, Direction::Egress, 0, b"GET / HTTP/1.1\r\n");
+        let tail = data(1, Direction::Egress, 16, b"\r\n");
+        let whole = trace(
+            1,
+            &[
+                (1, conn(0)),
+                (2, head.clone()),
+                (3, tail.clone()),
+                (4, conn(9)),
+            ],
+        );
+        // The second file starts with the connection record repeated, as a rotation writes it.
+        let first = trace(1, &[(1, conn(0)), (2, head)]);
+        let second = trace(1, &[(1, conn(0)), (3, tail), (4, conn(9))]);
+
+        let one = read_connections(&whole);
+        let mut index = TraceIndex::read_many(&[&first, &second]);
+        assert!(index.errors.is_empty(), "{:?}", index.errors);
+        let pending = std::mem::take(&mut index.connections);
+        assert_eq!(pending.len(), 1);
+        let split = index.assemble(pending.into_iter().next().expect("one"));
+        let alone = &one.connections[0];
+        assert_eq!(split.info, alone.info);
+        assert_eq!(
+            split.streams.request.contiguous(0),
+            b"GET / HTTP/1.1\r\n\r\n"
+        );
+        assert_eq!(split.streams.request.overlapped_bytes(), 0);
+        assert!(split.streams.closed);
+
+        let torn = &second[..second.len() - 2];
+        let index = TraceIndex::read_many(&[&first, torn]);
+        assert_eq!(index.errors.len(), 1);
+        assert_eq!(index.errors[0].trace, 1);
+        assert!(index.errors[0].error.is_fatal());
     }
 
     #[test]

@@ -98,3 +98,97 @@ fn output_goes_to_the_named_file() {
     let text = std::fs::read_to_string(&out_path).expect("output written");
     assert!(text.contains("capture-info"));
 }
+
+fn har_entries(har: &[u8]) -> usize {
+    let v: serde_json::Value = serde_json::from_slice(har).expect("HAR is JSON");
+    v["log"]["entries"].as_array().expect("entries").len()
+}
+
+#[test]
+fn several_traces_replay_as_one_and_a_quoted_pattern_expands_in_name_order() {
+    let dir = TempDir::new("cli-many");
+    let a = dir.path().join("x.000001.pcapng");
+    let b = dir.path().join("x.000002.pcapng");
+    std::fs::copy(fixture("http1-keepalive.pcapng"), &a).expect("copy");
+    std::fs::copy(fixture("h2-multiplexed-ipv6.pcapng"), &b).expect("copy");
+    let alone = |t: &std::path::Path| {
+        let out = spliff(&["replay", t.to_str().expect("utf-8"), "--format", "har"]);
+        assert!(out.status.success());
+        har_entries(&out.stdout)
+    };
+    let (in_a, in_b) = (alone(&a), alone(&b));
+    assert!(in_a > 0 && in_b > 0);
+
+    let both = spliff(&[
+        "replay",
+        a.to_str().expect("utf-8"),
+        b.to_str().expect("utf-8"),
+        "--format",
+        "har",
+    ]);
+    assert!(both.status.success() && both.stderr.is_empty());
+    assert_eq!(har_entries(&both.stdout), in_a + in_b);
+
+    let pattern = dir.path().join("x.*.pcapng");
+    let globbed = spliff(&[
+        "replay",
+        pattern.to_str().expect("utf-8"),
+        "--format",
+        "har",
+    ]);
+    assert!(globbed.status.success());
+    assert_eq!(
+        globbed.stdout, both.stdout,
+        "the pattern lists both, in order"
+    );
+
+    let records = spliff(&[
+        "replay",
+        pattern.to_str().expect("utf-8"),
+        "--format",
+        "records",
+    ]);
+    let text = String::from_utf8_lossy(&records.stdout);
+    let files: Vec<&str> = text.lines().filter(|l| l.starts_with("file ")).collect();
+    assert_eq!(
+        files,
+        [
+            format!("file {}", a.display()),
+            format!("file {}", b.display())
+        ]
+    );
+
+    let none = spliff(&[
+        "replay",
+        dir.path().join("y.*.pcapng").to_str().expect("utf-8"),
+    ]);
+    assert_eq!(none.status.code(), Some(1));
+    assert!(String::from_utf8_lossy(&none.stderr).contains("no trace file matches"));
+}
+
+#[test]
+fn a_damaged_file_among_several_is_named_in_the_warning() {
+    let dir = TempDir::new("cli-many-cut");
+    let good = dir.path().join("good.pcapng");
+    let cut = dir.path().join("cut.pcapng");
+    std::fs::copy(fixture("http1-keepalive.pcapng"), &good).expect("copy");
+    let bytes = std::fs::read(fixture("sample.pcapng")).expect("fixture");
+    std::fs::write(&cut, &bytes[..3000]).expect("write");
+    let out = spliff(&[
+        "replay",
+        good.to_str().expect("utf-8"),
+        cut.to_str().expect("utf-8"),
+        "--format",
+        "har",
+    ]);
+    assert!(out.status.success());
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        stderr.contains(&format!(
+            "warning: {}: custom block at byte offset 1512",
+            cut.display()
+        )),
+        "{stderr}"
+    );
+    assert!(!stderr.contains("good.pcapng"), "{stderr}");
+}

@@ -18,6 +18,7 @@ use spliff_formats::{
 
 use super::correlate::{CorrelationReport, Correlator, SocketUpdate};
 use super::process_info::{self, ProcInfo};
+use super::reemit::Written;
 use spliff_recorder::bpf::{Event, TlsConn, TlsDirection, TlsLossCause, TlsString, TlsStringKind};
 use spliff_recorder::net::socket_table::{FiveTuple, SocketTable};
 
@@ -69,6 +70,8 @@ pub struct Converter<W: Write> {
     sockets: SocketTable,
     /// TLS connections joined with their sockets.
     correlator: Correlator,
+    /// Rotation only: the records a new file repeats.
+    written: Option<Written>,
 }
 
 impl<W: Write> std::fmt::Debug for Converter<W> {
@@ -107,7 +110,32 @@ impl<W: Write> Converter<W> {
             stats: Stats::default(),
             sockets: SocketTable::default(),
             correlator: Correlator::default(),
+            written: None,
         }
+    }
+
+    /// Rotation: keeps what a new file must repeat (see [`Converter::repeat_open_records`]).
+    pub fn keep_for_rotation(&mut self) {
+        self.written.get_or_insert_with(Written::default);
+    }
+
+    /// Rotation, right after the writer moved to a new file: writes into it the process and
+    /// connection records of every connection not yet freed, so that its data refers to known
+    /// records.
+    pub fn repeat_open_records(&mut self) -> Result<(), WriteError> {
+        let Some(written) = &mut self.written else {
+            return Ok(());
+        };
+        let open: HashSet<u64> = self.conns.values().map(|c| c.conn_id).collect();
+        written.retain(&open);
+        // A process with no open connection gets its record again with its next connection
+        // in this file (read from /proc then, as the first time).
+        self.processes_written = written.pids().collect();
+        for (ts_ns, record) in written.records() {
+            self.writer.write(ts_ns, &record)?;
+            self.stats.records += 1;
+        }
+        Ok(())
     }
 
     /// Every socket the capture knows.
@@ -139,6 +167,9 @@ impl<W: Write> Converter<W> {
     fn write(&mut self, ts_ns: u64, record: &Record<'_>) -> Result<(), WriteError> {
         self.writer.write(ts_ns, record)?;
         self.stats.records += 1;
+        if let Some(written) = &mut self.written {
+            written.observe(ts_ns, record);
+        }
         Ok(())
     }
 
