@@ -45,6 +45,16 @@ impl TraceFile {
             kind: ReadErrorKind::Io(e),
         };
         let file = File::open(path).map_err(io)?;
+        Self::map(&file)
+    }
+
+    /// Maps an open file (e.g. standard input spooled into a temporary file).
+    pub fn map(file: &File) -> Result<Self, ReadError> {
+        let io = |e| ReadError {
+            offset: 0,
+            block: BlockKind::File,
+            kind: ReadErrorKind::Io(e),
+        };
         let len = file.metadata().map_err(io)?.len();
         // An empty file cannot be mapped on every OS; it reads as an empty slice instead.
         let map = if len == 0 {
@@ -52,7 +62,7 @@ impl TraceFile {
         } else {
             // SAFETY: the map is read-only and private to this process; see the type's doc for
             // the usual caveat about concurrent truncation.
-            Some(unsafe { memmap2::Mmap::map(&file) }.map_err(io)?)
+            Some(unsafe { memmap2::Mmap::map(file) }.map_err(io)?)
         };
         Ok(TraceFile { map })
     }

@@ -29,7 +29,9 @@ pub struct RecordArgs {
     /// Trace file to write: created new with mode 0600 (it holds secrets) and locked; an
     /// existing file is replaced only if it is a regular file of the trace's owner, never
     /// through a symlink, and only once recording starts. With -C or -G, the name of the
-    /// files: a sequence number goes before the extension (see -C).
+    /// files: a sequence number goes before the extension (see -C). `-o -` writes the trace
+    /// to standard output as a stream (`spliff record -o - | spliff replay -`); `-- CMD`'s
+    /// own output then goes to standard error.
     #[arg(
         short = 'o',
         long = "output",
@@ -208,8 +210,9 @@ pub enum ColorChoice {
 pub struct ReplayArgs {
     /// Trace file written by `spliff record` (or any pcapng holding spliff records); several
     /// for the files of a rotated capture (`spliff replay trace.*.pcapng`), read as one
-    /// trace, so connections that span files are rebuilt whole. A quoted pattern (`*`, `?`
-    /// in the file name) is expanded in name order.
+    /// trace, so connections that span files are rebuilt whole. A quoted pattern (`*`, `?`,
+    /// `[...]`) is expanded in name order. `-` reads a trace from standard input
+    /// (`spliff record -o - | spliff replay -`).
     #[arg(value_name = "TRACE", required = true, num_args = 1..)]
     pub traces: Vec<PathBuf>,
     /// Output file; `-` or absent for standard output. Its extension picks the format

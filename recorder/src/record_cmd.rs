@@ -250,15 +250,29 @@ fn record(args: &RecordArgs, command: &mut Option<RecordedCommand>) -> anyhow::R
         RunAs::owner,
     );
     let policy = rotation::Policy::from_args(args)?;
+    let to_stdout = output.as_os_str() == "-";
+    if to_stdout && policy.is_some() {
+        bail!("-C and -G write numbered files, which cannot go to standard output (-o -)");
+    }
     let first_path = match policy {
         Some(_) => Rotation::first_file(output),
         None => output.clone(),
     };
+    let shown = if to_stdout {
+        "standard output".to_owned()
+    } else {
+        first_path.display().to_string()
+    };
     // Until recording starts, a failure leaves no trace behind and any old file as it was.
-    let mut output_file = TraceOutput::create(&first_path, owner)?;
-    let file = output_file
-        .file()
-        .with_context(|| format!("cannot use the trace file {}", first_path.display()))?;
+    let (mut output_file, file) = if to_stdout {
+        (None, output_file::stdout_trace()?)
+    } else {
+        let created = TraceOutput::create(&first_path, owner)?;
+        let file = created
+            .file()
+            .with_context(|| format!("cannot use the trace file {shown}"))?;
+        (Some(created), file)
+    };
     // Later files of a rotated capture are created by the same rules, in place at once.
     let mut rotation = policy.map(|policy| {
         let open = move |path: &Path| -> anyhow::Result<File> {
@@ -469,6 +483,10 @@ fn record(args: &RecordArgs, command: &mut Option<RecordedCommand>) -> anyhow::R
         if let Some(user) = &run_as {
             user.apply(&mut cmd);
         }
+        if to_stdout {
+            // Standard output carries the trace: what CMD prints goes to standard error.
+            cmd.stdout(std::io::stderr());
+        }
         let child = cmd.spawn().with_context(|| match &run_as {
             Some(user) => format!(
                 "cannot start `{program}` as {} (uid {})",
@@ -478,7 +496,9 @@ fn record(args: &RecordArgs, command: &mut Option<RecordedCommand>) -> anyhow::R
         })?;
         *command = Some(RecordedCommand::new(child, program));
     }
-    output_file.commit()?;
+    if let Some(created) = &mut output_file {
+        created.commit()?;
+    }
     // Everything at start is attached and CMD runs: what is left is reading and writing.
     match privileges::drop_unneeded() {
         Ok(_) => {}
@@ -492,7 +512,7 @@ fn record(args: &RecordArgs, command: &mut Option<RecordedCommand>) -> anyhow::R
         if files == 1 { "y" } else { "ies" },
         header.attached.len(),
         if per_process { ", per process" } else { "" },
-        first_path.display(),
+        shown,
         if command.is_some() {
             ""
         } else {
@@ -732,7 +752,7 @@ fn record(args: &RecordArgs, command: &mut Option<RecordedCommand>) -> anyhow::R
 
     let written_to = match &rotation {
         Some(rotation) => rotation.describe(),
-        None => output.display().to_string(),
+        None => shown,
     };
     eprintln!(
         "spliff: recorded {:.1}s to {written_to}: {summary}",

@@ -98,12 +98,27 @@ fn write_records(
     Ok(failed)
 }
 
+/// Maps a trace file, or `-`: standard input, copied first into an unnamed temporary file
+/// (replay maps its input; a pipe cannot be mapped, and the copy keeps the stream out of
+/// anonymous memory however long it is).
+fn open_trace(path: &Path) -> anyhow::Result<TraceFile> {
+    if path.as_os_str() != "-" {
+        return TraceFile::open(path)
+            .with_context(|| format!("cannot open trace {}", path.display()));
+    }
+    let mut spool = tempfile::tempfile()
+        .context("cannot create a temporary file for the trace on standard input; set TMPDIR")?;
+    std::io::copy(&mut std::io::stdin().lock(), &mut spool)
+        .context("cannot copy the trace from standard input to a temporary file")?;
+    TraceFile::map(&spool).context("cannot map the trace read from standard input")
+}
+
 pub fn run(args: &ReplayArgs) -> anyhow::Result<ExitCode> {
     let format = format(args)?;
     let paths = inputs::traces(&args.traces)?;
     let traces = paths
         .iter()
-        .map(|p| TraceFile::open(p).with_context(|| format!("cannot open trace {}", p.display())))
+        .map(|p| open_trace(p))
         .collect::<anyhow::Result<Vec<_>>>()?;
     let bytes: Vec<&[u8]> = traces.iter().map(TraceFile::bytes).collect();
     let to_stdout = args.output.as_deref().is_none_or(|p| p.as_os_str() == "-");

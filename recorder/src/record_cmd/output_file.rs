@@ -95,6 +95,12 @@ pub enum OutputError {
         /// The path given.
         path: PathBuf,
     },
+    /// `-o -` with standard output on a terminal.
+    #[error(
+        "-o - writes the binary trace to standard output, which is a terminal; pipe it \
+         (spliff record -o - | spliff replay -) or redirect it to a file"
+    )]
+    Terminal,
     /// The path changed while it was being checked.
     #[error(
         "{} changed while spliff was checking it (replaced or removed by another process); \
@@ -125,6 +131,23 @@ fn io_error(action: &'static str, path: &Path) -> impl FnOnce(io::Error) -> Outp
         path,
         source,
     }
+}
+
+/// `-o -`: the trace goes to standard output, as a stream (a pipe, or a file the shell
+/// opened). A terminal is refused: a binary trace would only garble it.
+pub fn stdout_trace() -> Result<File, OutputError> {
+    use std::io::IsTerminal as _;
+    use std::os::fd::AsFd as _;
+    let stdout = io::stdout();
+    let path = PathBuf::from("standard output");
+    if stdout.is_terminal() {
+        return Err(OutputError::Terminal);
+    }
+    let fd = stdout
+        .as_fd()
+        .try_clone_to_owned()
+        .map_err(io_error("use", &path))?;
+    Ok(File::from(fd))
 }
 
 /// A trace file being created: written under a staging name (or directly at the target when

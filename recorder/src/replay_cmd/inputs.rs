@@ -6,71 +6,26 @@ use std::path::{Path, PathBuf};
 
 use anyhow::{Context as _, bail};
 
-/// Whether `name` holds a wildcard (`*` or `?`).
-fn is_pattern(name: &str) -> bool {
-    name.contains(['*', '?'])
-}
-
-/// Whether `name` matches `pattern`: `*` any run of characters, `?` any one character.
-/// Greedy with one backtrack point (the last `*`), so time stays linear-ish whatever the
-/// pattern.
-fn matches(pattern: &[char], name: &[char]) -> bool {
-    let (mut p, mut n) = (0, 0);
-    let mut star: Option<(usize, usize)> = None;
-    while n < name.len() {
-        match pattern.get(p) {
-            Some('*') => {
-                star = Some((p, n));
-                p += 1;
-            }
-            Some(&c) if c == '?' || c == name[n] => {
-                p += 1;
-                n += 1;
-            }
-            _ => match star {
-                // Let the last `*` take one more character and try again after it.
-                Some((sp, sn)) => {
-                    star = Some((sp, sn + 1));
-                    p = sp + 1;
-                    n = sn + 1;
-                }
-                None => return false,
-            },
-        }
-    }
-    pattern[p..].iter().all(|&c| c == '*')
-}
-
-/// Expands one argument: an existing path stays; a wildcard in the file name (not in the
-/// directories) becomes the matching files, sorted by name.
+/// Expands one argument: an existing path (or `-`, standard input) stays; a pattern becomes
+/// the matching files, sorted by name (the `glob` crate's order).
 fn expand(arg: &Path) -> anyhow::Result<Vec<PathBuf>> {
-    let name = arg.file_name().and_then(|n| n.to_str()).unwrap_or("");
-    if arg.exists() || !is_pattern(name) {
+    let text = arg.to_string_lossy();
+    if arg.exists() || arg.as_os_str() == "-" || !text.contains(['*', '?', '[']) {
         return Ok(vec![arg.to_path_buf()]);
     }
-    let dir = match arg.parent() {
-        Some(p) if !p.as_os_str().is_empty() => p,
-        _ => Path::new("."),
-    };
-    let pattern: Vec<char> = name.chars().collect();
+    let matches = glob::glob(&text).with_context(|| {
+        format!("{text} is neither a file nor a usable pattern (escape `[` as `[[]`)")
+    })?;
     let mut found = Vec::new();
-    let entries =
-        std::fs::read_dir(dir).with_context(|| format!("cannot list {}", dir.display()))?;
-    for entry in entries {
-        let entry = entry.with_context(|| format!("cannot list {}", dir.display()))?;
-        let file_name = entry.file_name();
-        let Some(candidate) = file_name.to_str() else {
-            continue;
-        };
-        let candidate: Vec<char> = candidate.chars().collect();
-        if matches(&pattern, &candidate) && entry.path().is_file() {
-            found.push(arg.with_file_name(file_name));
+    for entry in matches {
+        let path = entry.with_context(|| format!("cannot list the files matching {text}"))?;
+        if path.is_file() {
+            found.push(path);
         }
     }
     if found.is_empty() {
         bail!("no trace file matches {}", arg.display());
     }
-    found.sort();
     Ok(found)
 }
 
@@ -80,28 +35,15 @@ pub fn traces(args: &[PathBuf]) -> anyhow::Result<Vec<PathBuf>> {
     for arg in args {
         out.extend(expand(arg)?);
     }
+    if out.iter().filter(|p| p.as_os_str() == "-").count() > 1 {
+        bail!("standard input (-) can be read only once");
+    }
     Ok(out)
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    fn m(pattern: &str, name: &str) -> bool {
-        let p: Vec<char> = pattern.chars().collect();
-        let n: Vec<char> = name.chars().collect();
-        matches(&p, &n)
-    }
-
-    #[test]
-    fn wildcards_match_like_a_shell() {
-        assert!(m("trace.*.pcapng", "trace.000001.pcapng"));
-        assert!(m("trace.??????.pcapng", "trace.000001.pcapng"));
-        assert!(!m("trace.?????.pcapng", "trace.000001.pcapng"));
-        assert!(!m("trace.*.pcapng", "trace.000001.pcapng.har"));
-        assert!(m("*", ""));
-        assert!(!m("a*", "b"));
-    }
 
     #[test]
     fn a_pattern_expands_to_its_files_in_name_order_and_plain_paths_stay() {
@@ -111,6 +53,7 @@ mod tests {
             "t.000002.pcapng",
             "t.000001.pcapng",
             "t.pcapng.har",
+            "t.000003.pcapng.har",
             "u.000001.pcapng",
         ] {
             std::fs::write(dir.join(name), b"").unwrap();
@@ -124,8 +67,12 @@ mod tests {
                 dir.join("absent.pcapng")
             ]
         );
+        let one = traces(&[dir.join("t.??????.pcapng")]).unwrap();
+        assert_eq!(one.len(), 2);
         let none = traces(&[dir.join("v.*.pcapng")]).unwrap_err();
         assert!(none.to_string().contains("no trace file matches"), "{none}");
+        let twice = traces(&[PathBuf::from("-"), PathBuf::from("-")]).unwrap_err();
+        assert!(twice.to_string().contains("only once"), "{twice}");
         std::fs::remove_dir_all(&dir).unwrap();
     }
 }
