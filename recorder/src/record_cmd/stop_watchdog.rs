@@ -28,9 +28,10 @@ use crate::cli::StopWatchdogArgs;
 pub const SUBCOMMAND: &str = "stop-watchdog";
 /// What the watchdog prints once it has armed the kernel's stops.
 const READY: &str = "ready";
-/// Between the two sweeps; also how long a kernel refusing membarrier gets
-/// instead of a grace period (an exec program run lasts microseconds).
+/// Between the two sweeps.
 const SETTLE: Duration = Duration::from_millis(20);
+/// Instead of a grace period when the kernel refuses membarrier: an exec
+/// program run cannot sleep and lasts microseconds.
 const SETTLE_WITHOUT_GRACE_PERIOD: Duration = Duration::from_millis(100);
 
 /// The recorder's end: a running watchdog and the pipe keeping it waiting.
@@ -51,7 +52,7 @@ impl Watchdog {
         let mut child = command(stopped, armed, read.as_raw_fd())
             .spawn()
             .context("cannot start the stop watchdog")?;
-        // Only the watchdog may hold the read end; ours would keep it alive.
+        // The watchdog has its copy; ours would only leak.
         drop(read);
         let mut line = String::new();
         if let Some(stdout) = child.stdout.take() {
