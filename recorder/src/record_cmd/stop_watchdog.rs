@@ -90,8 +90,10 @@ impl Drop for Watchdog {
 }
 
 /// `/proc/self/exe stop-watchdog ...`, inheriting exactly the three given
-/// descriptors, in a session of its own: a Ctrl-C on the terminal reaches
-/// the recorder's process group, and the watchdog must outlive it.
+/// descriptors besides stdio (not even those the recorder itself inherited
+/// open: the watchdog must not keep its caller's pipes or locks), in a
+/// session of its own: a Ctrl-C on the terminal reaches the recorder's
+/// process group, and the watchdog must outlive it.
 fn command(stopped: BorrowedFd<'_>, armed: BorrowedFd<'_>, lifeline: RawFd) -> Command {
     let inherited = [stopped.as_raw_fd(), armed.as_raw_fd(), lifeline];
     let mut command = Command::new("/proc/self/exe");
@@ -103,10 +105,17 @@ fn command(stopped: BorrowedFd<'_>, armed: BorrowedFd<'_>, lifeline: RawFd) -> C
         .stdin(Stdio::null())
         .stdout(Stdio::piped())
         .stderr(Stdio::inherit());
-    // SAFETY: runs in the forked child before exec; fcntl and setsid are
-    // async-signal-safe and touch no memory of the parent.
+    // SAFETY: runs in the forked child before exec; close_range, fcntl and
+    // setsid are async-signal-safe and touch no memory of the parent.
     unsafe {
         command.pre_exec(move || {
+            // Best effort: kernels before 5.11 refuse the flag.
+            libc::syscall(
+                libc::SYS_close_range,
+                3,
+                libc::c_uint::MAX,
+                libc::CLOSE_RANGE_CLOEXEC,
+            );
             for fd in inherited {
                 if libc::fcntl(fd, libc::F_SETFD, 0) != 0 {
                     return Err(std::io::Error::last_os_error());
