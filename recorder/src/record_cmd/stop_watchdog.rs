@@ -24,8 +24,8 @@ use spliff_recorder::bpf::StopMaps;
 
 use crate::cli::StopWatchdogArgs;
 
-/// The hidden subcommand's name.
-pub const SUBCOMMAND: &str = "stop-watchdog";
+/// The hidden subcommand's name (cli.rs).
+const SUBCOMMAND: &str = "stop-watchdog";
 /// What the watchdog prints once it has armed the kernel's stops.
 const READY: &str = "ready";
 /// Between the two sweeps.
@@ -163,8 +163,7 @@ pub fn run(args: &StopWatchdogArgs) -> anyhow::Result<ExitCode> {
 /// Disarms, waits until no exec program run can still stop anything
 /// unseen, then continues every recorded stop; twice, for good measure.
 fn release_all(maps: &mut StopMaps) {
-    let disarmed = maps.set_armed(false);
-    if let Err(error) = &disarmed {
+    if let Err(error) = maps.set_armed(false) {
         warn(&format!("cannot disarm the kernel's stops: {error}"));
     }
     if !grace_period() {
