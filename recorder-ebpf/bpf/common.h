@@ -46,6 +46,28 @@ const volatile __u32 spliff_filter_enabled = 0;
  */
 const volatile __u32 spliff_stop_on_exec_comm = 0;
 
+/*
+ * Every stop the exec program sent and the recorder has not continued yet
+ * (value unused). The stop watchdog, a process outliving the recorder,
+ * continues whatever is left in it once the recorder is gone.
+ */
+struct {
+	__uint(type, BPF_MAP_TYPE_HASH);
+	__uint(max_entries, SPLIFF_STOPPED_MAX);
+	__type(key, struct spliff_stop_key);
+	__type(value, __u8);
+} spliff_stopped SEC(".maps");
+
+/* Entry 0 is nonzero while a stop watchdog stands ready: the exec program
+ * stops nothing otherwise. Zero at load; the watchdog sets it once running
+ * and clears it when the recorder is gone. */
+struct {
+	__uint(type, BPF_MAP_TYPE_ARRAY);
+	__uint(max_entries, 1);
+	__type(key, __u32);
+	__type(value, __u32);
+} spliff_stop_armed SEC(".maps");
+
 /* Processes in scope. User space seeds it (--pid, --ppid, the recorder itself
  * as the parent of `-- CMD`); the fork program adds children of tracked
  * processes in the kernel, so a child is in scope before its first

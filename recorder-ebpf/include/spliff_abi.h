@@ -311,6 +311,22 @@ enum spliff_stat {
 #define SPLIFF_TRACK_FOLLOW 2 /* do not record it, but record its children */
 #define SPLIFF_TRACK_ONLY 3   /* record it, not its children (--pid) */
 
+/*
+ * Key of the spliff_stopped map: one SIGSTOP the exec program sent. ts_ns is
+ * the header.ts_ns of the exec event reporting that stop, so two stops of one
+ * pid (a continued process that execs again) are two entries and the
+ * recorder removes exactly the one it continued.
+ */
+struct spliff_stop_key {
+	__u32 pid; /* tgid */
+	__u32 reserved32;
+	__u64 ts_ns;
+};
+
+/* Stops pending at once at most; with the map full the exec program stops
+ * nothing (a missed first TLS call is better than a stop nobody undoes). */
+#define SPLIFF_STOPPED_MAX 4096
+
 /* Default size of the spliff_events ring buffer; user space may override it
  * (power of two, multiple of the page size). */
 #define SPLIFF_RINGBUF_DEFAULT_BYTES (4U * 1024 * 1024)

@@ -449,6 +449,23 @@ pub struct SocketEvent {
     pub comm: [u8; COMM_LEN],
 }
 
+/// `SPLIFF_STOPPED_MAX`: entries of the `spliff_stopped` map; with it full
+/// the kernel stops no process.
+pub const STOPPED_MAX: u32 = 4096;
+
+/// `struct spliff_stop_key`: key of the `spliff_stopped` map, one `SIGSTOP`
+/// the exec program sent and nobody has continued yet.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Hash)]
+#[repr(C)]
+pub struct StopKey {
+    /// The stopped process (tgid).
+    pub pid: u32,
+    /// Zero.
+    pub reserved32: u32,
+    /// `header.ts_ns` of the exec event that reported the stop.
+    pub ts_ns: u64,
+}
+
 mod sealed {
     pub trait Sealed {}
 }
@@ -491,6 +508,8 @@ impl sealed::Sealed for PacketIface {}
 impl AbiRecord for PacketIface {}
 impl sealed::Sealed for SocketEvent {}
 impl AbiRecord for SocketEvent {}
+impl sealed::Sealed for StopKey {}
+impl AbiRecord for StopKey {}
 
 /// Reinterprets the first `size_of::<T>()` bytes as `T`, at any alignment;
 /// `None` when `bytes` is shorter. Values are not validated.

@@ -47,6 +47,12 @@ pub mod names {
     /// `.rodata` `u32`: 1 stops processes that exec into a filtered comm
     /// (and reports forks of selected processes), for per-process uprobes.
     pub const STOP_ON_EXEC_COMM_GLOBAL: &str = "spliff_stop_on_exec_comm";
+    /// `BPF_MAP_TYPE_HASH` [`crate::abi::StopKey`] -> u8: stops the exec
+    /// program sent and the recorder has not continued yet.
+    pub const STOPPED_MAP: &str = "spliff_stopped";
+    /// `BPF_MAP_TYPE_ARRAY` of one `u32`: nonzero while a stop watchdog
+    /// stands ready; the exec program stops nothing otherwise.
+    pub const STOP_ARMED_MAP: &str = "spliff_stop_armed";
     /// `BPF_MAP_TYPE_HASH` tgid -> `TRACK_*`.
     pub const TRACKED_TGIDS_MAP: &str = "spliff_tracked_tgids";
     /// `BPF_MAP_TYPE_HASH` comm (16 bytes, NUL padded) -> u8.
@@ -150,6 +156,8 @@ mod tests {
             names::STOP_ON_EXEC_COMM_GLOBAL,
             names::TRACKED_TGIDS_MAP,
             names::COMM_FILTER_MAP,
+            names::STOPPED_MAP,
+            names::STOP_ARMED_MAP,
             names::SOCK_OPS_PROGRAM,
             section.as_str(),
             names::NOOP_ENTRY_PROGRAM,

@@ -196,6 +196,14 @@ fn structs() -> Vec<Struct> {
                 comm
             }
         ),
+        layout!(
+            "struct spliff_stop_key",
+            StopKey {
+                pid,
+                reserved32,
+                ts_ns
+            }
+        ),
     ]
 }
 
@@ -278,6 +286,7 @@ fn constants() -> Vec<(&'static str, u64)> {
         ),
         ("SPLIFF_EXEC_STOPPED", u64::from(EXEC_STOPPED)),
         ("SPLIFF_EXEC_FORKED", u64::from(EXEC_FORKED)),
+        ("SPLIFF_STOPPED_MAX", u64::from(STOPPED_MAX)),
     ]
 }
 

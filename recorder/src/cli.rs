@@ -21,6 +21,24 @@ pub enum Command {
     Record(RecordArgs),
     /// Rebuild the exchanges of a trace (offline, any OS, no root).
     Replay(ReplayArgs),
+    /// Internal: started by `record --comm` to continue the processes it
+    /// held at exec should it die (see record_cmd/stop_watchdog.rs).
+    #[command(name = "stop-watchdog", hide = true)]
+    StopWatchdog(StopWatchdogArgs),
+}
+
+/// Descriptors `record` hands its stop watchdog.
+#[derive(Debug, Args)]
+pub struct StopWatchdogArgs {
+    /// The `spliff_stopped` map.
+    #[arg(long)]
+    pub stopped_map_fd: i32,
+    /// The `spliff_stop_armed` map.
+    #[arg(long)]
+    pub armed_map_fd: i32,
+    /// Read end of the pipe only the recorder writes to.
+    #[arg(long)]
+    pub lifeline_fd: i32,
 }
 
 /// Arguments of `spliff record`.
@@ -50,9 +68,12 @@ pub struct RecordArgs {
     /// Without -- CMD and --ppid, uprobes go only into the selected processes,
     /// so others run at full speed: running ones are attached at start, and
     /// one that execs into NAME later is held (SIGSTOP) until attached, then
-    /// continued (an interactive shell may report it as stopped). A child a
-    /// selected process forks without exec is attached once the fork is
-    /// seen: its TLS calls in the first milliseconds can be missed.
+    /// continued (an interactive shell may report it as stopped). A helper
+    /// process (spliff-watchdog, in a session of its own) continues any
+    /// process still held once the recorder ends, even by SIGKILL; without
+    /// it (killed) no process is held any more. A child a selected process
+    /// forks without exec is attached once the fork is seen: its TLS calls in
+    /// the first milliseconds can be missed.
     #[arg(long = "comm", value_name = "NAME")]
     pub comms: Vec<String>,
     /// TLS libraries to hook (repeatable).

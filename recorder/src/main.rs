@@ -14,6 +14,7 @@ fn main() -> ExitCode {
     let result = match cli.command {
         cli::Command::Replay(args) => replay_cmd::run(&args),
         cli::Command::Record(args) => record(&args),
+        cli::Command::StopWatchdog(args) => stop_watchdog(&args),
     };
     match result {
         Ok(code) => code,
@@ -48,6 +49,16 @@ fn record(_args: &cli::RecordArgs) -> anyhow::Result<ExitCode> {
 #[cfg(target_os = "linux")]
 fn record(args: &cli::RecordArgs) -> anyhow::Result<ExitCode> {
     record_cmd::run(args)
+}
+
+#[cfg(not(target_os = "linux"))]
+fn stop_watchdog(_args: &cli::StopWatchdogArgs) -> anyhow::Result<ExitCode> {
+    anyhow::bail!("the stop watchdog belongs to `spliff record`, which needs Linux")
+}
+
+#[cfg(target_os = "linux")]
+fn stop_watchdog(args: &cli::StopWatchdogArgs) -> anyhow::Result<ExitCode> {
+    record_cmd::stop_watchdog::run(args)
 }
 
 #[cfg(target_os = "linux")]

@@ -15,6 +15,7 @@ mod reemit;
 mod rotation;
 mod run_as;
 mod sockets;
+pub mod stop_watchdog;
 
 use std::{
     fs::File,
@@ -30,7 +31,7 @@ use std::{
 use anyhow::{Context as _, bail};
 use spliff_formats::{CaptureId, InterfaceStats, SectionInfo, TraceWriter};
 use spliff_recorder::{
-    bpf::{BpfPipeline, Event, PipelineOptions, Tracking, UprobeLink},
+    bpf::{BpfPipeline, Event, PipelineOptions, ProcessExec, Stop, StopMaps, Tracking, UprobeLink},
     privileges, probes,
 };
 
@@ -329,6 +330,15 @@ fn record(args: &RecordArgs, command: &mut Option<RecordedCommand>) -> anyhow::R
         ..PipelineOptions::default()
     })
     .context("cannot load spliff's kernel programs")?;
+    // From here on the kernel may stop (and report) processes exec'ing into
+    // a selected comm: whatever leaves the function must continue them. The
+    // watchdog starts before any comm is selected, so its own exec is never
+    // held, and the kernel stops nothing until it is ready.
+    let mut stopped = if comm_per_process {
+        StoppedProcesses::guarded(&pipeline)?
+    } else {
+        StoppedProcesses::default()
+    };
     for &pid in &args.pids {
         pipeline.track_process(pid, Tracking::Only)?;
     }
@@ -343,9 +353,6 @@ fn record(args: &RecordArgs, command: &mut Option<RecordedCommand>) -> anyhow::R
         // tracked in the kernel from birth.
         pipeline.track_process(std::process::id(), Tracking::ChildrenOnly)?;
     }
-    // From here on the kernel stops (and reports) processes exec'ing into a
-    // selected comm: whatever leaves the function must continue them.
-    let mut stopped = StoppedProcesses::default();
     // Processes already running under a selected comm. Listed after the
     // comm filter is in the kernel, so one exec'ing meanwhile is either
     // listed here or stopped and reported (or both: attaching is idempotent).
@@ -557,7 +564,7 @@ fn record(args: &RecordArgs, command: &mut Option<RecordedCommand>) -> anyhow::R
             {
                 // Before anything else: even a write error must not leave
                 // it stopped.
-                stopped.pids.push(exec.pid);
+                stopped.push(exec);
             }
             if write_error.is_some() {
                 return;
@@ -582,7 +589,7 @@ fn record(args: &RecordArgs, command: &mut Option<RecordedCommand>) -> anyhow::R
         rotation::rotate_if_due(&mut rotation, &mut converter, &header, &mut write_error);
         // Attach to stopped processes now (not through the pending queue,
         // which may be full), then let them run.
-        for pid in stopped.pids.clone() {
+        for pid in stopped.pids() {
             attach_process(
                 pid,
                 &mut discovery,
@@ -616,6 +623,7 @@ fn record(args: &RecordArgs, command: &mut Option<RecordedCommand>) -> anyhow::R
                 .context("cannot write the trace")?;
             last_flush = Instant::now();
             hooks.sweep();
+            stopped.check_watchdog();
             if let Some(bar) = &status {
                 let s = converter.stats;
                 let lost = pipeline.kernel_loss().map(|l| l.events).unwrap_or(0);
@@ -670,7 +678,7 @@ fn record(args: &RecordArgs, command: &mut Option<RecordedCommand>) -> anyhow::R
             if let Ok(Event::ProcessExec(exec)) = &event
                 && exec.stopped
             {
-                stopped.pids.push(exec.pid);
+                stopped.push(exec);
             }
             if write_error.is_some() {
                 return;
@@ -976,17 +984,44 @@ fn attach_process(
 
 /// Processes the kernel stopped at exec (--comm per process) and that still
 /// wait for `SIGCONT`. Dropping it continues them, so no return path (an
-/// error, a panic unwinding) leaves a process stopped; only a SIGKILL of
-/// the recorder in that window can.
+/// error, a panic unwinding) leaves a process stopped; for a SIGKILL of the
+/// recorder, its watchdog continues them (see stop_watchdog.rs).
 #[derive(Debug, Default)]
 struct StoppedProcesses {
-    pids: Vec<u32>,
+    stops: Vec<Stop>,
+    /// The kernel's ledger: an entry goes once its process is continued.
+    maps: Option<StopMaps>,
+    // Dropped after `stops` were continued (fields drop in order): its
+    // sweep then finds nothing left.
+    watchdog: Option<stop_watchdog::Watchdog>,
 }
 
 impl StoppedProcesses {
+    /// With a watchdog that continues the processes if the recorder dies.
+    fn guarded(pipeline: &BpfPipeline) -> anyhow::Result<Self> {
+        let maps = pipeline.stop_maps()?;
+        let watchdog = stop_watchdog::Watchdog::spawn(&maps)?;
+        Ok(Self {
+            stops: Vec::new(),
+            maps: Some(maps),
+            watchdog: Some(watchdog),
+        })
+    }
+
+    fn push(&mut self, exec: &ProcessExec) {
+        self.stops.push(Stop {
+            pid: exec.pid,
+            ts_boot_ns: exec.ts_boot_ns,
+        });
+    }
+
+    fn pids(&self) -> Vec<u32> {
+        self.stops.iter().map(|stop| stop.pid).collect()
+    }
+
     fn continue_all(&mut self) {
-        for pid in self.pids.drain(..) {
-            if let Ok(pid) = i32::try_from(pid)
+        for stop in self.stops.drain(..) {
+            if let Ok(pid) = i32::try_from(stop.pid)
                 && pid > 0
             {
                 // SAFETY: kill(2) has no memory arguments. The pid is still
@@ -994,6 +1029,34 @@ impl StoppedProcesses {
                 // free its pid, except by SIGKILL.
                 unsafe { libc::kill(pid, libc::SIGCONT) };
             }
+            // Only after SIGCONT: until then the watchdog must still find it.
+            if let Some(maps) = &mut self.maps
+                && let Err(error) = maps.forget(stop)
+            {
+                eprintln!("spliff: warning: {error:#}");
+            }
+        }
+    }
+
+    /// With the watchdog gone (someone killed it), a death of the recorder
+    /// would leave stopped processes behind: stop holding processes at exec
+    /// (their first TLS calls may be missed) rather than risk that.
+    fn check_watchdog(&mut self) {
+        let Some(watchdog) = &mut self.watchdog else {
+            return;
+        };
+        if !watchdog.died() {
+            return;
+        }
+        self.watchdog = None;
+        if let Some(maps) = &mut self.maps
+            && maps.set_armed(false).is_ok()
+        {
+            eprintln!(
+                "spliff: warning: the stop watchdog is gone; processes exec'ing into a \
+                 selected comm are no longer held until attached (their first TLS calls may \
+                 be missed)"
+            );
         }
     }
 }

@@ -14,7 +14,7 @@ use std::{
     time::{Duration, Instant},
 };
 
-use spliff_recorder::bpf::{BpfPipeline, Event, PipelineOptions, ProcessExec};
+use spliff_recorder::bpf::{BpfPipeline, Event, PipelineOptions, ProcessExec, Stop};
 use spliff_recorder_ebpf::{BPF_OBJECT, OBJECT_ORIGIN, abi::FILENAME_MAX};
 
 /// `error` and all its causes, as the CLI would print them.
@@ -192,4 +192,56 @@ fn long_exec_paths_are_cut_and_flagged() {
     assert_eq!(cut_exec.filename.as_os_str().as_bytes(), cut_prefix);
     assert!(cut_exec.filename_truncated, "{cut_exec:?}");
     assert_eq!(cut_exec.comm, "t");
+}
+
+/// `--comm` per process: the exec program stops a process exec'ing into a
+/// selected comm only while the stop ledger is armed (by the recorder's
+/// watchdog), and records each stop under the exec event's timestamp, which
+/// is how the recorder forgets exactly the stop it continued.
+#[test]
+fn comm_exec_stops_only_while_armed_and_each_stop_is_recorded() {
+    if !spliff_tests::require_bpf() {
+        return;
+    }
+    let dir = spliff_tests::tools::TempDir::new("bpf-stop-ledger");
+    let comm = format!("sl{}", std::process::id() % 100_000);
+    let copy = dir.path().join(&comm);
+    std::fs::copy("/bin/true", &copy).unwrap();
+    let options = PipelineOptions {
+        target_tgid: NonZeroU32::new(std::process::id()),
+        filter_enabled: true,
+        stop_on_exec_comm: true,
+        ..PipelineOptions::default()
+    };
+    let mut pipeline = BpfPipeline::load(&options).unwrap_or_else(|e| panic!("{}", chain(&e)));
+    pipeline.filter_comm(&comm).unwrap();
+    let mut ledger = pipeline.stop_maps().unwrap();
+    assert!(
+        !ledger.armed().unwrap(),
+        "armed before anyone could continue"
+    );
+
+    let pid = run(copy.to_str().unwrap(), &[]);
+    let execs = collect_execs(&mut pipeline, &[pid], "disarmed");
+    assert!(execs.iter().all(|e| !e.stopped), "{execs:?}");
+    assert_eq!(ledger.pending(), []);
+
+    ledger.set_armed(true).unwrap();
+    let mut child = Command::new(&copy).spawn().unwrap();
+    let pid = child.id();
+    let execs = collect_execs(&mut pipeline, &[pid], "armed");
+    let exec = execs.iter().find(|e| e.pid == pid).expect("exec event");
+    let stop = Stop {
+        pid,
+        ts_boot_ns: exec.ts_boot_ns,
+    };
+    let pending = ledger.pending();
+    // SAFETY: kill(2) on our own child; continued before any assertion so a
+    // failure does not leave it stopped.
+    unsafe { libc::kill(pid as i32, libc::SIGCONT) };
+    assert!(exec.stopped, "{exec:?}");
+    assert_eq!(pending, [stop]);
+    ledger.forget(stop).unwrap();
+    assert_eq!(ledger.pending(), []);
+    assert!(child.wait().unwrap().success());
 }

@@ -13,6 +13,44 @@ struct linux_binprm___spliff {
 #define SPLIFF_SIGSTOP 19
 
 /*
+ * Stops the current process (SIGSTOP), recorded in spliff_stopped under
+ * (tgid, ts_ns) first so that someone can always undo it; false if it was
+ * not stopped.
+ *
+ * Why no stop can be left behind once the recorder dies: the watchdog, on
+ * the recorder's death, (1) clears spliff_stop_armed, (2) waits for an RCU
+ * grace period (membarrier(MEMBARRIER_CMD_GLOBAL) is synchronize_rcu()),
+ * (3) continues and deletes every entry of spliff_stopped. This program runs
+ * inside an RCU read-side critical section (the kernel runs raw tracepoint
+ * programs under rcu_read_lock()). So a run either ended before the grace
+ * period did, and then its insert and its signal (bpf_send_signal queues it
+ * before returning: interrupts are on at exec) are visible to (3), which
+ * continues the process (SIGCONT also discards a SIGSTOP still pending); or
+ * it began after the grace period did, so after (1), and then it reads armed
+ * as 0 and stops nothing. The insert comes before the flag is read so that a run which saw
+ * the flag set is in the map by then, whatever happens after. Should
+ * membarrier be refused (nohz_full kernels), a sleep stands in for the grace
+ * period: a run cannot sleep and lasts microseconds. The watchdog sweeps a
+ * second time after a short pause either way.
+ */
+static __always_inline bool spliff_stop_current(__u32 tgid, __u64 ts_ns)
+{
+	struct spliff_stop_key key = { .pid = tgid, .ts_ns = ts_ns };
+	__u32 zero = 0;
+	__u8 one = 1;
+	__u32 *armed;
+
+	/* Full map (or a duplicate key): no stop, since nobody could undo it. */
+	if (bpf_map_update_elem(&spliff_stopped, &key, &one, BPF_NOEXIST))
+		return false;
+	armed = bpf_map_lookup_elem(&spliff_stop_armed, &zero);
+	if (armed && *(volatile __u32 *)armed && bpf_send_signal(SPLIFF_SIGSTOP) == 0)
+		return true;
+	bpf_map_delete_elem(&spliff_stopped, &key);
+	return false;
+}
+
+/*
  * With a target set, report its own execs (its image, and so its uprobes, are
  * replaced) and those of its direct children (candidates to follow).
  */
@@ -92,10 +130,11 @@ int spliff_process_exec(struct bpf_raw_tracepoint_args *ctx)
 	 * execve, and SIGSTOP cannot be caught or ignored) until user space has
 	 * attached its uprobes and sends SIGCONT. Only once the record is
 	 * reserved: a stop nobody hears about would never be continued. The
-	 * default wakeup below wakes the reader at once for it.
+	 * default wakeup below wakes the reader at once for it. Should the
+	 * recorder die first, the watchdog continues it (spliff_stop_current).
 	 */
 	if (spliff_stop_on_exec_comm && spliff_comm_selected() &&
-	    bpf_send_signal(SPLIFF_SIGSTOP) == 0)
+	    spliff_stop_current(pid_tgid >> 32, event->header.ts_ns))
 		event->flags |= SPLIFF_EXEC_STOPPED;
 
 	bpf_ringbuf_submit(event, 0);

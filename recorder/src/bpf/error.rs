@@ -102,6 +102,16 @@ pub enum BpfError {
         source: aya::maps::MapError,
     },
 
+    /// A map's descriptor could not be duplicated (descriptor limit).
+    #[error("cannot duplicate the descriptor of BPF map `{map}`")]
+    MapFd {
+        /// Map name in the object.
+        map: &'static str,
+        /// dup(2)'s error.
+        #[source]
+        source: io::Error,
+    },
+
     /// [`super::PipelineOptions::ring_buffer_bytes`] is not usable by the kernel.
     #[error(
         "ring buffer size {bytes} is invalid: it must be a power of two and a multiple of the \

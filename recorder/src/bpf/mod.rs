@@ -12,6 +12,7 @@
 mod error;
 mod event;
 mod packet_hooks;
+mod stops;
 mod wakeup;
 
 use std::{
@@ -43,6 +44,8 @@ pub use event::{
     TlsHandshake, TlsLoss, TlsLossCause, TlsString, TlsStringKind, decode,
 };
 
+pub use stops::{Stop, StopMaps};
+
 pub use packet_hooks::{
     CaptureSettings, MAX_PACKETS_PER_DRAIN, PacketCapture, PacketCounters, PacketHook,
     PacketHookError, PacketLink, PacketRing, TcAttachMode, XdpAttachMode, decode_packet,
@@ -73,7 +76,10 @@ pub struct PipelineOptions<'a> {
     /// every process that execs into a comm added with
     /// [`BpfPipeline::filter_comm`] and flags its [`ProcessExec`] event
     /// `stopped`; the reader must attach, then send `SIGCONT`. Forks of such
-    /// processes are reported as `forked` exec events (not stopped).
+    /// processes are reported as `forked` exec events (not stopped). Only
+    /// while armed ([`StopMaps::set_armed`], on [`BpfPipeline::stop_maps`]):
+    /// whoever arms it must make sure someone continues the processes left
+    /// in [`StopMaps::pending`] if the reader dies.
     pub stop_on_exec_comm: bool,
     /// Size of the packet ring in bytes (power of two, page multiple);
     /// `None` keeps the object's default
@@ -400,6 +406,13 @@ impl BpfPipeline {
                 .map_err(map_error(names::COMM_FILTER_MAP))?;
         }
         Ok(())
+    }
+
+    /// Handles of the kernel's ledger of stopped processes (see
+    /// [`PipelineOptions::stop_on_exec_comm`]) with descriptors of their
+    /// own (close-on-exec, like every descriptor the pipeline holds).
+    pub fn stop_maps(&self) -> Result<StopMaps, BpfError> {
+        StopMaps::duplicate(&self.ebpf)
     }
 
     fn comm_filter(&mut self) -> Result<BpfHashMap<&mut MapData, [u8; COMM_LEN], u8>, BpfError> {
