@@ -193,6 +193,8 @@ pub enum TlsLibrary {
     Nss,
     /// wolfSSL.
     WolfSsl,
+    /// Go's `crypto/tls`, linked into the program itself.
+    GoCryptoTls,
     /// A value this version does not know.
     Other(u8),
 }
@@ -206,6 +208,7 @@ impl TlsLibrary {
             Self::GnuTls => 3,
             Self::Nss => 4,
             Self::WolfSsl => 5,
+            Self::GoCryptoTls => 6,
             Self::Other(v) => v,
         }
     }
@@ -217,6 +220,7 @@ impl TlsLibrary {
             3 => Self::GnuTls,
             4 => Self::Nss,
             5 => Self::WolfSsl,
+            6 => Self::GoCryptoTls,
             v => Self::Other(v),
         }
     }
@@ -230,6 +234,7 @@ impl TlsLibrary {
             Self::GnuTls => "gnutls",
             Self::Nss => "nss",
             Self::WolfSsl => "wolfssl",
+            Self::GoCryptoTls => "go",
         }
     }
 }

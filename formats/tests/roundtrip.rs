@@ -89,6 +89,7 @@ fn borrow(o: &Owned) -> Record<'_> {
                     3 => TlsLibrary::GnuTls,
                     4 => TlsLibrary::Nss,
                     5 => TlsLibrary::WolfSsl,
+                    6 => TlsLibrary::GoCryptoTls,
                     l => TlsLibrary::Other(l),
                 },
                 tls_version: ver,

@@ -20,6 +20,7 @@
 #include "net/tc.h"
 #include "net/sockops.h"
 #include "tls/openssl.h"
+#include "tls/gotls.h"
 #include "tls/noop.h"
 
 /*

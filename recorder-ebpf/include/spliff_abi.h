@@ -146,8 +146,14 @@ struct spliff_tls_loss_event {
 #define SPLIFF_ROLE_CLIENT 1
 #define SPLIFF_ROLE_SERVER 2
 
+/* spliff_tls_conn_event.library: which library's probes saw the connection,
+ * equal to the trace format's tls_library values. 0: not said (OpenSSL's
+ * probes, which predate the field). */
+#define SPLIFF_LIB_GO 6
+
 /* What the kernel learned about a connection: the socket behind its fd
- * (walked from the calling task at first sight) or its role. */
+ * (walked from the calling task at first sight), its role, or the library
+ * its probes belong to. */
 struct spliff_tls_conn_event {
 	struct spliff_event_header header;
 	__u64 ssl;
@@ -159,7 +165,8 @@ struct spliff_tls_conn_event {
 	__u16 remote_port;   /* host order */
 	__u8 role;           /* SPLIFF_ROLE_* or 0 */
 	__u8 flags;          /* SPLIFF_CONN_HAS_* */
-	__u16 reserved16;
+	__u8 library;        /* SPLIFF_LIB_* or 0 */
+	__u8 reserved8;
 	__u8 local_addr[16];  /* IPv4 in the first 4 bytes, network order */
 	__u8 remote_addr[16];
 	__u8 comm[SPLIFF_COMM_LEN]; /* comm of the calling task */

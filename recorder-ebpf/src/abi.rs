@@ -95,6 +95,9 @@ pub const CONN_HAS_FD: u8 = 1 << 2;
 pub const ROLE_CLIENT: u8 = 1;
 /// `SPLIFF_ROLE_SERVER`.
 pub const ROLE_SERVER: u8 = 2;
+/// `SPLIFF_LIB_GO`: the connection's probes are Go `crypto/tls`'s (the values
+/// equal the trace format's `tls_library`).
+pub const LIB_GO: u8 = 6;
 /// `SPLIFF_CLOSE_SHUTDOWN`.
 pub const CLOSE_SHUTDOWN: u32 = 1;
 /// `SPLIFF_CLOSE_FREE`.
@@ -290,8 +293,10 @@ pub struct TlsConnEvent {
     pub role: u8,
     /// `CONN_HAS_*`.
     pub flags: u8,
+    /// `LIB_*` or 0 (not said: OpenSSL's probes).
+    pub library: u8,
     /// Zero.
-    pub reserved16: u16,
+    pub reserved8: u8,
     /// Local address, network order (IPv4 in the first 4 bytes).
     pub local_addr: [u8; 16],
     /// Remote address.

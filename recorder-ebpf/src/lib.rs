@@ -95,6 +95,18 @@ pub mod names {
         ("spliff_ssl_shutdown_entry", false),
         ("spliff_ssl_free_entry", false),
     ];
+    /// Go `crypto/tls` uprobe programs. None is a uretprobe: the "return"
+    /// ones go on each RET instruction of their function (see
+    /// `bpf/tls/gotls.h`).
+    pub const GO_PROGRAMS: &[&str] = &[
+        "spliff_go_write_entry",
+        "spliff_go_read_entry",
+        "spliff_go_data_return",
+        "spliff_go_client_hs_entry",
+        "spliff_go_server_hs_entry",
+        "spliff_go_hs_return",
+        "spliff_go_close_entry",
+    ];
 }
 
 /// Where the embedded object came from, decided by `build.rs`.
@@ -170,6 +182,7 @@ mod tests {
         ]
         .into_iter()
         .chain(names::OPENSSL_PROGRAMS.iter().map(|(name, _)| *name))
+        .chain(names::GO_PROGRAMS.iter().copied())
         {
             // NUL-terminated, as in the ELF string table, so a longer name
             // sharing the prefix does not count.

@@ -114,7 +114,8 @@ fn structs() -> Vec<Struct> {
                 remote_port,
                 role,
                 flags,
-                reserved16,
+                library,
+                reserved8,
                 local_addr,
                 remote_addr,
                 comm
@@ -218,6 +219,7 @@ fn constants() -> Vec<(&'static str, u64)> {
         ("SPLIFF_EVENT_TLS_CLOSE", EventKind::TlsClose as u64),
         ("SPLIFF_EVENT_TLS_STRING", EventKind::TlsString as u64),
         ("SPLIFF_EVENT_PACKET", EventKind::Packet as u64),
+        ("SPLIFF_LIB_GO", u64::from(LIB_GO)),
         ("SPLIFF_PACKET_SNAPLEN_MAX", PACKET_SNAPLEN_MAX as u64),
         ("SPLIFF_HOOK_XDP", u64::from(HOOK_XDP)),
         ("SPLIFF_HOOK_TC", u64::from(HOOK_TC)),

@@ -7,6 +7,8 @@
 #[cfg(target_os = "linux")]
 pub mod bpf;
 #[cfg(target_os = "linux")]
+pub mod golang;
+#[cfg(target_os = "linux")]
 pub mod net;
 #[cfg(target_os = "linux")]
 pub mod privileges;

@@ -5,6 +5,7 @@
 mod capture_info;
 mod convert;
 mod correlate;
+mod go_programs;
 mod held_packets;
 mod libraries;
 mod output_file;
@@ -146,6 +147,13 @@ fn discover() -> Discovery {
 
 fn list_libs() -> ExitCode {
     let discovery = discover();
+    let go = go_programs::running();
+    for line in &go {
+        println!("{line}");
+    }
+    if discovery.files.is_empty() && !go.is_empty() {
+        return ExitCode::SUCCESS;
+    }
     if discovery.files.is_empty() {
         println!("no OpenSSL library (libssl.so*) found in the linker cache or in any process");
         return ExitCode::FAILURE;
@@ -287,7 +295,11 @@ fn record(args: &RecordArgs, command: &mut Option<RecordedCommand>) -> anyhow::R
     });
 
     let mut discovery = discover();
-    if discovery.files.is_empty() {
+    let go_command = command_name.and_then(|program| which(program).ok());
+    let go_in_sight = go_command
+        .as_deref()
+        .is_some_and(|path| spliff_recorder::golang::go_version(path).is_some());
+    if discovery.files.is_empty() && !go_in_sight {
         bail!(
             "no OpenSSL library found: no libssl.so* in the dynamic linker cache (ldconfig -p) \
              or mapped by any running process; install OpenSSL (Debian: apt install libssl3) or \
@@ -375,14 +387,27 @@ fn record(args: &RecordArgs, command: &mut Option<RecordedCommand>) -> anyhow::R
         }
         for &pid in args.pids.iter().chain(&named) {
             hooks.hook_process(&mut pipeline, &discovery, pid, &mut problems);
+            hooks.hook_go_process(&mut pipeline, pid, &mut problems);
         }
     } else {
+        // Go programs: `-- CMD` before it starts, then every running one.
+        if let Some(path) = &go_command {
+            match hooks.go.hook_file(&mut pipeline, path) {
+                Ok(lines) => hooks.lines.extend(lines),
+                Err(error) => problems.push(format!("{error:#}")),
+            }
+        }
+        if args.command.is_empty() {
+            for pid in all_pids() {
+                hooks.hook_go_process(&mut pipeline, pid, &mut problems);
+            }
+        }
         for (id, lib) in &discovery.files {
             if let Err(error) = hooks.hook(&mut pipeline, *id, &lib.path, None) {
                 problems.push(format!("{error:#}"));
             }
         }
-        if hooks.files.is_empty() {
+        if hooks.files.is_empty() && hooks.go.len() == 0 {
             bail!(
                 "could not hook any OpenSSL library: {}",
                 problems.join("; ")
@@ -514,9 +539,13 @@ fn record(args: &RecordArgs, command: &mut Option<RecordedCommand>) -> anyhow::R
     // Only now: every probe is attached.
     let files = discovery.files.len();
     eprintln!(
-        "spliff: recording {} OpenSSL librar{} ({} probes{}) to {}{}",
+        "spliff: recording {} OpenSSL librar{}{} ({} probes{}) to {}{}",
         files,
         if files == 1 { "y" } else { "ies" },
+        match hooks.go.len() {
+            0 => String::new(),
+            n => format!(" and {n} Go program{}", if n == 1 { "" } else { "s" }),
+        },
         header.attached.len(),
         if per_process { ", per process" } else { "" },
         shown,
@@ -777,6 +806,17 @@ fn record(args: &RecordArgs, command: &mut Option<RecordedCommand>) -> anyhow::R
     })
 }
 
+/// Every pid in /proc.
+fn all_pids() -> Vec<u32> {
+    std::fs::read_dir("/proc")
+        .map(|dir| {
+            dir.flatten()
+                .filter_map(|e| e.file_name().to_str().and_then(|s| s.parse().ok()))
+                .collect()
+        })
+        .unwrap_or_default()
+}
+
 /// What is attached where.
 #[derive(Debug, Default)]
 struct Hooks {
@@ -801,9 +841,28 @@ struct Hooks {
     /// of milliseconds (the kernel waits for an RCU grace period), so only
     /// a few are done per loop turn: a stopped process must not wait long.
     to_detach: Vec<UprobeLink>,
+    /// Go executables (hooked per file in every mode: the kernel's scope
+    /// filter keeps other processes running them out).
+    go: go_programs::GoPrograms,
 }
 
 impl Hooks {
+    /// Hooks the executable of `pid` if it is a Go program.
+    fn hook_go_process(
+        &mut self,
+        pipeline: &mut BpfPipeline,
+        pid: u32,
+        problems: &mut Vec<String>,
+    ) {
+        match self.go.hook_process(pipeline, pid) {
+            Ok(lines) => {
+                let lines = lines.into_iter().filter(|_| self.keep_lines);
+                self.lines.extend(lines);
+            }
+            Err(error) => problems.push(format!("{error:#}")),
+        }
+    }
+
     /// Attaches `path` (for `pid` only, or every process) unless done.
     fn hook(
         &mut self,
@@ -963,6 +1022,7 @@ fn attach_process(
         }
     }
     let mut problems = Vec::new();
+    hooks.hook_go_process(pipeline, pid, &mut problems);
     if hooks.per_process {
         hooks.hook_process(pipeline, discovery, pid, &mut problems);
     } else {
@@ -1118,7 +1178,7 @@ fn processes_named(names: &[String]) -> Vec<u32> {
 }
 
 /// Whether `program` can be executed (a path, or a name found in PATH).
-fn which(program: &str) -> anyhow::Result<()> {
+fn which(program: &str) -> anyhow::Result<std::path::PathBuf> {
     use std::os::unix::fs::PermissionsExt as _;
     let executable = |path: &Path| {
         path.metadata()
@@ -1126,13 +1186,16 @@ fn which(program: &str) -> anyhow::Result<()> {
     };
     if program.contains('/') {
         if executable(Path::new(program)) {
-            return Ok(());
+            return Ok(program.into());
         }
         bail!("{program} is not an executable file");
     }
     let path = std::env::var_os("PATH").unwrap_or_default();
-    if std::env::split_paths(&path).any(|dir| executable(&dir.join(program))) {
-        return Ok(());
+    if let Some(found) = std::env::split_paths(&path)
+        .map(|dir| dir.join(program))
+        .find(|candidate| executable(candidate))
+    {
+        return Ok(found);
     }
     bail!("{program} is not in PATH")
 }

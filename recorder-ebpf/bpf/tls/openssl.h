@@ -99,6 +99,7 @@ struct spliff_conn_key {
 #define SPLIFF_STATE_ROLE_SENT (1U << 1)
 #define SPLIFF_STATE_ALPN_SENT (1U << 2)
 #define SPLIFF_STATE_SHUTDOWN_SENT (1U << 3)
+#define SPLIFF_STATE_LIBRARY_SENT (1U << 4)
 
 /* What the kernel keeps per live (tgid, SSL *). */
 struct spliff_conn_state {
@@ -107,7 +108,8 @@ struct spliff_conn_state {
 	__s32 fd;       /* -1 unknown */
 	__u32 flags;    /* SPLIFF_STATE_* */
 	__u8 role;      /* SPLIFF_ROLE_* or 0 */
-	__u8 reserved[7];
+	__u8 library;   /* SPLIFF_LIB_*; 0 for OpenSSL's probes */
+	__u8 reserved[6];
 };
 
 /* LRU: a process that never calls SSL_free (killed) must not fill it. */
@@ -147,8 +149,9 @@ static __always_inline void spliff_conn_report(__u64 pid_tgid, __u64 ssl,
 	struct spliff_tls_conn_event *event;
 	bool socket = !(state->flags & SPLIFF_STATE_SOCKET_SENT) && state->fd >= 0;
 	bool role = !(state->flags & SPLIFF_STATE_ROLE_SENT) && state->role;
+	bool library = !(state->flags & SPLIFF_STATE_LIBRARY_SENT) && state->library;
 
-	if (!socket && !role)
+	if (!socket && !role && !library)
 		return;
 	event = spliff_event_reserve(SPLIFF_EVENT_TLS_CONN, sizeof(*event), pid_tgid);
 	if (!event)
@@ -170,6 +173,11 @@ static __always_inline void spliff_conn_report(__u64 pid_tgid, __u64 ssl,
 		event->flags |= SPLIFF_CONN_HAS_ROLE;
 		state->flags |= SPLIFF_STATE_ROLE_SENT;
 	}
+	/* Every report names the library: the first one a connection gets
+	 * decides it, whichever field it carries. */
+	event->library = state->library;
+	if (library)
+		state->flags |= SPLIFF_STATE_LIBRARY_SENT;
 	bpf_ringbuf_submit(event, spliff_wakeup_flags(event->header.size));
 }
 

@@ -220,7 +220,11 @@ impl BpfPipeline {
         )?;
         // Uprobe programs are loaded (verified) now, attached per library
         // file later: a verifier problem shows up before anything runs.
-        for &(name, _) in names::OPENSSL_PROGRAMS {
+        for name in names::OPENSSL_PROGRAMS
+            .iter()
+            .map(|&(name, _)| name)
+            .chain(names::GO_PROGRAMS.iter().copied())
+        {
             program_mut::<UProbe>(&mut ebpf, name)?
                 .load()
                 .map_err(load_error(name))?;
@@ -323,6 +327,33 @@ impl BpfPipeline {
                 error::classify(error, "attaching a uprobe", |source| BpfError::Attach {
                     program,
                     target: format!("{symbol} in {}", path.display()),
+                    source,
+                })
+            })?;
+        Ok(UprobeLink { program, id })
+    }
+
+    /// Attaches uprobe program `program` (one of [`names::GO_PROGRAMS`]) at
+    /// file offset `offset` of `path`, which must be the first byte of an
+    /// instruction (the caller decoded the function): a uprobe anywhere else
+    /// corrupts the program's code.
+    pub fn attach_uprobe_at(
+        &mut self,
+        program: &'static str,
+        path: &Path,
+        offset: u64,
+        pid: Option<NonZeroU32>,
+    ) -> Result<UprobeLink, BpfError> {
+        let scope = match pid {
+            Some(pid) => UProbeScope::OneProcess(pid),
+            None => UProbeScope::AllProcesses,
+        };
+        let id = program_mut::<UProbe>(&mut self.ebpf, program)?
+            .attach(UProbeAttachLocation::AbsoluteOffset(offset), path, scope)
+            .map_err(|error| {
+                error::classify(error, "attaching a uprobe", |source| BpfError::Attach {
+                    program,
+                    target: format!("offset {offset:#x} of {}", path.display()),
                     source,
                 })
             })?;

@@ -241,6 +241,18 @@ impl<W: Write> Converter<W> {
 
     /// The connection of (pid, ssl), opened (and recorded) on first sight.
     fn conn(&mut self, ts_ns: u64, pid: u32, ssl: u64) -> Result<u64, WriteError> {
+        self.conn_of(ts_ns, pid, ssl, TlsLibrary::OpenSsl)
+    }
+
+    /// [`Converter::conn`] for a connection of `library`. The kernel names
+    /// the library in the first event of a connection not OpenSSL's.
+    fn conn_of(
+        &mut self,
+        ts_ns: u64,
+        pid: u32,
+        ssl: u64,
+        library: TlsLibrary,
+    ) -> Result<u64, WriteError> {
         if let Some(conn) = self.conns.get(&(pid, ssl)) {
             return Ok(conn.conn_id);
         }
@@ -248,7 +260,13 @@ impl<W: Write> Converter<W> {
         self.next_conn_id += 1;
         self.stats.connections += 1;
         self.correlator.seen(conn_id, pid);
-        let library_path = self.library_of(pid);
+        let library_path = match library {
+            // Go links its TLS into the program: the program is the library.
+            TlsLibrary::GoCryptoTls => std::fs::read_link(format!("/proc/{pid}/exe"))
+                .map(|p| p.into_os_string().into_encoded_bytes())
+                .unwrap_or_default(),
+            _ => self.library_of(pid),
+        };
         self.write(
             ts_ns,
             &Record::Connection(Connection {
@@ -256,7 +274,7 @@ impl<W: Write> Converter<W> {
                 pid,
                 fd: -1,
                 open_ns: ts_ns,
-                tls_library: TlsLibrary::OpenSsl,
+                tls_library: library,
                 library_path: &library_path,
                 ..Connection::default()
             }),
@@ -468,7 +486,12 @@ impl<W: Write> Converter<W> {
     }
 
     fn conn_info(&mut self, info: &TlsConn) -> Result<(), WriteError> {
-        let conn_id = self.conn(info.ts_ns, info.pid, info.ssl)?;
+        let library = match info.library {
+            0 => TlsLibrary::OpenSsl,
+            spliff_recorder_ebpf::abi::LIB_GO => TlsLibrary::GoCryptoTls,
+            other => TlsLibrary::Other(other),
+        };
+        let conn_id = self.conn_of(info.ts_ns, info.pid, info.ssl, library)?;
         self.ensure_process(info.ts_ns, info.pid, &info.comm)?;
         let role = match info.role {
             Some(1) => ConnectionRole::Client,
@@ -490,7 +513,7 @@ impl<W: Write> Converter<W> {
                 fd: info.fd.unwrap_or(-1),
                 socket_cookie: info.socket_cookie,
                 role,
-                tls_library: TlsLibrary::OpenSsl,
+                tls_library: library,
                 ip_protocol: info.protocol,
                 local,
                 remote,
@@ -638,6 +661,7 @@ mod tests {
             protocol: 6,
             addresses: Some((addr(CLIENT), addr(SERVER))),
             role: Some(1),
+            library: 0,
         })
     }
 
