@@ -17,6 +17,8 @@ have curl || need_pkgs+=(curl)
 have openssl || need_pkgs+=(openssl)
 [ -x /usr/bin/python3 ] || need_pkgs+=(python3)
 have nghttpd || need_pkgs+=(nghttp2-server)
+# tests/tests/record_go.rs: Go clients and servers built in the test (Go >= 1.17).
+have go || need_pkgs+=(golang-go)
 # tests/tests/record_packets.rs: network namespaces, veth and vxlan links.
 have ip || need_pkgs+=(iproute2)
 # tests/tests/record_sockets.rs: a private mount namespace without cgroup2 (unshare).

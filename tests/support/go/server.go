@@ -5,7 +5,10 @@
 // Prints its port, then serves HTTP/1.1 and HTTP/2 on 127.0.0.1 until
 // SIGINT/SIGTERM. Every exchange is logged to LOG as one JSON line, written
 // when the handler is done: what the server read and what it wrote, the
-// ground truth a recording of the client is compared with.
+// ground truth a recording of the client is compared with. A closed
+// connection adds a line {"closed":"ADDR"}: by then the server has written
+// all it will on it, so a recording of the server is complete once it is
+// stopped.
 package main
 
 import (
@@ -83,7 +86,15 @@ func main() {
 	}
 	fmt.Println(listener.Addr().(*net.TCPAddr).Port)
 	server := &http.Server{
-		Handler:   handler,
+		Handler: handler,
+		ConnState: func(c net.Conn, state http.ConnState) {
+			if state == http.StateClosed {
+				line, _ := json.Marshal(map[string]string{"closed": c.RemoteAddr().String()})
+				mu.Lock()
+				defer mu.Unlock()
+				logFile.Write(append(line, '\n'))
+			}
+		},
 		TLSConfig: &tls.Config{Certificates: []tls.Certificate{cert}},
 	}
 	stop := make(chan os.Signal, 1)
