@@ -53,8 +53,8 @@ pub struct RecordArgs {
     /// seen: its TLS calls in the first milliseconds can be missed.
     #[arg(long = "comm", value_name = "NAME")]
     pub comms: Vec<String>,
-    /// TLS libraries to hook (repeatable).
-    #[arg(long = "lib", value_enum, default_values_t = [Library::Openssl])]
+    /// TLS libraries to hook (repeatable; default: every library found).
+    #[arg(long = "lib", value_enum, default_values_t = [Library::All])]
     pub libs: Vec<Library>,
     /// Do not learn socket identities (sock_ops on the cgroup v2 root, warm-up from the
     /// kernel's socket table).
@@ -175,8 +175,14 @@ pub enum IngressHook {
 /// TLS libraries `record` can hook.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
 pub enum Library {
-    /// OpenSSL 1.1 and 3.x (libssl).
+    /// OpenSSL 1.1 and 3.x (libssl.so*).
     Openssl,
+    /// GnuTLS 3.x (libgnutls.so*): wget, gnutls-cli, libcurl-gnutls (git).
+    Gnutls,
+    /// wolfSSL (libwolfssl.so*).
+    Wolfssl,
+    /// Every library above.
+    All,
 }
 
 /// Output formats of `spliff replay`.

@@ -214,7 +214,7 @@ impl BpfPipeline {
         )?;
         // Uprobe programs are loaded (verified) now, attached per library
         // file later: a verifier problem shows up before anything runs.
-        for &(name, _) in names::OPENSSL_PROGRAMS {
+        for &(name, _) in names::TLS_PROGRAMS {
             program_mut::<UProbe>(&mut ebpf, name)?
                 .load()
                 .map_err(load_error(name))?;
@@ -297,7 +297,7 @@ impl BpfPipeline {
     }
 
     /// Attaches uprobe program `program` (one of
-    /// [`names::OPENSSL_PROGRAMS`]) to `symbol` in the library file `path`,
+    /// [`names::TLS_PROGRAMS`]) to `symbol` in the library file `path`,
     /// for every process mapping it, or only `pid`. Stays attached until
     /// [`BpfPipeline::detach_uprobe`] or the pipeline is dropped.
     pub fn attach_uprobe(
