@@ -62,6 +62,16 @@ impl LibrarySpec {
 /// Every library, in `--list-libs` order.
 pub const LIBRARIES: &[LibrarySpec] = &[OPENSSL, GNUTLS, WOLFSSL];
 
+/// TLS libraries spliff does not hook (yet), by file name, so that a
+/// process using one can be named when nothing of it was recorded.
+pub const UNHOOKED_TLS_FILES: &[(&str, &str)] = &[
+    ("NSS", "libssl3.so"),
+    ("NSS", "libnss3.so"),
+    ("mbed TLS", "libmbedtls.so*"),
+    ("BoringSSL", "libboringssl.so*"),
+    ("s2n", "libs2n.so*"),
+];
+
 /// The library whose files are named like `name`.
 pub fn library_of_file(name: &str) -> Option<&'static LibrarySpec> {
     LIBRARIES.iter().find(|l| l.matches_file_name(name))

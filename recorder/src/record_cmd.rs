@@ -16,6 +16,7 @@ mod reemit;
 mod rotation;
 mod run_as;
 mod sockets;
+mod unrecorded;
 
 use std::{
     fs::File,
@@ -269,6 +270,10 @@ fn record(args: &RecordArgs, command: &mut Option<RecordedCommand>) -> anyhow::R
         Vec::new()
     };
     let mut hooks = Hooks::new(per_process);
+    let mut unrecorded = unrecorded::Unrecorded::new(filter_enabled, wanted);
+    for &pid in args.pids.iter().chain(&named) {
+        unrecorded.select(pid);
+    }
     let mut problems = Vec::new();
     if per_process {
         for &pid in &args.pids {
@@ -468,11 +473,14 @@ fn record(args: &RecordArgs, command: &mut Option<RecordedCommand>) -> anyhow::R
                 return;
             }
             match event {
-                Ok(event) => match converter.event(event) {
-                    Ok(Some(pid)) => execs.push(pid),
-                    Ok(None) => {}
-                    Err(error) => write_error = Some(error.into()),
-                },
+                Ok(event) => {
+                    unrecorded.observe(&event);
+                    match converter.event(event) {
+                        Ok(Some(pid)) => execs.push(pid),
+                        Ok(None) => {}
+                        Err(error) => write_error = Some(error.into()),
+                    }
+                }
                 Err(_) => converter.stats.invalid_events += 1,
             }
             rotation::rotate_if_due(&mut rotation, &mut converter, &header, &mut write_error);
@@ -582,6 +590,7 @@ fn record(args: &RecordArgs, command: &mut Option<RecordedCommand>) -> anyhow::R
             }
             match event {
                 Ok(event) => {
+                    unrecorded.observe(&event);
                     if let Err(error) = converter.event(event) {
                         write_error = Some(error.into());
                     }
@@ -664,6 +673,9 @@ fn record(args: &RecordArgs, command: &mut Option<RecordedCommand>) -> anyhow::R
         started.elapsed().as_secs_f64(),
     );
     eprintln!("spliff: correlation: {}", correlation.summary());
+    for line in unrecorded.report() {
+        eprintln!("spliff: not recorded: {line}");
+    }
     Ok(match child_status {
         Some(status) => match (status.code(), status.signal()) {
             (Some(code), _) => ExitCode::from(u8::try_from(code).unwrap_or(1)),
