@@ -54,6 +54,9 @@ pub struct RecordArgs {
     #[arg(long = "comm", value_name = "NAME")]
     pub comms: Vec<String>,
     /// TLS libraries to hook (repeatable; default: every library found).
+    ///
+    /// Library files are found by name (libssl.so*, libgnutls.so*, libwolfssl.so*) in the
+    /// dynamic linker cache and in every process's memory maps.
     #[arg(long = "lib", value_enum, default_values_t = [Library::All])]
     pub libs: Vec<Library>,
     /// Do not learn socket identities (sock_ops on the cgroup v2 root, warm-up from the
@@ -67,7 +70,8 @@ pub struct RecordArgs {
     /// unmounted again as soon as sock_ops is attached.
     #[arg(long)]
     pub no_sockets: bool,
-    /// Print which library files would be hooked, and why, then exit.
+    /// Print every TLS library file found (of every kind), why, whether --lib hooks it
+    /// and which functions each kind gets, then exit.
     #[arg(long)]
     pub list_libs: bool,
     /// Capture packet headers on this interface (repeatable; default: every

@@ -333,6 +333,76 @@ fn a_library_left_out_by_lib_records_nothing_of_its_clients() {
     );
 }
 
+#[test]
+fn records_a_gnutls_server_and_its_openssl_clients_alike() {
+    if !require_bpf() {
+        return;
+    }
+    let dir = TempDir::new("record-gnutls-serv");
+    let d = dir.path();
+    let (cert, key) = self_signed_cert(d);
+    let port = std::net::TcpListener::bind("127.0.0.1:0")
+        .and_then(|l| l.local_addr())
+        .expect("a free port")
+        .port();
+    let script = d.join("workload.sh");
+    let base = format!("https://127.0.0.1:{port}");
+    fs::write(
+        &script,
+        format!(
+            "gnutls-serv --http -p {port} --x509certfile {cert} --x509keyfile {key} >/dev/null 2>&1 &\n\
+             S=$!\n\
+             C='curl -sk --http1.1 -o /dev/null'\n\
+             $C --retry 100 --retry-connrefused --retry-delay 0 {base}/first\n\
+             $C --data-binary 'posted to a GnuTLS server' {base}/second\n\
+             kill $S\n",
+            cert = cert.display(),
+            key = key.display(),
+        ),
+    )
+    .expect("write the workload");
+    let trace = d.join("t.pcapng");
+    record(&trace, &[], &script);
+
+    let summary = read_trace(&trace);
+    assert!(summary.losses.is_empty(), "loss: {:?}", summary.losses);
+    let by_tuple: BTreeMap<_, _> = summary
+        .conns
+        .values()
+        .filter_map(|c| {
+            let info = c.info.as_ref()?;
+            Some(((info.local?, info.remote?), (info, c)))
+        })
+        .collect();
+    let mut servers = 0;
+    for ((local, remote), (info, conn)) in &by_tuple {
+        if summary.comms.get(&info.pid).map(String::as_str) != Some("gnutls-serv") {
+            continue;
+        }
+        servers += 1;
+        assert_eq!(info.tls_library, TlsLibrary::GnuTls);
+        assert_eq!(info.role, ConnectionRole::Server);
+        let (client, client_conn) = by_tuple
+            .get(&(*remote, *local))
+            .unwrap_or_else(|| panic!("no client side for the server's {local} <- {remote}"));
+        assert_eq!(
+            summary.comms.get(&client.pid).map(String::as_str),
+            Some("curl")
+        );
+        assert_eq!(client.tls_library, TlsLibrary::OpenSsl);
+        assert!(!conn.ingress.is_empty() && !conn.egress.is_empty());
+        assert!(
+            conn.ingress == client_conn.egress,
+            "what the server read, the client wrote"
+        );
+        assert!(
+            conn.egress == client_conn.ingress,
+            "what the server wrote, the client read"
+        );
+    }
+    assert_eq!(servers, 2, "both connections recorded server-side");
+}
+
 /// Reads the port the exchange server prints.
 fn server_port(mut child: std::process::Child) -> spliff_tests::tls_workload::Server {
     use std::io::BufRead as _;
