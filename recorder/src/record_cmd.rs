@@ -1,4 +1,4 @@
-//! `spliff record` (Linux): find libssl files, load and attach the kernel
+//! `spliff record` (Linux): find TLS library files, load and attach the kernel
 //! programs, optionally start `-- CMD`, and turn kernel events into a trace
 //! until CMD exits or a signal arrives.
 
@@ -140,7 +140,7 @@ fn uname() -> (String, String, String, String) {
 
 pub fn run(args: &RecordArgs) -> anyhow::Result<ExitCode> {
     if args.list_libs {
-        return Ok(hooks::list_libs(&args.libs));
+        return Ok(hooks::list_libs(args));
     }
     let mut command = None;
     record(args, &mut command).map_err(|error| match command.take() {
@@ -686,7 +686,7 @@ fn record(args: &RecordArgs, command: &mut Option<RecordedCommand>) -> anyhow::R
     })
 }
 
-/// Looks again at processes that exec'd: for libssl files at new paths,
+/// Looks again at processes that exec'd: for library files at new paths,
 /// and in per-process mode to attach to the new process itself (the kernel
 /// only reports execs of processes in scope).
 fn rescan(
@@ -717,8 +717,8 @@ fn rescan(
     }
 }
 
-/// Looks at `pid`'s mapped libssl files (a new path is hooked too) and, in
-/// per-process mode, attaches every known libssl file for `pid` (also
+/// Looks at `pid`'s mapped library files (a new path is hooked too) and, in
+/// per-process mode, attaches every known library file for `pid` (also
 /// files it has not mapped yet: right after exec not even the dynamic
 /// loader has run, and a pid-scoped uprobe on a file applies when the file
 /// gets mapped).
@@ -816,7 +816,7 @@ pub(crate) fn start_time(pid: u32) -> Option<u64> {
 
 /// Running processes (other than the recorder) whose comm is one of
 /// `names`, compared on the first 15 bytes as the kernel stores comms.
-fn processes_named(names: &[String]) -> Vec<u32> {
+pub(crate) fn processes_named(names: &[String]) -> Vec<u32> {
     let truncate = |name: &[u8]| name[..name.len().min(15)].to_vec();
     let wanted: std::collections::HashSet<Vec<u8>> =
         names.iter().map(|n| truncate(n.as_bytes())).collect();

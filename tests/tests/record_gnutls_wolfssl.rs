@@ -331,6 +331,45 @@ fn a_library_left_out_by_lib_records_nothing_of_its_clients() {
         stderr.contains("wget") && stderr.contains("libgnutls.so"),
         "the summary names wget and its unhooked library: {stderr}"
     );
+
+    // --list-libs with a scope says the same of a running process, before any capture.
+    let mut client = Command::new("gnutls-cli")
+        .args([
+            "--insecure",
+            "--port",
+            &server.port.to_string(),
+            "127.0.0.1",
+        ])
+        .stdin(std::process::Stdio::piped())
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::null())
+        .spawn()
+        .expect("start gnutls-cli (apt-get install gnutls-bin)");
+    let pid = client.id().to_string();
+    // Until the dynamic loader has mapped it, there is nothing to list.
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(10);
+    while !fs::read_to_string(format!("/proc/{pid}/maps")).is_ok_and(|m| m.contains("libgnutls")) {
+        assert!(
+            std::time::Instant::now() < deadline,
+            "gnutls-cli never mapped libgnutls"
+        );
+        std::thread::sleep(std::time::Duration::from_millis(10));
+    }
+    let list = Command::new(spliff_bin())
+        .args(["record", "--list-libs", "--lib", "openssl", "--pid", &pid])
+        .output()
+        .expect("run spliff record --list-libs");
+    client.kill().ok();
+    client.wait().ok();
+    let stdout = String::from_utf8_lossy(&list.stdout);
+    let line = stdout
+        .lines()
+        .find(|l| l.starts_with(&format!("pid {pid} ")))
+        .unwrap_or_else(|| panic!("--list-libs names pid {pid}: {stdout}"));
+    assert!(
+        line.contains("libgnutls.so") && line.contains("GnuTLS, not hooked"),
+        "{line}"
+    );
 }
 
 #[test]

@@ -54,8 +54,8 @@ struct Conn {
     closed: bool,
     handshake_done: bool,
     /// Whose probes saw it: the kernel's word once its report came, until
-    /// then a guess from the files the process maps.
-    library: &'static LibrarySpec,
+    /// then a guess from the files the process maps (`None`: no guess).
+    library: Option<&'static LibrarySpec>,
 }
 
 /// Converts events into records of one trace.
@@ -273,7 +273,7 @@ impl<W: Write> Converter<W> {
         self.stats.connections += 1;
         self.correlator.seen(conn_id, pid);
         let (library_path, guessed) = self.library_of(pid, library).unzip();
-        let library = library.or(guessed).unwrap_or(&probes::OPENSSL);
+        let library = library.or(guessed);
         self.write(
             ts_ns,
             &Record::Connection(Connection {
@@ -281,7 +281,7 @@ impl<W: Write> Converter<W> {
                 pid,
                 fd: -1,
                 open_ns: ts_ns,
-                tls_library: library.kind,
+                tls_library: library.map_or(TlsLibrary::Unknown, |l| l.kind),
                 library_path: library_path.as_deref().unwrap_or_default(),
                 ..Connection::default()
             }),
@@ -425,7 +425,10 @@ impl<W: Write> Converter<W> {
                 };
                 // Non-blocking handshakes return "not yet" until they end;
                 // only the end counts, and each library says it its way.
-                let Some(result) = (conn.library.handshake_result)(hs.ret) else {
+                // The kernel names the library before a handshake returns;
+                // without it, OpenSSL's meaning is the oldest guess.
+                let library = conn.library.unwrap_or(&probes::OPENSSL);
+                let Some(result) = (library.handshake_result)(hs.ret) else {
                     return Ok(None);
                 };
                 if conn.handshake_done {
@@ -497,7 +500,7 @@ impl<W: Write> Converter<W> {
         if let Some(library) = library
             && let Some(conn) = self.conns.get_mut(&(info.pid, info.ssl))
         {
-            conn.library = library;
+            conn.library = Some(library);
         }
         self.ensure_process(info.ts_ns, info.pid, &info.comm)?;
         let role = match info.role {

@@ -17,9 +17,9 @@ use spliff_recorder::{
 
 use super::{
     libraries::{Discovery, FileId},
-    start_time,
+    processes_named, start_time, unrecorded,
 };
-use crate::cli::Library;
+use crate::cli::{Library, RecordArgs};
 
 /// The probe table's rows that `--lib` selects.
 pub fn wanted_libraries(libs: &[Library]) -> Vec<&'static LibrarySpec> {
@@ -53,9 +53,11 @@ pub fn looked_for(wanted: &[&'static LibrarySpec]) -> String {
         .join(", ")
 }
 
-/// `--list-libs`: every library file of every kind, and what it gets.
-pub fn list_libs(libs: &[Library]) -> ExitCode {
-    let wanted = wanted_libraries(libs);
+/// `--list-libs`: every library file of every kind, and what it gets; with
+/// --pid, --comm or --ppid, also what each selected process maps.
+pub fn list_libs(args: &RecordArgs) -> ExitCode {
+    let wanted = wanted_libraries(&args.libs);
+    list_selected(args, &wanted);
     let discovery = discover(probes::LIBRARIES.iter().collect());
     if discovery.files.is_empty() {
         println!(
@@ -90,6 +92,68 @@ pub fn list_libs(libs: &[Library]) -> ExitCode {
         );
     }
     ExitCode::SUCCESS
+}
+
+/// Per selected running process: the TLS libraries it maps, hooked or not.
+fn list_selected(args: &RecordArgs, wanted: &[&'static LibrarySpec]) {
+    let mut pids: Vec<u32> = args.pids.clone();
+    pids.extend(processes_named(&args.comms));
+    if let Some(ppid) = args.ppid {
+        pids.push(ppid);
+        pids.extend(descendants(ppid));
+    }
+    pids.sort_unstable();
+    pids.dedup();
+    for pid in pids {
+        let comm = std::fs::read_to_string(format!("/proc/{pid}/comm")).unwrap_or_default();
+        let line = match unrecorded::tls_libraries(pid, wanted) {
+            None => "its memory maps cannot be read (gone?)".to_string(),
+            Some(found) if found.is_empty() => {
+                "no known TLS library mapped (statically linked?)".to_string()
+            }
+            Some(found) => found
+                .iter()
+                .map(|(path, name, hooked)| {
+                    let state = if *hooked { "hooked" } else { "not hooked" };
+                    format!("{path} ({name}, {state})")
+                })
+                .collect::<Vec<_>>()
+                .join(", "),
+        };
+        println!("pid {pid} ({}): {line}", comm.trim());
+    }
+}
+
+/// Running processes whose parent chain leads to `ppid`.
+fn descendants(ppid: u32) -> Vec<u32> {
+    let parent = |pid: u32| -> Option<u32> {
+        let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).ok()?;
+        stat.rsplit_once(')')?
+            .1
+            .split_whitespace()
+            .nth(1)?
+            .parse()
+            .ok()
+    };
+    let Ok(entries) = std::fs::read_dir("/proc") else {
+        return Vec::new();
+    };
+    entries
+        .filter_map(Result::ok)
+        .filter_map(|e| e.file_name().to_str()?.parse::<u32>().ok())
+        .filter(|&pid| {
+            let mut at = pid;
+            // Bounded: a parent chain is short, and a racing exit ends it.
+            for _ in 0..64 {
+                match parent(at) {
+                    Some(p) if p == ppid => return true,
+                    Some(p) if p > 1 => at = p,
+                    _ => return false,
+                }
+            }
+            false
+        })
+        .collect()
 }
 
 /// Attaches every probe of `library` to `path`; returns the attached lines

@@ -3,7 +3,7 @@
 //!
 //! Uprobes attach to a file (an inode), so one attachment covers every
 //! process that maps it, now or later. Files are found in every process's
-//! memory maps (through /proc/PID/root, so a container's own libssl is
+//! memory maps (through /proc/PID/root, so a container's own library is
 //! reached by a path valid on the host) and in the dynamic linker's cache,
 //! which covers libraries a process loads later (Python imports `ssl`
 //! lazily). Files are deduplicated by (device, inode).
@@ -71,7 +71,7 @@ impl Discovery {
             library,
             reasons: Vec::new(),
         });
-        // A bounded list of reasons: a libssl mapped by 500 processes need
+        // A bounded list of reasons: a library mapped by 500 processes need
         // not say so 500 times.
         if entry.reasons.contains(&reason) {
             // libssl.so and libssl.so.3 in the linker cache are one file.

@@ -126,9 +126,10 @@ fn describe(libraries: Option<&[(String, &'static str, bool)]>) -> String {
     }
 }
 
-/// The TLS-looking library files process `pid` maps; `None` if its maps
+/// The TLS-looking library files process `pid` maps, each with its
+/// library's name and whether it is among `hooked`; `None` if its maps
 /// cannot be read.
-fn tls_libraries(
+pub fn tls_libraries(
     pid: u32,
     hooked: &[&'static LibrarySpec],
 ) -> Option<Vec<(String, &'static str, bool)>> {
