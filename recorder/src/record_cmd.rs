@@ -676,6 +676,7 @@ fn record(args: &RecordArgs, command: &mut Option<RecordedCommand>) -> anyhow::R
     for line in unrecorded.report() {
         eprintln!("spliff: not recorded: {line}");
     }
+    hooks.detach_all(&mut pipeline);
     Ok(match child_status {
         Some(status) => match (status.code(), status.signal()) {
             (Some(code), _) => ExitCode::from(u8::try_from(code).unwrap_or(1)),

@@ -221,6 +221,8 @@ pub struct Hooks {
     /// and its uprobes, detached once it is gone, so a capture of many
     /// short-lived processes does not run out of file descriptors.
     processes: HashMap<u32, (Option<u64>, Vec<UprobeLink>)>,
+    /// Uprobes attached for every process.
+    file_links: Vec<UprobeLink>,
     /// Uprobes of gone processes still to detach. A detach blocks for tens
     /// of milliseconds (the kernel waits for an RCU grace period), so only
     /// a few are done per loop turn: a stopped process must not wait long.
@@ -284,11 +286,24 @@ impl Hooks {
             None => {
                 self.files.insert(id);
                 self.lines.extend(lines);
-                // File-wide uprobes stay until the pipeline is dropped.
-                drop(links);
+                // File-wide uprobes stay until the capture ends (detach_all).
+                self.file_links.extend(links);
             }
         }
         Ok(true)
+    }
+
+    /// Detaches every uprobe, concurrently: at the end of a capture, where
+    /// one by one (as dropping the pipeline would) takes seconds.
+    pub fn detach_all(&mut self, pipeline: &mut BpfPipeline) {
+        let mut links = std::mem::take(&mut self.file_links);
+        links.append(&mut self.to_detach);
+        for (_, (_, process_links)) in self.processes.drain() {
+            links.extend(process_links);
+        }
+        self.pairs.clear();
+        self.files.clear();
+        pipeline.detach_uprobes(links);
     }
 
     /// Forgets `pid`; its uprobes are detached later (`detach_some`).
