@@ -1,8 +1,10 @@
 //! `spliff record` of clients built on GnuTLS (wget, gnutls-cli, git over https through
 //! libcurl-gnutls) and wolfSSL (a client compiled here from libwolfssl-dev), against a local
 //! server that logs every exchange: the replayed HAR must equal the server's log, and every
-//! connection must name its process and its TLS library. And with `--lib openssl`, wget's
-//! GnuTLS is not hooked: nothing of it is recorded.
+//! connection must name its process and its TLS library. Servers on both libraries
+//! (gnutls-serv, a wolfSSL server compiled here) are recorded server-side and checked against
+//! their curl clients. And with `--lib openssl`, wget's GnuTLS is not hooked: nothing of it
+//! is recorded, and the end of the capture says so.
 #![cfg(target_os = "linux")]
 
 use std::{
@@ -98,15 +100,15 @@ int main(int argc, char **argv)
 }
 "#;
 
-/// Builds the wolfSSL client in `dir`.
-fn build_wolfssl_client(dir: &Path) -> std::path::PathBuf {
-    let source = dir.join("wolf_client.c");
-    let binary = dir.join("wolf_client");
-    fs::write(&source, WOLFSSL_CLIENT).expect("write the client source");
+/// Compiles C `source` against libwolfssl into `dir/name`.
+fn build_wolfssl_program(dir: &Path, name: &str, source: &str) -> std::path::PathBuf {
+    let source_path = dir.join(format!("{name}.c"));
+    let binary = dir.join(name);
+    fs::write(&source_path, source).expect("write the C source");
     let out = Command::new("cc")
         .arg("-o")
         .arg(&binary)
-        .arg(&source)
+        .arg(&source_path)
         .arg("-lwolfssl")
         .output()
         .expect("run cc (apt-get install gcc libwolfssl-dev)");
@@ -208,7 +210,7 @@ fn records_wget_gnutls_cli_git_and_a_wolfssl_client_exactly() {
         .spawn()
         .expect("start the exchange server");
     let server = server_port(server);
-    let wolf = build_wolfssl_client(d);
+    let wolf = build_wolfssl_program(d, "wolf_client", WOLFSSL_CLIENT);
     let post: Vec<u8> = (0..50_000u32).map(|i| (i * 11 + 3) as u8).collect();
     fs::write(d.join("post.bin"), &post).expect("write the POST body");
     let base = format!("https://127.0.0.1:{}", server.port);
@@ -372,31 +374,78 @@ fn a_library_left_out_by_lib_records_nothing_of_its_clients() {
     );
 }
 
-#[test]
-fn records_a_gnutls_server_and_its_openssl_clients_alike() {
-    if !require_bpf() {
-        return;
-    }
-    let dir = TempDir::new("record-gnutls-serv");
-    let d = dir.path();
-    let (cert, key) = self_signed_cert(d);
-    let port = std::net::TcpListener::bind("127.0.0.1:0")
+/// A wolfSSL server: argv cert key port connections. Answers one request per connection.
+const WOLFSSL_SERVER: &str = r#"
+#include <wolfssl/options.h>
+#include <wolfssl/ssl.h>
+#include <arpa/inet.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/socket.h>
+#include <unistd.h>
+
+int main(int argc, char **argv)
+{
+	struct sockaddr_in sa = { .sin_family = AF_INET, .sin_port = htons(atoi(argv[3])) };
+	int ls = socket(AF_INET, SOCK_STREAM, 0), one = 1, left = atoi(argv[4]);
+	static const char body[] = "hello from a wolfSSL server\n";
+	WOLFSSL_CTX *ctx;
+
+	wolfSSL_Init();
+	ctx = wolfSSL_CTX_new(wolfSSLv23_server_method());
+	if (wolfSSL_CTX_use_certificate_file(ctx, argv[1], WOLFSSL_FILETYPE_PEM) != WOLFSSL_SUCCESS ||
+	    wolfSSL_CTX_use_PrivateKey_file(ctx, argv[2], WOLFSSL_FILETYPE_PEM) != WOLFSSL_SUCCESS)
+		return 1;
+	inet_pton(AF_INET, "127.0.0.1", &sa.sin_addr);
+	setsockopt(ls, SOL_SOCKET, SO_REUSEADDR, &one, sizeof(one));
+	if (bind(ls, (struct sockaddr *)&sa, sizeof(sa)) || listen(ls, 8))
+		return 2;
+	while (left-- > 0) {
+		int fd = accept(ls, NULL, NULL), n;
+		char req[16384], resp[256];
+		WOLFSSL *ssl = wolfSSL_new(ctx);
+
+		wolfSSL_set_fd(ssl, fd);
+		if (wolfSSL_accept(ssl) == WOLFSSL_SUCCESS &&
+		    (n = wolfSSL_read(ssl, req, sizeof(req) - 1)) > 0) {
+			n = sprintf(resp, "HTTP/1.1 200 OK\r\nContent-Length: %zu\r\n\r\n%s",
+				    sizeof(body) - 1, body);
+			wolfSSL_write(ssl, resp, n);
+		}
+		wolfSSL_shutdown(ssl);
+		wolfSSL_free(ssl);
+		close(fd);
+	}
+	return 0;
+}
+"#;
+
+/// A free TCP port on 127.0.0.1.
+fn free_port() -> u16 {
+    std::net::TcpListener::bind("127.0.0.1:0")
         .and_then(|l| l.local_addr())
         .expect("a free port")
-        .port();
+        .port()
+}
+
+/// Records `server` (a shell command line, started in the background, listening on `port`)
+/// answering two curl requests, and checks it server-side: every connection of `comm` is
+/// `library`'s, a server, and its streams equal those of the curl (OpenSSL) connection at
+/// the other end.
+fn check_server_side(d: &Path, server: &str, port: u16, comm: &str, library: TlsLibrary) {
     let script = d.join("workload.sh");
     let base = format!("https://127.0.0.1:{port}");
     fs::write(
         &script,
         format!(
-            "gnutls-serv --http -p {port} --x509certfile {cert} --x509keyfile {key} >/dev/null 2>&1 &\n\
+            "{server} >/dev/null 2>&1 &\n\
              S=$!\n\
              C='curl -sk --http1.1 -o /dev/null'\n\
              $C --retry 100 --retry-connrefused --retry-delay 0 {base}/first\n\
-             $C --data-binary 'posted to a GnuTLS server' {base}/second\n\
-             kill $S\n",
-            cert = cert.display(),
-            key = key.display(),
+             $C {base}/second\n\
+             kill $S 2>/dev/null\n\
+             wait\n",
         ),
     )
     .expect("write the workload");
@@ -415,11 +464,11 @@ fn records_a_gnutls_server_and_its_openssl_clients_alike() {
         .collect();
     let mut servers = 0;
     for ((local, remote), (info, conn)) in &by_tuple {
-        if summary.comms.get(&info.pid).map(String::as_str) != Some("gnutls-serv") {
+        if summary.comms.get(&info.pid).map(String::as_str) != Some(comm) {
             continue;
         }
         servers += 1;
-        assert_eq!(info.tls_library, TlsLibrary::GnuTls);
+        assert_eq!(info.tls_library, library);
         assert_eq!(info.role, ConnectionRole::Server);
         let (client, client_conn) = by_tuple
             .get(&(*remote, *local))
@@ -440,6 +489,42 @@ fn records_a_gnutls_server_and_its_openssl_clients_alike() {
         );
     }
     assert_eq!(servers, 2, "both connections recorded server-side");
+}
+
+#[test]
+fn records_a_gnutls_server_and_its_openssl_clients_alike() {
+    if !require_bpf() {
+        return;
+    }
+    let dir = TempDir::new("record-gnutls-serv");
+    let d = dir.path();
+    let (cert, key) = self_signed_cert(d);
+    let port = free_port();
+    let server = format!(
+        "gnutls-serv --http -p {port} --x509certfile {} --x509keyfile {}",
+        cert.display(),
+        key.display()
+    );
+    check_server_side(d, &server, port, "gnutls-serv", TlsLibrary::GnuTls);
+}
+
+#[test]
+fn records_a_wolfssl_server_and_its_openssl_clients_alike() {
+    if !require_bpf() {
+        return;
+    }
+    let dir = TempDir::new("record-wolfssl-server");
+    let d = dir.path();
+    let (cert, key) = self_signed_cert(d);
+    let binary = build_wolfssl_program(d, "wolf_server", WOLFSSL_SERVER);
+    let port = free_port();
+    let server = format!(
+        "{} {} {} {port} 2",
+        binary.display(),
+        cert.display(),
+        key.display()
+    );
+    check_server_side(d, &server, port, "wolf_server", TlsLibrary::WolfSsl);
 }
 
 /// Reads the port the exchange server prints.
