@@ -8,6 +8,7 @@ mod correlate;
 mod held_packets;
 mod hooks;
 mod libraries;
+mod list_libs;
 mod output_file;
 mod packets;
 mod process_info;
@@ -140,7 +141,7 @@ fn uname() -> (String, String, String, String) {
 
 pub fn run(args: &RecordArgs) -> anyhow::Result<ExitCode> {
     if args.list_libs {
-        return Ok(hooks::list_libs(args));
+        return Ok(list_libs::list_libs(args));
     }
     let mut command = None;
     record(args, &mut command).map_err(|error| match command.take() {
