@@ -634,8 +634,10 @@ impl<W: Write> Converter<W> {
 mod tests {
     use std::net::SocketAddr;
 
-    use spliff_formats::{CaptureId, ConnectionCounters, SectionInfo, TraceReader};
-    use spliff_recorder::bpf::{SocketOp, TcpSocket, TlsData};
+    use spliff_formats::{
+        CaptureId, ConnectionCounters, HandshakeResult, SectionInfo, TraceReader,
+    };
+    use spliff_recorder::bpf::{SocketOp, TcpSocket, TlsData, TlsHandshake};
 
     use super::*;
 
@@ -770,5 +772,68 @@ mod tests {
             );
             assert!(correlation.reasons.is_empty());
         }
+    }
+
+    fn handshake(ts_ns: u64, ret: i32) -> Event {
+        Event::TlsHandshake(TlsHandshake {
+            ts_ns,
+            pid: 4_000_000,
+            tid: 4_000_000,
+            ssl: 0xabc,
+            start_ns: 1,
+            ret,
+        })
+    }
+
+    /// The merged connection record and the handshake results of a conversion.
+    fn connection_and_handshakes(bytes: &[u8]) -> (TlsLibrary, Vec<HandshakeResult>) {
+        let (records, errors) = TraceReader::new(bytes).records_by_time();
+        assert!(errors.is_empty(), "{errors:?}");
+        let mut library = TlsLibrary::Unknown;
+        let mut results = Vec::new();
+        for at in &records {
+            match &at.record {
+                Record::Connection(c) if c.tls_library != TlsLibrary::Unknown => {
+                    library = c.tls_library;
+                }
+                Record::Handshake(h) => results.push(h.result),
+                _ => {}
+            }
+        }
+        (library, results)
+    }
+
+    #[test]
+    fn the_kernel_names_the_library_and_its_handshake_codes_are_read_its_way() {
+        let gnutls = |ts_ns| match tls_conn(ts_ns) {
+            Event::TlsConn(conn) => Event::TlsConn(TlsConn {
+                library: Some(probes::GNUTLS.kernel_id),
+                ..conn
+            }),
+            other => other,
+        };
+        // GnuTLS: GNUTLS_E_AGAIN (-28) is "not yet", 0 is done.
+        let bytes = convert(vec![
+            gnutls(1),
+            handshake(2, -28),
+            handshake(3, 0),
+            data(4),
+            socket(5, SocketOp::ActiveEstablished),
+        ]);
+        assert_eq!(
+            connection_and_handshakes(&bytes),
+            (TlsLibrary::GnuTls, vec![HandshakeResult::Ok])
+        );
+        // OpenSSL: 0 is a failure.
+        let bytes = convert(vec![
+            tls_conn(1),
+            handshake(2, 0),
+            data(4),
+            socket(5, SocketOp::ActiveEstablished),
+        ]);
+        assert_eq!(
+            connection_and_handshakes(&bytes),
+            (TlsLibrary::OpenSsl, vec![HandshakeResult::Failed])
+        );
     }
 }
