@@ -95,6 +95,13 @@ pub const CONN_HAS_FD: u8 = 1 << 2;
 pub const ROLE_CLIENT: u8 = 1;
 /// `SPLIFF_ROLE_SERVER`.
 pub const ROLE_SERVER: u8 = 2;
+/// `SPLIFF_LIB_OPENSSL`: the connection's probes are OpenSSL's (the values
+/// equal the trace format's `tls_library`).
+pub const LIB_OPENSSL: u8 = 1;
+/// `SPLIFF_LIB_GNUTLS`.
+pub const LIB_GNUTLS: u8 = 3;
+/// `SPLIFF_LIB_WOLFSSL`.
+pub const LIB_WOLFSSL: u8 = 5;
 /// `SPLIFF_CLOSE_SHUTDOWN`.
 pub const CLOSE_SHUTDOWN: u32 = 1;
 /// `SPLIFF_CLOSE_FREE`.
@@ -290,8 +297,10 @@ pub struct TlsConnEvent {
     pub role: u8,
     /// `CONN_HAS_*`.
     pub flags: u8,
+    /// `LIB_*` or 0.
+    pub library: u8,
     /// Zero.
-    pub reserved16: u16,
+    pub reserved8: u8,
     /// Local address, network order (IPv4 in the first 4 bytes).
     pub local_addr: [u8; 16],
     /// Remote address.

@@ -12,8 +12,8 @@ use std::{
 };
 
 use spliff_formats::{
-    Connection, ConnectionRole, Correlation, Direction, Handshake, HandshakeResult, Loss,
-    LossCause, Process, Record, TlsData as TraceTlsData, TlsLibrary, TraceWriter, WriteError,
+    Connection, ConnectionRole, Correlation, Direction, Handshake, Loss, LossCause, Process,
+    Record, TlsData as TraceTlsData, TlsLibrary, TraceWriter, WriteError,
 };
 
 use super::correlate::{CorrelationReport, Correlator, SocketUpdate};
@@ -21,6 +21,7 @@ use super::process_info::{self, ProcInfo};
 use super::reemit::Written;
 use spliff_recorder::bpf::{Event, TlsConn, TlsDirection, TlsLossCause, TlsString, TlsStringKind};
 use spliff_recorder::net::socket_table::{FiveTuple, SocketTable};
+use spliff_recorder::probes::{self, LibrarySpec};
 
 /// Exec snapshots kept for processes that may be gone when their first TLS
 /// event is converted.
@@ -52,6 +53,9 @@ struct Conn {
     next: [u64; 2],
     closed: bool,
     handshake_done: bool,
+    /// Whose probes saw it: the kernel's word once its report came, until
+    /// then a guess from the files the process maps (`None`: no guess).
+    library: Option<&'static LibrarySpec>,
 }
 
 /// Converts events into records of one trace.
@@ -62,8 +66,8 @@ pub struct Converter<W: Write> {
     processes_written: HashSet<u32>,
     proc_cache: HashMap<u32, ProcInfo>,
     proc_cache_order: VecDeque<u32>,
-    /// Hooked library paths, to name the one a process maps.
-    library_paths: Vec<Vec<u8>>,
+    /// Hooked library files, to name the one a process maps.
+    library_paths: Vec<(Vec<u8>, &'static LibrarySpec)>,
     /// What happened so far.
     pub stats: Stats,
     /// Every socket known to the capture (the seam with the packet side).
@@ -98,7 +102,10 @@ fn trace_direction(direction: TlsDirection) -> Direction {
 
 impl<W: Write> Converter<W> {
     /// Starts converting into `writer` (capture info already written).
-    pub fn new(writer: TraceWriter<W>, library_paths: Vec<Vec<u8>>) -> Self {
+    pub fn new(
+        writer: TraceWriter<W>,
+        library_paths: Vec<(Vec<u8>, &'static LibrarySpec)>,
+    ) -> Self {
         Self {
             writer,
             conns: HashMap::new(),
@@ -144,8 +151,8 @@ impl<W: Write> Converter<W> {
     }
 
     /// A library file hooked during the capture.
-    pub fn add_library_path(&mut self, path: Vec<u8>) {
-        self.library_paths.push(path);
+    pub fn add_library_path(&mut self, path: Vec<u8>, library: &'static LibrarySpec) {
+        self.library_paths.push((path, library));
     }
 
     /// Writes a record produced outside the converter (interface events),
@@ -224,23 +231,40 @@ impl<W: Write> Converter<W> {
         )
     }
 
-    /// The library file among the hooked ones that `pid` maps.
-    fn library_of(&self, pid: u32) -> Vec<u8> {
+    /// The library file among the hooked ones of `library` (any, if `None`)
+    /// that `pid` maps.
+    fn library_of(
+        &self,
+        pid: u32,
+        library: Option<&'static LibrarySpec>,
+    ) -> Option<(Vec<u8>, &'static LibrarySpec)> {
         let maps = std::fs::read_to_string(format!("/proc/{pid}/maps")).unwrap_or_default();
-        for path in super::libraries::mapped_libssl(&maps) {
+        let hooked =
+            |p: &&(Vec<u8>, &'static LibrarySpec)| library.is_none_or(|l| l.kind == p.1.kind);
+        let wanted: Vec<&'static LibrarySpec> = probes::LIBRARIES.iter().collect();
+        for (path, _) in super::libraries::mapped_libraries(&maps, &wanted) {
             if let Some(known) = self
                 .library_paths
                 .iter()
-                .find(|p| p.ends_with(path.as_bytes()) || path.as_bytes().ends_with(p))
+                .filter(hooked)
+                .find(|p| p.0.ends_with(path.as_bytes()) || path.as_bytes().ends_with(&p.0))
             {
-                return known.clone();
+                return Some(known.clone());
             }
         }
-        self.library_paths.first().cloned().unwrap_or_default()
+        self.library_paths.iter().find(hooked).cloned()
     }
 
     /// The connection of (pid, ssl), opened (and recorded) on first sight.
-    fn conn(&mut self, ts_ns: u64, pid: u32, ssl: u64) -> Result<u64, WriteError> {
+    /// `library` is the kernel's word when the event carries it; otherwise
+    /// the first hooked library file the process maps says.
+    fn conn(
+        &mut self,
+        ts_ns: u64,
+        pid: u32,
+        ssl: u64,
+        library: Option<&'static LibrarySpec>,
+    ) -> Result<u64, WriteError> {
         if let Some(conn) = self.conns.get(&(pid, ssl)) {
             return Ok(conn.conn_id);
         }
@@ -248,7 +272,8 @@ impl<W: Write> Converter<W> {
         self.next_conn_id += 1;
         self.stats.connections += 1;
         self.correlator.seen(conn_id, pid);
-        let library_path = self.library_of(pid);
+        let (library_path, guessed) = self.library_of(pid, library).unzip();
+        let library = library.or(guessed);
         self.write(
             ts_ns,
             &Record::Connection(Connection {
@@ -256,8 +281,8 @@ impl<W: Write> Converter<W> {
                 pid,
                 fd: -1,
                 open_ns: ts_ns,
-                tls_library: TlsLibrary::OpenSsl,
-                library_path: &library_path,
+                tls_library: library.map_or(TlsLibrary::Unknown, |l| l.kind),
+                library_path: library_path.as_deref().unwrap_or_default(),
                 ..Connection::default()
             }),
         )?;
@@ -269,6 +294,7 @@ impl<W: Write> Converter<W> {
                 next: [0; 2],
                 closed: false,
                 handshake_done: false,
+                library,
             },
         );
         Ok(conn_id)
@@ -324,7 +350,7 @@ impl<W: Write> Converter<W> {
             }
             Event::TlsData(data) => {
                 let key = (data.pid, data.ssl);
-                let conn_id = self.conn(data.ts_ns, data.pid, data.ssl)?;
+                let conn_id = self.conn(data.ts_ns, data.pid, data.ssl, None)?;
                 self.ensure_process(data.ts_ns, data.pid, "")?;
                 self.fill_gap(
                     data.ts_ns,
@@ -357,7 +383,7 @@ impl<W: Write> Converter<W> {
             }
             Event::TlsLoss(loss) => {
                 let key = (loss.pid, loss.ssl);
-                let conn_id = self.conn(loss.ts_ns, loss.pid, loss.ssl)?;
+                let conn_id = self.conn(loss.ts_ns, loss.pid, loss.ssl, None)?;
                 self.ensure_process(loss.ts_ns, loss.pid, "")?;
                 self.fill_gap(
                     loss.ts_ns,
@@ -393,15 +419,16 @@ impl<W: Write> Converter<W> {
             Event::TlsConn(conn) => self.conn_info(&conn)?,
             Event::TlsHandshake(hs) => {
                 let key = (hs.pid, hs.ssl);
-                let conn_id = self.conn(hs.ts_ns, hs.pid, hs.ssl)?;
-                // Non-blocking handshakes return -1 (want read/write) until
-                // they end with 1 (done) or 0 (failed); only the end counts.
-                let result = match hs.ret {
-                    1 => HandshakeResult::Ok,
-                    0 => HandshakeResult::Failed,
-                    _ => return Ok(None),
-                };
+                let conn_id = self.conn(hs.ts_ns, hs.pid, hs.ssl, None)?;
                 let Some(conn) = self.conns.get_mut(&key) else {
+                    return Ok(None);
+                };
+                // Non-blocking handshakes return "not yet" until they end;
+                // only the end counts, and each library says it its way.
+                // The kernel names the library before a handshake returns;
+                // without it, OpenSSL's meaning is the oldest guess.
+                let library = conn.library.unwrap_or(&probes::OPENSSL);
+                let Some(result) = (library.handshake_result)(hs.ret) else {
                     return Ok(None);
                 };
                 if conn.handshake_done {
@@ -468,7 +495,13 @@ impl<W: Write> Converter<W> {
     }
 
     fn conn_info(&mut self, info: &TlsConn) -> Result<(), WriteError> {
-        let conn_id = self.conn(info.ts_ns, info.pid, info.ssl)?;
+        let library = info.library.and_then(probes::library_of_kernel_id);
+        let conn_id = self.conn(info.ts_ns, info.pid, info.ssl, library)?;
+        if let Some(library) = library
+            && let Some(conn) = self.conns.get_mut(&(info.pid, info.ssl))
+        {
+            conn.library = Some(library);
+        }
         self.ensure_process(info.ts_ns, info.pid, &info.comm)?;
         let role = match info.role {
             Some(1) => ConnectionRole::Client,
@@ -490,7 +523,7 @@ impl<W: Write> Converter<W> {
                 fd: info.fd.unwrap_or(-1),
                 socket_cookie: info.socket_cookie,
                 role,
-                tls_library: TlsLibrary::OpenSsl,
+                tls_library: library.map_or(TlsLibrary::Unknown, |l| l.kind),
                 ip_protocol: info.protocol,
                 local,
                 remote,
@@ -556,7 +589,7 @@ impl<W: Write> Converter<W> {
     }
 
     fn conn_string(&mut self, string: &TlsString) -> Result<(), WriteError> {
-        let conn_id = self.conn(string.ts_ns, string.pid, string.ssl)?;
+        let conn_id = self.conn(string.ts_ns, string.pid, string.ssl, None)?;
         let (alpn, sni): (&[u8], &[u8]) = match string.kind {
             TlsStringKind::Alpn => (&string.value, &[]),
             TlsStringKind::Sni => (&[], &string.value),
@@ -601,8 +634,10 @@ impl<W: Write> Converter<W> {
 mod tests {
     use std::net::SocketAddr;
 
-    use spliff_formats::{CaptureId, ConnectionCounters, SectionInfo, TraceReader};
-    use spliff_recorder::bpf::{SocketOp, TcpSocket, TlsData};
+    use spliff_formats::{
+        CaptureId, ConnectionCounters, HandshakeResult, SectionInfo, TraceReader,
+    };
+    use spliff_recorder::bpf::{SocketOp, TcpSocket, TlsData, TlsHandshake};
 
     use super::*;
 
@@ -638,6 +673,7 @@ mod tests {
             protocol: 6,
             addresses: Some((addr(CLIENT), addr(SERVER))),
             role: Some(1),
+            library: Some(1),
         })
     }
 
@@ -736,5 +772,68 @@ mod tests {
             );
             assert!(correlation.reasons.is_empty());
         }
+    }
+
+    fn handshake(ts_ns: u64, ret: i32) -> Event {
+        Event::TlsHandshake(TlsHandshake {
+            ts_ns,
+            pid: 4_000_000,
+            tid: 4_000_000,
+            ssl: 0xabc,
+            start_ns: 1,
+            ret,
+        })
+    }
+
+    /// The merged connection record and the handshake results of a conversion.
+    fn connection_and_handshakes(bytes: &[u8]) -> (TlsLibrary, Vec<HandshakeResult>) {
+        let (records, errors) = TraceReader::new(bytes).records_by_time();
+        assert!(errors.is_empty(), "{errors:?}");
+        let mut library = TlsLibrary::Unknown;
+        let mut results = Vec::new();
+        for at in &records {
+            match &at.record {
+                Record::Connection(c) if c.tls_library != TlsLibrary::Unknown => {
+                    library = c.tls_library;
+                }
+                Record::Handshake(h) => results.push(h.result),
+                _ => {}
+            }
+        }
+        (library, results)
+    }
+
+    #[test]
+    fn the_kernel_names_the_library_and_its_handshake_codes_are_read_its_way() {
+        let gnutls = |ts_ns| match tls_conn(ts_ns) {
+            Event::TlsConn(conn) => Event::TlsConn(TlsConn {
+                library: Some(probes::GNUTLS.kernel_id),
+                ..conn
+            }),
+            other => other,
+        };
+        // GnuTLS: GNUTLS_E_AGAIN (-28) is "not yet", 0 is done.
+        let bytes = convert(vec![
+            gnutls(1),
+            handshake(2, -28),
+            handshake(3, 0),
+            data(4),
+            socket(5, SocketOp::ActiveEstablished),
+        ]);
+        assert_eq!(
+            connection_and_handshakes(&bytes),
+            (TlsLibrary::GnuTls, vec![HandshakeResult::Ok])
+        );
+        // OpenSSL: 0 is a failure.
+        let bytes = convert(vec![
+            tls_conn(1),
+            handshake(2, 0),
+            data(4),
+            socket(5, SocketOp::ActiveEstablished),
+        ]);
+        assert_eq!(
+            connection_and_handshakes(&bytes),
+            (TlsLibrary::OpenSsl, vec![HandshakeResult::Failed])
+        );
     }
 }
