@@ -390,6 +390,7 @@ pub fn run(args: &RecordArgs) -> anyhow::Result<ExitCode> {
     writer.flush().context("cannot write the trace")?;
     let mut converter = Converter::new(writer, library_paths);
     converter.stats.records = 1; // the capture info
+    converter.set_closes_reported(sock_ops.is_some());
     // Processes selected by pid exist now and may be gone when their first
     // event is converted: keep what /proc says about them.
     for &pid in args.pids.iter().chain(&named) {
@@ -535,6 +536,10 @@ pub fn run(args: &RecordArgs) -> anyhow::Result<ExitCode> {
             &mut converter,
         );
         if last_flush.elapsed() >= FLUSH_EVERY {
+            // After the turn's packets were counted: what is released has them all.
+            converter
+                .release_ended(boottime_ns())
+                .context("cannot write the trace")?;
             converter
                 .writer()
                 .flush()

@@ -69,6 +69,9 @@ pub struct Converter<W: Write> {
     sockets: SocketTable,
     /// TLS connections joined with their sockets.
     correlator: Correlator,
+    /// Sockets' closes are reported (sock_ops attached), so a freed connection's state is
+    /// kept until its socket is closed.
+    closes_reported: bool,
 }
 
 impl<W: Write> std::fmt::Debug for Converter<W> {
@@ -107,7 +110,13 @@ impl<W: Write> Converter<W> {
             stats: Stats::default(),
             sockets: SocketTable::default(),
             correlator: Correlator::default(),
+            closes_reported: true,
         }
+    }
+
+    /// Whether sockets' closes are reported (sock_ops attached).
+    pub fn set_closes_reported(&mut self, reported: bool) {
+        self.closes_reported = reported;
     }
 
     /// Every socket the capture knows.
@@ -427,8 +436,10 @@ impl<W: Write> Converter<W> {
                         }),
                     )?;
                 }
-                if close.freed {
-                    self.conns.remove(&key);
+                if close.freed
+                    && let Some(conn) = self.conns.remove(&key)
+                {
+                    self.correlator.freed(conn.conn_id, close.ts_ns);
                 }
             }
             _ => {}
@@ -503,14 +514,25 @@ impl<W: Write> Converter<W> {
         )
     }
 
-    /// At the end of the capture: one connection record per TLS connection with its socket
-    /// and packet counters, then the correlation record.
+    /// Writes the last word (socket and packet counters) of every connection that has ended
+    /// long enough ago, and forgets it: the records [`Converter::finish_correlation`] would
+    /// write for it at the end, written now.
+    pub fn release_ended(&mut self, now_ns: u64) -> Result<(), WriteError> {
+        let last_words = self
+            .correlator
+            .release(&mut self.sockets, now_ns, self.closes_reported);
+        for last in last_words.iter().filter(|u| !u.is_empty()) {
+            self.write_socket_update(now_ns, last)?;
+        }
+        Ok(())
+    }
+
+    /// At the end of the capture: one connection record per TLS connection not released yet
+    /// with its socket and packet counters, then the correlation record.
     pub fn finish_correlation(&mut self, ts_ns: u64) -> Result<CorrelationReport, WriteError> {
         let (updates, report) = self.correlator.finish(&self.sockets);
-        for update in &updates {
-            if update.cookie != 0 || update.tuple.is_some() || !update.counters.is_empty() {
-                self.write_socket_update(ts_ns, update)?;
-            }
+        for update in updates.iter().filter(|u| !u.is_empty()) {
+            self.write_socket_update(ts_ns, update)?;
         }
         self.write(
             ts_ns,
@@ -571,7 +593,9 @@ mod tests {
     use std::net::SocketAddr;
 
     use spliff_formats::{CaptureId, ConnectionCounters, SectionInfo, TraceReader};
-    use spliff_recorder::bpf::{SocketOp, TcpSocket, TlsData};
+    use spliff_recorder::bpf::{SocketOp, TcpSocket, TlsClose, TlsData};
+
+    use super::super::correlate::RELEASE_AFTER_NS;
 
     use super::*;
 
@@ -623,8 +647,7 @@ mod tests {
         })
     }
 
-    /// Converts `events` in this order, counts two packets, finishes; returns the trace.
-    fn convert(events: Vec<Event>) -> Vec<u8> {
+    fn converter() -> Converter<Vec<u8>> {
         let writer = TraceWriter::new(
             Vec::new(),
             &SectionInfo {
@@ -635,7 +658,12 @@ mod tests {
             CaptureId([1; 16]),
         )
         .unwrap();
-        let mut converter = Converter::new(writer, Vec::new());
+        Converter::new(writer, Vec::new())
+    }
+
+    /// Converts `events` in this order, counts two packets, finishes; returns the trace.
+    fn convert(events: Vec<Event>) -> Vec<u8> {
+        let mut converter = converter();
         for event in events {
             converter.event(event).unwrap();
         }
@@ -705,5 +733,100 @@ mod tests {
             );
             assert!(correlation.reasons.is_empty());
         }
+    }
+
+    /// One short connection `i` (the same `SSL *` every time, as an allocator reuses it),
+    /// from its first record to `SSL_free` after its socket closed, with two packets.
+    fn short_connection(converter: &mut Converter<Vec<u8>>, i: u64) {
+        let ts = i * 1_000_000_000;
+        let client = SocketAddr::new(addr(CLIENT).ip(), 30_000 + i as u16);
+        let mut conn = tls_conn(ts);
+        if let Event::TlsConn(c) = &mut conn {
+            c.addresses = Some((client, addr(SERVER)));
+        }
+        let socket = |ts_ns, op| {
+            Event::TcpSocket(TcpSocket {
+                ts_ns,
+                pid: 0,
+                comm: String::new(),
+                cookie: 1000 + i,
+                op,
+                protocol: 6,
+                local: client,
+                remote: addr(SERVER),
+            })
+        };
+        for event in [
+            conn,
+            socket(ts + 1, SocketOp::ActiveEstablished),
+            data(ts + 2),
+        ] {
+            converter.event(event).unwrap();
+        }
+        converter
+            .sockets()
+            .count_packet(6, client, addr(SERVER), 60);
+        converter
+            .sockets()
+            .count_packet(6, addr(SERVER), client, 1500);
+        for event in [
+            socket(ts + 3, SocketOp::State { old: 4, new: 7 }),
+            Event::TlsClose(TlsClose {
+                ts_ns: ts + 4,
+                pid: 4_000_000,
+                tid: 4_000_000,
+                ssl: 0xabc,
+                freed: true,
+                end_offsets: [18, 0],
+            }),
+        ] {
+            converter.event(event).unwrap();
+        }
+    }
+
+    /// `n` short connections a second apart, releasing as the record loop does when
+    /// `release`; returns the state held at the end and the records, in any order.
+    fn short_connections(n: u64, release: bool) -> ((usize, usize), Vec<String>) {
+        let mut converter = converter();
+        for i in 0..n {
+            short_connection(&mut converter, i);
+            if release {
+                converter.release_ended(i * 1_000_000_000 + 5).unwrap();
+            }
+        }
+        let held = (converter.correlator.held(), converter.sockets().len());
+        let report = converter.finish_correlation(n * 1_000_000_000).unwrap();
+        assert_eq!(
+            (report.tls_connections, report.with_packets),
+            (n, n),
+            "{report:?}"
+        );
+        let bytes = converter.into_writer().finish().unwrap();
+        let (records, errors) = TraceReader::new(&bytes).records_by_time();
+        assert!(errors.is_empty(), "{errors:?}");
+        let mut records: Vec<String> = records
+            .iter()
+            .map(|at| format!("{:?}", at.record))
+            .collect();
+        records.sort();
+        (held, records)
+    }
+
+    #[test]
+    fn ended_connections_are_released_with_the_same_records_as_at_the_end() {
+        let n = 300;
+        let (held, released) = short_connections(n, true);
+        let (held_to_end, kept) = short_connections(n, false);
+        // Only those that ended within the grace period are still held.
+        let recent = (RELEASE_AFTER_NS / 1_000_000_000) as usize + 1;
+        assert!(held.0 <= recent && held.1 <= recent, "{held:?}");
+        assert_eq!(held_to_end, (n as usize, n as usize));
+        assert_eq!(released, kept);
+        // Each connection's last word has its packets.
+        let with_counters = released
+            .iter()
+            .filter(|r| r.contains("packets_ingress: 1,"))
+            .count();
+        assert_eq!(with_counters, n as usize);
     }
 }

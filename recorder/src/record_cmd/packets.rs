@@ -702,12 +702,16 @@ struct FlowOwner {
     pending_bytes: u64,
 }
 
-/// Owner and comment per flow (protocol, addresses, sending socket's cookie).
+/// Owner and comment per flow (protocol, addresses, sending socket's cookie), for the
+/// socket table's current generation only: an answer from an older one is never used again,
+/// and keeping it would grow the cache by every flow of a capture of short connections.
 #[derive(Default)]
 struct FlowCache {
     flows: foldhash::HashMap<(u8, SocketAddr, SocketAddr, u64), FlowOwner>,
     /// Flows with pending counts.
     dirty: Vec<(u8, SocketAddr, SocketAddr, u64)>,
+    /// The table generation all cached answers are from.
+    generation: u64,
 }
 
 impl FlowCache {
@@ -734,8 +738,9 @@ impl FlowCache {
         // The table changed since those counts were taken: they belong to it as it was.
         self.flush(sockets);
         let (src, dst, comment) = owner_of(sockets, flow, cookie);
-        if self.flows.len() >= FLOWS_CACHED {
+        if self.flows.len() >= FLOWS_CACHED || self.generation != generation {
             self.flows.clear();
+            self.generation = generation;
         }
         let comment: Option<Rc<str>> = comment.map(Rc::from);
         self.flows.insert(
@@ -1014,6 +1019,23 @@ mod tests {
         // Four packets since the socket was known, hits included.
         cache.flush(&mut sockets);
         assert_eq!(sockets.get(&client).unwrap().counters.packets_egress, 4);
+    }
+
+    #[test]
+    fn the_flow_cache_holds_only_flows_of_the_current_table() {
+        let mut sockets = SocketTable::default();
+        let mut cache = FlowCache::default();
+        for port in 1000..2000u16 {
+            let client = tcp(&format!("10.0.0.1:{port}"), "10.0.0.2:443");
+            sockets.upsert(client, u64::from(port), 100, "curl");
+            let packet = flow(&format!("10.0.0.1:{port}"), "10.0.0.2:443");
+            assert!(cache.comment(&mut sockets, packet, 0).is_some());
+            assert!(cache.comment(&mut sockets, packet, 0).is_some());
+        }
+        assert_eq!(cache.flows.len(), 1);
+        cache.flush(&mut sockets);
+        let last = tcp("10.0.0.1:1999", "10.0.0.2:443");
+        assert_eq!(sockets.get(&last).unwrap().counters.packets_egress, 2);
     }
 
     #[test]
