@@ -289,6 +289,7 @@ impl Correlator {
     }
 
     /// Connections whose state is held (not yet released).
+    #[cfg(test)]
     pub fn held(&self) -> usize {
         self.links.len()
     }
