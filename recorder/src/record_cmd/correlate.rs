@@ -274,18 +274,26 @@ impl Correlator {
                 self.freed.push_back((later, conn_id));
                 continue;
             }
-            self.released.count(link, &last);
-            if let Some(ids) = self.waiting.get_mut(&link.cookie) {
-                ids.retain(|&id| id != conn_id);
-                if ids.is_empty() {
-                    self.waiting.remove(&link.cookie);
-                }
-            }
-            self.links.remove(&conn_id);
-            table.release_connection(conn_id, last.cookie, last.tuple);
+            self.forget(table, &last);
             last_words.push(last);
         }
         last_words
+    }
+
+    /// Counts a connection whose last word is written in the report, and drops its state
+    /// here and in the table.
+    fn forget(&mut self, table: &mut SocketTable, last: &SocketUpdate) {
+        let Some(link) = self.links.remove(&last.conn_id) else {
+            return;
+        };
+        self.released.count(&link, last);
+        if let Some(ids) = self.waiting.get_mut(&link.cookie) {
+            ids.retain(|&id| id != last.conn_id);
+            if ids.is_empty() {
+                self.waiting.remove(&link.cookie);
+            }
+        }
+        table.release_connection(last.conn_id, last.cookie, last.tuple);
     }
 
     /// Connections whose state is held (not yet released).
