@@ -13,7 +13,8 @@
 # Every SAMPLE seconds the recorder's VmRSS, RssAnon, RssFile and RssShmem (kB, from
 # /proc/PID/status) go to a CSV with the client's connection count so far. At the end it
 # prints start (first sample), end (last sample before the client finished) and maximum,
-# the connections made and achieved per second, and the recorder's summary lines.
+# the connections made and achieved per second, the recorder's summary lines, and the TLS
+# connections the trace holds (`spliff replay --format records`).
 #
 #   DURATION=3600 RATE=100 scripts/bench-record-rss.sh
 #
@@ -145,4 +146,10 @@ awk -F, 'NR == 2 {s = $3; sa = $4; st = $1}
 	END {printf "VmRSS kB: start %d (t=%ds) end %d (t=%ds) max %d\n", s, st, e, et, m;
 	     printf "RssAnon kB: start %d end %d max %d\n", sa, ea, ma}' "$out/rss.csv"
 ls -l "$out/trace.pcapng"
+# What the trace says: TLS connections with a connection record, how many of those got their
+# last word with packet counters, and the correlation record.
+"$spliff" replay --format records "$out/trace.pcapng" | awk '
+	/ connection conn=/ {match($0, / conn=[0-9]+/); seen[substr($0, RSTART + 6, RLENGTH - 6)] = 1; if (/ packets=/) counted++}
+	/ correlation / {sub(/^.* correlation /, "trace correlation record: "); print}
+	END {n = 0; for (c in seen) n++; printf "trace: %d TLS connections, %d last words with packet counters\n", n, counted}'
 if [[ "${KEEP_TRACE:-1}" == 0 ]]; then rm -f "$out/trace.pcapng"; fi
