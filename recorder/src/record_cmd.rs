@@ -54,6 +54,9 @@ const RESCAN_DELAYS: [Duration; 4] = [
 ];
 /// Pending rescans kept at most (an exec storm must not grow memory).
 const MAX_PENDING_RESCANS: usize = 8192;
+/// How often processes are looked for in /proc, to end the connections of those gone
+/// without `SSL_free`.
+const GONE_SWEEP_EVERY: Duration = Duration::from_secs(10);
 
 /// The signal that asked us to stop (0: none).
 static STOP_SIGNAL: AtomicI32 = AtomicI32::new(0);
@@ -470,6 +473,7 @@ pub fn run(args: &RecordArgs) -> anyhow::Result<ExitCode> {
 
     let started = Instant::now();
     let mut last_flush = Instant::now();
+    let mut last_gone_sweep = Instant::now();
     let mut pending: Vec<(u32, Instant, usize)> = Vec::new();
     let mut child_status = None;
     let mut kernel_events: u64 = 0;
@@ -536,6 +540,10 @@ pub fn run(args: &RecordArgs) -> anyhow::Result<ExitCode> {
             &mut converter,
         );
         if last_flush.elapsed() >= FLUSH_EVERY {
+            if last_gone_sweep.elapsed() >= GONE_SWEEP_EVERY {
+                converter.release_gone_processes(boottime_ns());
+                last_gone_sweep = Instant::now();
+            }
             // After the turn's packets were counted: what is released has them all.
             converter
                 .release_ended(boottime_ns())

@@ -59,6 +59,8 @@ pub struct Converter<W: Write> {
     conns: HashMap<(u32, u64), Conn>,
     next_conn_id: u64,
     processes_written: HashSet<u32>,
+    /// Processes found gone at the last sweep ([`Converter::release_gone_processes`]).
+    gone: HashSet<u32>,
     proc_cache: HashMap<u32, ProcInfo>,
     proc_cache_order: VecDeque<u32>,
     /// Hooked library paths, to name the one a process maps.
@@ -104,6 +106,7 @@ impl<W: Write> Converter<W> {
             conns: HashMap::new(),
             next_conn_id: 1,
             processes_written: HashSet::new(),
+            gone: HashSet::new(),
             proc_cache: HashMap::new(),
             proc_cache_order: VecDeque::new(),
             library_paths,
@@ -514,6 +517,38 @@ impl<W: Write> Converter<W> {
         )
     }
 
+    /// Ends the connections of processes that are gone without `SSL_free` (killed, or exited
+    /// without cleaning up) as if freed, and forgets that their process record was written
+    /// (a reused pid is another process). A process counts as gone when it was at the last
+    /// sweep too: its last events may still have been in the ring then.
+    pub fn release_gone_processes(&mut self, now_ns: u64) {
+        let pids: HashSet<u32> = self
+            .conns
+            .keys()
+            .map(|&(pid, _)| pid)
+            .chain(self.processes_written.iter().copied())
+            .collect();
+        let gone: HashSet<u32> = pids
+            .into_iter()
+            .filter(|pid| !std::path::Path::new(&format!("/proc/{pid}")).exists())
+            .collect();
+        let confirmed: HashSet<u32> = gone.intersection(&self.gone).copied().collect();
+        let ended: Vec<(u32, u64)> = self
+            .conns
+            .keys()
+            .filter(|(pid, _)| confirmed.contains(pid))
+            .copied()
+            .collect();
+        for key in ended {
+            if let Some(conn) = self.conns.remove(&key) {
+                self.correlator.freed(conn.conn_id, now_ns);
+            }
+        }
+        self.processes_written
+            .retain(|pid| !confirmed.contains(pid));
+        self.gone = &gone - &confirmed;
+    }
+
     /// Writes the last word (socket and packet counters) of every connection that has ended
     /// long enough ago, and forgets it: the records [`Converter::finish_correlation`] would
     /// write for it at the end, written now.
@@ -810,6 +845,37 @@ mod tests {
             .collect();
         records.sort();
         (held, records)
+    }
+
+    #[test]
+    fn a_gone_process_without_ssl_free_has_its_connections_released() {
+        let mut converter = converter();
+        // The kernel closed its socket when it died.
+        for event in [
+            data(1),
+            tls_conn(2),
+            socket(3, SocketOp::State { old: 1, new: 7 }),
+        ] {
+            converter.event(event).unwrap();
+        }
+        // Its pid is no process here: gone at the first sweep, released at the second.
+        assert!(!std::path::Path::new("/proc/4000000").exists());
+        converter.release_gone_processes(10);
+        converter.release_ended(10 + RELEASE_AFTER_NS).unwrap();
+        assert_eq!(converter.correlator.held(), 1);
+        converter.release_gone_processes(20);
+        assert!(converter.conns.is_empty() && converter.processes_written.is_empty());
+        converter.release_ended(20 + RELEASE_AFTER_NS).unwrap();
+        assert_eq!(converter.correlator.held(), 0);
+        let report = converter.finish_correlation(30 + RELEASE_AFTER_NS).unwrap();
+        assert_eq!((report.tls_connections, report.with_socket), (1, 1));
+        // The running test process is never gone.
+        converter
+            .ensure_process(40, std::process::id(), "")
+            .unwrap();
+        converter.release_gone_processes(50);
+        converter.release_gone_processes(60);
+        assert!(converter.processes_written.contains(&std::process::id()));
     }
 
     #[test]
