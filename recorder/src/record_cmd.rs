@@ -70,6 +70,9 @@ const RESCAN_DELAYS: [Duration; 4] = [
 const DRAIN_AT_MOST: Duration = Duration::from_millis(500);
 /// Pending rescans kept at most (an exec storm must not grow memory).
 const MAX_PENDING_RESCANS: usize = 8192;
+/// How often processes are looked for in /proc, to end the connections of those gone
+/// without `SSL_free`.
+const GONE_SWEEP_EVERY: Duration = Duration::from_secs(10);
 
 /// The signal that asked us to stop (0: none).
 static STOP_SIGNAL: AtomicI32 = AtomicI32::new(0);
@@ -373,6 +376,7 @@ fn record(args: &RecordArgs, command: &mut Option<RecordedCommand>) -> anyhow::R
     if rotation.is_some() {
         converter.keep_for_rotation();
     }
+    converter.set_closes_reported(sock_ops.is_some());
     header
         .write(&mut converter)
         .context("cannot write the trace")?;
@@ -479,6 +483,7 @@ fn record(args: &RecordArgs, command: &mut Option<RecordedCommand>) -> anyhow::R
     }
     let started = Instant::now();
     let mut last_flush = Instant::now();
+    let mut last_gone_sweep = Instant::now();
     let mut pending: Vec<(u32, Instant, usize)> = Vec::new();
     let mut child_status = None;
     let mut kernel_events: u64 = 0;
@@ -551,6 +556,14 @@ fn record(args: &RecordArgs, command: &mut Option<RecordedCommand>) -> anyhow::R
             &mut converter,
         );
         if last_flush.elapsed() >= FLUSH_EVERY {
+            if last_gone_sweep.elapsed() >= GONE_SWEEP_EVERY {
+                converter.release_gone_processes(boottime_ns());
+                last_gone_sweep = Instant::now();
+            }
+            // After the turn's packets were counted: what is released has them all.
+            converter
+                .release_ended(boottime_ns())
+                .context("cannot write the trace")?;
             converter
                 .writer()
                 .flush()

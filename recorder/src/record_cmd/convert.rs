@@ -64,6 +64,8 @@ pub struct Converter<W: Write> {
     conns: HashMap<(u32, u64), Conn>,
     next_conn_id: u64,
     processes_written: HashSet<u32>,
+    /// Processes found gone at the last sweep ([`Converter::release_gone_processes`]).
+    gone: HashSet<u32>,
     proc_cache: HashMap<u32, ProcInfo>,
     proc_cache_order: VecDeque<u32>,
     /// Hooked library files, to name the one a process maps.
@@ -76,6 +78,9 @@ pub struct Converter<W: Write> {
     correlator: Correlator,
     /// Rotation only: the records a new file repeats.
     written: Option<Written>,
+    /// Sockets' closes are reported (sock_ops attached), so a freed connection's state is
+    /// kept until its socket is closed.
+    closes_reported: bool,
 }
 
 impl<W: Write> std::fmt::Debug for Converter<W> {
@@ -111,6 +116,7 @@ impl<W: Write> Converter<W> {
             conns: HashMap::new(),
             next_conn_id: 1,
             processes_written: HashSet::new(),
+            gone: HashSet::new(),
             proc_cache: HashMap::new(),
             proc_cache_order: VecDeque::new(),
             library_paths,
@@ -118,6 +124,7 @@ impl<W: Write> Converter<W> {
             sockets: SocketTable::default(),
             correlator: Correlator::default(),
             written: None,
+            closes_reported: true,
         }
     }
 
@@ -143,6 +150,11 @@ impl<W: Write> Converter<W> {
             self.stats.records += 1;
         }
         Ok(())
+    }
+
+    /// Whether sockets' closes are reported (sock_ops attached).
+    pub fn set_closes_reported(&mut self, reported: bool) {
+        self.closes_reported = reported;
     }
 
     /// Every socket the capture knows.
@@ -485,8 +497,10 @@ impl<W: Write> Converter<W> {
                         }),
                     )?;
                 }
-                if close.freed {
-                    self.conns.remove(&key);
+                if close.freed
+                    && let Some(conn) = self.conns.remove(&key)
+                {
+                    self.correlator.freed(conn.conn_id, close.ts_ns);
                 }
             }
             _ => {}
@@ -567,14 +581,57 @@ impl<W: Write> Converter<W> {
         )
     }
 
-    /// At the end of the capture: one connection record per TLS connection with its socket
-    /// and packet counters, then the correlation record.
+    /// Ends the connections of processes that are gone without `SSL_free` (killed, or exited
+    /// without cleaning up) as if freed, and forgets that their process record was written
+    /// (a reused pid is another process). A process counts as gone when it was at the last
+    /// sweep too: its last events may still have been in the ring then.
+    pub fn release_gone_processes(&mut self, now_ns: u64) {
+        let pids: HashSet<u32> = self
+            .conns
+            .keys()
+            .map(|&(pid, _)| pid)
+            .chain(self.processes_written.iter().copied())
+            .collect();
+        let gone: HashSet<u32> = pids
+            .into_iter()
+            .filter(|pid| !std::path::Path::new(&format!("/proc/{pid}")).exists())
+            .collect();
+        let confirmed: HashSet<u32> = gone.intersection(&self.gone).copied().collect();
+        let ended: Vec<(u32, u64)> = self
+            .conns
+            .keys()
+            .filter(|(pid, _)| confirmed.contains(pid))
+            .copied()
+            .collect();
+        for key in ended {
+            if let Some(conn) = self.conns.remove(&key) {
+                self.correlator.freed(conn.conn_id, now_ns);
+            }
+        }
+        self.processes_written
+            .retain(|pid| !confirmed.contains(pid));
+        self.gone = &gone - &confirmed;
+    }
+
+    /// Writes the last word (socket and packet counters) of every connection that has ended
+    /// long enough ago, and forgets it: the records [`Converter::finish_correlation`] would
+    /// write for it at the end, written now.
+    pub fn release_ended(&mut self, now_ns: u64) -> Result<(), WriteError> {
+        let last_words = self
+            .correlator
+            .release(&mut self.sockets, now_ns, self.closes_reported);
+        for last in last_words.iter().filter(|u| !u.is_empty()) {
+            self.write_socket_update(now_ns, last)?;
+        }
+        Ok(())
+    }
+
+    /// At the end of the capture: one connection record per TLS connection not released yet
+    /// with its socket and packet counters, then the correlation record.
     pub fn finish_correlation(&mut self, ts_ns: u64) -> Result<CorrelationReport, WriteError> {
         let (updates, report) = self.correlator.finish(&self.sockets);
-        for update in &updates {
-            if update.cookie != 0 || update.tuple.is_some() || !update.counters.is_empty() {
-                self.write_socket_update(ts_ns, update)?;
-            }
+        for update in updates.iter().filter(|u| !u.is_empty()) {
+            self.write_socket_update(ts_ns, update)?;
         }
         self.write(
             ts_ns,
@@ -637,7 +694,9 @@ mod tests {
     use spliff_formats::{
         CaptureId, ConnectionCounters, HandshakeResult, SectionInfo, TraceReader,
     };
-    use spliff_recorder::bpf::{SocketOp, TcpSocket, TlsData, TlsHandshake};
+    use spliff_recorder::bpf::{SocketOp, TcpSocket, TlsClose, TlsData, TlsHandshake};
+
+    use super::super::correlate::RELEASE_AFTER_NS;
 
     use super::*;
 
@@ -690,8 +749,7 @@ mod tests {
         })
     }
 
-    /// Converts `events` in this order, counts two packets, finishes; returns the trace.
-    fn convert(events: Vec<Event>) -> Vec<u8> {
+    fn converter() -> Converter<Vec<u8>> {
         let writer = TraceWriter::new(
             Vec::new(),
             &SectionInfo {
@@ -702,7 +760,12 @@ mod tests {
             CaptureId([1; 16]),
         )
         .unwrap();
-        let mut converter = Converter::new(writer, Vec::new());
+        Converter::new(writer, Vec::new())
+    }
+
+    /// Converts `events` in this order, counts two packets, finishes; returns the trace.
+    fn convert(events: Vec<Event>) -> Vec<u8> {
+        let mut converter = converter();
         for event in events {
             converter.event(event).unwrap();
         }
@@ -835,5 +898,131 @@ mod tests {
             connection_and_handshakes(&bytes),
             (TlsLibrary::OpenSsl, vec![HandshakeResult::Failed])
         );
+    }
+
+    /// One short connection `i` (the same `SSL *` every time, as an allocator reuses it),
+    /// from its first record to `SSL_free` after its socket closed, with two packets.
+    fn short_connection(converter: &mut Converter<Vec<u8>>, i: u64) {
+        let ts = i * 1_000_000_000;
+        let client = SocketAddr::new(addr(CLIENT).ip(), 30_000 + i as u16);
+        let mut conn = tls_conn(ts);
+        if let Event::TlsConn(c) = &mut conn {
+            c.addresses = Some((client, addr(SERVER)));
+        }
+        let socket = |ts_ns, op| {
+            Event::TcpSocket(TcpSocket {
+                ts_ns,
+                pid: 0,
+                comm: String::new(),
+                cookie: 1000 + i,
+                op,
+                protocol: 6,
+                local: client,
+                remote: addr(SERVER),
+            })
+        };
+        for event in [
+            conn,
+            socket(ts + 1, SocketOp::ActiveEstablished),
+            data(ts + 2),
+        ] {
+            converter.event(event).unwrap();
+        }
+        converter
+            .sockets()
+            .count_packet(6, client, addr(SERVER), 60);
+        converter
+            .sockets()
+            .count_packet(6, addr(SERVER), client, 1500);
+        for event in [
+            socket(ts + 3, SocketOp::State { old: 4, new: 7 }),
+            Event::TlsClose(TlsClose {
+                ts_ns: ts + 4,
+                pid: 4_000_000,
+                tid: 4_000_000,
+                ssl: 0xabc,
+                freed: true,
+                end_offsets: [18, 0],
+            }),
+        ] {
+            converter.event(event).unwrap();
+        }
+    }
+
+    /// `n` short connections a second apart, releasing as the record loop does when
+    /// `release`; returns the state held at the end and the records, in any order.
+    fn short_connections(n: u64, release: bool) -> ((usize, usize), Vec<String>) {
+        let mut converter = converter();
+        for i in 0..n {
+            short_connection(&mut converter, i);
+            if release {
+                converter.release_ended(i * 1_000_000_000 + 5).unwrap();
+            }
+        }
+        let held = (converter.correlator.held(), converter.sockets().len());
+        let report = converter.finish_correlation(n * 1_000_000_000).unwrap();
+        assert_eq!(
+            (report.tls_connections, report.with_packets),
+            (n, n),
+            "{report:?}"
+        );
+        let bytes = converter.into_writer().finish().unwrap();
+        let (records, errors) = TraceReader::new(&bytes).records_by_time();
+        assert!(errors.is_empty(), "{errors:?}");
+        let mut records: Vec<String> = records
+            .iter()
+            .map(|at| format!("{:?}", at.record))
+            .collect();
+        records.sort();
+        (held, records)
+    }
+
+    #[test]
+    fn a_gone_process_without_ssl_free_has_its_connections_released() {
+        let mut converter = converter();
+        // The kernel closed its socket when it died.
+        for event in [
+            data(1),
+            tls_conn(2),
+            socket(3, SocketOp::State { old: 1, new: 7 }),
+        ] {
+            converter.event(event).unwrap();
+        }
+        // Its pid is no process here: gone at the first sweep, released at the second.
+        assert!(!std::path::Path::new("/proc/4000000").exists());
+        converter.release_gone_processes(10);
+        converter.release_ended(10 + RELEASE_AFTER_NS).unwrap();
+        assert_eq!(converter.correlator.held(), 1);
+        converter.release_gone_processes(20);
+        assert!(converter.conns.is_empty() && converter.processes_written.is_empty());
+        converter.release_ended(20 + RELEASE_AFTER_NS).unwrap();
+        assert_eq!(converter.correlator.held(), 0);
+        let report = converter.finish_correlation(30 + RELEASE_AFTER_NS).unwrap();
+        assert_eq!((report.tls_connections, report.with_socket), (1, 1));
+        // The running test process is never gone.
+        converter
+            .ensure_process(40, std::process::id(), "")
+            .unwrap();
+        converter.release_gone_processes(50);
+        converter.release_gone_processes(60);
+        assert!(converter.processes_written.contains(&std::process::id()));
+    }
+
+    #[test]
+    fn ended_connections_are_released_with_the_same_records_as_at_the_end() {
+        let n = 300;
+        let (held, released) = short_connections(n, true);
+        let (held_to_end, kept) = short_connections(n, false);
+        // Only those that ended within the grace period are still held.
+        let recent = (RELEASE_AFTER_NS / 1_000_000_000) as usize + 1;
+        assert!(held.0 <= recent && held.1 <= recent, "{held:?}");
+        assert_eq!(held_to_end, (n as usize, n as usize));
+        assert_eq!(released, kept);
+        // Each connection's last word has its packets.
+        let with_counters = released
+            .iter()
+            .filter(|r| r.contains("packets_ingress: 1,"))
+            .count();
+        assert_eq!(with_counters, n as usize);
     }
 }
