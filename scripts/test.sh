@@ -17,6 +17,11 @@ have curl || need_pkgs+=(curl)
 have openssl || need_pkgs+=(openssl)
 [ -x /usr/bin/python3 ] || need_pkgs+=(python3)
 have nghttpd || need_pkgs+=(nghttp2-server)
+# GnuTLS and wolfSSL clients (tests/tests/record_gnutls_wolfssl.rs).
+have wget || need_pkgs+=(wget)
+have gnutls-cli || need_pkgs+=(gnutls-bin)
+[ -f /usr/include/wolfssl/ssl.h ] || need_pkgs+=(libwolfssl-dev)
+have git || need_pkgs+=(git)
 # tests/tests/record_go.rs: Go clients and servers built in the test (Go >= 1.17).
 have go || need_pkgs+=(golang-go)
 # tests/tests/record_packets.rs: network namespaces, veth and vxlan links.

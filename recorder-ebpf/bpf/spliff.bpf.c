@@ -19,7 +19,10 @@
 #include "net/xdp.h"
 #include "net/tc.h"
 #include "net/sockops.h"
+#include "tls/conn.h"
 #include "tls/openssl.h"
+#include "tls/gnutls.h"
+#include "tls/wolfssl.h"
 #include "tls/gotls.h"
 #include "tls/noop.h"
 

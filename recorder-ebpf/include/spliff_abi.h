@@ -89,7 +89,8 @@ struct spliff_process_exec_event {
 /*
  * TLS events. A connection is identified in the kernel by (tgid, SSL *): the
  * pointer alone is reused across processes and after SSL_free. User space
- * maps that pair to the trace's conn_id.
+ * maps that pair to the trace's conn_id. "SSL *" stands for each library's
+ * connection object: gnutls_session_t for GnuTLS, WOLFSSL * for wolfSSL.
  */
 
 /* Plaintext bytes per TLS data event; larger calls become several events
@@ -147,13 +148,15 @@ struct spliff_tls_loss_event {
 #define SPLIFF_ROLE_SERVER 2
 
 /* spliff_tls_conn_event.library: which library's probes saw the connection,
- * equal to the trace format's tls_library values. 0: not said (OpenSSL's
- * probes, which predate the field). */
-#define SPLIFF_LIB_GO 6
+ * equal to the trace format's tls_library values. 0: not known. */
+#define SPLIFF_LIB_OPENSSL 1
+#define SPLIFF_LIB_GNUTLS 3
+#define SPLIFF_LIB_WOLFSSL 5
+#define SPLIFF_LIB_GO 6 /* Go crypto/tls, linked into the program */
 
 /* What the kernel learned about a connection: the socket behind its fd
- * (walked from the calling task at first sight), its role, or the library
- * its probes belong to. */
+ * (walked from the calling task at first sight), its role, and which
+ * library it belongs to (sent with the first report of every connection). */
 struct spliff_tls_conn_event {
 	struct spliff_event_header header;
 	__u64 ssl;
@@ -172,9 +175,10 @@ struct spliff_tls_conn_event {
 	__u8 comm[SPLIFF_COMM_LEN]; /* comm of the calling task */
 };
 
-/* Return of SSL_do_handshake / SSL_connect / SSL_accept. Every return is
- * reported (non-blocking sockets return -1 until done); header.ts_ns is the
- * return time. */
+/* Return of SSL_do_handshake / SSL_connect / SSL_accept (or the library's
+ * equivalent). Every return is reported (non-blocking sockets return -1 until
+ * done); ret is the library's own return value, user space reads it by the
+ * connection's library. header.ts_ns is the return time. */
 struct spliff_tls_handshake_event {
 	struct spliff_event_header header;
 	__u64 ssl;

@@ -95,8 +95,14 @@ pub const CONN_HAS_FD: u8 = 1 << 2;
 pub const ROLE_CLIENT: u8 = 1;
 /// `SPLIFF_ROLE_SERVER`.
 pub const ROLE_SERVER: u8 = 2;
-/// `SPLIFF_LIB_GO`: the connection's probes are Go `crypto/tls`'s (the values
+/// `SPLIFF_LIB_OPENSSL`: the connection's probes are OpenSSL's (the values
 /// equal the trace format's `tls_library`).
+pub const LIB_OPENSSL: u8 = 1;
+/// `SPLIFF_LIB_GNUTLS`.
+pub const LIB_GNUTLS: u8 = 3;
+/// `SPLIFF_LIB_WOLFSSL`.
+pub const LIB_WOLFSSL: u8 = 5;
+/// `SPLIFF_LIB_GO`: Go's `crypto/tls`.
 pub const LIB_GO: u8 = 6;
 /// `SPLIFF_CLOSE_SHUTDOWN`.
 pub const CLOSE_SHUTDOWN: u32 = 1;
@@ -293,7 +299,7 @@ pub struct TlsConnEvent {
     pub role: u8,
     /// `CONN_HAS_*`.
     pub flags: u8,
-    /// `LIB_*` or 0 (not said: OpenSSL's probes).
+    /// `LIB_*` or 0.
     pub library: u8,
     /// Zero.
     pub reserved8: u8,

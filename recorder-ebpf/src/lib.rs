@@ -75,8 +75,10 @@ pub mod names {
     pub const NOOP_ENTRY_PROGRAM: &str = "spliff_noop_entry";
     /// No-op uretprobe, for the benchmark floor.
     pub const NOOP_RETURN_PROGRAM: &str = "spliff_noop_return";
-    /// OpenSSL uprobe programs: (program, is a return probe).
-    pub const OPENSSL_PROGRAMS: &[(&str, bool)] = &[
+    /// Every TLS uprobe program, of every library: (program, is a return
+    /// probe). The return, shutdown and free programs (`spliff_ssl_*`) are
+    /// shared by all libraries.
+    pub const TLS_PROGRAMS: &[(&str, bool)] = &[
         ("spliff_ssl_write_entry", false),
         ("spliff_ssl_write_ex_entry", false),
         ("spliff_ssl_read_entry", false),
@@ -94,6 +96,23 @@ pub mod names {
         ("spliff_ssl_alpn_return", true),
         ("spliff_ssl_shutdown_entry", false),
         ("spliff_ssl_free_entry", false),
+        ("spliff_gnutls_send_entry", false),
+        ("spliff_gnutls_recv_entry", false),
+        ("spliff_gnutls_init_entry", false),
+        ("spliff_gnutls_init_return", true),
+        ("spliff_gnutls_set_int2", false),
+        ("spliff_gnutls_set_ptr", false),
+        ("spliff_gnutls_set_ptr2", false),
+        ("spliff_gnutls_handshake_entry", false),
+        ("spliff_gnutls_server_name_set_entry", false),
+        ("spliff_gnutls_alpn_entry", false),
+        ("spliff_wolfssl_write_entry", false),
+        ("spliff_wolfssl_read_entry", false),
+        ("spliff_wolfssl_set_fd", false),
+        ("spliff_wolfssl_connect_entry", false),
+        ("spliff_wolfssl_accept_entry", false),
+        ("spliff_wolfssl_use_sni_entry", false),
+        ("spliff_wolfssl_alpn_entry", false),
     ];
     /// Go `crypto/tls` uprobe programs. None is a uretprobe: the "return"
     /// ones go on each RET instruction of their function (see
@@ -181,7 +200,7 @@ mod tests {
             names::TC_EGRESS_PROGRAM,
         ]
         .into_iter()
-        .chain(names::OPENSSL_PROGRAMS.iter().map(|(name, _)| *name))
+        .chain(names::TLS_PROGRAMS.iter().map(|(name, _)| *name))
         .chain(names::GO_PROGRAMS.iter().copied())
         {
             // NUL-terminated, as in the ELF string table, so a longer name

@@ -36,6 +36,7 @@ fn main() -> anyhow::Result<()> {
             .try_into()?;
         probe.load()?;
         for p in spliff_recorder::probes::OPENSSL
+            .probes
             .iter()
             .filter(|p| p.is_return == is_return)
         {

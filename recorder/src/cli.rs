@@ -76,8 +76,11 @@ pub struct RecordArgs {
     /// the first milliseconds can be missed.
     #[arg(long = "comm", value_name = "NAME")]
     pub comms: Vec<String>,
-    /// TLS libraries to hook (repeatable).
-    #[arg(long = "lib", value_enum, default_values_t = [Library::Openssl])]
+    /// TLS libraries to hook (repeatable; default: every library found).
+    ///
+    /// Library files are found by name (libssl.so*, libgnutls.so*, libwolfssl.so*) in the
+    /// dynamic linker cache and in every process's memory maps.
+    #[arg(long = "lib", value_enum, default_values_t = [Library::All])]
     pub libs: Vec<Library>,
     /// Do not learn socket identities (sock_ops on the cgroup v2 root, warm-up from the
     /// kernel's socket table).
@@ -90,7 +93,8 @@ pub struct RecordArgs {
     /// unmounted again as soon as sock_ops is attached.
     #[arg(long)]
     pub no_sockets: bool,
-    /// Print which library files would be hooked, and why, then exit.
+    /// Print every TLS library file found (of every kind), why, whether --lib hooks it
+    /// and which functions each kind gets, then exit.
     #[arg(long)]
     pub list_libs: bool,
     /// Capture packet headers on this interface (repeatable; default: every
@@ -198,8 +202,14 @@ pub enum IngressHook {
 /// TLS libraries `record` can hook.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
 pub enum Library {
-    /// OpenSSL 1.1 and 3.x (libssl).
+    /// OpenSSL 1.1 and 3.x (libssl.so*).
     Openssl,
+    /// GnuTLS 3.x (libgnutls.so*): wget, gnutls-cli, libcurl-gnutls (git).
+    Gnutls,
+    /// wolfSSL (libwolfssl.so*).
+    Wolfssl,
+    /// Every library above.
+    All,
 }
 
 /// Output formats of `spliff replay`.

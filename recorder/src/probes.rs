@@ -1,18 +1,90 @@
-//! The OpenSSL probe table: which program goes on which library function.
-//! One declarative list, so `--list-libs`, attaching and the capture info
-//! record all say the same thing.
+//! The probe table: every TLS library `spliff record` hooks, how its files
+//! are recognised, and which program goes on which of its functions. One
+//! declarative list, so discovery, `--list-libs`, attaching, the capture
+//! info record and each connection's `tls_library` all say the same thing.
+//! Adding a library is one row here plus its programs in
+//! `recorder-ebpf/bpf/tls/`.
+
+use spliff_formats::{HandshakeResult, TlsLibrary};
 
 /// One uprobe: `program` on `symbol`.
 #[derive(Clone, Copy, Debug)]
 pub struct Probe {
-    /// Exported function of libssl.
+    /// Exported function of the library.
     pub symbol: &'static str,
-    /// BPF program name (see `spliff_recorder_ebpf::names::OPENSSL_PROGRAMS`).
+    /// BPF program name (see `spliff_recorder_ebpf::names::TLS_PROGRAMS`).
     pub program: &'static str,
     /// `uretprobe` rather than `uprobe`.
     pub is_return: bool,
     /// Without it the library is not usable (no plaintext at all).
     pub required: bool,
+}
+
+/// One TLS library: a row of the table.
+#[derive(Clone, Copy, Debug)]
+pub struct LibrarySpec {
+    /// What connection records say (`tls_library`).
+    pub kind: TlsLibrary,
+    /// Name for people: "OpenSSL".
+    pub display: &'static str,
+    /// Its value in kernel events (`SPLIFF_LIB_*`, equal to the trace
+    /// format's `tls_library`).
+    pub kernel_id: u8,
+    /// File names of the library: `*` at the end matches any rest
+    /// (`libssl.so*` is `libssl.so`, `libssl.so.3`, not NSS's `libssl3.so`).
+    pub file_names: &'static [&'static str],
+    /// Debian package that provides it, for messages.
+    pub package: &'static str,
+    /// Every probe, entry before return.
+    pub probes: &'static [Probe],
+    /// What a handshake call's return value means: `None` for "not done yet"
+    /// (a non-blocking handshake returns again).
+    pub handshake_result: fn(i32) -> Option<HandshakeResult>,
+}
+
+impl LibrarySpec {
+    /// Whether `name` (a file name, no directory) is one of this library's.
+    pub fn matches_file_name(&self, name: &str) -> bool {
+        self.file_names
+            .iter()
+            .any(|pattern| match pattern.strip_suffix('*') {
+                Some(prefix) => name.starts_with(prefix),
+                None => name == *pattern,
+            })
+    }
+
+    /// Its patterns for messages: "libssl.so*".
+    pub fn file_names_text(&self) -> String {
+        self.file_names.join(", ")
+    }
+}
+
+/// Every library, in `--list-libs` order.
+pub const LIBRARIES: &[LibrarySpec] = &[OPENSSL, GNUTLS, WOLFSSL];
+
+/// TLS libraries spliff does not hook (yet), by file name, so that a
+/// process using one can be named when nothing of it was recorded.
+pub const UNHOOKED_TLS_FILES: &[(&str, &str)] = &[
+    ("NSS", "libssl3.so"),
+    ("NSS", "libnss3.so"),
+    ("mbed TLS", "libmbedtls.so*"),
+    ("BoringSSL", "libboringssl.so*"),
+    ("s2n", "libs2n.so*"),
+];
+
+/// The library whose files are named like `name`.
+pub fn library_of_file(name: &str) -> Option<&'static LibrarySpec> {
+    LIBRARIES.iter().find(|l| l.matches_file_name(name))
+}
+
+/// The library of a kernel event's `SPLIFF_LIB_*` value.
+pub fn library_of_kernel_id(id: u8) -> Option<&'static LibrarySpec> {
+    LIBRARIES.iter().chain([&GO]).find(|l| l.kernel_id == id)
+}
+
+/// The row of `kind`.
+pub fn library(kind: TlsLibrary) -> Option<&'static LibrarySpec> {
+    LIBRARIES.iter().find(|l| l.kind == kind)
 }
 
 const fn probe(symbol: &'static str, program: &'static str, is_return: bool) -> Probe {
@@ -33,51 +105,212 @@ const fn required(symbol: &'static str, program: &'static str, is_return: bool) 
     }
 }
 
-/// Every OpenSSL probe. `_ex` functions exist from OpenSSL 1.1.1; the rest
-/// from 1.1.0. One return program serves all four data functions: its entry
+/// OpenSSL 1.1 and 3.x. `_ex` functions exist from OpenSSL 1.1.1; the rest
+/// from 1.1.0. One return program serves every data function: its entry
 /// program saved which function it was.
-pub const OPENSSL: &[Probe] = &[
-    required("SSL_write", "spliff_ssl_write_entry", false),
-    required("SSL_write", "spliff_ssl_data_return", true),
-    required("SSL_read", "spliff_ssl_read_entry", false),
-    required("SSL_read", "spliff_ssl_data_return", true),
-    probe("SSL_write_ex", "spliff_ssl_write_ex_entry", false),
-    probe("SSL_write_ex", "spliff_ssl_data_return", true),
-    probe("SSL_read_ex", "spliff_ssl_read_ex_entry", false),
-    probe("SSL_read_ex", "spliff_ssl_data_return", true),
-    probe("SSL_set_fd", "spliff_ssl_set_fd", false),
-    probe("SSL_set_rfd", "spliff_ssl_set_fd", false),
-    probe("SSL_set_wfd", "spliff_ssl_set_fd", false),
-    probe(
-        "SSL_set_connect_state",
-        "spliff_ssl_set_connect_state",
-        false,
-    ),
-    probe("SSL_set_accept_state", "spliff_ssl_set_accept_state", false),
-    probe("SSL_do_handshake", "spliff_ssl_do_handshake_entry", false),
-    probe("SSL_do_handshake", "spliff_ssl_handshake_return", true),
-    probe("SSL_connect", "spliff_ssl_connect_entry", false),
-    probe("SSL_connect", "spliff_ssl_handshake_return", true),
-    probe("SSL_accept", "spliff_ssl_accept_entry", false),
-    probe("SSL_accept", "spliff_ssl_handshake_return", true),
-    probe("SSL_ctrl", "spliff_ssl_ctrl_entry", false),
-    probe("SSL_get0_alpn_selected", "spliff_ssl_alpn_entry", false),
-    probe("SSL_get0_alpn_selected", "spliff_ssl_alpn_return", true),
-    probe("SSL_shutdown", "spliff_ssl_shutdown_entry", false),
-    probe("SSL_free", "spliff_ssl_free_entry", false),
-];
+pub const OPENSSL: LibrarySpec = LibrarySpec {
+    kind: TlsLibrary::OpenSsl,
+    display: "OpenSSL",
+    kernel_id: 1,
+    file_names: &["libssl.so*"],
+    package: "libssl3",
+    probes: &[
+        required("SSL_write", "spliff_ssl_write_entry", false),
+        required("SSL_write", "spliff_ssl_data_return", true),
+        required("SSL_read", "spliff_ssl_read_entry", false),
+        required("SSL_read", "spliff_ssl_data_return", true),
+        probe("SSL_write_ex", "spliff_ssl_write_ex_entry", false),
+        probe("SSL_write_ex", "spliff_ssl_data_return", true),
+        probe("SSL_read_ex", "spliff_ssl_read_ex_entry", false),
+        probe("SSL_read_ex", "spliff_ssl_data_return", true),
+        probe("SSL_set_fd", "spliff_ssl_set_fd", false),
+        probe("SSL_set_rfd", "spliff_ssl_set_fd", false),
+        probe("SSL_set_wfd", "spliff_ssl_set_fd", false),
+        probe(
+            "SSL_set_connect_state",
+            "spliff_ssl_set_connect_state",
+            false,
+        ),
+        probe("SSL_set_accept_state", "spliff_ssl_set_accept_state", false),
+        probe("SSL_do_handshake", "spliff_ssl_do_handshake_entry", false),
+        probe("SSL_do_handshake", "spliff_ssl_handshake_return", true),
+        probe("SSL_connect", "spliff_ssl_connect_entry", false),
+        probe("SSL_connect", "spliff_ssl_handshake_return", true),
+        probe("SSL_accept", "spliff_ssl_accept_entry", false),
+        probe("SSL_accept", "spliff_ssl_handshake_return", true),
+        probe("SSL_ctrl", "spliff_ssl_ctrl_entry", false),
+        probe("SSL_get0_alpn_selected", "spliff_ssl_alpn_entry", false),
+        probe("SSL_get0_alpn_selected", "spliff_ssl_alpn_return", true),
+        probe("SSL_shutdown", "spliff_ssl_shutdown_entry", false),
+        probe("SSL_free", "spliff_ssl_free_entry", false),
+    ],
+    handshake_result: openssl_handshake,
+};
 
-#[cfg(all(test, target_os = "linux"))]
+/// GnuTLS 3.x. `gnutls_record_send` tail-calls `gnutls_record_send2`; the
+/// kernel keeps one saved call for both (see `bpf/tls/gnutls.h`).
+/// `gnutls_transport_set_int` is a macro for `set_int2`.
+pub const GNUTLS: LibrarySpec = LibrarySpec {
+    kind: TlsLibrary::GnuTls,
+    display: "GnuTLS",
+    kernel_id: 3,
+    file_names: &["libgnutls.so*"],
+    package: "libgnutls30",
+    probes: &[
+        required("gnutls_record_send", "spliff_gnutls_send_entry", false),
+        required("gnutls_record_send", "spliff_ssl_data_return", true),
+        required("gnutls_record_recv", "spliff_gnutls_recv_entry", false),
+        required("gnutls_record_recv", "spliff_ssl_data_return", true),
+        probe("gnutls_record_send2", "spliff_gnutls_send_entry", false),
+        probe("gnutls_record_send2", "spliff_ssl_data_return", true),
+        probe("gnutls_record_recv_seq", "spliff_gnutls_recv_entry", false),
+        probe("gnutls_record_recv_seq", "spliff_ssl_data_return", true),
+        probe("gnutls_init", "spliff_gnutls_init_entry", false),
+        probe("gnutls_init", "spliff_gnutls_init_return", true),
+        probe("gnutls_transport_set_int2", "spliff_gnutls_set_int2", false),
+        probe("gnutls_transport_set_ptr", "spliff_gnutls_set_ptr", false),
+        probe("gnutls_transport_set_ptr2", "spliff_gnutls_set_ptr2", false),
+        probe("gnutls_handshake", "spliff_gnutls_handshake_entry", false),
+        probe("gnutls_handshake", "spliff_ssl_handshake_return", true),
+        probe(
+            "gnutls_server_name_set",
+            "spliff_gnutls_server_name_set_entry",
+            false,
+        ),
+        probe(
+            "gnutls_alpn_get_selected_protocol",
+            "spliff_gnutls_alpn_entry",
+            false,
+        ),
+        probe(
+            "gnutls_alpn_get_selected_protocol",
+            "spliff_ssl_alpn_return",
+            true,
+        ),
+        probe("gnutls_bye", "spliff_ssl_shutdown_entry", false),
+        probe("gnutls_deinit", "spliff_ssl_free_entry", false),
+    ],
+    handshake_result: gnutls_handshake,
+};
+
+/// wolfSSL (its OpenSSL-like API, `wolfSSL_*`).
+pub const WOLFSSL: LibrarySpec = LibrarySpec {
+    kind: TlsLibrary::WolfSsl,
+    display: "wolfSSL",
+    kernel_id: 5,
+    file_names: &["libwolfssl.so*"],
+    package: "libwolfssl35",
+    probes: &[
+        required("wolfSSL_write", "spliff_wolfssl_write_entry", false),
+        required("wolfSSL_write", "spliff_ssl_data_return", true),
+        required("wolfSSL_read", "spliff_wolfssl_read_entry", false),
+        required("wolfSSL_read", "spliff_ssl_data_return", true),
+        probe("wolfSSL_set_fd", "spliff_wolfssl_set_fd", false),
+        probe("wolfSSL_connect", "spliff_wolfssl_connect_entry", false),
+        probe("wolfSSL_connect", "spliff_ssl_handshake_return", true),
+        probe("wolfSSL_accept", "spliff_wolfssl_accept_entry", false),
+        probe("wolfSSL_accept", "spliff_ssl_handshake_return", true),
+        probe("wolfSSL_UseSNI", "spliff_wolfssl_use_sni_entry", false),
+        probe(
+            "wolfSSL_ALPN_GetProtocol",
+            "spliff_wolfssl_alpn_entry",
+            false,
+        ),
+        probe("wolfSSL_ALPN_GetProtocol", "spliff_ssl_alpn_return", true),
+        probe("wolfSSL_shutdown", "spliff_ssl_shutdown_entry", false),
+        probe("wolfSSL_free", "spliff_ssl_free_entry", false),
+    ],
+    handshake_result: wolfssl_handshake,
+};
+
+/// Non-blocking handshakes return -1 (want read/write) until they end with
+/// 1 (done) or 0 (failed).
+/// Go's `crypto/tls`: not a library file but part of each Go program, so
+/// not in [`LIBRARIES`] (found and hooked by `crate::golang`, which places
+/// its probes by offset); this row names its connections.
+pub const GO: LibrarySpec = LibrarySpec {
+    kind: TlsLibrary::GoCryptoTls,
+    display: "Go crypto/tls",
+    kernel_id: 6,
+    file_names: &[],
+    package: "golang-go",
+    probes: &[],
+    // bpf/tls/gotls.h reports a handshake the OpenSSL way.
+    handshake_result: openssl_handshake,
+};
+
+fn openssl_handshake(ret: i32) -> Option<HandshakeResult> {
+    match ret {
+        1 => Some(HandshakeResult::Ok),
+        0 => Some(HandshakeResult::Failed),
+        _ => None,
+    }
+}
+
+/// 0 when done; GNUTLS_E_AGAIN (-28), GNUTLS_E_INTERRUPTED (-52) and
+/// GNUTLS_E_WARNING_ALERT_RECEIVED (-16) let the caller go on; any other
+/// negative value is fatal.
+fn gnutls_handshake(ret: i32) -> Option<HandshakeResult> {
+    match ret {
+        0 => Some(HandshakeResult::Ok),
+        -28 | -52 | -16 => None,
+        r if r < 0 => Some(HandshakeResult::Failed),
+        _ => None,
+    }
+}
+
+/// 1 (WOLFSSL_SUCCESS) when done; -1 both for "would block" and for a
+/// failure (only wolfSSL_get_error tells them apart), so -1 says nothing.
+fn wolfssl_handshake(ret: i32) -> Option<HandshakeResult> {
+    (ret == 1).then_some(HandshakeResult::Ok)
+}
+
+#[cfg(test)]
 mod tests {
     use super::*;
 
     #[test]
+    fn file_names() {
+        let kind = |name| library_of_file(name).map(|l| l.kind);
+        assert_eq!(kind("libssl.so.3"), Some(TlsLibrary::OpenSsl));
+        assert_eq!(kind("libssl.so.1.1"), Some(TlsLibrary::OpenSsl));
+        assert_eq!(kind("libssl.so"), Some(TlsLibrary::OpenSsl));
+        assert_eq!(kind("libssl3.so"), None);
+        assert_eq!(kind("libssl.a"), None);
+        assert_eq!(kind("libgnutls.so.30"), Some(TlsLibrary::GnuTls));
+        assert_eq!(kind("libgnutls-openssl.so.27"), None);
+        assert_eq!(kind("libwolfssl.so.35"), Some(TlsLibrary::WolfSsl));
+    }
+
+    #[test]
+    fn every_library_has_required_data_probes_and_a_unique_id() {
+        for (i, lib) in LIBRARIES.iter().enumerate() {
+            assert!(lib.probes.iter().any(|p| p.required), "{}", lib.display);
+            assert_eq!(
+                library_of_kernel_id(lib.kernel_id).map(|l| l.kind),
+                Some(lib.kind)
+            );
+            assert!(LIBRARIES[i + 1..].iter().all(|o| o.kind != lib.kind));
+        }
+    }
+
+    #[cfg(target_os = "linux")]
+    #[test]
     fn every_program_exists_in_the_object() {
-        for p in OPENSSL {
-            let known = spliff_recorder_ebpf::names::OPENSSL_PROGRAMS
+        for p in LIBRARIES.iter().flat_map(|l| l.probes) {
+            let known = spliff_recorder_ebpf::names::TLS_PROGRAMS
                 .iter()
                 .find(|(name, _)| *name == p.program);
             assert_eq!(known.map(|k| k.1), Some(p.is_return), "{}", p.program);
         }
+    }
+
+    #[cfg(target_os = "linux")]
+    #[test]
+    fn kernel_ids_are_the_abi_values() {
+        use spliff_recorder_ebpf::abi;
+        assert_eq!(OPENSSL.kernel_id, abi::LIB_OPENSSL);
+        assert_eq!(GNUTLS.kernel_id, abi::LIB_GNUTLS);
+        assert_eq!(WOLFSSL.kernel_id, abi::LIB_WOLFSSL);
     }
 }

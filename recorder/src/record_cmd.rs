@@ -1,4 +1,4 @@
-//! `spliff record` (Linux): find libssl files, load and attach the kernel
+//! `spliff record` (Linux): find TLS library files, load and attach the kernel
 //! programs, optionally start `-- CMD`, and turn kernel events into a trace
 //! until CMD exits or a signal arrives.
 
@@ -7,7 +7,9 @@ mod convert;
 mod correlate;
 mod go_programs;
 mod held_packets;
+mod hooks;
 mod libraries;
+mod list_libs;
 mod output_file;
 mod packets;
 mod process_info;
@@ -17,11 +19,11 @@ mod rotation;
 mod run_as;
 mod sockets;
 pub mod stop_watchdog;
+mod unrecorded;
 
 use std::{
     fs::File,
     io::{IsTerminal as _, Read as _, Write as _},
-    num::NonZeroU32,
     os::unix::process::ExitStatusExt as _,
     path::Path,
     process::{Command, ExitCode},
@@ -32,13 +34,14 @@ use std::{
 use anyhow::{Context as _, bail};
 use spliff_formats::{CaptureId, InterfaceStats, SectionInfo, TraceWriter};
 use spliff_recorder::{
-    bpf::{BpfPipeline, Event, PipelineOptions, ProcessExec, Stop, StopMaps, Tracking, UprobeLink},
-    privileges, probes,
+    bpf::{BpfPipeline, Event, PipelineOptions, ProcessExec, Stop, StopMaps, Tracking},
+    privileges,
 };
 
 use crate::cli::RecordArgs;
 use capture_info::CaptureHeader;
 use convert::Converter;
+use hooks::Hooks;
 use libraries::{Discovery, FileId};
 use output_file::{Owner, TraceOutput};
 use recorded_command::RecordedCommand;
@@ -68,6 +71,9 @@ const RESCAN_DELAYS: [Duration; 4] = [
 const DRAIN_AT_MOST: Duration = Duration::from_millis(500);
 /// Pending rescans kept at most (an exec storm must not grow memory).
 const MAX_PENDING_RESCANS: usize = 8192;
+/// How often processes are looked for in /proc, to end the connections of those gone
+/// without `SSL_free`.
+const GONE_SWEEP_EVERY: Duration = Duration::from_secs(10);
 
 /// The signal that asked us to stop (0: none).
 static STOP_SIGNAL: AtomicI32 = AtomicI32::new(0);
@@ -138,90 +144,9 @@ fn uname() -> (String, String, String, String) {
     )
 }
 
-fn discover() -> Discovery {
-    let mut discovery = Discovery::default();
-    discovery.scan_ldconfig();
-    discovery.scan_all_processes();
-    discovery
-}
-
-fn list_libs() -> ExitCode {
-    let discovery = discover();
-    let go = go_programs::running();
-    for line in &go {
-        println!("{line}");
-    }
-    if discovery.files.is_empty() && !go.is_empty() {
-        return ExitCode::SUCCESS;
-    }
-    if discovery.files.is_empty() {
-        println!("no OpenSSL library (libssl.so*) found in the linker cache or in any process");
-        return ExitCode::FAILURE;
-    }
-    for file in discovery.files.values() {
-        println!("{}", file.path.display());
-        for reason in &file.reasons {
-            println!("    {reason}");
-        }
-    }
-    println!(
-        "each file gets {} probes on: {}",
-        probes::OPENSSL.len(),
-        probes::OPENSSL
-            .iter()
-            .map(|p| p.symbol)
-            .collect::<std::collections::BTreeSet<_>>()
-            .into_iter()
-            .collect::<Vec<_>>()
-            .join(", ")
-    );
-    ExitCode::SUCCESS
-}
-
-/// Attaches every OpenSSL probe to `path`; returns the attached lines and
-/// links. Fails only when a required probe cannot be attached (what was
-/// attached is detached again then).
-fn attach_library(
-    pipeline: &mut BpfPipeline,
-    path: &Path,
-    pid: Option<NonZeroU32>,
-) -> anyhow::Result<(Vec<String>, Vec<UprobeLink>)> {
-    let mut attached = Vec::new();
-    let mut links = Vec::new();
-    for probe in probes::OPENSSL {
-        match pipeline.attach_uprobe(probe.program, probe.symbol, path, pid) {
-            Ok(link) => {
-                links.push(link);
-                attached.push(format!(
-                    "{} {} {}",
-                    if probe.is_return {
-                        "uretprobe"
-                    } else {
-                        "uprobe"
-                    },
-                    probe.symbol,
-                    path.display()
-                ));
-            }
-            Err(error) if probe.required => {
-                for link in links {
-                    pipeline.detach_uprobe(link);
-                }
-                return Err(error).with_context(|| {
-                    format!("{} is not a usable OpenSSL library", path.display())
-                });
-            }
-            // Optional functions are missing in older versions (the _ex
-            // functions came with 1.1.1).
-            Err(_) => {}
-        }
-    }
-    Ok((attached, links))
-}
-
 pub fn run(args: &RecordArgs) -> anyhow::Result<ExitCode> {
     if args.list_libs {
-        return Ok(list_libs());
+        return Ok(list_libs::list_libs(args));
     }
     let mut command = None;
     record(args, &mut command).map_err(|error| match command.take() {
@@ -294,16 +219,17 @@ fn record(args: &RecordArgs, command: &mut Option<RecordedCommand>) -> anyhow::R
         Rotation::start(policy, output, Box::new(open))
     });
 
-    let mut discovery = discover();
+    let wanted = hooks::wanted_libraries(&args.libs);
+    let mut discovery = hooks::discover(wanted.clone());
     let go_command = command_name.and_then(|program| which(program).ok());
     let go_in_sight = go_command
         .as_deref()
         .is_some_and(|path| spliff_recorder::golang::go_version(path).is_some());
     if discovery.files.is_empty() && !go_in_sight {
         bail!(
-            "no OpenSSL library found: no libssl.so* in the dynamic linker cache (ldconfig -p) \
-             or mapped by any running process; install OpenSSL (Debian: apt install libssl3) or \
-             start the program to record first"
+            "no TLS library found: none of {} in the dynamic linker cache (ldconfig -p) or \
+             mapped by any running process; install one or start the program to record first",
+            hooks::looked_for(&wanted)
         );
     }
 
@@ -373,11 +299,11 @@ fn record(args: &RecordArgs, command: &mut Option<RecordedCommand>) -> anyhow::R
     } else {
         Vec::new()
     };
-    let mut hooks = Hooks {
-        per_process,
-        keep_lines: true,
-        ..Hooks::default()
-    };
+    let mut hooks = Hooks::new(per_process);
+    let mut unrecorded = unrecorded::Unrecorded::new(filter_enabled, wanted);
+    for &pid in args.pids.iter().chain(&named) {
+        unrecorded.select(pid);
+    }
     let mut problems = Vec::new();
     if per_process {
         for &pid in &args.pids {
@@ -390,28 +316,21 @@ fn record(args: &RecordArgs, command: &mut Option<RecordedCommand>) -> anyhow::R
             hooks.hook_go_process(&mut pipeline, pid, &mut problems);
         }
     } else {
-        // Go programs: `-- CMD` before it starts, then every running one.
-        if let Some(path) = &go_command {
-            match hooks.go.hook_file(&mut pipeline, path) {
-                Ok(lines) => hooks.lines.extend(lines),
-                Err(error) => problems.push(format!("{error:#}")),
+        for (id, lib) in &discovery.files {
+            if let Err(error) = hooks.hook(&mut pipeline, *id, lib.library, &lib.path, None) {
+                problems.push(format!("{error:#}"));
             }
         }
-        if args.command.is_empty() {
+        // Go programs: `-- CMD` before it starts, else every running one.
+        if let Some(path) = &go_command {
+            hooks.hook_go_file(&mut pipeline, path, &mut problems);
+        } else {
             for pid in all_pids() {
                 hooks.hook_go_process(&mut pipeline, pid, &mut problems);
             }
         }
-        for (id, lib) in &discovery.files {
-            if let Err(error) = hooks.hook(&mut pipeline, *id, &lib.path, None) {
-                problems.push(format!("{error:#}"));
-            }
-        }
         if hooks.files.is_empty() && hooks.go.len() == 0 {
-            bail!(
-                "could not hook any OpenSSL library: {}",
-                problems.join("; ")
-            );
+            bail!("could not hook any TLS library: {}", problems.join("; "));
         }
     }
     for problem in &problems {
@@ -436,10 +355,14 @@ fn record(args: &RecordArgs, command: &mut Option<RecordedCommand>) -> anyhow::R
     let library_paths = discovery
         .files
         .values()
-        .map(|lib| lib.path.as_os_str().as_encoded_bytes().to_vec())
+        .map(|lib| {
+            (
+                lib.path.as_os_str().as_encoded_bytes().to_vec(),
+                lib.library,
+            )
+        })
         .collect();
-    let attached = std::mem::take(&mut hooks.lines);
-    hooks.keep_lines = false;
+    let attached = hooks.take_lines();
 
     let (hostname, release, version, machine) = uname();
     let writer = TraceWriter::new(
@@ -467,6 +390,7 @@ fn record(args: &RecordArgs, command: &mut Option<RecordedCommand>) -> anyhow::R
     if rotation.is_some() {
         converter.keep_for_rotation();
     }
+    converter.set_closes_reported(sock_ops.is_some());
     header
         .write(&mut converter)
         .context("cannot write the trace")?;
@@ -539,7 +463,7 @@ fn record(args: &RecordArgs, command: &mut Option<RecordedCommand>) -> anyhow::R
     // Only now: every probe is attached.
     let files = discovery.files.len();
     eprintln!(
-        "spliff: recording {} OpenSSL librar{}{} ({} probes{}) to {}{}",
+        "spliff: recording {} TLS librar{}{} ({} probes{}) to {}{}",
         files,
         if files == 1 { "y" } else { "ies" },
         match hooks.go.len() {
@@ -577,6 +501,7 @@ fn record(args: &RecordArgs, command: &mut Option<RecordedCommand>) -> anyhow::R
     }
     let started = Instant::now();
     let mut last_flush = Instant::now();
+    let mut last_gone_sweep = Instant::now();
     let mut pending: Vec<(u32, Instant, usize)> = Vec::new();
     let mut child_status = None;
     let mut kernel_events: u64 = 0;
@@ -599,11 +524,14 @@ fn record(args: &RecordArgs, command: &mut Option<RecordedCommand>) -> anyhow::R
                 return;
             }
             match event {
-                Ok(event) => match converter.event(event) {
-                    Ok(Some(pid)) => execs.push(pid),
-                    Ok(None) => {}
-                    Err(error) => write_error = Some(error.into()),
-                },
+                Ok(event) => {
+                    unrecorded.observe(&event);
+                    match converter.event(event) {
+                        Ok(Some(pid)) => execs.push(pid),
+                        Ok(None) => {}
+                        Err(error) => write_error = Some(error.into()),
+                    }
+                }
                 Err(_) => converter.stats.invalid_events += 1,
             }
             rotation::rotate_if_due(&mut rotation, &mut converter, &header, &mut write_error);
@@ -646,6 +574,14 @@ fn record(args: &RecordArgs, command: &mut Option<RecordedCommand>) -> anyhow::R
             &mut converter,
         );
         if last_flush.elapsed() >= FLUSH_EVERY {
+            if last_gone_sweep.elapsed() >= GONE_SWEEP_EVERY {
+                converter.release_gone_processes(boottime_ns());
+                last_gone_sweep = Instant::now();
+            }
+            // After the turn's packets were counted: what is released has them all.
+            converter
+                .release_ended(boottime_ns())
+                .context("cannot write the trace")?;
             converter
                 .writer()
                 .flush()
@@ -714,6 +650,7 @@ fn record(args: &RecordArgs, command: &mut Option<RecordedCommand>) -> anyhow::R
             }
             match event {
                 Ok(event) => {
+                    unrecorded.observe(&event);
                     if let Err(error) = converter.event(event) {
                         write_error = Some(error.into());
                     }
@@ -796,6 +733,10 @@ fn record(args: &RecordArgs, command: &mut Option<RecordedCommand>) -> anyhow::R
         started.elapsed().as_secs_f64(),
     );
     eprintln!("spliff: correlation: {}", correlation.summary());
+    for line in unrecorded.report() {
+        eprintln!("spliff: not recorded: {line}");
+    }
+    hooks.detach_all(&mut pipeline);
     Ok(match child_status {
         Some(status) => match (status.code(), status.signal()) {
             (Some(code), _) => ExitCode::from(u8::try_from(code).unwrap_or(1)),
@@ -806,174 +747,7 @@ fn record(args: &RecordArgs, command: &mut Option<RecordedCommand>) -> anyhow::R
     })
 }
 
-/// Every pid in /proc.
-fn all_pids() -> Vec<u32> {
-    std::fs::read_dir("/proc")
-        .map(|dir| {
-            dir.flatten()
-                .filter_map(|e| e.file_name().to_str().and_then(|s| s.parse().ok()))
-                .collect()
-        })
-        .unwrap_or_default()
-}
-
-/// What is attached where.
-#[derive(Debug, Default)]
-struct Hooks {
-    /// Attach per process rather than per file.
-    per_process: bool,
-    /// Files attached for every process.
-    files: std::collections::HashSet<FileId>,
-    /// (pid, file) pairs attached in per-process mode.
-    pairs: std::collections::HashSet<(u32, FileId)>,
-    /// Files that are not usable libssl (reported once, not retried).
-    failed: std::collections::HashSet<FileId>,
-    /// One line per attached probe, for the capture info record (only
-    /// until it is written: per-process attachments go on all capture long).
-    lines: Vec<String>,
-    /// Whether to keep collecting `lines`.
-    keep_lines: bool,
-    /// Per-process mode: each process's start time (to tell a reused pid)
-    /// and its uprobes, detached once it is gone, so a capture of many
-    /// short-lived processes does not run out of file descriptors.
-    processes: std::collections::HashMap<u32, (Option<u64>, Vec<UprobeLink>)>,
-    /// Uprobes of gone processes still to detach. A detach blocks for tens
-    /// of milliseconds (the kernel waits for an RCU grace period), so only
-    /// a few are done per loop turn: a stopped process must not wait long.
-    to_detach: Vec<UprobeLink>,
-    /// Go executables (hooked per file in every mode: the kernel's scope
-    /// filter keeps other processes running them out).
-    go: go_programs::GoPrograms,
-}
-
-impl Hooks {
-    /// Hooks the executable of `pid` if it is a Go program.
-    fn hook_go_process(
-        &mut self,
-        pipeline: &mut BpfPipeline,
-        pid: u32,
-        problems: &mut Vec<String>,
-    ) {
-        match self.go.hook_process(pipeline, pid) {
-            Ok(lines) => {
-                let lines = lines.into_iter().filter(|_| self.keep_lines);
-                self.lines.extend(lines);
-            }
-            Err(error) => problems.push(format!("{error:#}")),
-        }
-    }
-
-    /// Attaches `path` (for `pid` only, or every process) unless done.
-    fn hook(
-        &mut self,
-        pipeline: &mut BpfPipeline,
-        id: FileId,
-        path: &Path,
-        pid: Option<u32>,
-    ) -> anyhow::Result<bool> {
-        let new = match pid {
-            Some(pid) => !self.pairs.contains(&(pid, id)),
-            None => !self.files.contains(&id),
-        };
-        if !new || self.failed.contains(&id) {
-            return Ok(false);
-        }
-        let (lines, links) = match attach_library(pipeline, path, pid.and_then(NonZeroU32::new)) {
-            Ok(attached) => attached,
-            // The process exited meanwhile: says nothing about the file.
-            Err(_) if pid.is_some_and(|pid| start_time(pid).is_none()) => return Ok(false),
-            Err(error) => {
-                self.failed.insert(id);
-                return Err(error);
-            }
-        };
-        let lines = lines.into_iter().filter(|_| self.keep_lines);
-        match pid {
-            Some(pid) => {
-                self.pairs.insert((pid, id));
-                self.lines.extend(lines.map(|l| format!("{l} pid {pid}")));
-                self.processes
-                    .entry(pid)
-                    .or_insert_with(|| (start_time(pid), Vec::new()))
-                    .1
-                    .extend(links);
-            }
-            None => {
-                self.files.insert(id);
-                self.lines.extend(lines);
-                // File-wide uprobes stay until the pipeline is dropped.
-                drop(links);
-            }
-        }
-        Ok(true)
-    }
-
-    /// Forgets `pid`; its uprobes are detached later (`detach_some`).
-    fn forget(&mut self, pid: u32) {
-        if let Some((_, links)) = self.processes.remove(&pid) {
-            self.to_detach.extend(links);
-        }
-        self.pairs.retain(|&(p, _)| p != pid);
-    }
-
-    /// Detaches at most `n` uprobes of gone processes.
-    fn detach_some(&mut self, pipeline: &mut BpfPipeline, n: usize) {
-        for _ in 0..n {
-            match self.to_detach.pop() {
-                Some(link) => {
-                    pipeline.detach_uprobe(link);
-                }
-                None => break,
-            }
-        }
-    }
-
-    /// Per-process mode: detaches the uprobes of processes that are gone
-    /// (their pid no longer exists or belongs to a newer process).
-    fn sweep(&mut self) {
-        let gone: Vec<u32> = self
-            .processes
-            .iter()
-            .filter(|(pid, (started, _))| {
-                let now = start_time(**pid);
-                now.is_none() || now != *started
-            })
-            .map(|(pid, _)| *pid)
-            .collect();
-        for pid in gone {
-            self.forget(pid);
-        }
-    }
-
-    /// Per-process mode: attaches every known library file for `pid`
-    /// (also files it has not mapped yet: it may dlopen them later).
-    fn hook_process(
-        &mut self,
-        pipeline: &mut BpfPipeline,
-        discovery: &Discovery,
-        pid: u32,
-        problems: &mut Vec<String>,
-    ) {
-        let started = start_time(pid);
-        if started.is_none() {
-            // Gone (a late rescan): nothing to attach to.
-            return;
-        }
-        // A reused pid: the old uprobes were bound to the old process.
-        if let Some((known, _)) = self.processes.get(&pid)
-            && *known != started
-        {
-            self.forget(pid);
-        }
-        for (id, lib) in &discovery.files {
-            if let Err(error) = self.hook(pipeline, *id, &lib.path, Some(pid)) {
-                problems.push(format!("{error:#}"));
-            }
-        }
-    }
-}
-
-/// Looks again at processes that exec'd: for libssl files at new paths,
+/// Looks again at processes that exec'd: for library files at new paths,
 /// and in per-process mode to attach to the new process itself (the kernel
 /// only reports execs of processes in scope).
 fn rescan(
@@ -1004,8 +778,8 @@ fn rescan(
     }
 }
 
-/// Looks at `pid`'s mapped libssl files (a new path is hooked too) and, in
-/// per-process mode, attaches every known libssl file for `pid` (also
+/// Looks at `pid`'s mapped library files (a new path is hooked too) and, in
+/// per-process mode, attaches every known library file for `pid` (also
 /// files it has not mapped yet: right after exec not even the dynamic
 /// loader has run, and a pid-scoped uprobe on a file applies when the file
 /// gets mapped).
@@ -1018,7 +792,10 @@ fn attach_process(
 ) {
     for id in discovery.scan_process(pid) {
         if let Some(lib) = discovery.files.get(&id) {
-            converter.add_library_path(lib.path.as_os_str().as_encoded_bytes().to_vec());
+            converter.add_library_path(
+                lib.path.as_os_str().as_encoded_bytes().to_vec(),
+                lib.library,
+            );
         }
     }
     let mut problems = Vec::new();
@@ -1026,13 +803,13 @@ fn attach_process(
     if hooks.per_process {
         hooks.hook_process(pipeline, discovery, pid, &mut problems);
     } else {
-        let files: Vec<(FileId, std::path::PathBuf)> = discovery
+        let files: Vec<(FileId, std::path::PathBuf, _)> = discovery
             .files
             .iter()
-            .map(|(id, lib)| (*id, lib.path.clone()))
+            .map(|(id, lib)| (*id, lib.path.clone(), lib.library))
             .collect();
-        for (id, path) in files {
-            if let Err(error) = hooks.hook(pipeline, id, &path, None) {
+        for (id, path, library) in files {
+            if let Err(error) = hooks.hook(pipeline, id, library, &path, None) {
                 problems.push(format!("{error:#}"));
             }
         }
@@ -1040,6 +817,17 @@ fn attach_process(
     for problem in problems {
         eprintln!("spliff: warning: {problem}");
     }
+}
+
+/// Every pid in /proc.
+fn all_pids() -> Vec<u32> {
+    std::fs::read_dir("/proc")
+        .map(|dir| {
+            dir.flatten()
+                .filter_map(|e| e.file_name().to_str().and_then(|s| s.parse().ok()))
+                .collect()
+        })
+        .unwrap_or_default()
 }
 
 /// Processes the kernel stopped at exec (--comm per process) and that still
@@ -1146,7 +934,7 @@ fn raise_fd_limit() {
 
 /// When `pid` started (clock ticks since boot, /proc/PID/stat field 22);
 /// `None` if it is gone.
-fn start_time(pid: u32) -> Option<u64> {
+pub(crate) fn start_time(pid: u32) -> Option<u64> {
     let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).ok()?;
     // The comm (field 2) may hold spaces and parentheses: count from the
     // last ')'. Field 3 is the first after it.
@@ -1156,7 +944,7 @@ fn start_time(pid: u32) -> Option<u64> {
 
 /// Running processes (other than the recorder) whose comm is one of
 /// `names`, compared on the first 15 bytes as the kernel stores comms.
-fn processes_named(names: &[String]) -> Vec<u32> {
+pub(crate) fn processes_named(names: &[String]) -> Vec<u32> {
     let truncate = |name: &[u8]| name[..name.len().min(15)].to_vec();
     let wanted: std::collections::HashSet<Vec<u8>> =
         names.iter().map(|n| truncate(n.as_bytes())).collect();

@@ -246,6 +246,10 @@ pub struct ConnInfo {
     pub alpn: Vec<u8>,
     /// SNI.
     pub sni: Vec<u8>,
+    /// Which library's probes saw it.
+    pub tls_library: spliff_formats::TlsLibrary,
+    /// Client or server side.
+    pub role: spliff_formats::ConnectionRole,
     /// Open and close time.
     pub open_ns: u64,
     /// Close time.
@@ -346,6 +350,8 @@ pub fn read_trace(path: &Path) -> TraceSummary {
             remote: c.remote,
             alpn: c.alpn.to_vec(),
             sni: c.sni.to_vec(),
+            tls_library: c.tls_library,
+            role: c.role,
             open_ns: c.open_ns,
             close_ns: c.close_ns,
         });

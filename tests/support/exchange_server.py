@@ -1,20 +1,24 @@
 """HTTP/1.1 over TLS (Python ssl + http.server) that logs every exchange it had, as the
 ground truth the replayed HAR is compared with.
 
-argv: cert key log.jsonl. Prints its port on stdout. One JSON object per line and exchange:
+argv: cert key log.jsonl [git project root]. Prints its port on stdout. With a git project
+root, targets under /git/ are answered by `git http-backend` (smart HTTP, what `git
+ls-remote https://...` asks for). One JSON object per line and exchange:
 client_port, method, target, request headers as received (order and case kept), request
 body, interim statuses sent (100 Continue), status, response headers as sent, the response
 payload as sent before transfer coding (base64) and, for a compressed payload, its
 Content-Encoding.
 """
-import base64, gzip, json, os, socket, ssl, sys, threading
+import base64, gzip, json, os, socket, ssl, subprocess, sys, threading
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
 cert, key, log_path = sys.argv[1:4]
+git_root = sys.argv[4] if len(sys.argv) > 4 else None
 log_lock = threading.Lock()
 log = open(log_path, "a")
 
 BINARY = bytes((i * 37 + 11) % 256 for i in range(64 * 1024))
+LARGE = bytes((i * 13 + 7) % 256 for i in range(200 * 1024))
 
 
 def b64(data):
@@ -80,15 +84,41 @@ class Handler(BaseHTTPRequestHandler):
     def do_HEAD(self):
         self.do_GET()
 
+    def git(self, body=b""):
+        path, _, query = self.path.partition("?")
+        env = dict(os.environ, GIT_PROJECT_ROOT=git_root, GIT_HTTP_EXPORT_ALL="1",
+                   PATH_INFO=path[len("/git"):], QUERY_STRING=query,
+                   REQUEST_METHOD=self.command, REMOTE_ADDR="127.0.0.1",
+                   CONTENT_TYPE=self.headers.get("Content-Type", ""),
+                   CONTENT_LENGTH=str(len(body)),
+                   GIT_PROTOCOL=self.headers.get("Git-Protocol", ""))
+        out = subprocess.run(["git", "http-backend"], input=body, env=env,
+                             capture_output=True, check=True).stdout
+        head, _, payload = out.partition(b"\r\n\r\n")
+        status, ctype, extra = 200, "text/plain", []
+        for line in head.decode().split("\r\n"):
+            k, _, v = line.partition(": ")
+            if k.lower() == "status":
+                status = int(v.split()[0])
+            elif k.lower() == "content-type":
+                ctype = v
+            elif k:
+                extra.append((k, v))
+        self.reply(status, ctype, payload, body=body, extra=extra)
+
     def do_GET(self):
         path = self.path.split("?")[0]
-        if path == "/text":
+        if git_root and path.startswith("/git/"):
+            self.git()
+        elif path == "/text":
             self.reply(200, "text/plain; charset=utf-8", ("hello " + self.path + " \u00e9\n").encode())
         elif path == "/gzip":
             plain = json.dumps({"items": list(range(400)), "note": "compressed"}).encode()
             self.reply(200, "application/json", gzip.compress(plain), encoding="gzip")
         elif path == "/binary":
             self.reply(200, "application/octet-stream", BINARY)
+        elif path == "/large":
+            self.reply(200, "application/octet-stream", LARGE)
         elif path == "/redirect":
             self.reply(302, "text/plain", b"", extra=[("Location", "/text?from=redirect")])
         elif path == "/chunked":
@@ -106,6 +136,9 @@ class Handler(BaseHTTPRequestHandler):
 
     def do_POST(self):
         body = self.body()
+        if git_root and self.path.startswith("/git/"):
+            self.git(body)
+            return
         answer = json.dumps({"received": len(body), "first": body[:16].hex()}).encode()
         self.reply(201, "application/json", answer, body=body)
 

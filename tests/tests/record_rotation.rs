@@ -174,15 +174,18 @@ fn assert_same_exchanges(rotated: &Value, single: &Value) {
     assert_eq!(a.len(), b.len(), "entries");
     for (x, y) in a.iter().zip(&b) {
         if x != y {
-            let keys: Vec<&String> = x
+            let differ: Vec<String> = x
                 .as_object()
                 .into_iter()
                 .flatten()
                 .filter(|(k, v)| y.get(k.as_str()) != Some(v))
-                .map(|(k, _)| k)
+                .map(|(k, v)| {
+                    let show = |v: &Value| v.to_string().chars().take(200).collect::<String>();
+                    format!("{k}: {} vs {}", show(v), show(&y[k.as_str()]))
+                })
                 .collect();
             panic!(
-                "{} {}: rotated and single-file HARs differ in {keys:?}",
+                "{} {}: rotated and single-file HARs differ in {differ:?}",
                 x["request"]["method"], x["request"]["url"]
             );
         }

@@ -167,13 +167,16 @@ fn run_lane(dir: &Path, lane: u64) -> Vec<Trial> {
     let comm = format!("swd{}x{lane}", std::process::id() % 100_000);
     let target = dir.join(&comm);
     fs::copy("/bin/sleep", &target).expect("copy /bin/sleep");
-    let trace = dir.join(format!("{comm}.pcapng"));
     let trials = (MAX_DELAY_MS + 1) * TRIALS_PER_DELAY;
     let mut dying = VecDeque::new();
     let results = (0..trials)
         .filter(|trial| trial % LANES == lane)
         .map(|trial| {
+            // A trace of its own: a killed recorder holds its trace's lock until the kernel
+            // has torn it down, and a second recorder on that path is refused meanwhile.
+            let trace = dir.join(format!("{comm}-{trial}.pcapng"));
             let (result, recorder) = run_trial(&comm, &target, &trace, trial % (MAX_DELAY_MS + 1));
+            let _ = fs::remove_file(&trace);
             reap(&mut dying, recorder, MAX_DYING);
             result
         })

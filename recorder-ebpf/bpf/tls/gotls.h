@@ -86,11 +86,10 @@ static __always_inline __s32 spliff_go_conn_fd(__u64 conn)
 /* The connection's state, named Go's; with its socket looked up once. */
 static __always_inline struct spliff_conn_state *spliff_go_conn(__u64 pid_tgid, __u64 conn)
 {
-	struct spliff_conn_state *state = spliff_conn_get(pid_tgid, conn, true);
+	struct spliff_conn_state *state = spliff_conn_get(pid_tgid, conn, SPLIFF_LIB_GO);
 
 	if (!state)
 		return NULL;
-	state->library = SPLIFF_LIB_GO;
 	if (state->fd < 0) {
 		state->fd = spliff_go_conn_fd(conn);
 		state->flags &= ~SPLIFF_STATE_SOCKET_SENT;

@@ -138,9 +138,9 @@ pub struct TlsConn {
     pub addresses: Option<(std::net::SocketAddr, std::net::SocketAddr)>,
     /// 1 client, 2 server, when known.
     pub role: Option<u8>,
-    /// Whose probes saw it: `spliff_recorder_ebpf::abi::LIB_*` (the trace
-    /// format's value), 0 when not said (OpenSSL's probes).
-    pub library: u8,
+    /// Whose probes saw it (`SPLIFF_LIB_*`, equal to the trace format's
+    /// `tls_library`), when known.
+    pub library: Option<u8>,
 }
 
 /// A handshake call returned (kind `TlsHandshake`).
@@ -548,7 +548,7 @@ fn decode_conn(raw: &TlsConnEvent) -> TlsConn {
         },
         addresses,
         role: (raw.flags & CONN_HAS_ROLE != 0 && raw.role != 0).then_some(raw.role),
-        library: raw.library,
+        library: (raw.library != 0).then_some(raw.library),
     }
 }
 

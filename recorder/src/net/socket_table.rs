@@ -98,6 +98,8 @@ pub struct Socket {
     pub counters: Counters,
     /// The kernel reported it closed (sock_ops state change to TCP_CLOSE).
     pub closed: bool,
+    /// When it was reported closed (`CLOCK_BOOTTIME` ns); 0 open.
+    pub closed_ns: u64,
 }
 
 /// A socket a packet belongs to, and in which direction.
@@ -195,16 +197,18 @@ impl SocketTable {
         self.sockets.get(&tuple.canonical())
     }
 
-    /// Marks the socket with this cookie closed. One without TLS connections is forgotten
-    /// [`CLOSED_KEPT`] closes later (a TLS connection that names it after the close would
-    /// be a socket the kernel already freed).
-    pub fn close(&mut self, cookie: u64) {
+    /// Marks the socket with this cookie closed at `ts_ns`. One without TLS connections is
+    /// forgotten [`CLOSED_KEPT`] closes later (a TLS connection that names it after the
+    /// close would be a socket the kernel already freed); one with them once they are
+    /// released ([`SocketTable::release_connection`]).
+    pub fn close(&mut self, cookie: u64, ts_ns: u64) {
         self.generation += 1;
         let Some(tuple) = self.by_cookie.get(&cookie).copied() else {
             return;
         };
         if let Some(socket) = self.sockets.get_mut(&tuple) {
             socket.closed = true;
+            socket.closed_ns = ts_ns;
             if socket.conn_ids.is_empty() {
                 self.closed.push_back((cookie, tuple));
             }
@@ -222,6 +226,40 @@ impl SocketTable {
             {
                 self.sockets.remove(&old_tuple);
                 self.by_cookie.remove(&old_cookie);
+            }
+        }
+    }
+
+    /// Unties TLS connection `conn_id` from the socket it was bound to (found by `cookie`,
+    /// else by `tuple`), once its last record is written. A closed socket left without
+    /// connections is forgotten at once: whatever came after its close has been counted.
+    pub fn release_connection(&mut self, conn_id: u64, cookie: u64, tuple: Option<FiveTuple>) {
+        self.generation += 1;
+        if cookie != 0
+            && let Some((_, socket)) = self.retired.get_mut(&cookie)
+        {
+            socket.conn_ids.retain(|&id| id != conn_id);
+            if socket.conn_ids.is_empty() {
+                self.retired.remove(&cookie);
+            }
+            return;
+        }
+        let tuple = match self.by_cookie.get(&cookie) {
+            Some(tuple) if cookie != 0 => *tuple,
+            _ => match tuple {
+                Some(tuple) => tuple.canonical(),
+                None => return,
+            },
+        };
+        let Some(socket) = self.sockets.get_mut(&tuple) else {
+            return;
+        };
+        socket.conn_ids.retain(|&id| id != conn_id);
+        if socket.closed && socket.conn_ids.is_empty() {
+            let cookie = socket.cookie;
+            self.sockets.remove(&tuple);
+            if self.by_cookie.get(&cookie) == Some(&tuple) {
+                self.by_cookie.remove(&cookie);
             }
         }
     }
@@ -371,7 +409,7 @@ mod tests {
         table.upsert(t, 1, 10, "a");
         table.bind_connection(t, 7);
         table.count_packet(6, t.local, t.remote, 100);
-        table.close(1);
+        table.close(1, 1);
         table.upsert(t, 2, 11, "b");
         let (_, old) = table.by_cookie(1).unwrap();
         assert_eq!(
@@ -389,15 +427,40 @@ mod tests {
         let kept = tuple("10.0.0.1:1", "10.0.0.2:443");
         table.upsert(kept, 1, 0, "");
         table.bind_connection(kept, 1);
-        table.close(1);
+        table.close(1, 1);
         for port in 2..(CLOSED_KEPT as u16 + 10) {
             let t = tuple(&format!("10.0.0.1:{port}"), "10.0.0.2:443");
             table.upsert(t, u64::from(port), 0, "");
-            table.close(u64::from(port));
+            table.close(u64::from(port), 1);
         }
         assert!(table.by_cookie(1).is_some_and(|(_, s)| s.closed));
         assert!(table.by_cookie(2).is_none());
         assert!(table.by_cookie(u64::from(CLOSED_KEPT as u16 + 9)).is_some());
         assert_eq!(table.len(), CLOSED_KEPT + 1);
+    }
+
+    #[test]
+    fn a_closed_socket_goes_with_its_last_released_connection() {
+        let mut table = SocketTable::default();
+        let t = tuple("10.0.0.1:40000", "10.0.0.2:443");
+        table.upsert(t, 1, 10, "a");
+        table.bind_connection(t, 7);
+        table.bind_connection(t, 8);
+        table.close(1, 5);
+        table.release_connection(7, 1, Some(t));
+        assert_eq!(
+            table.by_cookie(1).map(|(_, s)| s.conn_ids.clone()),
+            Some(vec![8])
+        );
+        table.release_connection(8, 0, Some(t));
+        assert!(table.is_empty());
+        // A retired socket (its tuple reused) goes the same way; the new one stays.
+        table.upsert(t, 2, 10, "a");
+        table.bind_connection(t, 9);
+        table.close(2, 6);
+        table.upsert(t, 3, 11, "b");
+        table.release_connection(9, 2, None);
+        assert_eq!(table.len(), 1);
+        assert!(table.by_cookie(3).is_some());
     }
 }

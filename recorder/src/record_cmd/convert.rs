@@ -12,8 +12,8 @@ use std::{
 };
 
 use spliff_formats::{
-    Connection, ConnectionRole, Correlation, Direction, Handshake, HandshakeResult, Loss,
-    LossCause, Process, Record, TlsData as TraceTlsData, TlsLibrary, TraceWriter, WriteError,
+    Connection, ConnectionRole, Correlation, Direction, Handshake, Loss, LossCause, Process,
+    Record, TlsData as TraceTlsData, TlsLibrary, TraceWriter, WriteError,
 };
 
 use super::correlate::{CorrelationReport, Correlator, SocketUpdate};
@@ -21,6 +21,7 @@ use super::process_info::{self, ProcInfo};
 use super::reemit::Written;
 use spliff_recorder::bpf::{Event, TlsConn, TlsDirection, TlsLossCause, TlsString, TlsStringKind};
 use spliff_recorder::net::socket_table::{FiveTuple, SocketTable};
+use spliff_recorder::probes::{self, LibrarySpec};
 
 /// Exec snapshots kept for processes that may be gone when their first TLS
 /// event is converted.
@@ -52,6 +53,9 @@ struct Conn {
     next: [u64; 2],
     closed: bool,
     handshake_done: bool,
+    /// Whose probes saw it: the kernel's word once its report came, until
+    /// then a guess from the files the process maps (`None`: no guess).
+    library: Option<&'static LibrarySpec>,
 }
 
 /// Converts events into records of one trace.
@@ -60,10 +64,12 @@ pub struct Converter<W: Write> {
     conns: HashMap<(u32, u64), Conn>,
     next_conn_id: u64,
     processes_written: HashSet<u32>,
+    /// Processes found gone at the last sweep ([`Converter::release_gone_processes`]).
+    gone: HashSet<u32>,
     proc_cache: HashMap<u32, ProcInfo>,
     proc_cache_order: VecDeque<u32>,
-    /// Hooked library paths, to name the one a process maps.
-    library_paths: Vec<Vec<u8>>,
+    /// Hooked library files, to name the one a process maps.
+    library_paths: Vec<(Vec<u8>, &'static LibrarySpec)>,
     /// What happened so far.
     pub stats: Stats,
     /// Every socket known to the capture (the seam with the packet side).
@@ -72,6 +78,9 @@ pub struct Converter<W: Write> {
     correlator: Correlator,
     /// Rotation only: the records a new file repeats.
     written: Option<Written>,
+    /// Sockets' closes are reported (sock_ops attached), so a freed connection's state is
+    /// kept until its socket is closed.
+    closes_reported: bool,
 }
 
 impl<W: Write> std::fmt::Debug for Converter<W> {
@@ -98,12 +107,16 @@ fn trace_direction(direction: TlsDirection) -> Direction {
 
 impl<W: Write> Converter<W> {
     /// Starts converting into `writer` (capture info already written).
-    pub fn new(writer: TraceWriter<W>, library_paths: Vec<Vec<u8>>) -> Self {
+    pub fn new(
+        writer: TraceWriter<W>,
+        library_paths: Vec<(Vec<u8>, &'static LibrarySpec)>,
+    ) -> Self {
         Self {
             writer,
             conns: HashMap::new(),
             next_conn_id: 1,
             processes_written: HashSet::new(),
+            gone: HashSet::new(),
             proc_cache: HashMap::new(),
             proc_cache_order: VecDeque::new(),
             library_paths,
@@ -111,6 +124,7 @@ impl<W: Write> Converter<W> {
             sockets: SocketTable::default(),
             correlator: Correlator::default(),
             written: None,
+            closes_reported: true,
         }
     }
 
@@ -138,14 +152,19 @@ impl<W: Write> Converter<W> {
         Ok(())
     }
 
+    /// Whether sockets' closes are reported (sock_ops attached).
+    pub fn set_closes_reported(&mut self, reported: bool) {
+        self.closes_reported = reported;
+    }
+
     /// Every socket the capture knows.
     pub fn sockets(&mut self) -> &mut SocketTable {
         &mut self.sockets
     }
 
     /// A library file hooked during the capture.
-    pub fn add_library_path(&mut self, path: Vec<u8>) {
-        self.library_paths.push(path);
+    pub fn add_library_path(&mut self, path: Vec<u8>, library: &'static LibrarySpec) {
+        self.library_paths.push((path, library));
     }
 
     /// Writes a record produced outside the converter (interface events),
@@ -224,34 +243,39 @@ impl<W: Write> Converter<W> {
         )
     }
 
-    /// The library file among the hooked ones that `pid` maps.
-    fn library_of(&self, pid: u32) -> Vec<u8> {
+    /// The library file among the hooked ones of `library` (any, if `None`)
+    /// that `pid` maps.
+    fn library_of(
+        &self,
+        pid: u32,
+        library: Option<&'static LibrarySpec>,
+    ) -> Option<(Vec<u8>, &'static LibrarySpec)> {
         let maps = std::fs::read_to_string(format!("/proc/{pid}/maps")).unwrap_or_default();
-        for path in super::libraries::mapped_libssl(&maps) {
+        let hooked =
+            |p: &&(Vec<u8>, &'static LibrarySpec)| library.is_none_or(|l| l.kind == p.1.kind);
+        let wanted: Vec<&'static LibrarySpec> = probes::LIBRARIES.iter().collect();
+        for (path, _) in super::libraries::mapped_libraries(&maps, &wanted) {
             if let Some(known) = self
                 .library_paths
                 .iter()
-                .find(|p| p.ends_with(path.as_bytes()) || path.as_bytes().ends_with(p))
+                .filter(hooked)
+                .find(|p| p.0.ends_with(path.as_bytes()) || path.as_bytes().ends_with(&p.0))
             {
-                return known.clone();
+                return Some(known.clone());
             }
         }
-        self.library_paths.first().cloned().unwrap_or_default()
+        self.library_paths.iter().find(hooked).cloned()
     }
 
     /// The connection of (pid, ssl), opened (and recorded) on first sight.
-    fn conn(&mut self, ts_ns: u64, pid: u32, ssl: u64) -> Result<u64, WriteError> {
-        self.conn_of(ts_ns, pid, ssl, TlsLibrary::OpenSsl)
-    }
-
-    /// [`Converter::conn`] for a connection of `library`. The kernel names
-    /// the library in the first event of a connection not OpenSSL's.
-    fn conn_of(
+    /// `library` is the kernel's word when the event carries it; otherwise
+    /// the first hooked library file the process maps says.
+    fn conn(
         &mut self,
         ts_ns: u64,
         pid: u32,
         ssl: u64,
-        library: TlsLibrary,
+        library: Option<&'static LibrarySpec>,
     ) -> Result<u64, WriteError> {
         if let Some(conn) = self.conns.get(&(pid, ssl)) {
             return Ok(conn.conn_id);
@@ -260,13 +284,17 @@ impl<W: Write> Converter<W> {
         self.next_conn_id += 1;
         self.stats.connections += 1;
         self.correlator.seen(conn_id, pid);
-        let library_path = match library {
+        let (library_path, guessed) = match library {
             // Go links its TLS into the program: the program is the library.
-            TlsLibrary::GoCryptoTls => std::fs::read_link(format!("/proc/{pid}/exe"))
-                .map(|p| p.into_os_string().into_encoded_bytes())
-                .unwrap_or_default(),
-            _ => self.library_of(pid),
+            Some(go) if go.kind == TlsLibrary::GoCryptoTls => (
+                std::fs::read_link(format!("/proc/{pid}/exe"))
+                    .ok()
+                    .map(|p| p.into_os_string().into_encoded_bytes()),
+                None,
+            ),
+            _ => self.library_of(pid, library).unzip(),
         };
+        let library = library.or(guessed);
         self.write(
             ts_ns,
             &Record::Connection(Connection {
@@ -274,8 +302,8 @@ impl<W: Write> Converter<W> {
                 pid,
                 fd: -1,
                 open_ns: ts_ns,
-                tls_library: library,
-                library_path: &library_path,
+                tls_library: library.map_or(TlsLibrary::Unknown, |l| l.kind),
+                library_path: library_path.as_deref().unwrap_or_default(),
                 ..Connection::default()
             }),
         )?;
@@ -287,6 +315,7 @@ impl<W: Write> Converter<W> {
                 next: [0; 2],
                 closed: false,
                 handshake_done: false,
+                library,
             },
         );
         Ok(conn_id)
@@ -342,7 +371,7 @@ impl<W: Write> Converter<W> {
             }
             Event::TlsData(data) => {
                 let key = (data.pid, data.ssl);
-                let conn_id = self.conn(data.ts_ns, data.pid, data.ssl)?;
+                let conn_id = self.conn(data.ts_ns, data.pid, data.ssl, None)?;
                 self.ensure_process(data.ts_ns, data.pid, "")?;
                 self.fill_gap(
                     data.ts_ns,
@@ -375,7 +404,7 @@ impl<W: Write> Converter<W> {
             }
             Event::TlsLoss(loss) => {
                 let key = (loss.pid, loss.ssl);
-                let conn_id = self.conn(loss.ts_ns, loss.pid, loss.ssl)?;
+                let conn_id = self.conn(loss.ts_ns, loss.pid, loss.ssl, None)?;
                 self.ensure_process(loss.ts_ns, loss.pid, "")?;
                 self.fill_gap(
                     loss.ts_ns,
@@ -411,15 +440,16 @@ impl<W: Write> Converter<W> {
             Event::TlsConn(conn) => self.conn_info(&conn)?,
             Event::TlsHandshake(hs) => {
                 let key = (hs.pid, hs.ssl);
-                let conn_id = self.conn(hs.ts_ns, hs.pid, hs.ssl)?;
-                // Non-blocking handshakes return -1 (want read/write) until
-                // they end with 1 (done) or 0 (failed); only the end counts.
-                let result = match hs.ret {
-                    1 => HandshakeResult::Ok,
-                    0 => HandshakeResult::Failed,
-                    _ => return Ok(None),
-                };
+                let conn_id = self.conn(hs.ts_ns, hs.pid, hs.ssl, None)?;
                 let Some(conn) = self.conns.get_mut(&key) else {
+                    return Ok(None);
+                };
+                // Non-blocking handshakes return "not yet" until they end;
+                // only the end counts, and each library says it its way.
+                // The kernel names the library before a handshake returns;
+                // without it, OpenSSL's meaning is the oldest guess.
+                let library = conn.library.unwrap_or(&probes::OPENSSL);
+                let Some(result) = (library.handshake_result)(hs.ret) else {
                     return Ok(None);
                 };
                 if conn.handshake_done {
@@ -476,8 +506,10 @@ impl<W: Write> Converter<W> {
                         }),
                     )?;
                 }
-                if close.freed {
-                    self.conns.remove(&key);
+                if close.freed
+                    && let Some(conn) = self.conns.remove(&key)
+                {
+                    self.correlator.freed(conn.conn_id, close.ts_ns);
                 }
             }
             _ => {}
@@ -486,12 +518,13 @@ impl<W: Write> Converter<W> {
     }
 
     fn conn_info(&mut self, info: &TlsConn) -> Result<(), WriteError> {
-        let library = match info.library {
-            0 => TlsLibrary::OpenSsl,
-            spliff_recorder_ebpf::abi::LIB_GO => TlsLibrary::GoCryptoTls,
-            other => TlsLibrary::Other(other),
-        };
-        let conn_id = self.conn_of(info.ts_ns, info.pid, info.ssl, library)?;
+        let library = info.library.and_then(probes::library_of_kernel_id);
+        let conn_id = self.conn(info.ts_ns, info.pid, info.ssl, library)?;
+        if let Some(library) = library
+            && let Some(conn) = self.conns.get_mut(&(info.pid, info.ssl))
+        {
+            conn.library = Some(library);
+        }
         self.ensure_process(info.ts_ns, info.pid, &info.comm)?;
         let role = match info.role {
             Some(1) => ConnectionRole::Client,
@@ -513,7 +546,7 @@ impl<W: Write> Converter<W> {
                 fd: info.fd.unwrap_or(-1),
                 socket_cookie: info.socket_cookie,
                 role,
-                tls_library: library,
+                tls_library: library.map_or(TlsLibrary::Unknown, |l| l.kind),
                 ip_protocol: info.protocol,
                 local,
                 remote,
@@ -557,14 +590,57 @@ impl<W: Write> Converter<W> {
         )
     }
 
-    /// At the end of the capture: one connection record per TLS connection with its socket
-    /// and packet counters, then the correlation record.
+    /// Ends the connections of processes that are gone without `SSL_free` (killed, or exited
+    /// without cleaning up) as if freed, and forgets that their process record was written
+    /// (a reused pid is another process). A process counts as gone when it was at the last
+    /// sweep too: its last events may still have been in the ring then.
+    pub fn release_gone_processes(&mut self, now_ns: u64) {
+        let pids: HashSet<u32> = self
+            .conns
+            .keys()
+            .map(|&(pid, _)| pid)
+            .chain(self.processes_written.iter().copied())
+            .collect();
+        let gone: HashSet<u32> = pids
+            .into_iter()
+            .filter(|pid| !std::path::Path::new(&format!("/proc/{pid}")).exists())
+            .collect();
+        let confirmed: HashSet<u32> = gone.intersection(&self.gone).copied().collect();
+        let ended: Vec<(u32, u64)> = self
+            .conns
+            .keys()
+            .filter(|(pid, _)| confirmed.contains(pid))
+            .copied()
+            .collect();
+        for key in ended {
+            if let Some(conn) = self.conns.remove(&key) {
+                self.correlator.freed(conn.conn_id, now_ns);
+            }
+        }
+        self.processes_written
+            .retain(|pid| !confirmed.contains(pid));
+        self.gone = &gone - &confirmed;
+    }
+
+    /// Writes the last word (socket and packet counters) of every connection that has ended
+    /// long enough ago, and forgets it: the records [`Converter::finish_correlation`] would
+    /// write for it at the end, written now.
+    pub fn release_ended(&mut self, now_ns: u64) -> Result<(), WriteError> {
+        let last_words = self
+            .correlator
+            .release(&mut self.sockets, now_ns, self.closes_reported);
+        for last in last_words.iter().filter(|u| !u.is_empty()) {
+            self.write_socket_update(now_ns, last)?;
+        }
+        Ok(())
+    }
+
+    /// At the end of the capture: one connection record per TLS connection not released yet
+    /// with its socket and packet counters, then the correlation record.
     pub fn finish_correlation(&mut self, ts_ns: u64) -> Result<CorrelationReport, WriteError> {
         let (updates, report) = self.correlator.finish(&self.sockets);
-        for update in &updates {
-            if update.cookie != 0 || update.tuple.is_some() || !update.counters.is_empty() {
-                self.write_socket_update(ts_ns, update)?;
-            }
+        for update in updates.iter().filter(|u| !u.is_empty()) {
+            self.write_socket_update(ts_ns, update)?;
         }
         self.write(
             ts_ns,
@@ -579,7 +655,7 @@ impl<W: Write> Converter<W> {
     }
 
     fn conn_string(&mut self, string: &TlsString) -> Result<(), WriteError> {
-        let conn_id = self.conn(string.ts_ns, string.pid, string.ssl)?;
+        let conn_id = self.conn(string.ts_ns, string.pid, string.ssl, None)?;
         let (alpn, sni): (&[u8], &[u8]) = match string.kind {
             TlsStringKind::Alpn => (&string.value, &[]),
             TlsStringKind::Sni => (&[], &string.value),
@@ -624,8 +700,12 @@ impl<W: Write> Converter<W> {
 mod tests {
     use std::net::SocketAddr;
 
-    use spliff_formats::{CaptureId, ConnectionCounters, SectionInfo, TraceReader};
-    use spliff_recorder::bpf::{SocketOp, TcpSocket, TlsData};
+    use spliff_formats::{
+        CaptureId, ConnectionCounters, HandshakeResult, SectionInfo, TraceReader,
+    };
+    use spliff_recorder::bpf::{SocketOp, TcpSocket, TlsClose, TlsData, TlsHandshake};
+
+    use super::super::correlate::RELEASE_AFTER_NS;
 
     use super::*;
 
@@ -661,7 +741,7 @@ mod tests {
             protocol: 6,
             addresses: Some((addr(CLIENT), addr(SERVER))),
             role: Some(1),
-            library: 0,
+            library: Some(1),
         })
     }
 
@@ -678,8 +758,7 @@ mod tests {
         })
     }
 
-    /// Converts `events` in this order, counts two packets, finishes; returns the trace.
-    fn convert(events: Vec<Event>) -> Vec<u8> {
+    fn converter() -> Converter<Vec<u8>> {
         let writer = TraceWriter::new(
             Vec::new(),
             &SectionInfo {
@@ -690,7 +769,12 @@ mod tests {
             CaptureId([1; 16]),
         )
         .unwrap();
-        let mut converter = Converter::new(writer, Vec::new());
+        Converter::new(writer, Vec::new())
+    }
+
+    /// Converts `events` in this order, counts two packets, finishes; returns the trace.
+    fn convert(events: Vec<Event>) -> Vec<u8> {
+        let mut converter = converter();
         for event in events {
             converter.event(event).unwrap();
         }
@@ -760,5 +844,194 @@ mod tests {
             );
             assert!(correlation.reasons.is_empty());
         }
+    }
+
+    fn handshake(ts_ns: u64, ret: i32) -> Event {
+        Event::TlsHandshake(TlsHandshake {
+            ts_ns,
+            pid: 4_000_000,
+            tid: 4_000_000,
+            ssl: 0xabc,
+            start_ns: 1,
+            ret,
+        })
+    }
+
+    /// The merged connection record and the handshake results of a conversion.
+    fn connection_and_handshakes(bytes: &[u8]) -> (TlsLibrary, Vec<HandshakeResult>) {
+        let (records, errors) = TraceReader::new(bytes).records_by_time();
+        assert!(errors.is_empty(), "{errors:?}");
+        let mut library = TlsLibrary::Unknown;
+        let mut results = Vec::new();
+        for at in &records {
+            match &at.record {
+                Record::Connection(c) if c.tls_library != TlsLibrary::Unknown => {
+                    library = c.tls_library;
+                }
+                Record::Handshake(h) => results.push(h.result),
+                _ => {}
+            }
+        }
+        (library, results)
+    }
+
+    #[test]
+    fn the_kernel_names_the_library_and_its_handshake_codes_are_read_its_way() {
+        let gnutls = |ts_ns| match tls_conn(ts_ns) {
+            Event::TlsConn(conn) => Event::TlsConn(TlsConn {
+                library: Some(probes::GNUTLS.kernel_id),
+                ..conn
+            }),
+            other => other,
+        };
+        // GnuTLS: GNUTLS_E_AGAIN (-28) is "not yet", 0 is done.
+        let bytes = convert(vec![
+            gnutls(1),
+            handshake(2, -28),
+            handshake(3, 0),
+            data(4),
+            socket(5, SocketOp::ActiveEstablished),
+        ]);
+        assert_eq!(
+            connection_and_handshakes(&bytes),
+            (TlsLibrary::GnuTls, vec![HandshakeResult::Ok])
+        );
+        // OpenSSL: 0 is a failure.
+        let bytes = convert(vec![
+            tls_conn(1),
+            handshake(2, 0),
+            data(4),
+            socket(5, SocketOp::ActiveEstablished),
+        ]);
+        assert_eq!(
+            connection_and_handshakes(&bytes),
+            (TlsLibrary::OpenSsl, vec![HandshakeResult::Failed])
+        );
+    }
+
+    /// One short connection `i` (the same `SSL *` every time, as an allocator reuses it),
+    /// from its first record to `SSL_free` after its socket closed, with two packets.
+    fn short_connection(converter: &mut Converter<Vec<u8>>, i: u64) {
+        let ts = i * 1_000_000_000;
+        let client = SocketAddr::new(addr(CLIENT).ip(), 30_000 + i as u16);
+        let mut conn = tls_conn(ts);
+        if let Event::TlsConn(c) = &mut conn {
+            c.addresses = Some((client, addr(SERVER)));
+        }
+        let socket = |ts_ns, op| {
+            Event::TcpSocket(TcpSocket {
+                ts_ns,
+                pid: 0,
+                comm: String::new(),
+                cookie: 1000 + i,
+                op,
+                protocol: 6,
+                local: client,
+                remote: addr(SERVER),
+            })
+        };
+        for event in [
+            conn,
+            socket(ts + 1, SocketOp::ActiveEstablished),
+            data(ts + 2),
+        ] {
+            converter.event(event).unwrap();
+        }
+        converter
+            .sockets()
+            .count_packet(6, client, addr(SERVER), 60);
+        converter
+            .sockets()
+            .count_packet(6, addr(SERVER), client, 1500);
+        for event in [
+            socket(ts + 3, SocketOp::State { old: 4, new: 7 }),
+            Event::TlsClose(TlsClose {
+                ts_ns: ts + 4,
+                pid: 4_000_000,
+                tid: 4_000_000,
+                ssl: 0xabc,
+                freed: true,
+                end_offsets: [18, 0],
+            }),
+        ] {
+            converter.event(event).unwrap();
+        }
+    }
+
+    /// `n` short connections a second apart, releasing as the record loop does when
+    /// `release`; returns the state held at the end and the records, in any order.
+    fn short_connections(n: u64, release: bool) -> ((usize, usize), Vec<String>) {
+        let mut converter = converter();
+        for i in 0..n {
+            short_connection(&mut converter, i);
+            if release {
+                converter.release_ended(i * 1_000_000_000 + 5).unwrap();
+            }
+        }
+        let held = (converter.correlator.held(), converter.sockets().len());
+        let report = converter.finish_correlation(n * 1_000_000_000).unwrap();
+        assert_eq!(
+            (report.tls_connections, report.with_packets),
+            (n, n),
+            "{report:?}"
+        );
+        let bytes = converter.into_writer().finish().unwrap();
+        let (records, errors) = TraceReader::new(&bytes).records_by_time();
+        assert!(errors.is_empty(), "{errors:?}");
+        let mut records: Vec<String> = records
+            .iter()
+            .map(|at| format!("{:?}", at.record))
+            .collect();
+        records.sort();
+        (held, records)
+    }
+
+    #[test]
+    fn a_gone_process_without_ssl_free_has_its_connections_released() {
+        let mut converter = converter();
+        // The kernel closed its socket when it died.
+        for event in [
+            data(1),
+            tls_conn(2),
+            socket(3, SocketOp::State { old: 1, new: 7 }),
+        ] {
+            converter.event(event).unwrap();
+        }
+        // Its pid is no process here: gone at the first sweep, released at the second.
+        assert!(!std::path::Path::new("/proc/4000000").exists());
+        converter.release_gone_processes(10);
+        converter.release_ended(10 + RELEASE_AFTER_NS).unwrap();
+        assert_eq!(converter.correlator.held(), 1);
+        converter.release_gone_processes(20);
+        assert!(converter.conns.is_empty() && converter.processes_written.is_empty());
+        converter.release_ended(20 + RELEASE_AFTER_NS).unwrap();
+        assert_eq!(converter.correlator.held(), 0);
+        let report = converter.finish_correlation(30 + RELEASE_AFTER_NS).unwrap();
+        assert_eq!((report.tls_connections, report.with_socket), (1, 1));
+        // The running test process is never gone.
+        converter
+            .ensure_process(40, std::process::id(), "")
+            .unwrap();
+        converter.release_gone_processes(50);
+        converter.release_gone_processes(60);
+        assert!(converter.processes_written.contains(&std::process::id()));
+    }
+
+    #[test]
+    fn ended_connections_are_released_with_the_same_records_as_at_the_end() {
+        let n = 300;
+        let (held, released) = short_connections(n, true);
+        let (held_to_end, kept) = short_connections(n, false);
+        // Only those that ended within the grace period are still held.
+        let recent = (RELEASE_AFTER_NS / 1_000_000_000) as usize + 1;
+        assert!(held.0 <= recent && held.1 <= recent, "{held:?}");
+        assert_eq!(held_to_end, (n as usize, n as usize));
+        assert_eq!(released, kept);
+        // Each connection's last word has its packets.
+        let with_counters = released
+            .iter()
+            .filter(|r| r.contains("packets_ingress: 1,"))
+            .count();
+        assert_eq!(with_counters, n as usize);
     }
 }

@@ -6,8 +6,13 @@
 //! (cookie, 5-tuple) improves, an update is returned for the converter to write as a
 //! connection record (the format merges records field by field), so a TLS record whose
 //! socket was reported after it is still correlated and nothing waits or is dropped.
+//!
+//! A connection's last word (socket and packet counters) is written once nothing can change
+//! it any more: [`RELEASE_AFTER_NS`] after both its `SSL_free` and its socket's close. Then
+//! its state here and its socket in the table are released, so a capture of many short
+//! connections holds only the recent ones.
 
-use std::collections::{BTreeMap, HashMap};
+use std::collections::{BTreeMap, HashMap, VecDeque};
 
 use spliff_formats::ConnectionCounters;
 use spliff_recorder::{
@@ -17,6 +22,11 @@ use spliff_recorder::{
 
 /// Kernel TCP state number of a closed socket.
 const TCP_CLOSE: u8 = 7;
+
+/// How long a connection's state outlives both its `SSL_free` and its socket's close. Packets
+/// are counted only after they were held for a while (half a second, more under a packet
+/// backlog), and the last ones of a connection (FIN, ACK) come with or after the close.
+pub const RELEASE_AFTER_NS: u64 = 10_000_000_000;
 
 /// What a connection record should now say about a connection's socket.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -29,8 +39,16 @@ pub struct SocketUpdate {
     pub cookie: u64,
     /// Protocol and addresses, when known.
     pub tuple: Option<FiveTuple>,
-    /// Packet counters (only in [`Correlator::finish`]).
+    /// Packet counters (only in a connection's last word: [`Correlator::release`],
+    /// [`Correlator::finish`]).
     pub counters: ConnectionCounters,
+}
+
+impl SocketUpdate {
+    /// Whether a record of it would say anything.
+    pub fn is_empty(&self) -> bool {
+        self.cookie == 0 && self.tuple.is_none() && self.counters.is_empty()
+    }
 }
 
 /// How a capture's TLS connections were correlated.
@@ -72,13 +90,48 @@ struct Link {
     written: (u64, Option<FiveTuple>),
 }
 
+/// How the connections whose last word was written ended up, for the report.
+#[derive(Debug, Default, Clone, Copy)]
+struct Tally {
+    tls_connections: u64,
+    with_socket: u64,
+    with_packets: u64,
+    no_fd: u64,
+    no_ip_socket: u64,
+    cookie_only: u64,
+    no_packets: u64,
+}
+
+impl Tally {
+    fn count(&mut self, link: &Link, last: &SocketUpdate) {
+        self.tls_connections += 1;
+        match (last.tuple.is_some(), last.counters.is_empty()) {
+            (true, false) => {
+                self.with_socket += 1;
+                self.with_packets += 1;
+            }
+            (true, true) => {
+                self.with_socket += 1;
+                self.no_packets += 1;
+            }
+            (false, _) if last.cookie != 0 => self.cookie_only += 1,
+            (false, _) if link.fd_seen => self.no_ip_socket += 1,
+            (false, _) => self.no_fd += 1,
+        }
+    }
+}
+
 /// The join state of every TLS connection of a capture.
 #[derive(Debug, Default)]
 pub struct Correlator {
-    /// By conn_id; kept after the connection ends for the end-of-capture records.
+    /// By conn_id, until the connection's last word is written.
     links: BTreeMap<u64, Link>,
     /// Connections that know only their cookie, by cookie, until the socket is reported.
     waiting: HashMap<u64, Vec<u64>>,
+    /// Freed connections, with when to look whether their last word can be written.
+    freed: VecDeque<(u64, u64)>,
+    /// Connections whose last word was written.
+    released: Tally,
 }
 
 impl Correlator {
@@ -156,7 +209,7 @@ impl Correlator {
             }
         }
         if matches!(socket.op, SocketOp::State { new, .. } if new == TCP_CLOSE) {
-            table.close(socket.cookie);
+            table.close(socket.cookie, socket.ts_ns);
         }
         conn_ids
             .into_iter()
@@ -185,60 +238,103 @@ impl Correlator {
         })
     }
 
-    /// The last word on every connection: socket and packet counters, and the report.
+    /// The TLS connection was freed (`SSL_free`) at `ts_ns`: nothing more comes from the
+    /// TLS side.
+    pub fn freed(&mut self, conn_id: u64, ts_ns: u64) {
+        if self.links.contains_key(&conn_id) {
+            self.freed
+                .push_back((ts_ns.saturating_add(RELEASE_AFTER_NS), conn_id));
+        }
+    }
+
+    /// The last word on each freed connection that nothing can change any more (see
+    /// [`RELEASE_AFTER_NS`]), its state released. `closes_reported`: sockets' closes are
+    /// reported (sock_ops); without, a freed connection is not waited for.
+    pub fn release(
+        &mut self,
+        table: &mut SocketTable,
+        now_ns: u64,
+        closes_reported: bool,
+    ) -> Vec<SocketUpdate> {
+        let mut last_words = Vec::new();
+        // Looked at in turn; one whose socket is still open goes to the back.
+        for _ in 0..self.freed.len() {
+            let Some(&(due, conn_id)) = self.freed.front() else {
+                break;
+            };
+            if due > now_ns {
+                break;
+            }
+            self.freed.pop_front();
+            let Some(link) = self.links.get(&conn_id) else {
+                continue;
+            };
+            let last = last_word(conn_id, link, table);
+            if closes_reported && let Some(later) = settles_at(&last, table, now_ns) {
+                self.freed.push_back((later, conn_id));
+                continue;
+            }
+            self.forget(table, &last);
+            last_words.push(last);
+        }
+        last_words
+    }
+
+    /// Counts a connection whose last word is written in the report, and drops its state
+    /// here and in the table.
+    fn forget(&mut self, table: &mut SocketTable, last: &SocketUpdate) {
+        let Some(link) = self.links.remove(&last.conn_id) else {
+            return;
+        };
+        self.released.count(&link, last);
+        if let Some(ids) = self.waiting.get_mut(&link.cookie) {
+            ids.retain(|&id| id != last.conn_id);
+            if ids.is_empty() {
+                self.waiting.remove(&link.cookie);
+            }
+        }
+        table.release_connection(last.conn_id, last.cookie, last.tuple);
+    }
+
+    /// Connections whose state is held (not yet released).
+    #[cfg(test)]
+    pub fn held(&self) -> usize {
+        self.links.len()
+    }
+
+    /// The last word on every connection not released yet: socket and packet counters, and
+    /// the report (released connections included).
     pub fn finish(&self, table: &SocketTable) -> (Vec<SocketUpdate>, CorrelationReport) {
-        let mut report = CorrelationReport::default();
-        let (mut no_fd, mut no_ip_socket, mut cookie_only, mut no_packets) = (0, 0, 0, 0);
+        let mut tally = self.released;
         let mut updates = Vec::with_capacity(self.links.len());
         for (&conn_id, link) in &self.links {
-            let (cookie, tuple) = resolve(link, table);
-            let counters = socket_of(cookie, tuple, table)
-                .map(|s| ConnectionCounters {
-                    packets_egress: s.counters.packets_egress,
-                    packets_ingress: s.counters.packets_ingress,
-                    bytes_egress: s.counters.bytes_egress,
-                    bytes_ingress: s.counters.bytes_ingress,
-                })
-                .unwrap_or_default();
-            report.tls_connections += 1;
-            match (tuple.is_some(), counters.is_empty()) {
-                (true, false) => {
-                    report.with_socket += 1;
-                    report.with_packets += 1;
-                }
-                (true, true) => {
-                    report.with_socket += 1;
-                    no_packets += 1;
-                }
-                (false, _) if cookie != 0 => cookie_only += 1,
-                (false, _) if link.fd_seen => no_ip_socket += 1,
-                (false, _) => no_fd += 1,
-            }
-            updates.push(SocketUpdate {
-                conn_id,
-                pid: link.pid,
-                cookie,
-                tuple,
-                counters,
-            });
+            let last = last_word(conn_id, link, table);
+            tally.count(link, &last);
+            updates.push(last);
         }
+        let mut report = CorrelationReport {
+            tls_connections: tally.tls_connections,
+            with_socket: tally.with_socket,
+            with_packets: tally.with_packets,
+            reasons: Vec::new(),
+        };
         for (count, why) in [
             (
-                no_fd,
+                tally.no_fd,
                 "no socket behind the SSL (memory BIO, or its fd was never seen)",
             ),
             (
-                no_ip_socket,
+                tally.no_ip_socket,
                 "its fd held no TCP/IP socket when the probes looked (closed before the \
                  capture learned it, or a Unix socket)",
             ),
             (
-                cookie_only,
+                tally.cookie_only,
                 "socket cookie known but the socket was never reported (closed before the \
                  capture learned it)",
             ),
             (
-                no_packets,
+                tally.no_packets,
                 "5-tuple known but no packets (--no-packets, or its interface was not captured)",
             ),
         ] {
@@ -253,6 +349,37 @@ impl Correlator {
         }
         (updates, report)
     }
+}
+
+/// A connection's socket and packet counters as the table has them now.
+fn last_word(conn_id: u64, link: &Link, table: &SocketTable) -> SocketUpdate {
+    let (cookie, tuple) = resolve(link, table);
+    let counters = socket_of(cookie, tuple, table)
+        .map(|s| ConnectionCounters {
+            packets_egress: s.counters.packets_egress,
+            packets_ingress: s.counters.packets_ingress,
+            bytes_egress: s.counters.bytes_egress,
+            bytes_ingress: s.counters.bytes_ingress,
+        })
+        .unwrap_or_default();
+    SocketUpdate {
+        conn_id,
+        pid: link.pid,
+        cookie,
+        tuple,
+        counters,
+    }
+}
+
+/// When to look again at a freed connection whose socket may still see packets: `None` if
+/// it cannot (closed long enough ago, or no socket known).
+fn settles_at(last: &SocketUpdate, table: &SocketTable, now_ns: u64) -> Option<u64> {
+    let socket = socket_of(last.cookie, last.tuple, table)?;
+    if !socket.closed {
+        return Some(now_ns.saturating_add(RELEASE_AFTER_NS));
+    }
+    let settled = socket.closed_ns.saturating_add(RELEASE_AFTER_NS);
+    (settled > now_ns).then_some(settled)
 }
 
 /// A link's cookie and tuple, completed from the table.
@@ -447,5 +574,67 @@ mod tests {
                 .summary()
                 .starts_with("5 TLS connections, 2 with their 5-tuple")
         );
+    }
+
+    #[test]
+    fn a_freed_connection_is_released_only_once_its_socket_has_been_closed_long_enough() {
+        let t = tuple("10.0.0.1:5000", "10.0.0.2:443");
+        let (mut table, mut c, _) = run(&[
+            Step::Tls(1, true, 5, Some(t)),
+            Step::Sock(5, t, SocketOp::Connect),
+        ]);
+        c.freed(1, 0);
+        assert!(c.release(&mut table, RELEASE_AFTER_NS, true).is_empty());
+        // Still open: packets still count for it.
+        table.count_packet(6, t.local, t.remote, 60);
+        let close_at = 3 * RELEASE_AFTER_NS;
+        c.socket(
+            &mut table,
+            &TcpSocket {
+                ts_ns: close_at,
+                ..sock(5, t, SocketOp::State { old: 1, new: 7 }, 0)
+            },
+        );
+        assert!(c.release(&mut table, close_at + 1, true).is_empty());
+        assert_eq!(c.held(), 1);
+        let last = c.release(&mut table, close_at + RELEASE_AFTER_NS + 1, true);
+        assert_eq!(last.len(), 1);
+        assert_eq!(
+            (
+                last[0].cookie,
+                last[0].tuple,
+                last[0].counters.packets_egress
+            ),
+            (5, Some(t), 1)
+        );
+        assert_eq!((c.held(), table.len()), (0, 0));
+        let (finals, report) = c.finish(&table);
+        assert!(finals.is_empty());
+        assert_eq!(
+            (
+                report.tls_connections,
+                report.with_socket,
+                report.with_packets
+            ),
+            (1, 1, 1)
+        );
+    }
+
+    #[test]
+    fn without_reported_closes_a_freed_connection_waits_only_the_grace_period() {
+        let (mut table, mut c, _) = run(&[Step::Tls(1, true, 99, None), Step::Seen(2)]);
+        c.freed(1, 10);
+        c.freed(2, 20);
+        assert!(
+            c.release(&mut table, 10 + RELEASE_AFTER_NS - 1, false)
+                .is_empty()
+        );
+        let last = c.release(&mut table, 20 + RELEASE_AFTER_NS, false);
+        assert_eq!(last.iter().map(|u| u.conn_id).collect::<Vec<_>>(), [1, 2]);
+        // The cookie it waited for is no longer waited for.
+        assert!(c.waiting.is_empty());
+        let (_, report) = c.finish(&table);
+        assert_eq!(report.tls_connections, 2);
+        assert_eq!(report.reasons.len(), 2, "{:?}", report.reasons);
     }
 }

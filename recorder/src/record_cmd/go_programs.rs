@@ -54,12 +54,12 @@ impl GoPrograms {
     }
 
     /// Hooks the executable `pid` runs, if it is a Go program not hooked
-    /// yet. Returns the attached lines.
+    /// yet. Returns the attached lines and links.
     pub fn hook_process(
         &mut self,
         pipeline: &mut BpfPipeline,
         pid: u32,
-    ) -> anyhow::Result<Vec<String>> {
+    ) -> anyhow::Result<Attached> {
         // The magic link reaches the file even inside another mount
         // namespace, and the attachment holds the inode afterwards.
         self.hook_file(pipeline, Path::new(&format!("/proc/{pid}/exe")))
@@ -70,13 +70,13 @@ impl GoPrograms {
         &mut self,
         pipeline: &mut BpfPipeline,
         path: &Path,
-    ) -> anyhow::Result<Vec<String>> {
+    ) -> anyhow::Result<Attached> {
         let Ok(meta) = fs::metadata(path) else {
-            return Ok(Vec::new());
+            return Ok(Attached::default());
         };
         let id = (meta.dev(), meta.ino());
         if !meta.is_file() || self.hooked.contains(&id) || self.skipped.contains(&id) {
-            return Ok(Vec::new());
+            return Ok(Attached::default());
         }
         let inspected = self.cache.inspect(path);
         let binary = match inspected.as_ref() {
@@ -84,7 +84,7 @@ impl GoPrograms {
             // A Go program without crypto/tls has nothing to record.
             Ok(None) | Err(golang::GoError::Missing(_)) => {
                 self.skipped.insert(id);
-                return Ok(Vec::new());
+                return Ok(Attached::default());
             }
             Err(error) => {
                 self.skipped.insert(id);
@@ -95,9 +95,9 @@ impl GoPrograms {
         let lines = attach(pipeline, binary, path)
             .with_context(|| format!("Go program {} not hooked", path.display()));
         match lines {
-            Ok(lines) => {
+            Ok(attached) => {
                 self.hooked.insert(id);
-                Ok(lines)
+                Ok(attached)
             }
             Err(error) => {
                 self.skipped.insert(id);
@@ -107,13 +107,17 @@ impl GoPrograms {
     }
 }
 
-/// Attaches every probe to `binary` at `path`. All or nothing for the two
-/// data functions: without both, a connection's plaintext would be half.
-fn attach(
-    pipeline: &mut BpfPipeline,
-    binary: &GoBinary,
-    path: &Path,
-) -> anyhow::Result<Vec<String>> {
+/// What [`GoPrograms::hook_file`] attached.
+#[derive(Debug, Default)]
+pub struct Attached {
+    /// One line per hooked function, for the capture info record.
+    pub lines: Vec<String>,
+    /// Every uprobe, to detach at the end.
+    pub links: Vec<UprobeLink>,
+}
+
+/// Attaches every probe to `binary` at `path`, all or nothing.
+fn attach(pipeline: &mut BpfPipeline, binary: &GoBinary, path: &Path) -> anyhow::Result<Attached> {
     let mut links: Vec<UprobeLink> = Vec::new();
     let mut lines = Vec::new();
     let shown = fs::read_link(path).unwrap_or_else(|_| path.to_path_buf());
@@ -145,9 +149,7 @@ fn attach(
             binary.version
         ));
     }
-    // Stay attached until the pipeline is dropped, like libssl's.
-    drop(links);
-    Ok(lines)
+    Ok(Attached { lines, links })
 }
 
 /// Running Go programs, for `--list-libs`: (pid, executable, version or

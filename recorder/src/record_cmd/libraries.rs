@@ -1,8 +1,9 @@
-//! Finding the libssl files to hook.
+//! Finding the TLS library files to hook: every file whose name matches a
+//! row of the probe table (`spliff_recorder::probes`).
 //!
 //! Uprobes attach to a file (an inode), so one attachment covers every
 //! process that maps it, now or later. Files are found in every process's
-//! memory maps (through /proc/PID/root, so a container's own libssl is
+//! memory maps (through /proc/PID/root, so a container's own library is
 //! reached by a path valid on the host) and in the dynamic linker's cache,
 //! which covers libraries a process loads later (Python imports `ssl`
 //! lazily). Files are deduplicated by (device, inode).
@@ -15,11 +16,15 @@ use std::{
     process::Command,
 };
 
+use spliff_recorder::probes::{self, LibrarySpec};
+
 /// A library file to hook.
 #[derive(Clone, Debug)]
 pub struct LibraryFile {
     /// Path valid in the recorder's mount namespace.
     pub path: PathBuf,
+    /// Which library it is.
+    pub library: &'static LibrarySpec,
     /// Why it is hooked: "ldconfig cache", "mapped by pid 12 (nginx)".
     pub reasons: Vec<String>,
 }
@@ -27,21 +32,35 @@ pub struct LibraryFile {
 /// (device, inode) of a file.
 pub type FileId = (u64, u64);
 
-/// Whether a file name is OpenSSL's libssl (`libssl.so`, `libssl.so.3`,
-/// `libssl.so.1.1`), not NSS's `libssl3.so`.
-pub fn is_libssl(name: &str) -> bool {
-    name == "libssl.so" || name.starts_with("libssl.so.")
+/// The library among `wanted` that a file name belongs to.
+fn wanted_library(wanted: &[&'static LibrarySpec], name: &str) -> Option<&'static LibrarySpec> {
+    probes::library_of_file(name).filter(|l| wanted.iter().any(|w| w.kind == l.kind))
 }
 
 /// Collects library files by identity.
-#[derive(Debug, Default)]
+#[derive(Debug)]
 pub struct Discovery {
     /// Found files.
     pub files: BTreeMap<FileId, LibraryFile>,
+    /// The libraries looked for (`--lib`).
+    wanted: Vec<&'static LibrarySpec>,
 }
 
 impl Discovery {
-    fn add(&mut self, path: PathBuf, reason: String) -> Option<FileId> {
+    /// Looks for files of the `wanted` libraries only.
+    pub fn new(wanted: Vec<&'static LibrarySpec>) -> Self {
+        Self {
+            files: BTreeMap::new(),
+            wanted,
+        }
+    }
+
+    fn add(
+        &mut self,
+        path: PathBuf,
+        library: &'static LibrarySpec,
+        reason: String,
+    ) -> Option<FileId> {
         let meta = fs::metadata(&path).ok()?;
         if !meta.is_file() {
             return None;
@@ -49,9 +68,10 @@ impl Discovery {
         let id = (meta.dev(), meta.ino());
         let entry = self.files.entry(id).or_insert_with(|| LibraryFile {
             path,
+            library,
             reasons: Vec::new(),
         });
-        // A bounded list of reasons: a libssl mapped by 500 processes need
+        // A bounded list of reasons: a library mapped by 500 processes need
         // not say so 500 times.
         if entry.reasons.contains(&reason) {
             // libssl.so and libssl.so.3 in the linker cache are one file.
@@ -63,7 +83,7 @@ impl Discovery {
         Some(id)
     }
 
-    /// libssl files in the dynamic linker cache (`ldconfig -p`).
+    /// Library files in the dynamic linker cache (`ldconfig -p`).
     pub fn scan_ldconfig(&mut self) {
         let Ok(output) = Command::new("ldconfig").arg("-p").output() else {
             return;
@@ -73,13 +93,17 @@ impl Discovery {
                 continue;
             };
             let name = left.split_whitespace().next().unwrap_or("");
-            if is_libssl(name) {
-                self.add(PathBuf::from(path.trim()), "dynamic linker cache".into());
+            if let Some(library) = wanted_library(&self.wanted, name) {
+                self.add(
+                    PathBuf::from(path.trim()),
+                    library,
+                    "dynamic linker cache".into(),
+                );
             }
         }
     }
 
-    /// libssl files mapped by every process.
+    /// Library files mapped by every process.
     pub fn scan_all_processes(&mut self) {
         let Ok(dir) = fs::read_dir("/proc") else {
             return;
@@ -91,7 +115,7 @@ impl Discovery {
         }
     }
 
-    /// libssl files mapped by process `pid`; returns the new ones.
+    /// Library files mapped by process `pid`; returns the new ones.
     pub fn scan_process(&mut self, pid: u32) -> Vec<FileId> {
         let mut new = Vec::new();
         let Ok(maps) = fs::read_to_string(format!("/proc/{pid}/maps")) else {
@@ -99,7 +123,7 @@ impl Discovery {
         };
         let comm = fs::read_to_string(format!("/proc/{pid}/comm")).unwrap_or_default();
         let root = PathBuf::from(format!("/proc/{pid}/root"));
-        for path in mapped_libssl(&maps) {
+        for (path, library) in mapped_libraries(&maps, &self.wanted) {
             let known = self.files.len();
             let reason = format!("mapped by pid {pid} ({})", comm.trim());
             // Through the process's root: right for containers, and the
@@ -109,7 +133,7 @@ impl Discovery {
             } else {
                 root.join(path.trim_start_matches('/'))
             };
-            if let Some(id) = self.add(host_path, reason)
+            if let Some(id) = self.add(host_path, library, reason)
                 && self.files.len() > known
             {
                 new.push(id);
@@ -119,21 +143,23 @@ impl Discovery {
     }
 }
 
-/// Paths of libssl files in a /proc/PID/maps text.
-pub fn mapped_libssl(maps: &str) -> Vec<&str> {
-    let mut paths: Vec<&str> = maps
+/// Paths of the `wanted` libraries' files in a /proc/PID/maps text, with
+/// their library.
+pub fn mapped_libraries<'a>(
+    maps: &'a str,
+    wanted: &[&'static LibrarySpec],
+) -> Vec<(&'a str, &'static LibrarySpec)> {
+    let mut paths: Vec<(&str, &'static LibrarySpec)> = maps
         .lines()
         .filter_map(|line| line.split_whitespace().nth(5))
-        .filter(|path| {
-            path.starts_with('/')
-                && Path::new(path)
-                    .file_name()
-                    .and_then(|n| n.to_str())
-                    .is_some_and(is_libssl)
+        .filter(|path| path.starts_with('/'))
+        .filter_map(|path| {
+            let name = Path::new(path).file_name()?.to_str()?;
+            Some((path, wanted_library(wanted, name)?))
         })
         .collect();
-    paths.sort_unstable();
-    paths.dedup();
+    paths.sort_unstable_by_key(|(path, _)| *path);
+    paths.dedup_by_key(|(path, _)| *path);
     paths
 }
 
@@ -153,23 +179,28 @@ mod tests {
     use super::*;
 
     #[test]
-    fn names() {
-        assert!(is_libssl("libssl.so.3"));
-        assert!(is_libssl("libssl.so.1.1"));
-        assert!(is_libssl("libssl.so"));
-        assert!(!is_libssl("libssl3.so"));
-        assert!(!is_libssl("libssl.a"));
-    }
-
-    #[test]
     fn maps_parsing() {
         let maps = "7f00-7f01 r--p 00000000 08:01 123 /usr/lib/x86_64-linux-gnu/libssl.so.3\n\
                     7f01-7f02 r-xp 00001000 08:01 123 /usr/lib/x86_64-linux-gnu/libssl.so.3\n\
                     7f02-7f03 r--p 00000000 08:01 124 /usr/lib/x86_64-linux-gnu/libssl3.so\n\
-                    7f03-7f04 rw-p 00000000 00:00 0 \n";
+                    7f03-7f04 r--p 00000000 08:01 125 /usr/lib/x86_64-linux-gnu/libgnutls.so.30\n\
+                    7f04-7f05 rw-p 00000000 00:00 0 \n";
+        let found = |wanted: &[&'static LibrarySpec]| -> Vec<&str> {
+            mapped_libraries(maps, wanted)
+                .into_iter()
+                .map(|(path, _)| path)
+                .collect()
+        };
         assert_eq!(
-            mapped_libssl(maps),
+            found(&[&probes::OPENSSL]),
             vec!["/usr/lib/x86_64-linux-gnu/libssl.so.3"]
+        );
+        assert_eq!(
+            found(&probes::LIBRARIES.iter().collect::<Vec<_>>()),
+            vec![
+                "/usr/lib/x86_64-linux-gnu/libgnutls.so.30",
+                "/usr/lib/x86_64-linux-gnu/libssl.so.3"
+            ]
         );
     }
 }

@@ -32,7 +32,7 @@ use std::{
     fs::File,
     net::SocketAddr,
     rc::Rc,
-    time::Duration,
+    time::{Duration, Instant},
 };
 
 use anyhow::Context as _;
@@ -59,6 +59,9 @@ use super::held_packets::{HeldPacket, HeldPackets};
 const HOLD: Duration = Duration::from_millis(500);
 /// Packets held at most; beyond, the oldest are written at once.
 const MAX_HELD: usize = 100_000;
+/// How long the final drain of the packet ring may take: it reads millions of packets a
+/// second, so this takes in whatever was captured before the stop.
+const FINAL_DRAIN_AT_MOST: Duration = Duration::from_millis(500);
 /// pcapng link types.
 const LINKTYPE_ETHERNET: u16 = 1;
 const LINKTYPE_RAW: u16 = 101;
@@ -271,7 +274,10 @@ impl Network {
         converter: &mut Converter<File>,
         now_boot_ns: u64,
     ) -> anyhow::Result<NetStats> {
-        while self.drain() > 0 {}
+        // Bounded: the hooks are still attached, so on a busy interface the ring never runs
+        // dry, and what arrives after the stop is not part of the capture.
+        let until = Instant::now() + FINAL_DRAIN_AT_MOST;
+        while self.drain() > 0 && Instant::now() < until {}
         self.write_held(converter, None)?;
         self.flows.flush(converter.sockets());
         let indexes: Vec<u32> = self.captured.keys().copied().collect();
@@ -702,12 +708,16 @@ struct FlowOwner {
     pending_bytes: u64,
 }
 
-/// Owner and comment per flow (protocol, addresses, sending socket's cookie).
+/// Owner and comment per flow (protocol, addresses, sending socket's cookie), for the
+/// socket table's current generation only: an answer from an older one is never used again,
+/// and keeping it would grow the cache by every flow of a capture of short connections.
 #[derive(Default)]
 struct FlowCache {
     flows: foldhash::HashMap<(u8, SocketAddr, SocketAddr, u64), FlowOwner>,
     /// Flows with pending counts.
     dirty: Vec<(u8, SocketAddr, SocketAddr, u64)>,
+    /// The table generation all cached answers are from.
+    generation: u64,
 }
 
 impl FlowCache {
@@ -734,8 +744,9 @@ impl FlowCache {
         // The table changed since those counts were taken: they belong to it as it was.
         self.flush(sockets);
         let (src, dst, comment) = owner_of(sockets, flow, cookie);
-        if self.flows.len() >= FLOWS_CACHED {
+        if self.flows.len() >= FLOWS_CACHED || self.generation != generation {
             self.flows.clear();
+            self.generation = generation;
         }
         let comment: Option<Rc<str>> = comment.map(Rc::from);
         self.flows.insert(
@@ -1014,6 +1025,23 @@ mod tests {
         // Four packets since the socket was known, hits included.
         cache.flush(&mut sockets);
         assert_eq!(sockets.get(&client).unwrap().counters.packets_egress, 4);
+    }
+
+    #[test]
+    fn the_flow_cache_holds_only_flows_of_the_current_table() {
+        let mut sockets = SocketTable::default();
+        let mut cache = FlowCache::default();
+        for port in 1000..2000u16 {
+            let client = tcp(&format!("10.0.0.1:{port}"), "10.0.0.2:443");
+            sockets.upsert(client, u64::from(port), 100, "curl");
+            let packet = flow(&format!("10.0.0.1:{port}"), "10.0.0.2:443");
+            assert!(cache.comment(&mut sockets, packet, 0).is_some());
+            assert!(cache.comment(&mut sockets, packet, 0).is_some());
+        }
+        assert_eq!(cache.flows.len(), 1);
+        cache.flush(&mut sockets);
+        let last = tcp("10.0.0.1:1999", "10.0.0.2:443");
+        assert_eq!(sockets.get(&last).unwrap().counters.packets_egress, 2);
     }
 
     #[test]

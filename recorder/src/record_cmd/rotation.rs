@@ -284,7 +284,13 @@ mod tests {
             kernel: "6.1".into(),
             attached: vec!["uprobe SSL_write libssl.so.3".into()],
         };
-        let mut converter = Converter::new(writer, vec![b"/lib/libssl.so.3".to_vec()]);
+        let mut converter = Converter::new(
+            writer,
+            vec![(
+                b"/lib/libssl.so.3".to_vec(),
+                &spliff_recorder::probes::OPENSSL,
+            )],
+        );
         converter.keep_for_rotation();
         header.write(&mut converter).unwrap();
         rotation.started(&mut converter);

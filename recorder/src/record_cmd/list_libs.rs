@@ -1,0 +1,124 @@
+//! `spliff record --list-libs`: every TLS library file found, of every
+//! kind, whether `--lib` hooks it and what each kind gets; with a scope, what
+//! each selected process maps.
+
+use std::{collections::BTreeSet, process::ExitCode};
+
+use spliff_recorder::probes::{self, LibrarySpec};
+
+use super::{
+    hooks::{discover, looked_for, wanted_libraries},
+    processes_named, unrecorded,
+};
+use crate::cli::RecordArgs;
+
+/// `--list-libs`: every library file of every kind, and what it gets; with
+/// --pid, --comm or --ppid, also what each selected process maps.
+pub fn list_libs(args: &RecordArgs) -> ExitCode {
+    let wanted = wanted_libraries(&args.libs);
+    list_selected(args, &wanted);
+    let discovery = discover(probes::LIBRARIES.iter().collect());
+    // Go programs carry their TLS: each running one is its own "library".
+    let go = super::go_programs::running();
+    for line in &go {
+        println!("{line}");
+    }
+    if discovery.files.is_empty() && !go.is_empty() {
+        return ExitCode::SUCCESS;
+    }
+    if discovery.files.is_empty() {
+        println!(
+            "no TLS library found in the linker cache or in any process; looked for {}",
+            looked_for(&probes::LIBRARIES.iter().collect::<Vec<_>>())
+        );
+        return ExitCode::FAILURE;
+    }
+    for file in discovery.files.values() {
+        let hooked = wanted.iter().any(|w| w.kind == file.library.kind);
+        println!(
+            "{} ({}{})",
+            file.path.display(),
+            file.library.display,
+            if hooked {
+                ""
+            } else {
+                ", not hooked: see --lib"
+            }
+        );
+        for reason in &file.reasons {
+            println!("    {reason}");
+        }
+    }
+    for library in probes::LIBRARIES {
+        let symbols: BTreeSet<&str> = library.probes.iter().map(|p| p.symbol).collect();
+        println!(
+            "each {} file gets {} probes on: {}",
+            library.display,
+            library.probes.len(),
+            symbols.into_iter().collect::<Vec<_>>().join(", ")
+        );
+    }
+    ExitCode::SUCCESS
+}
+
+/// Per selected running process: the TLS libraries it maps, hooked or not.
+fn list_selected(args: &RecordArgs, wanted: &[&'static LibrarySpec]) {
+    let mut pids: Vec<u32> = args.pids.clone();
+    pids.extend(processes_named(&args.comms));
+    if let Some(ppid) = args.ppid {
+        pids.push(ppid);
+        pids.extend(descendants(ppid));
+    }
+    pids.sort_unstable();
+    pids.dedup();
+    for pid in pids {
+        let comm = std::fs::read_to_string(format!("/proc/{pid}/comm")).unwrap_or_default();
+        let line = match unrecorded::tls_libraries(pid, wanted) {
+            None => "its memory maps cannot be read (gone?)".to_string(),
+            Some(found) if found.is_empty() => {
+                "no known TLS library mapped (statically linked?)".to_string()
+            }
+            Some(found) => found
+                .iter()
+                .map(|(path, name, hooked)| {
+                    let state = if *hooked { "hooked" } else { "not hooked" };
+                    format!("{path} ({name}, {state})")
+                })
+                .collect::<Vec<_>>()
+                .join(", "),
+        };
+        println!("pid {pid} ({}): {line}", comm.trim());
+    }
+}
+
+/// Running processes whose parent chain leads to `ppid`.
+fn descendants(ppid: u32) -> Vec<u32> {
+    let parent = |pid: u32| -> Option<u32> {
+        let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).ok()?;
+        stat.rsplit_once(')')?
+            .1
+            .split_whitespace()
+            .nth(1)?
+            .parse()
+            .ok()
+    };
+    let Ok(entries) = std::fs::read_dir("/proc") else {
+        return Vec::new();
+    };
+    entries
+        .filter_map(Result::ok)
+        .filter_map(|e| e.file_name().to_str()?.parse::<u32>().ok())
+        .filter(|&pid| {
+            let mut at = pid;
+            // Bounded: a parent chain is short, and a racing exit ends it.
+            for _ in 0..64 {
+                match parent(at) {
+                    Some(p) if p == ppid => return true,
+                    Some(p) if p > 1 => at = p,
+                    _ => return false,
+                }
+            }
+            false
+        })
+        .collect()
+}

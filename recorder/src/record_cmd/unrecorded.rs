@@ -1,0 +1,168 @@
+//! Saying what was not recorded: a selected process that made TCP
+//! connections but has no recorded TLS data is named at the end of the
+//! capture, with the TLS-looking libraries it maps (and whether they were
+//! hooked), so an empty trace always comes with a reason.
+
+use std::collections::{BTreeMap, HashSet};
+use std::path::Path;
+
+use spliff_recorder::{
+    bpf::{Event, SocketOp},
+    probes::{self, LibrarySpec},
+};
+
+/// Processes that asked for TCP connections and what they map.
+#[derive(Debug, Default)]
+pub struct Unrecorded {
+    /// With a scope only the selected processes' execs are reported, so
+    /// every process seen is selected; without one, every process is, and
+    /// only those mapping a TLS-looking library are worth naming.
+    scoped: bool,
+    /// The libraries `--lib` hooks.
+    hooked: Vec<&'static LibrarySpec>,
+    /// Processes in scope (exec events, --pid, --comm).
+    selected: HashSet<u32>,
+    /// Processes with recorded TLS data.
+    recorded: HashSet<u32>,
+    /// pid -> what it did and maps.
+    connecting: BTreeMap<u32, Connecting>,
+}
+
+#[derive(Debug)]
+struct Connecting {
+    comm: String,
+    connects: u64,
+    /// (path, library name, hooked); `None`: gone before its maps were read.
+    libraries: Option<Vec<(String, &'static str, bool)>>,
+}
+
+impl Unrecorded {
+    /// Nothing seen yet.
+    pub fn new(scoped: bool, hooked: Vec<&'static LibrarySpec>) -> Self {
+        Self {
+            scoped,
+            hooked,
+            ..Self::default()
+        }
+    }
+
+    /// A process in scope from the start (--pid, --comm).
+    pub fn select(&mut self, pid: u32) {
+        self.selected.insert(pid);
+    }
+
+    /// Takes note of one kernel event (before it is converted).
+    pub fn observe(&mut self, event: &Event) {
+        match event {
+            Event::ProcessExec(exec) => {
+                self.selected.insert(exec.pid);
+            }
+            Event::TlsData(data) => {
+                self.recorded.insert(data.pid);
+            }
+            Event::TcpSocket(socket)
+                if socket.op == SocketOp::Connect
+                    && socket.pid != 0
+                    && (!self.scoped || self.selected.contains(&socket.pid)) =>
+            {
+                let hooked = &self.hooked;
+                let entry = self
+                    .connecting
+                    .entry(socket.pid)
+                    .or_insert_with(|| Connecting {
+                        comm: socket.comm.clone(),
+                        connects: 0,
+                        // Read now: at the end of the capture it may be gone.
+                        libraries: tls_libraries(socket.pid, hooked),
+                    });
+                entry.connects += 1;
+            }
+            _ => {}
+        }
+    }
+
+    /// One line per process that connected but has no recorded TLS data.
+    pub fn report(&self) -> Vec<String> {
+        self.connecting
+            .iter()
+            .filter(|(pid, _)| !self.recorded.contains(pid))
+            .filter(|(_, c)| self.scoped || c.libraries.as_ref().is_some_and(|l| !l.is_empty()))
+            .map(|(pid, c)| {
+                format!(
+                    "{} (pid {pid}) made {} TCP connection{} but no TLS data was recorded: {}",
+                    c.comm,
+                    c.connects,
+                    if c.connects == 1 { "" } else { "s" },
+                    describe(c.libraries.as_deref())
+                )
+            })
+            .collect()
+    }
+}
+
+fn describe(libraries: Option<&[(String, &'static str, bool)]>) -> String {
+    match libraries {
+        None => "it ended before its libraries could be read".into(),
+        Some([]) => "no known TLS library mapped (statically linked? plain TCP?)".into(),
+        Some(libraries) => {
+            let each: Vec<String> = libraries
+                .iter()
+                .map(|(path, name, hooked)| {
+                    let state = match (
+                        hooked,
+                        probes::LIBRARIES.iter().find(|l| l.display == *name),
+                    ) {
+                        (true, _) => "hooked: no TLS on these connections?".to_string(),
+                        (false, Some(_)) => {
+                            format!("not hooked: see --lib {}", name.to_lowercase())
+                        }
+                        (false, None) => "not supported by spliff".to_string(),
+                    };
+                    format!("{path} ({name}, {state})")
+                })
+                .collect();
+            format!("it maps {}", each.join(", "))
+        }
+    }
+}
+
+/// The TLS-looking library files process `pid` maps, each with its
+/// library's name and whether it is among `hooked`; `None` if its maps
+/// cannot be read.
+pub fn tls_libraries(
+    pid: u32,
+    hooked: &[&'static LibrarySpec],
+) -> Option<Vec<(String, &'static str, bool)>> {
+    let maps = std::fs::read_to_string(format!("/proc/{pid}/maps")).ok()?;
+    let mut found: Vec<(String, &'static str, bool)> = Vec::new();
+    for path in maps
+        .lines()
+        .filter_map(|line| line.split_whitespace().nth(5))
+        .filter(|path| path.starts_with('/'))
+    {
+        let Some(name) = Path::new(path).file_name().and_then(|n| n.to_str()) else {
+            continue;
+        };
+        let library = match probes::library_of_file(name) {
+            Some(l) => Some((l.display, hooked.iter().any(|h| h.kind == l.kind))),
+            None => probes::UNHOOKED_TLS_FILES
+                .iter()
+                .find(|(_, pattern)| matches(pattern, name))
+                .map(|(display, _)| (*display, false)),
+        };
+        if let Some((display, is_hooked)) = library
+            && !found.iter().any(|(p, _, _)| p == path)
+        {
+            found.push((path.to_string(), display, is_hooked));
+        }
+    }
+    Some(found)
+}
+
+/// `pattern` with an optional `*` at the end, as in the probe table.
+fn matches(pattern: &str, name: &str) -> bool {
+    match pattern.strip_suffix('*') {
+        Some(prefix) => name.starts_with(prefix),
+        None => name == pattern,
+    }
+}
