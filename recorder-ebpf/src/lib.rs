@@ -124,6 +124,7 @@ pub mod names {
         "spliff_go_client_hs_entry",
         "spliff_go_server_hs_entry",
         "spliff_go_hs_return",
+        "spliff_go_alpn_return",
         "spliff_go_close_entry",
     ];
 }

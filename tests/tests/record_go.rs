@@ -115,6 +115,8 @@ struct Recorded<'a> {
     comm: &'a str,
     /// `None`: not known to the test (a `-- CMD` child), only that it is one.
     pid: Option<u32>,
+    /// The ALPN the HAR must name (servers report theirs), or `None`: none.
+    alpn: Option<&'a str>,
 }
 
 /// Replays `trace` to HAR and checks it against `log`: every exchange once,
@@ -186,6 +188,7 @@ fn check(trace: &Path, log: &[Logged], port: u16, recorded: &Recorded<'_>, work:
         );
         assert_eq!(entry["_comm"], recorded.comm, "{what}");
         assert_eq!(entry["_tlsLibrary"], "go", "{what}");
+        assert_eq!(entry["_alpn"].as_str(), recorded.alpn, "{what}");
     }
     // HTTP/2: everything, the 20 concurrent requests included, on one connection.
     let connections: std::collections::BTreeSet<String> = entries
@@ -262,7 +265,12 @@ fn records_go_clients_with_and_without_symbols() {
         assert_eq!(log.len(), if mode == "h1" { 2 } else { 22 }, "{mode}");
         let name = client.file_name().unwrap().to_str().unwrap();
         let comm = &name[..name.len().min(15)];
-        check(&trace, &log, server.port, &Recorded { comm, pid: None }, d);
+        let recorded = Recorded {
+            comm,
+            pid: None,
+            alpn: None,
+        };
+        check(&trace, &log, server.port, &recorded, d);
         drop(server);
     }
 }
@@ -324,6 +332,7 @@ fn records_go_servers_with_and_without_symbols() {
                 &Recorded {
                     comm: &name[..name.len().min(15)],
                     pid: server_pid,
+                    alpn: (mode == "h2").then_some("h2"),
                 },
                 d,
             );

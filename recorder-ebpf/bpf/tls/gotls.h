@@ -242,6 +242,34 @@ int spliff_go_hs_return(struct pt_regs *ctx)
 	return 0;
 }
 
+/* ---- ALPN, server side: crypto/tls.negotiateALPN ---- */
+
+/* At each RET of negotiateALPN, which serverHandshake calls on its own
+ * goroutine (so the handshake in flight names the *Conn): the chosen
+ * protocol, a Go string, in RAX (data) and RBX (length). The client side
+ * checks the server's choice in a function the compiler inlines, so clients
+ * get no ALPN yet. */
+SEC("uprobe")
+int spliff_go_alpn_return(struct pt_regs *ctx)
+{
+	__u64 pid_tgid = bpf_get_current_pid_tgid();
+	struct spliff_go_call_key key = spliff_go_key(ctx, pid_tgid);
+	struct spliff_conn_state *state;
+	struct spliff_go_call *hs;
+	__u64 data = ctx->ax, len = ctx->bx, conn;
+
+	hs = bpf_map_lookup_elem(&spliff_go_hs_calls, &key);
+	if (!hs || !data || !len || len > SPLIFF_STRING_MAX)
+		return 0;
+	conn = hs->conn;
+	state = spliff_conn_get(pid_tgid, conn, SPLIFF_LIB_GO);
+	if (!state || (state->flags & SPLIFF_STATE_ALPN_SENT))
+		return 0;
+	state->flags |= SPLIFF_STATE_ALPN_SENT;
+	spliff_emit_string(pid_tgid, conn, SPLIFF_STRING_ALPN, (const void *)data, len, false);
+	return 0;
+}
+
 /* ---- close: (*Conn).Close ---- */
 
 SEC("uprobe")

@@ -69,9 +69,18 @@ pub const CLIENT_HANDSHAKE: &str = "crypto/tls.(*Conn).clientHandshake";
 pub const SERVER_HANDSHAKE: &str = "crypto/tls.(*Conn).serverHandshake";
 /// Close: the connection's end.
 pub const CLOSE: &str = "crypto/tls.(*Conn).Close";
+/// The server's ALPN choice (Go 1.17+).
+pub const NEGOTIATE_ALPN: &str = "crypto/tls.negotiateALPN";
 
 /// Every hooked function; the first two are required.
-pub const FUNCTIONS: &[&str] = &[WRITE, READ, CLIENT_HANDSHAKE, SERVER_HANDSHAKE, CLOSE];
+pub const FUNCTIONS: &[&str] = &[
+    WRITE,
+    READ,
+    CLIENT_HANDSHAKE,
+    SERVER_HANDSHAKE,
+    CLOSE,
+    NEGOTIATE_ALPN,
+];
 
 /// Why a file is not a hookable Go program.
 #[derive(Debug, thiserror::Error)]
@@ -133,10 +142,14 @@ pub fn inspect(path: &Path) -> Result<Option<GoBinary>, GoError> {
     }
     let mut functions = Vec::new();
     for (i, &name) in FUNCTIONS.iter().enumerate() {
-        match file.function(name)? {
-            Some(function) => functions.push(function),
-            None if i < 2 => return Err(GoError::Missing(name)),
-            None => {}
+        // The optional ones only add metadata: one that cannot be hooked
+        // safely is left out, the program is still recorded.
+        let required = i < 2;
+        match file.function(name) {
+            Ok(Some(function)) => functions.push(function),
+            Ok(None) if required => return Err(GoError::Missing(name)),
+            Err(error) if required => return Err(error),
+            Ok(None) | Err(_) => {}
         }
     }
     Ok(Some(GoBinary { version, functions }))

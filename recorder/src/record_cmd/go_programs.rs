@@ -13,29 +13,30 @@ use spliff_recorder::{
 
 use super::libraries::FileId;
 
-/// Entry program and RET program per hooked function (`None`: no RET probe).
-const PROBES: &[(&str, &str, Option<&str>)] = &[
+/// Entry program and RET program per hooked function (`None`: no probe there).
+const PROBES: &[(&str, Option<&str>, Option<&str>)] = &[
     (
         golang::WRITE,
-        "spliff_go_write_entry",
+        Some("spliff_go_write_entry"),
         Some("spliff_go_data_return"),
     ),
     (
         golang::READ,
-        "spliff_go_read_entry",
+        Some("spliff_go_read_entry"),
         Some("spliff_go_data_return"),
     ),
     (
         golang::CLIENT_HANDSHAKE,
-        "spliff_go_client_hs_entry",
+        Some("spliff_go_client_hs_entry"),
         Some("spliff_go_hs_return"),
     ),
     (
         golang::SERVER_HANDSHAKE,
-        "spliff_go_server_hs_entry",
+        Some("spliff_go_server_hs_entry"),
         Some("spliff_go_hs_return"),
     ),
-    (golang::CLOSE, "spliff_go_close_entry", None),
+    (golang::CLOSE, Some("spliff_go_close_entry"), None),
+    (golang::NEGOTIATE_ALPN, None, Some("spliff_go_alpn_return")),
 ];
 
 /// Go executables hooked so far, by file.
@@ -125,7 +126,10 @@ fn attach(pipeline: &mut BpfPipeline, binary: &GoBinary, path: &Path) -> anyhow:
         let Some(function) = binary.function(name) else {
             continue;
         };
-        let mut points = vec![(entry_program, function.entry)];
+        let mut points: Vec<(&'static str, u64)> = entry_program
+            .map(|program| (program, function.entry))
+            .into_iter()
+            .collect();
         if let Some(ret_program) = ret_program {
             points.extend(function.rets.iter().map(|&ret| (ret_program, ret)));
         }
@@ -140,10 +144,15 @@ fn attach(pipeline: &mut BpfPipeline, binary: &GoBinary, path: &Path) -> anyhow:
                 }
             }
         }
+        let rets = ret_program.map_or(0, |_| function.rets.len());
         lines.push(format!(
-            "uprobe {name} ({} RET{}, {:?}) {} ({})",
-            function.rets.len(),
-            if function.rets.len() == 1 { "" } else { "s" },
+            "uprobe {name} ({}{rets} RET{}, {:?}) {} ({})",
+            if entry_program.is_some() {
+                "entry, "
+            } else {
+                ""
+            },
+            if rets == 1 { "" } else { "s" },
             function.source,
             shown.display(),
             binary.version
