@@ -125,6 +125,8 @@ pub mod names {
         "spliff_go_server_hs_entry",
         "spliff_go_hs_return",
         "spliff_go_alpn_return",
+        "spliff_go_state_entry",
+        "spliff_go_state_return",
         "spliff_go_close_entry",
     ];
 }

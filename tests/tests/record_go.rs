@@ -115,7 +115,8 @@ struct Recorded<'a> {
     comm: &'a str,
     /// `None`: not known to the test (a `-- CMD` child), only that it is one.
     pid: Option<u32>,
-    /// The ALPN the HAR must name (servers report theirs), or `None`: none.
+    /// The ALPN the HAR must name, or `None`: none (HTTP/1.1 clients here
+    /// offer none).
     alpn: Option<&'a str>,
 }
 
@@ -268,7 +269,7 @@ fn records_go_clients_with_and_without_symbols() {
         let recorded = Recorded {
             comm,
             pid: None,
-            alpn: None,
+            alpn: (mode == "h2").then_some("h2"),
         };
         check(&trace, &log, server.port, &recorded, d);
         drop(server);

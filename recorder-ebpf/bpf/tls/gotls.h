@@ -266,7 +266,77 @@ int spliff_go_alpn_return(struct pt_regs *ctx)
 	if (!state || (state->flags & SPLIFF_STATE_ALPN_SENT))
 		return 0;
 	state->flags |= SPLIFF_STATE_ALPN_SENT;
+	/* Mid-handshake: the connection's first event, which must name Go. */
+	spliff_conn_report(pid_tgid, conn, state);
 	spliff_emit_string(pid_tgid, conn, SPLIFF_STRING_ALPN, (const void *)data, len, false);
+	return 0;
+}
+
+/* ---- ALPN, any side: (*Conn).ConnectionState ---- */
+
+/* ConnectionState calls in flight: the *Conn, by goroutine. */
+struct {
+	__uint(type, BPF_MAP_TYPE_LRU_HASH);
+	__uint(max_entries, 4096);
+	__type(key, struct spliff_go_call_key);
+	__type(value, __u64);
+} spliff_go_state_calls SEC(".maps");
+
+SEC("uprobe")
+int spliff_go_state_entry(struct pt_regs *ctx)
+{
+	__u64 pid_tgid = bpf_get_current_pid_tgid();
+	struct spliff_go_call_key key = spliff_go_key(ctx, pid_tgid);
+	__u64 conn = ctx->ax;
+
+	if (!spliff_process_wanted(pid_tgid))
+		return 0;
+	bpf_map_update_elem(&spliff_go_state_calls, &key, &conn, BPF_ANY);
+	return 0;
+}
+
+/*
+ * At each RET of ConnectionState (net/http's client asks right after the
+ * handshake). The result struct does not fit in registers, so the register
+ * ABI returns it on the stack, right above the return address: at RET it
+ * starts at RSP + 8. ConnectionState begins Version uint16,
+ * HandshakeComplete bool, DidResume bool, CipherSuite uint16, then
+ * NegotiatedProtocol string (data, length) at +8 and +16, the same from
+ * Go 1.1 to at least 1.23.
+ */
+#define SPLIFF_GO_STATE_PROTOCOL 8
+/* ALPN protocol IDs in use are short; a longer one means a misread. */
+#define SPLIFF_GO_ALPN_MAX 32
+
+SEC("uprobe")
+int spliff_go_state_return(struct pt_regs *ctx)
+{
+	__u64 pid_tgid = bpf_get_current_pid_tgid();
+	struct spliff_go_call_key key = spliff_go_key(ctx, pid_tgid);
+	struct spliff_conn_state *state;
+	__u64 *saved, conn, proto[2] = {};
+	__u8 complete = 0;
+	__u64 result = ctx->sp + 8;
+
+	saved = bpf_map_lookup_elem(&spliff_go_state_calls, &key);
+	if (!saved)
+		return 0;
+	conn = *saved;
+	bpf_map_delete_elem(&spliff_go_state_calls, &key);
+	if (bpf_probe_read_user(&complete, 1, (const void *)(result + 2)) || complete != 1)
+		return 0;
+	if (bpf_probe_read_user(proto, sizeof(proto),
+				(const void *)(result + SPLIFF_GO_STATE_PROTOCOL)))
+		return 0;
+	if (!proto[0] || !proto[1] || proto[1] > SPLIFF_GO_ALPN_MAX)
+		return 0;
+	state = spliff_conn_get(pid_tgid, conn, 0);
+	if (!state || (state->flags & SPLIFF_STATE_ALPN_SENT))
+		return 0;
+	state->flags |= SPLIFF_STATE_ALPN_SENT;
+	spliff_conn_report(pid_tgid, conn, state);
+	spliff_emit_string(pid_tgid, conn, SPLIFF_STRING_ALPN, (const void *)proto[0], proto[1],
+			   false);
 	return 0;
 }
 

@@ -71,6 +71,8 @@ pub const SERVER_HANDSHAKE: &str = "crypto/tls.(*Conn).serverHandshake";
 pub const CLOSE: &str = "crypto/tls.(*Conn).Close";
 /// The server's ALPN choice (Go 1.17+).
 pub const NEGOTIATE_ALPN: &str = "crypto/tls.negotiateALPN";
+/// The connection's state, ALPN included, as the application asks for it.
+pub const CONNECTION_STATE: &str = "crypto/tls.(*Conn).ConnectionState";
 
 /// Every hooked function; the first two are required.
 pub const FUNCTIONS: &[&str] = &[
@@ -80,6 +82,7 @@ pub const FUNCTIONS: &[&str] = &[
     SERVER_HANDSHAKE,
     CLOSE,
     NEGOTIATE_ALPN,
+    CONNECTION_STATE,
 ];
 
 /// Why a file is not a hookable Go program.

@@ -37,6 +37,11 @@ const PROBES: &[(&str, Option<&str>, Option<&str>)] = &[
     ),
     (golang::CLOSE, Some("spliff_go_close_entry"), None),
     (golang::NEGOTIATE_ALPN, None, Some("spliff_go_alpn_return")),
+    (
+        golang::CONNECTION_STATE,
+        Some("spliff_go_state_entry"),
+        Some("spliff_go_state_return"),
+    ),
 ];
 
 /// Go executables hooked so far, by file.
