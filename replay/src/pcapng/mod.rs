@@ -37,7 +37,7 @@ use pcap_file::{DataLink, Endianness};
 use crate::ConnectionStreams;
 use crate::lazy::LazyConnection;
 use crate::pipeline::{Item, Replayed, ReplayedConnection, Sink};
-use crate::stream::DirectionStream;
+use crate::stream::{DirectionStream, Hole};
 use crate::trace_input::{ConnectionInfo, PendingConnection};
 
 /// The server port written in place of the recorded one: Wireshark's HTTP dissector claims
@@ -191,11 +191,14 @@ fn plan_data(
     out: &mut Vec<Planned>,
 ) {
     for (offset, len) in s.spans() {
-        let end = offset + len;
+        // Spans end at or before u64::MAX (the stream clips pieces that would run past it);
+        // saturating keeps a span near the top of the offset space from wrapping around and
+        // restarting at a low offset, which planned segments without end.
+        let end = offset.saturating_add(len);
         let mut pos = offset;
         while pos < end {
             let ts = s.ts_at(pos).unwrap_or(0);
-            let mut stop = (pos + max).min(end);
+            let mut stop = pos.saturating_add(max).min(end);
             // Shrink to the first byte with another timestamp (binary search: stamps only
             // ever change at piece boundaries, and timestamps are constant within a piece).
             if s.ts_at(stop - 1) != Some(ts) {
@@ -224,6 +227,30 @@ fn plan_data(
             pos = stop;
         }
     }
+}
+
+/// The comment of the first segment after a hole in the stream of `side`.
+fn hole_comment(side: usize, h: &Hole) -> String {
+    let mut c = format!(
+        "spliff: {} bytes of the {} lost before this segment (stream offset {}): {}",
+        h.len,
+        if side == 0 {
+            "request stream"
+        } else {
+            "response stream"
+        },
+        h.offset,
+        h.reason
+    );
+    // TCP sequence numbers are 32 bits and compared modulo 2^32: a larger jump reads to
+    // Wireshark as a retransmission or a small gap, so the comment is where the loss shows.
+    if h.len >= 1 << 31 {
+        c.push_str(
+            "; too many bytes for TCP sequence numbers to show: the sequence numbers around \
+             this segment are not a measure of the loss",
+        );
+    }
+    c
 }
 
 /// The packets of connection `i`, in output order (time, then position in the session).
@@ -430,19 +457,7 @@ impl Packets {
                 let holes = s.holes();
                 let seen = &mut self.reported_holes[side];
                 while *seen < holes.len() && holes[*seen].offset < offset {
-                    let h = &holes[*seen];
-                    comment.push(format!(
-                        "spliff: {} bytes of the {} lost before this segment (stream offset \
-                     {}): {}",
-                        h.len,
-                        if side == 0 {
-                            "request stream"
-                        } else {
-                            "response stream"
-                        },
-                        h.offset,
-                        h.reason
-                    ));
+                    comment.push(hole_comment(side, &holes[*seen]));
                     *seen += 1;
                 }
                 let bytes = s.slice(offset, offset + len).unwrap_or(&[]);
