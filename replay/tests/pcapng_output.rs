@@ -37,28 +37,33 @@ fn trace(records: &[Record<'_>]) -> Vec<u8> {
     w.finish().expect("finish")
 }
 
+/// The pcapng output of `trace` with `limits`.
+fn replay_with(trace: &[u8], limits: BatchLimits) -> (Vec<u8>, ReplaySummary) {
+    let mut out = Vec::new();
+    let summary = replay_to(
+        trace,
+        &ReplayOptions::default(),
+        limits,
+        &|_| {},
+        &PcapngSink::new(PcapngOptions::default()),
+        &mut out,
+    )
+    .expect("replay into a Vec");
+    (out, summary)
+}
+
 /// The pcapng output of `trace`, checked to be the same whether connections are rebuilt
 /// whole (in batches) or item by item through windows (lazily).
 fn replay_pcapng(trace: &[u8]) -> (Vec<u8>, ReplaySummary) {
-    let run = |limits: BatchLimits| {
-        let mut out = Vec::new();
-        let summary = replay_to(
-            trace,
-            &ReplayOptions::default(),
-            limits,
-            &|_| {},
-            &PcapngSink::new(PcapngOptions::default()),
-            &mut out,
-        )
-        .expect("replay into a Vec");
-        (out, summary)
-    };
-    let (whole, summary) = run(BatchLimits::default());
-    let (lazy, lazy_summary) = run(BatchLimits {
-        lazy_bytes: 0,
-        lazy_window: 64,
-        ..BatchLimits::default()
-    });
+    let (whole, summary) = replay_with(trace, BatchLimits::default());
+    let (lazy, lazy_summary) = replay_with(
+        trace,
+        BatchLimits {
+            lazy_bytes: 0,
+            lazy_window: 64,
+            ..BatchLimits::default()
+        },
+    );
     assert_eq!(lazy_summary.lazy_connections, summary.connections);
     assert!(whole == lazy, "the lazy path writes other bytes");
     (whole, summary)
@@ -66,7 +71,6 @@ fn replay_pcapng(trace: &[u8]) -> (Vec<u8>, ReplaySummary) {
 
 /// One packet of the output: TCP 4-tuple as (client side first as sent), payload, comment.
 #[derive(Debug)]
-#[allow(dead_code)]
 struct Segment {
     src: SocketAddr,
     dst: SocketAddr,
@@ -146,4 +150,53 @@ fn a_stream_offset_near_2_64_is_written_in_bounded_work() {
                 .contains("too many bytes for TCP sequence numbers")),
         "the loss before the far segment is reported: {segs:?}"
     );
+}
+
+/// `n` connections recorded with one client and server address (port reuse, merged captures).
+fn one_address_pair(n: u64) -> Vec<u8> {
+    let records: Vec<Record<'_>> = (1..=n)
+        .flat_map(|conn_id| {
+            [
+                Record::Connection(Connection {
+                    conn_id,
+                    pid: 7,
+                    role: ConnectionRole::Client,
+                    local: Some("10.0.0.1:40000".parse::<SocketAddr>().expect("literal")),
+                    remote: Some("10.0.0.2:443".parse::<SocketAddr>().expect("literal")),
+                    ..Connection::default()
+                }),
+                data(conn_id, Direction::Egress, 0, b"x"),
+            ]
+        })
+        .collect();
+    trace(&records)
+}
+
+#[test]
+fn connections_on_one_address_pair_get_distinct_4_tuples_past_the_port_count() {
+    // Was: each connection probed the ports taken before it (quadratic), and the probe never
+    // ended once the 64,512 client ports were taken.
+    let n = 70_000;
+    // Rebuilt whole only: connections this small are never rendered lazily.
+    let (out, summary) = replay_with(&one_address_pair(n), BatchLimits::default());
+    assert_eq!(summary.connections, n as usize);
+    let syns: Vec<Segment> = segments(&out)
+        .into_iter()
+        .filter(|s| s.comment.starts_with("spliff connection"))
+        .collect();
+    assert_eq!(syns.len(), n as usize);
+    let tuples: std::collections::HashSet<(SocketAddr, SocketAddr)> =
+        syns.iter().map(|s| (s.src, s.dst)).collect();
+    assert_eq!(tuples.len(), n as usize, "a 4-tuple is shared");
+    let moved = syns
+        .iter()
+        .filter(|s| s.src.ip() != "10.0.0.1".parse::<IpAddr>().expect("literal"))
+        .collect::<Vec<_>>();
+    assert!(!moved.is_empty());
+    assert_eq!(moved.len(), n as usize - 64_512);
+    assert!(moved.iter().all(|s| {
+        s.src.ip().to_string() == "198.51.100.1"
+            && s.comment
+                .contains("every client port towards this server was taken")
+    }));
 }

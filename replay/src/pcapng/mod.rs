@@ -16,10 +16,10 @@
 //! connections' packets are merged by time ([`PcapngSink`] streams them through
 //! [`crate::pipeline::replay_to`]).
 
+mod ports;
 mod tcp;
 
 use std::borrow::Cow;
-use std::collections::BTreeSet;
 use std::io::{self, Write};
 use std::net::{IpAddr, Ipv4Addr, SocketAddr};
 use std::sync::Mutex;
@@ -39,6 +39,7 @@ use crate::lazy::LazyConnection;
 use crate::pipeline::{Item, Replayed, ReplayedConnection, Sink};
 use crate::stream::{DirectionStream, Hole};
 use crate::trace_input::{ConnectionInfo, PendingConnection};
+use ports::Ports;
 
 /// The server port written in place of the recorded one: Wireshark's HTTP dissector claims
 /// port 80, and its HTTP dissector hands the HTTP/2 preface to the HTTP/2 dissector.
@@ -110,12 +111,7 @@ fn stream<'c, 'a>(c: &'c ConnectionStreams<'a>, side: u8) -> &'c DirectionStream
 /// (192.0.2.0/24, RFC 5737). Connections rebuilt into HTTP exchanges get server port 80; others keep
 /// their recorded port (9, discard, when none), so Wireshark does not dissect non-HTTP bytes
 /// as HTTP.
-fn flow(
-    index: usize,
-    info: &ConnectionInfo,
-    is_http: bool,
-    used: &mut BTreeSet<(SocketAddr, SocketAddr)>,
-) -> Flow {
+fn flow(index: usize, info: &ConnectionInfo, is_http: bool, ports: &mut Ports) -> Flow {
     let (client, server) = info.client_server();
     let n = index as u32;
     let fallback_client = SocketAddr::new(IpAddr::V4(Ipv4Addr::new(192, 0, 2, 1)), 0);
@@ -139,12 +135,8 @@ fn flow(
     if client.is_none() || client_addr.port() == 0 {
         client_addr.set_port(40_000u32.wrapping_add(n % 20_000) as u16);
     }
-    // Two connections with one 4-tuple (merged captures, port reuse) would be one session to
-    // Wireshark; the next free client port keeps them apart.
-    while !used.insert((client_addr, server_addr)) {
-        let p = client_addr.port();
-        client_addr.set_port(if p == u16::MAX { 1024 } else { p + 1 });
-    }
+    let wanted_ip = client_addr.ip();
+    (client_addr, server_addr) = ports.assign(client_addr, server_addr);
     let mut comment = format!(
         "spliff connection {}:{}",
         info.key.capture_id, info.key.conn_id
@@ -159,6 +151,11 @@ fn flow(
         client.map_or("unknown".to_string(), |a| a.to_string()),
         server.map_or("unknown".to_string(), |a| a.to_string()),
     ));
+    if client_addr.ip() != wanted_ip {
+        comment.push_str(&format!(
+            "; shown from client {client_addr}: every client port towards this server was taken"
+        ));
+    }
     if is_http {
         comment.push_str(&format!(
             "; shown with server port {HTTP_PORT} so Wireshark dissects HTTP"
@@ -545,8 +542,8 @@ fn render(
 #[derive(Debug, Default)]
 pub struct PcapngSink {
     options: PcapngOptions,
-    /// Address pairs given out so far (contexts are made one at a time, in order).
-    used: Mutex<BTreeSet<(SocketAddr, SocketAddr)>>,
+    /// 4-tuples given out so far (contexts are made one at a time, in order).
+    ports: Mutex<Ports>,
 }
 
 impl PcapngSink {
@@ -554,7 +551,7 @@ impl PcapngSink {
     pub fn new(options: PcapngOptions) -> PcapngSink {
         PcapngSink {
             options,
-            used: Mutex::new(BTreeSet::new()),
+            ports: Mutex::new(Ports::default()),
         }
     }
 }
@@ -581,8 +578,8 @@ impl Sink for PcapngSink {
     }
 
     fn context(&self, index: usize, info: &ConnectionInfo, http: bool) -> Flow {
-        let mut used = self.used.lock().unwrap_or_else(|e| e.into_inner());
-        flow(index, info, http, &mut used)
+        let mut ports = self.ports.lock().unwrap_or_else(|e| e.into_inner());
+        flow(index, info, http, &mut ports)
     }
 
     fn render(
