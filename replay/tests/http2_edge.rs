@@ -528,3 +528,74 @@ fn both_directions_are_read_in_time_order_and_a_closed_stream_is_final() {
     let done = &r.exchanges[1];
     assert!(done.is_complete(), "{:?}", done.incomplete);
 }
+
+/// An HPACK literal with incremental indexing and a new name: `name: <len bytes of fill>`.
+fn indexed_literal(name: &str, fill: u8, len: usize) -> Vec<u8> {
+    assert!(name.len() < 127 && (127..127 + 128 * 128).contains(&len));
+    let rest = len - 127;
+    let mut b = vec![0x40, name.len() as u8];
+    b.extend_from_slice(name.as_bytes());
+    b.extend_from_slice(&[0x7f, (rest & 0x7f) as u8 | 0x80, (rest >> 7) as u8]);
+    b.extend(std::iter::repeat_n(fill, len));
+    b
+}
+
+#[test]
+fn a_join_after_a_64k_table_was_announced_decodes_without_false_invalid_hpack() {
+    // Before the capture: the client allowed a 64 KiB table and the server's encoder grew to
+    // it. After the join, the server inserts 5 entries of ~1 KiB (more than the 4096-byte
+    // default holds) and then refers back to the oldest of them: valid for a 64 KiB table.
+    let mut cenc = loona_hpack::Encoder::new();
+    let mut req = PREFACE.to_vec();
+    req.extend(settings(&[(1, 65_536)]));
+    let mut resp = settings(&[]);
+    let mut first = vec![0x3f, 0xe1, 0xff, 0x03, 0x88]; // size update to 65536, :status 200
+    first.extend(indexed_literal("x-before", b'b', 1000));
+    let mut join = (0, 0);
+    for (k, stream) in (1..=13u32).step_by(2).enumerate() {
+        if stream == 3 {
+            join = (req.len() as u64, resp.len() as u64);
+        }
+        let path = format!("/{stream}");
+        req.extend(frame(
+            1,
+            END_HEADERS | END_STREAM,
+            stream,
+            &encode(&mut cenc, &get(&path)),
+        ));
+        let block = match stream {
+            1 => first.clone(),
+            // The oldest entry inserted after the join: dynamic index 5, HPACK index 66.
+            13 => vec![0x88, 0x80 | 66],
+            _ => [
+                vec![0x88],
+                indexed_literal(&format!("x-after-{k}"), b'a', 1000),
+            ]
+            .concat(),
+        };
+        resp.extend(frame(1, END_HEADERS | END_STREAM, stream, &block));
+    }
+    let r = replay(
+        None,
+        starting_at(one(1, req), join.0),
+        starting_at(one(2, resp), join.1),
+    );
+    let last = r
+        .exchanges
+        .iter()
+        .find(|e| e.stream_id == Some(13))
+        .expect("stream 13");
+    let resp = last.response.as_ref().expect("a response");
+    assert_eq!(resp.status, Some(200), "{:?}", last.incomplete);
+    assert_eq!(resp.headers[1].name, b"x-after-1");
+    assert_eq!(resp.headers[1].value, vec![b'a'; 1000]);
+    for e in &r.exchanges {
+        assert!(
+            !e.incomplete.iter().any(|m| m.contains("invalid HPACK")),
+            "stream {:?}: {:?}",
+            e.stream_id,
+            e.incomplete
+        );
+        assert_eq!(e.response.as_ref().and_then(|r| r.status), Some(200));
+    }
+}

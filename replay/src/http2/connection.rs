@@ -303,7 +303,10 @@ impl Replayer {
                 )
             });
         }
-        // The receiver of a direction's headers advertises its decoder's bound.
+        // The receiver of a direction's headers advertises its decoder's bound. Seen from
+        // its start, its SETTINGS are all in the capture; joined later, earlier ones may
+        // have announced any size, so the bound is unknown and only memory caps the table.
+        let known = [framers[0].from_start, framers[1].from_start];
         let bound_for = |receiver: &Survey, who: &str, notes: &mut Vec<String>| {
             let advertised = receiver.table_size.map_or(0, |v| v as usize);
             let bound = advertised.max(DEFAULT_TABLE_SIZE);
@@ -315,19 +318,24 @@ impl Replayer {
             }
             bound.min(limits.max_table_size).max(DEFAULT_TABLE_SIZE)
         };
-        let request_bound = bound_for(&survey[1], "server", &mut notes);
-        let response_bound = bound_for(&survey[0], "client", &mut notes);
-        let dir = |from_start: bool, bound: usize| {
+        let request_bound = known[1].then(|| bound_for(&survey[1], "server", &mut notes));
+        let response_bound = known[0].then(|| bound_for(&survey[0], "client", &mut notes));
+        let dir = |from_start: bool, bound: Option<usize>| {
             let max_block = limits.max_header_block;
+            let size = bound.unwrap_or(limits.max_table_size.max(DEFAULT_TABLE_SIZE));
+            let decoder = if from_start {
+                HeaderDecoder::new(DEFAULT_TABLE_SIZE, size, max_block)
+            } else {
+                HeaderDecoder::lost(
+                    size,
+                    max_block,
+                    "capture started mid-connection: no HPACK context",
+                )
+            };
             Some(DirState {
-                decoder: if from_start {
-                    HeaderDecoder::new(DEFAULT_TABLE_SIZE, bound, max_block)
-                } else {
-                    HeaderDecoder::lost(
-                        bound,
-                        max_block,
-                        "capture started mid-connection: no HPACK context",
-                    )
+                decoder: match bound {
+                    Some(_) => decoder,
+                    None => decoder.with_unknown_bound(),
                 },
                 pending: None,
                 from_start,
