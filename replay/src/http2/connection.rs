@@ -26,6 +26,11 @@
 //! them ([`Replayer::next_exchange`]): memory is the open streams, not the connection. A stream
 //! that never closes holds back every exchange after it until the capture ends.
 //!
+//! Server frames on a client stream the captured request direction shows was never opened
+//! (it holds every stream opened since the connection began, or since its first captured one,
+//! and lost nothing) are ignored with a note: they can only be a lookalike found by a
+//! resynchronisation, and showing them would invent an exchange.
+//!
 //! [`replay`] (the whole-connection path) runs the same machine to the end and takes every
 //! exchange, so both paths give the same result by construction.
 
@@ -358,6 +363,9 @@ impl Replayer {
             ready: BTreeMap::new(),
             connection_closed: closed,
             discard: None,
+            client_low: None,
+            request_gaps: false,
+            unopened: BTreeMap::new(),
         };
         Replayer {
             conn,
@@ -559,9 +567,39 @@ struct Conn {
     connection_closed: bool,
     /// Where a frame of a closed stream takes effect, to be dropped.
     discard: Option<StreamState>,
+    /// Lowest stream id a request HEADERS opened in the capture.
+    client_low: Option<u32>,
+    /// The request direction lost bytes or frame sync: a HEADERS that opened a stream may be
+    /// missing from it.
+    request_gaps: bool,
+    /// Client streams whose server frames were ignored (see [`Conn::never_opened`]): the
+    /// number of frames.
+    unopened: BTreeMap<u32, u64>,
 }
 
 impl Conn {
+    /// Whether a server frame on client stream `id` names a stream the client never opened:
+    /// the request direction holds every stream the client opened since the connection began
+    /// (or since the first one it shows), nothing of it was lost, and `id` is not among them.
+    /// Such a frame is not the server's (typically a lookalike inside a payload, found by a
+    /// resynchronisation), and showing it would invent an exchange.
+    fn never_opened(&mut self, side: Side, id: u32) -> bool {
+        if side != Side::Response
+            || id.is_multiple_of(2)
+            || self.request_gaps
+            || self.streams.contains_key(&id)
+            || self.closed_ids.contains(&id)
+        {
+            return false;
+        }
+        let from_start = self.dirs[0].as_ref().is_some_and(|d| d.from_start);
+        let unopened = from_start || self.client_low.is_some_and(|low| id > low);
+        if unopened {
+            *self.unopened.entry(id).or_default() += 1;
+        }
+        unopened
+    }
+
     fn stream(&mut self, side: Side, id: u32) -> &mut StreamState {
         if self.closed_ids.contains(&id) {
             *self.late.entry((side, id)).or_default() += 1;
@@ -599,6 +637,20 @@ impl Conn {
                 "{side} header block at offset {} was never finished",
                 p.place.offset
             ));
+        }
+        if side == Side::Request {
+            match event {
+                Event::Frame(Located {
+                    frame: Frame::Headers(h),
+                    ..
+                }) => {
+                    self.client_low =
+                        Some(self.client_low.map_or(h.stream_id, |l| l.min(h.stream_id)))
+                }
+                Event::Frame(_) => {}
+                Event::Desync { .. } if starting && !dir.from_start => {}
+                _ => self.request_gaps = true,
+            }
         }
         match event {
             Event::Frame(located) => {
@@ -776,6 +828,12 @@ impl Conn {
         for s in std::mem::take(&mut self.streams).into_values() {
             self.close(s);
         }
+        for (id, frames) in std::mem::take(&mut self.unopened) {
+            self.notes.push(format!(
+                "{frames} response frame(s) for stream {id}, which the client never opened, \
+                 were ignored (framing found by resynchronisation is not certain)"
+            ));
+        }
         for ((side, id), frames) in std::mem::take(&mut self.late) {
             self.notes.push(format!(
                 "{frames} {side} frame(s) for stream {id} after it closed were ignored"
@@ -796,6 +854,7 @@ impl Conn {
             last_ts: located.last_ts,
         };
         match &located.frame {
+            Frame::Data(d) if self.never_opened(side, d.stream_id) => {}
             Frame::Data(d) => {
                 self.stream(side, d.stream_id).on_data(
                     side,
@@ -925,6 +984,8 @@ impl Conn {
         let outcome = decoder.decode(&p.buf);
         let len = p.buf.len() as u64;
         match p.kind {
+            // Decoded all the same: the block changed the sender's HPACK table either way.
+            BlockKind::Headers { .. } if self.never_opened(side, p.stream_id) => {}
             BlockKind::Headers { end_stream } => {
                 self.stream(side, p.stream_id)
                     .on_block(side, outcome, len, end_stream, p.place);
