@@ -440,6 +440,14 @@ fn mid_connection_frames_are_detected_without_alpn_or_preface() {
             .iter()
             .any(|m| m.contains("request headers not captured"))
     );
+    // The first frame was found by resynchronisation past the payload's tail: said so.
+    assert!(
+        e.incomplete.iter().any(|m| m
+            == "response frames located by resynchronisation (from offset 90034): their \
+                framing is not certain"),
+        "{:?}",
+        e.incomplete
+    );
     assert_eq!(e.stream_id, Some(7));
 }
 

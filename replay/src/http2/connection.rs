@@ -366,6 +366,7 @@ impl Replayer {
             client_low: None,
             request_gaps: false,
             unopened: BTreeMap::new(),
+            resynced: [None; 2],
         };
         Replayer {
             conn,
@@ -572,6 +573,9 @@ struct Conn {
     /// The request direction lost bytes or frame sync: a HEADERS that opened a stream may be
     /// missing from it.
     request_gaps: bool,
+    /// Per direction: where frame sync was last found by resynchronisation (at the start of a
+    /// capture that joined the connection mid-frame, or after unparseable bytes).
+    resynced: [Option<u64>; 2],
     /// Client streams whose server frames were ignored (see [`Conn::never_opened`]): the
     /// number of frames.
     unopened: BTreeMap<u32, u64>,
@@ -598,6 +602,22 @@ impl Conn {
             *self.unopened.entry(id).or_default() += 1;
         }
         unopened
+    }
+
+    /// Marks the streams a frame of `side` just touched when that direction's framing was
+    /// found by resynchronisation: a lookalike frame inside a payload cannot be ruled out.
+    fn mark_resynced(&mut self, side: Side) {
+        let Some(at) = self.resynced[side as usize] else {
+            return;
+        };
+        for id in &self.touched {
+            if let Some(s) = self.streams.get_mut(id) {
+                s.mark(format!(
+                    "{side} frames located by resynchronisation (from offset {at}): their \
+                     framing is not certain"
+                ));
+            }
+        }
     }
 
     fn stream(&mut self, side: Side, id: u32) -> &mut StreamState {
@@ -655,6 +675,7 @@ impl Conn {
         match event {
             Event::Frame(located) => {
                 self.frame(side, located, decoder, pending);
+                self.mark_resynced(side);
             }
             Event::Invalid {
                 offset,
@@ -697,6 +718,7 @@ impl Conn {
                 len,
                 reason,
             } => {
+                self.resynced[side as usize] = Some(offset.saturating_add(*len));
                 if starting && !dir.from_start {
                     self.notes.push(format!(
                         "capture started mid-frame: {reason} ({side} offset {offset}, {len} bytes)"
