@@ -37,6 +37,14 @@ fn trace(records: &[Record<'_>]) -> Vec<u8> {
     w.finish().expect("finish")
 }
 
+/// With `SPLIFF_FUZZ_SEEDS=DIR`, writes `trace` there as a seed of the `pcapng` fuzz target
+/// (how `fixtures/fuzz/pcapng/corpus` was seeded).
+fn seed(name: &str, trace: &[u8]) {
+    if let Some(dir) = std::env::var_os("SPLIFF_FUZZ_SEEDS") {
+        std::fs::write(std::path::Path::new(&dir).join(name), trace).expect("write a seed");
+    }
+}
+
 /// The pcapng output of `trace` with `limits`.
 fn replay_with(trace: &[u8], limits: BatchLimits) -> (Vec<u8>, ReplaySummary) {
     let mut out = Vec::new();
@@ -134,7 +142,9 @@ fn a_stream_offset_near_2_64_is_written_in_bounded_work() {
         data(1, Direction::Egress, u64::MAX - 20, b"0123456789"),
         data(1, Direction::Ingress, u64::MAX - 30, b"HTTP"),
     ];
-    let (out, _) = replay_pcapng(&trace(&records));
+    let trace = trace(&records);
+    seed("offset-near-2-64", &trace);
+    let (out, _) = replay_pcapng(&trace);
     let segs = segments(&out);
     let payload: Vec<u8> = segs.iter().flat_map(|s| s.payload.clone()).collect();
     // Every captured byte once, no more: the offsets near 2^64 neither wrapped around nor
@@ -176,6 +186,9 @@ fn one_address_pair(n: u64) -> Vec<u8> {
 fn connections_on_one_address_pair_get_distinct_4_tuples_past_the_port_count() {
     // Was: each connection probed the ports taken before it (quadratic), and the probe never
     // ended once the 64,512 client ports were taken.
+    let few = one_address_pair(6);
+    seed("one-address-pair", &few);
+    assert_eq!(replay_pcapng(&few).1.connections, 6);
     let n = 70_000;
     // Rebuilt whole only: connections this small are never rendered lazily.
     let (out, summary) = replay_with(&one_address_pair(n), BatchLimits::default());
