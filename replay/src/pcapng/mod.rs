@@ -9,6 +9,8 @@
 //!   "Decode As"; other connections keep their recorded port, so their bytes are not taken for
 //!   HTTP. The recorded ports are kept in the comment of the connection's first packet, with the
 //!   process (`pid=… comm=… exe=…`).
+//! - Every connection gets its own TCP 4-tuple, in constant time per connection (see
+//!   `ports`).
 //! - Bytes the trace lost leave a sequence gap (Wireshark: "previous segment not captured")
 //!   and the next segment's comment says how many bytes were lost and why.
 //!
