@@ -405,3 +405,33 @@ proptest! {
         prop_assert!(leading_ok >= intact, "{} < {} (first damage at {})", leading_ok, intact, first);
     }
 }
+
+/// FORMAT.md section 8: a file of 1–11 bytes is a torn first block when it starts like an SHB,
+/// else not pcapng; a custom block too short for a PEN is another vendor's block, skipped.
+#[test]
+fn tiny_files_and_pen_less_custom_blocks_are_reported_as_documented() {
+    let (bytes, _) = trace(0);
+    for n in 1..12 {
+        let got = entries(&bytes[..n]);
+        assert!(
+            matches!(&got[..], [Err(e)] if e.offset == 0 && matches!(e.kind, ReadErrorKind::TornTail { .. })),
+            "{n} bytes: {got:?}"
+        );
+    }
+    let got = entries(b"hello");
+    assert!(
+        matches!(&got[..], [Err(e)] if matches!(e.kind, ReadErrorKind::NotPcapng(_))),
+        "{got:?}"
+    );
+    // A custom block with an empty body (12 bytes: type, length, length).
+    let mut short = 0x0BADu32.to_le_bytes().to_vec();
+    short.extend_from_slice(&12u32.to_le_bytes());
+    short.extend_from_slice(&12u32.to_le_bytes());
+    let file = with_blocks(&[short]);
+    let got = entries(&file);
+    assert!(got.iter().all(Result::is_ok), "{got:?}");
+    assert!(
+        matches!(got.last(), Some(Ok(Entry::Other { .. }))),
+        "{got:?}"
+    );
+}

@@ -104,7 +104,8 @@ pub struct Request {
     pub scheme: Option<Vec<u8>>,
     /// Version of the request line; `None` when the head was not seen.
     pub version: Option<HttpVersion>,
-    /// Header fields in wire order; for HTTP/2 the pseudo-headers come first.
+    /// Header fields in wire order (for HTTP/2 pseudo-headers first, unless the block was
+    /// malformed: see [`Exchange::incomplete`]).
     pub headers: Vec<Header>,
     /// Size of the head on the wire (HTTP/1 bytes up to and including the empty
     /// line; HTTP/2 the HPACK-compressed header block).
@@ -122,6 +123,12 @@ impl Request {
     /// First value of header `name`, ASCII case-insensitive.
     pub fn header(&self, name: &str) -> Option<&[u8]> {
         find_header(&self.headers, name)
+    }
+
+    /// Whether the request head was not captured at all (no method, no target): the
+    /// exchange is known from its response only.
+    pub fn head_missing(&self) -> bool {
+        self.method.is_none() && self.target.is_none()
     }
 
     /// The method, lossily decoded.
@@ -154,7 +161,8 @@ pub struct Response {
     pub reason: Vec<u8>,
     /// Version of the status line; `None` when the head was not seen.
     pub version: Option<HttpVersion>,
-    /// Header fields in wire order; for HTTP/2 `:status` first.
+    /// Header fields in wire order (for HTTP/2 `:status` first, unless the block was
+    /// malformed: see [`Exchange::incomplete`]).
     pub headers: Vec<Header>,
     /// Size of the head on the wire (see [`Request::head_size`]).
     pub head_size: Option<u64>,

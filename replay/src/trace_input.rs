@@ -146,7 +146,12 @@ pub struct TraceContents<'a> {
 
 #[derive(Debug, Default)]
 struct Building<'a> {
+    /// The merge of `conn_records`, made once every trace is read.
     conn: Option<spliff_formats::Connection<'a>>,
+    /// Connection records as `(timestamp, position in the input, record)`: merged in
+    /// timestamp order, position breaking ties, as docs/FORMAT.md (kind 3) says, whatever
+    /// order the files hold them in (mergecap, an SNI learned later than a close).
+    conn_records: Vec<(u64, u64, spliff_formats::Connection<'a>)>,
     first_ts: Option<u64>,
     egress: Vec<Piece<'a>>,
     ingress: Vec<Piece<'a>>,
@@ -155,6 +160,21 @@ struct Building<'a> {
     /// Process id seen on data records, for connections without a connection record.
     data_pid: u32,
     data_len: u64,
+}
+
+impl Building<'_> {
+    /// Merges the connection records in timestamp order, position in the input breaking
+    /// ties (a stable sort keeps input order for equal timestamps).
+    fn merge_connection_records(&mut self) {
+        let mut records = std::mem::take(&mut self.conn_records);
+        records.sort_by_key(|(ts, position, _)| (*ts, *position));
+        for (_, _, c) in records {
+            match &mut self.conn {
+                Some(known) => known.merge(&c),
+                None => self.conn = Some(c),
+            }
+        }
+    }
 }
 
 /// A connection as indexed: what its records said, and its pieces still borrowed from the
@@ -241,7 +261,8 @@ impl<'a> TraceIndex<'a> {
     /// Indexes several traces as one, e.g. the files of a rotated capture (in the order they
     /// were written, which a glob of their names gives). Records are joined by capture id and
     /// connection id whatever file holds them, so a connection that spans files is rebuilt
-    /// whole: its data by stream offset, its connection records merged in file order. What a
+    /// whole: its data by stream offset, its connection records merged in timestamp order
+    /// (file order breaking ties, as docs/FORMAT.md says). What a
     /// rotation repeats at the start of a file (the capture info, the merged records of open
     /// connections and their processes) therefore changes nothing, and neither does the order
     /// of the connections (first timestamp, then key).
@@ -254,6 +275,7 @@ impl<'a> TraceIndex<'a> {
         let mut connections: Vec<PendingConnection<'a>> = building
             .into_iter()
             .map(|(key, mut b)| {
+                b.merge_connection_records();
                 // Growth slack would otherwise stay allocated until the connection is rebuilt.
                 b.egress.shrink_to_fit();
                 b.ingress.shrink_to_fit();
@@ -305,10 +327,7 @@ impl<'a> TraceIndex<'a> {
                 Record::Connection(c) => {
                     let b = building.entry(key(c.conn_id)).or_default();
                     touch(b);
-                    match &mut b.conn {
-                        Some(known) => known.merge(&c),
-                        None => b.conn = Some(c),
-                    }
+                    b.conn_records.push((r.ts_ns, out.records, c));
                 }
                 Record::TlsData(d) => {
                     let b = building.entry(key(d.conn_id)).or_default();
@@ -519,6 +538,33 @@ mod tests {
             w.write(*ts, r).expect("write");
         }
         w.finish().expect("finish")
+    }
+
+    #[test]
+    fn connection_records_merge_in_timestamp_order_then_file_order() {
+        let conn = |sni: &'static [u8], alpn: &'static [u8]| {
+            Record::Connection(Connection {
+                conn_id: 5,
+                sni,
+                alpn,
+                ..Connection::default()
+            })
+        };
+        // As after mergecap, or a record learned late but stamped early: the file holds the
+        // newer SNI first. Equal timestamps keep file order (the later ALPN wins).
+        let bytes = trace(
+            1,
+            &[
+                (20, conn(b"new.example", b"h2")),
+                (10, conn(b"old.example", b"")),
+                (20, conn(b"", b"http/1.1")),
+                (30, data(5, Direction::Egress, 0, b"x")),
+            ],
+        );
+        let c = read_connections(&bytes);
+        let info = &c.connections[0].info;
+        assert_eq!(info.sni.as_deref(), Some("new.example"));
+        assert_eq!(info.alpn.as_deref(), Some(&b"http/1.1"[..]));
     }
 
     #[test]

@@ -5,6 +5,8 @@
 use std::path::{Path, PathBuf};
 
 use spliff_replay::body::{BodyError, ContentCoding, DecodeOptions, decode_content};
+use spliff_replay::pcapng::{PcapngOptions, PcapngSink};
+use spliff_replay::pipeline::{BatchLimits, replay_to};
 use spliff_replay::{ConnectionStreams, DirectionStream, Piece, ReplayOptions, reconstruct};
 
 fn files(target: &str) -> Vec<PathBuf> {
@@ -97,5 +99,40 @@ fn protocol_inputs_reconstruct_without_panicking() {
             };
             let _ = reconstruct(&streams, &ReplayOptions::default());
         }
+    }
+}
+
+/// The pcapng target's inputs are traces: each is written as pcapng whole and lazily, with the
+/// same bytes (as the target asserts).
+#[test]
+fn pcapng_inputs_write_the_same_bytes_whole_and_lazily() {
+    let inputs = files("pcapng");
+    assert!(
+        !inputs.is_empty(),
+        "the pcapng corpus is in fixtures/fuzz/pcapng"
+    );
+    for f in inputs {
+        let data = std::fs::read(&f).expect("read");
+        let run = |limits: BatchLimits| {
+            let mut out = Vec::new();
+            let sink = PcapngSink::new(PcapngOptions { max_segment: 64 });
+            replay_to(
+                &data,
+                &ReplayOptions::default(),
+                limits,
+                &|_| {},
+                &sink,
+                &mut out,
+            )
+            .map(|_| out)
+            .map_err(|e| e.to_string())
+        };
+        let whole = run(BatchLimits::default());
+        let lazy = run(BatchLimits {
+            lazy_bytes: 0,
+            lazy_window: 64,
+            ..BatchLimits::default()
+        });
+        assert!(whole == lazy, "{}", f.display());
     }
 }

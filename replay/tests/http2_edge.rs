@@ -440,6 +440,14 @@ fn mid_connection_frames_are_detected_without_alpn_or_preface() {
             .iter()
             .any(|m| m.contains("request headers not captured"))
     );
+    // The first frame was found by resynchronisation past the payload's tail: said so.
+    assert!(
+        e.incomplete.iter().any(|m| m
+            == "response frames located by resynchronisation (from offset 90034): their \
+                framing is not certain"),
+        "{:?}",
+        e.incomplete
+    );
     assert_eq!(e.stream_id, Some(7));
 }
 
@@ -527,4 +535,150 @@ fn both_directions_are_read_in_time_order_and_a_closed_stream_is_final() {
     );
     let done = &r.exchanges[1];
     assert!(done.is_complete(), "{:?}", done.incomplete);
+}
+
+/// An HPACK literal with incremental indexing and a new name: `name: <len bytes of fill>`.
+fn indexed_literal(name: &str, fill: u8, len: usize) -> Vec<u8> {
+    assert!(name.len() < 127 && (127..127 + 128 * 128).contains(&len));
+    let rest = len - 127;
+    let mut b = vec![0x40, name.len() as u8];
+    b.extend_from_slice(name.as_bytes());
+    b.extend_from_slice(&[0x7f, (rest & 0x7f) as u8 | 0x80, (rest >> 7) as u8]);
+    b.extend(std::iter::repeat_n(fill, len));
+    b
+}
+
+#[test]
+fn a_join_after_a_64k_table_was_announced_decodes_without_false_invalid_hpack() {
+    // Before the capture: the client allowed a 64 KiB table and the server's encoder grew to
+    // it. After the join, the server inserts 5 entries of ~1 KiB (more than the 4096-byte
+    // default holds) and then refers back to the oldest of them: valid for a 64 KiB table.
+    let mut cenc = loona_hpack::Encoder::new();
+    let mut req = PREFACE.to_vec();
+    req.extend(settings(&[(1, 65_536)]));
+    let mut resp = settings(&[]);
+    let mut first = vec![0x3f, 0xe1, 0xff, 0x03, 0x88]; // size update to 65536, :status 200
+    first.extend(indexed_literal("x-before", b'b', 1000));
+    let mut join = (0, 0);
+    for (k, stream) in (1..=13u32).step_by(2).enumerate() {
+        if stream == 3 {
+            join = (req.len() as u64, resp.len() as u64);
+        }
+        let path = format!("/{stream}");
+        req.extend(frame(
+            1,
+            END_HEADERS | END_STREAM,
+            stream,
+            &encode(&mut cenc, &get(&path)),
+        ));
+        let block = match stream {
+            1 => first.clone(),
+            // The oldest entry inserted after the join: dynamic index 5, HPACK index 66.
+            13 => vec![0x88, 0x80 | 66],
+            _ => [
+                vec![0x88],
+                indexed_literal(&format!("x-after-{k}"), b'a', 1000),
+            ]
+            .concat(),
+        };
+        resp.extend(frame(1, END_HEADERS | END_STREAM, stream, &block));
+    }
+    let r = replay(
+        None,
+        starting_at(one(1, req), join.0),
+        starting_at(one(2, resp), join.1),
+    );
+    let last = r
+        .exchanges
+        .iter()
+        .find(|e| e.stream_id == Some(13))
+        .expect("stream 13");
+    let resp = last.response.as_ref().expect("a response");
+    assert_eq!(resp.status, Some(200), "{:?}", last.incomplete);
+    assert_eq!(resp.headers[1].name, b"x-after-1");
+    assert_eq!(resp.headers[1].value, vec![b'a'; 1000]);
+    for e in &r.exchanges {
+        assert!(
+            !e.incomplete.iter().any(|m| m.contains("invalid HPACK")),
+            "stream {:?}: {:?}",
+            e.stream_id,
+            e.incomplete
+        );
+        assert_eq!(e.response.as_ref().and_then(|r| r.status), Some(200));
+    }
+}
+
+#[test]
+fn server_frames_on_streams_the_client_never_opened_are_not_shown() {
+    let (mut cenc, mut senc) = (loona_hpack::Encoder::new(), loona_hpack::Encoder::new());
+    let mut req = PREFACE.to_vec();
+    req.extend(settings(&[]));
+    req.extend(frame(
+        1,
+        END_HEADERS | END_STREAM,
+        1,
+        &encode(&mut cenc, &get("/real")),
+    ));
+    let mut resp = settings(&[]);
+    resp.extend(frame(
+        1,
+        END_HEADERS,
+        1,
+        &block(&mut senc, &[(":status", "200")]),
+    ));
+    // What a resynchronisation inside a payload can find: a lookalike response on stream 3,
+    // which the client (seen from the preface, nothing lost) never opened.
+    resp.extend(frame(
+        1,
+        END_HEADERS,
+        3,
+        &block(&mut senc, &[(":status", "200"), ("x-evil", "injected")]),
+    ));
+    resp.extend(frame(0, END_STREAM, 3, b"invented"));
+    resp.extend(frame(0, END_STREAM, 1, b"real body"));
+    let r = run(req, resp);
+    assert_eq!(r.exchanges.len(), 1, "{:?}", r.exchanges);
+    let e = &r.exchanges[0];
+    assert_eq!(e.stream_id, Some(1));
+    assert_eq!(e.response.as_ref().unwrap().body, b"real body");
+    assert!(
+        r.notes.iter().any(|n| n
+            == "2 response frame(s) for stream 3, which the client never opened, were ignored \
+                (framing found by resynchronisation is not certain)"),
+        "{:?}",
+        r.notes
+    );
+}
+
+#[test]
+fn after_a_join_only_streams_above_the_first_captured_one_must_have_been_opened() {
+    let (mut cenc, mut senc) = (loona_hpack::Encoder::new(), loona_hpack::Encoder::new());
+    // The capture joined the connection: the client's first captured stream is 5.
+    let req = frame(
+        1,
+        END_HEADERS | END_STREAM,
+        5,
+        &encode(&mut cenc, &get("/five")),
+    );
+    let mut resp = Vec::new();
+    for id in [3u32, 5, 7] {
+        resp.extend(frame(
+            1,
+            END_HEADERS | END_STREAM,
+            id,
+            &block(&mut senc, &[(":status", "204")]),
+        ));
+    }
+    let at = |offset: u64, ts_ns: u64, bytes: Vec<u8>| {
+        vec![Piece::Data {
+            offset,
+            ts_ns,
+            bytes: bytes.into(),
+        }]
+    };
+    let r = replay(None, at(1000, 1, req), at(2000, 2, resp));
+    let mut ids: Vec<_> = r.exchanges.iter().map(|e| e.stream_id).collect();
+    ids.sort();
+    // Stream 3 may have opened before the capture; stream 7 would be in it.
+    assert_eq!(ids, [Some(3), Some(5)], "{:?}", r.notes);
 }

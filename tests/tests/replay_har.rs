@@ -98,3 +98,46 @@ fn rayon_pool(threads: usize) -> rayon::ThreadPool {
         .build()
         .expect("pool")
 }
+
+/// The marks of issue 19 stay valid HAR: a request not captured (placeholder method and URL,
+/// `_requestMissing`, a request comment) and trailers (`_trailers`).
+#[test]
+fn a_missing_request_and_trailers_are_valid_har() {
+    use spliff_formats::{
+        CaptureId, Connection, ConnectionRole, Direction, Record, SectionInfo, TlsData, TraceWriter,
+    };
+    let dir = TempDir::new("har-missing");
+    let mut w = TraceWriter::new(Vec::new(), &SectionInfo::default(), CaptureId([4; 16]))
+        .expect("writing to a Vec cannot fail");
+    let response = b"HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n2\r\nok\r\n0\r\n\
+                     grpc-status: 0\r\n\r\n";
+    let records = [
+        Record::Connection(Connection {
+            conn_id: 1,
+            pid: 7,
+            role: ConnectionRole::Client,
+            local: "10.0.0.1:40000".parse().ok(),
+            remote: "10.0.0.2:443".parse().ok(),
+            sni: b"example.test",
+            ..Connection::default()
+        }),
+        // The capture began after the request was written: only the response is in it.
+        Record::TlsData(TlsData {
+            conn_id: 1,
+            pid: 7,
+            tid: 7,
+            direction: Direction::Ingress,
+            stream_offset: 0,
+            payload: response,
+        }),
+    ];
+    for (i, r) in records.iter().enumerate() {
+        w.write(1_000 + i as u64, r).expect("write");
+    }
+    let (har, path) = har_of(&w.finish().expect("finish"), &dir);
+    assert_valid_har(&path);
+    let e = &har["log"]["entries"][0];
+    assert_eq!(e["_requestMissing"], true);
+    assert_eq!(e["request"]["method"], "(not captured)");
+    assert_eq!(e["response"]["_trailers"][0]["name"], "grpc-status");
+}

@@ -211,6 +211,22 @@ impl<W: Write> Converter<W> {
         }
     }
 
+    /// A recorder that lags reads /proc of a process already exiting (no exe any more): the
+    /// path the kernel exec'd, from the event itself, stands in, when it was read whole and is
+    /// absolute.
+    fn exec_filename(&mut self, exec: &spliff_recorder::bpf::ProcessExec) {
+        // A relative path was relative to a working directory the trace does not know.
+        if exec.filename_truncated || exec.filename_unreadable || !exec.filename.is_absolute() {
+            return;
+        }
+        if let Some(info) = self.proc_cache.get_mut(&exec.pid)
+            && info.exe.is_empty()
+        {
+            use std::os::unix::ffi::OsStrExt as _;
+            info.exe = exec.filename.as_os_str().as_bytes().to_vec();
+        }
+    }
+
     /// Writes the process record of `pid` once.
     fn ensure_process(&mut self, ts_ns: u64, pid: u32, comm: &str) -> Result<(), WriteError> {
         if !self.processes_written.insert(pid) {
@@ -218,13 +234,18 @@ impl<W: Write> Converter<W> {
         }
         // Live /proc first (most complete), then the exec snapshot, then
         // what the kernel event said.
-        let info = process_info::read(pid)
-            .or_else(|| self.proc_cache.remove(&pid))
-            .unwrap_or_else(|| ProcInfo {
+        let snapshot = self.proc_cache.remove(&pid);
+        let info = match (process_info::read(pid), snapshot) {
+            (Some(mut live), Some(snapshot)) => {
+                live.fill_from_snapshot(snapshot);
+                live
+            }
+            (live, snapshot) => live.or(snapshot).unwrap_or_else(|| ProcInfo {
                 pid,
                 comm: comm.as_bytes().to_vec(),
                 ..ProcInfo::default()
-            });
+            }),
+        };
         let cmdline: Vec<&[u8]> = info.cmdline.iter().map(Vec::as_slice).collect();
         self.write(
             ts_ns,
@@ -367,6 +388,7 @@ impl<W: Write> Converter<W> {
         match event {
             Event::ProcessExec(exec) => {
                 self.snapshot_process(exec.pid);
+                self.exec_filename(&exec);
                 return Ok(Some(exec.pid));
             }
             Event::TlsData(data) => {

@@ -27,6 +27,24 @@ pub struct ProcInfo {
     pub container_id: Vec<u8>,
 }
 
+impl ProcInfo {
+    /// Fills what a live read came back without from `snapshot`, taken at the same process's
+    /// exec: a process in the middle of exiting has released its memory, so its exe and
+    /// cmdline are gone from /proc before it turns zombie. A snapshot of another process that
+    /// had the pid before (another start time) is ignored.
+    pub fn fill_from_snapshot(&mut self, snapshot: ProcInfo) {
+        if snapshot.start_ns != self.start_ns {
+            return;
+        }
+        if self.exe.is_empty() {
+            self.exe = snapshot.exe;
+        }
+        if self.cmdline.is_empty() {
+            self.cmdline = snapshot.cmdline;
+        }
+    }
+}
+
 /// Reads /proc/PID; `None` when the process is gone (or a zombie).
 pub fn read(pid: u32) -> Option<ProcInfo> {
     use std::os::unix::ffi::OsStrExt as _;
@@ -105,6 +123,34 @@ mod tests {
         assert_eq!(me.pid, std::process::id());
         assert!(!me.comm.is_empty());
         assert!(me.start_ns > 0);
+    }
+
+    #[test]
+    fn an_exiting_process_keeps_what_its_exec_snapshot_saw() {
+        let snapshot = ProcInfo {
+            start_ns: 7,
+            exe: b"/usr/bin/curl".to_vec(),
+            cmdline: vec![b"curl".to_vec()],
+            ..ProcInfo::default()
+        };
+        let exiting = ProcInfo {
+            start_ns: 7,
+            comm: b"curl".to_vec(),
+            ..ProcInfo::default()
+        };
+        let mut live = exiting.clone();
+        live.fill_from_snapshot(snapshot.clone());
+        assert_eq!(
+            (live.exe, live.cmdline),
+            (snapshot.exe.clone(), snapshot.cmdline.clone())
+        );
+        // A pid reused by another process: its snapshot says nothing about this one.
+        let mut other = ProcInfo {
+            start_ns: 8,
+            ..exiting
+        };
+        other.fill_from_snapshot(snapshot);
+        assert!(other.exe.is_empty());
     }
 
     #[test]

@@ -85,3 +85,21 @@ pub fn run(data: &[u8], alpn: &[u8], prefix: &[u8]) {
     let _ = spliff_replay::text::write_exchanges(&replayed, &options, &decode, &mut sink);
     let _ = spliff_replay::pcapng::write_pcapng(&replayed, &Default::default(), &mut sink);
 }
+
+/// The pcapng target: `data` is a trace file. Writing it as pcapng must return without
+/// panicking and in work bounded by the input, and connections rendered item by item
+/// (lazily, through windows) must give the bytes of the ones rebuilt whole.
+pub fn pcapng(data: &[u8]) {
+    use spliff_replay::pcapng::{PcapngOptions, PcapngSink};
+    use spliff_replay::pipeline::{BatchLimits, replay_to};
+    let run = |limits: BatchLimits| {
+        let mut out = Vec::new();
+        let sink = PcapngSink::new(PcapngOptions { max_segment: 64 });
+        replay_to(data, &ReplayOptions::default(), limits, &|_| {}, &sink, &mut out)
+            .map(|_| out)
+            .map_err(|e| e.to_string())
+    };
+    let whole = run(BatchLimits::default());
+    let lazy = run(BatchLimits { lazy_bytes: 0, lazy_window: 64, ..BatchLimits::default() });
+    assert!(whole == lazy, "the lazy pcapng output differs from the whole one");
+}

@@ -11,7 +11,7 @@ use super::model::{
 };
 use crate::body::{DecodeOptions, decode_body_cow};
 use crate::exchange::{Exchange, Header, HttpVersion, WsOpcode};
-use crate::pipeline::{exchange_start_ns, exchange_url};
+use crate::pipeline::{exchange_method, exchange_start_ns, exchange_url};
 use crate::stream::Side;
 use crate::trace_input::ConnectionInfo;
 
@@ -119,7 +119,7 @@ pub(crate) fn build<'a>(
 ) -> Entry<'a> {
     let mut incomplete = ex.incomplete.clone();
     let url = exchange_url(ex, info);
-    let method = ex.request.method.as_deref().map(text).unwrap_or_default();
+    let method = exchange_method(ex);
     let req = &ex.request;
     let post_data = (!req.body.is_empty()).then(|| {
         let (text, encoding) = cow_body_text(Cow::Borrowed(&req.body));
@@ -141,6 +141,11 @@ pub(crate) fn build<'a>(
         post_data,
         headers_size: req.head_size.map_or(-1, |s| s as i64),
         body_size: req.body_wire_size as i64,
+        trailers: pairs(&req.trailers),
+        comment: req.head_missing().then_some(
+            "request not captured (sent before the capture or in lost bytes): method and URL \
+             are placeholders",
+        ),
     };
 
     let response = match &ex.response {
@@ -191,6 +196,7 @@ pub(crate) fn build<'a>(
                         headers: pairs(&i.headers),
                     })
                     .collect(),
+                trailers: pairs(&resp.trailers),
             }
         }
         None => {
@@ -212,6 +218,7 @@ pub(crate) fn build<'a>(
                 headers_size: -1,
                 body_size: -1,
                 informational: Vec::new(),
+                trailers: Vec::new(),
             }
         }
     };
@@ -290,6 +297,7 @@ pub(crate) fn build<'a>(
         connection_id: info.key.conn_id,
         capture_id: info.key.capture_id.to_string(),
         stream_id: ex.stream_id,
+        request_missing: req.head_missing(),
         incomplete,
         loss: ex
             .loss

@@ -182,6 +182,12 @@ fn request(out: &mut Vec<u8>, r: &Request<'_>) {
     }
     o.int("headersSize", r.headers_size);
     o.int("bodySize", r.body_size);
+    if !r.trailers.is_empty() {
+        pairs(o.key("_trailers"), &r.trailers);
+    }
+    if let Some(c) = r.comment {
+        o.str("comment", c);
+    }
     o.end();
 }
 
@@ -220,6 +226,9 @@ fn response(out: &mut Vec<u8>, r: &Response<'_>) {
             o.end();
         });
     }
+    if !r.trailers.is_empty() {
+        pairs(o.key("_trailers"), &r.trailers);
+    }
     o.end();
 }
 
@@ -250,6 +259,8 @@ pub(crate) fn size_hint(e: &Entry<'_>) -> usize {
     2048 + informational
         + req.url.len() * 2
         + pairs(&req.headers)
+        + pairs(&req.trailers)
+        + pairs(&resp.trailers)
         + pairs(&req.cookies)
         + pairs(&req.query_string)
         + req.post_data.as_ref().map_or(0, |p| p.text.len())
@@ -300,6 +311,9 @@ pub(crate) fn entry(out: &mut Vec<u8>, e: &Entry<'_>) {
     o.str("_captureId", &e.capture_id);
     if let Some(v) = e.stream_id {
         o.int("_streamId", v);
+    }
+    if e.request_missing {
+        o.key("_requestMissing").extend_from_slice(b"true");
     }
     if !e.incomplete.is_empty() {
         array(o.key("_incomplete"), &e.incomplete, |out, s| string(out, s));

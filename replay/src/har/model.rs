@@ -49,7 +49,7 @@ pub struct Request<'a> {
     pub http_version: String,
     /// Cookies from the `Cookie` header.
     pub cookies: Vec<NameValue>,
-    /// Header fields in wire order; HTTP/2 pseudo-headers first, as Chrome writes them.
+    /// Header fields in wire order (HTTP/2 pseudo-headers first in a well-formed block).
     pub headers: Vec<NameValue>,
     /// Query string parameters, undecoded.
     #[serde(rename = "queryString")]
@@ -63,6 +63,14 @@ pub struct Request<'a> {
     /// Bytes of the request body as sent, -1 unknown.
     #[serde(rename = "bodySize")]
     pub body_size: i64,
+    /// Trailer fields (chunked trailers, a trailing HTTP/2 HEADERS block) in wire order;
+    /// absent when none. HAR has no place for them.
+    #[serde(rename = "_trailers", skip_serializing_if = "Vec::is_empty")]
+    pub trailers: Vec<NameValue>,
+    /// Why the request is not what was sent, when its head was not captured (HAR 1.2
+    /// `comment`); absent otherwise.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub comment: Option<&'static str>,
 }
 
 /// `response.content`.
@@ -115,6 +123,9 @@ pub struct Response<'a> {
     /// the server actually sent.
     #[serde(rename = "_informational", skip_serializing_if = "Vec::is_empty")]
     pub informational: Vec<InformationalResponse>,
+    /// Trailer fields in wire order (gRPC's `grpc-status` lives here); absent when none.
+    #[serde(rename = "_trailers", skip_serializing_if = "Vec::is_empty")]
+    pub trailers: Vec<NameValue>,
 }
 
 /// One interim 1xx response in `response._informational`.
@@ -218,6 +229,10 @@ pub struct Entry<'a> {
     /// HTTP/2 stream id.
     #[serde(rename = "_streamId", skip_serializing_if = "Option::is_none")]
     pub stream_id: Option<u32>,
+    /// `true` when the request head was not captured: method and URL are then placeholders
+    /// ([`crate::pipeline::UNKNOWN_METHOD`]), not what was sent; absent otherwise.
+    #[serde(rename = "_requestMissing", skip_serializing_if = "std::ops::Not::not")]
+    pub request_missing: bool,
     /// Why the entry is not a complete, faithful copy; absent when it is.
     #[serde(rename = "_incomplete", skip_serializing_if = "Vec::is_empty")]
     pub incomplete: Vec<String>,

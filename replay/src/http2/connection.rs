@@ -26,6 +26,11 @@
 //! them ([`Replayer::next_exchange`]): memory is the open streams, not the connection. A stream
 //! that never closes holds back every exchange after it until the capture ends.
 //!
+//! Server frames on a client stream the captured request direction shows was never opened
+//! (it holds every stream opened since the connection began, or since its first captured one,
+//! and lost nothing) are ignored with a note: they can only be a lookalike found by a
+//! resynchronisation, and showing them would invent an exchange.
+//!
 //! [`replay`] (the whole-connection path) runs the same machine to the end and takes every
 //! exchange, so both paths give the same result by construction.
 
@@ -303,7 +308,10 @@ impl Replayer {
                 )
             });
         }
-        // The receiver of a direction's headers advertises its decoder's bound.
+        // The receiver of a direction's headers advertises its decoder's bound. Seen from
+        // its start, its SETTINGS are all in the capture; joined later, earlier ones may
+        // have announced any size, so the bound is unknown and only memory caps the table.
+        let known = [framers[0].from_start, framers[1].from_start];
         let bound_for = |receiver: &Survey, who: &str, notes: &mut Vec<String>| {
             let advertised = receiver.table_size.map_or(0, |v| v as usize);
             let bound = advertised.max(DEFAULT_TABLE_SIZE);
@@ -315,19 +323,24 @@ impl Replayer {
             }
             bound.min(limits.max_table_size).max(DEFAULT_TABLE_SIZE)
         };
-        let request_bound = bound_for(&survey[1], "server", &mut notes);
-        let response_bound = bound_for(&survey[0], "client", &mut notes);
-        let dir = |from_start: bool, bound: usize| {
+        let request_bound = known[1].then(|| bound_for(&survey[1], "server", &mut notes));
+        let response_bound = known[0].then(|| bound_for(&survey[0], "client", &mut notes));
+        let dir = |from_start: bool, bound: Option<usize>| {
             let max_block = limits.max_header_block;
+            let size = bound.unwrap_or(limits.max_table_size.max(DEFAULT_TABLE_SIZE));
+            let decoder = if from_start {
+                HeaderDecoder::new(DEFAULT_TABLE_SIZE, size, max_block)
+            } else {
+                HeaderDecoder::lost(
+                    size,
+                    max_block,
+                    "capture started mid-connection: no HPACK context",
+                )
+            };
             Some(DirState {
-                decoder: if from_start {
-                    HeaderDecoder::new(DEFAULT_TABLE_SIZE, bound, max_block)
-                } else {
-                    HeaderDecoder::lost(
-                        bound,
-                        max_block,
-                        "capture started mid-connection: no HPACK context",
-                    )
+                decoder: match bound {
+                    Some(_) => decoder,
+                    None => decoder.with_unknown_bound(),
                 },
                 pending: None,
                 from_start,
@@ -350,6 +363,10 @@ impl Replayer {
             ready: BTreeMap::new(),
             connection_closed: closed,
             discard: None,
+            client_low: None,
+            request_gaps: false,
+            unopened: BTreeMap::new(),
+            resynced: [None; 2],
         };
         Replayer {
             conn,
@@ -551,9 +568,58 @@ struct Conn {
     connection_closed: bool,
     /// Where a frame of a closed stream takes effect, to be dropped.
     discard: Option<StreamState>,
+    /// Lowest stream id a request HEADERS opened in the capture.
+    client_low: Option<u32>,
+    /// The request direction lost bytes or frame sync: a HEADERS that opened a stream may be
+    /// missing from it.
+    request_gaps: bool,
+    /// Per direction: where frame sync was last found by resynchronisation (at the start of a
+    /// capture that joined the connection mid-frame, or after unparseable bytes).
+    resynced: [Option<u64>; 2],
+    /// Client streams whose server frames were ignored (see [`Conn::never_opened`]): the
+    /// number of frames.
+    unopened: BTreeMap<u32, u64>,
 }
 
 impl Conn {
+    /// Whether a server frame on client stream `id` names a stream the client never opened:
+    /// the request direction holds every stream the client opened since the connection began
+    /// (or since the first one it shows), nothing of it was lost, and `id` is not among them.
+    /// Such a frame is not the server's (typically a lookalike inside a payload, found by a
+    /// resynchronisation), and showing it would invent an exchange.
+    fn never_opened(&mut self, side: Side, id: u32) -> bool {
+        if side != Side::Response
+            || id.is_multiple_of(2)
+            || self.request_gaps
+            || self.streams.contains_key(&id)
+            || self.closed_ids.contains(&id)
+        {
+            return false;
+        }
+        let from_start = self.dirs[0].as_ref().is_some_and(|d| d.from_start);
+        let unopened = from_start || self.client_low.is_some_and(|low| id > low);
+        if unopened {
+            *self.unopened.entry(id).or_default() += 1;
+        }
+        unopened
+    }
+
+    /// Marks the streams a frame of `side` just touched when that direction's framing was
+    /// found by resynchronisation: a lookalike frame inside a payload cannot be ruled out.
+    fn mark_resynced(&mut self, side: Side) {
+        let Some(at) = self.resynced[side as usize] else {
+            return;
+        };
+        for id in &self.touched {
+            if let Some(s) = self.streams.get_mut(id) {
+                s.mark(format!(
+                    "{side} frames located by resynchronisation (from offset {at}): their \
+                     framing is not certain"
+                ));
+            }
+        }
+    }
+
     fn stream(&mut self, side: Side, id: u32) -> &mut StreamState {
         if self.closed_ids.contains(&id) {
             *self.late.entry((side, id)).or_default() += 1;
@@ -592,9 +658,24 @@ impl Conn {
                 p.place.offset
             ));
         }
+        if side == Side::Request {
+            match event {
+                Event::Frame(Located {
+                    frame: Frame::Headers(h),
+                    ..
+                }) => {
+                    self.client_low =
+                        Some(self.client_low.map_or(h.stream_id, |l| l.min(h.stream_id)))
+                }
+                Event::Frame(_) => {}
+                Event::Desync { .. } if starting && !dir.from_start => {}
+                _ => self.request_gaps = true,
+            }
+        }
         match event {
             Event::Frame(located) => {
                 self.frame(side, located, decoder, pending);
+                self.mark_resynced(side);
             }
             Event::Invalid {
                 offset,
@@ -637,6 +718,7 @@ impl Conn {
                 len,
                 reason,
             } => {
+                self.resynced[side as usize] = Some(offset.saturating_add(*len));
                 if starting && !dir.from_start {
                     self.notes.push(format!(
                         "capture started mid-frame: {reason} ({side} offset {offset}, {len} bytes)"
@@ -768,6 +850,12 @@ impl Conn {
         for s in std::mem::take(&mut self.streams).into_values() {
             self.close(s);
         }
+        for (id, frames) in std::mem::take(&mut self.unopened) {
+            self.notes.push(format!(
+                "{frames} response frame(s) for stream {id}, which the client never opened, \
+                 were ignored (framing found by resynchronisation is not certain)"
+            ));
+        }
         for ((side, id), frames) in std::mem::take(&mut self.late) {
             self.notes.push(format!(
                 "{frames} {side} frame(s) for stream {id} after it closed were ignored"
@@ -788,6 +876,7 @@ impl Conn {
             last_ts: located.last_ts,
         };
         match &located.frame {
+            Frame::Data(d) if self.never_opened(side, d.stream_id) => {}
             Frame::Data(d) => {
                 self.stream(side, d.stream_id).on_data(
                     side,
@@ -917,6 +1006,8 @@ impl Conn {
         let outcome = decoder.decode(&p.buf);
         let len = p.buf.len() as u64;
         match p.kind {
+            // Decoded all the same: the block changed the sender's HPACK table either way.
+            BlockKind::Headers { .. } if self.never_opened(side, p.stream_id) => {}
             BlockKind::Headers { end_stream } => {
                 self.stream(side, p.stream_id)
                     .on_block(side, outcome, len, end_stream, p.place);

@@ -10,7 +10,10 @@
 //! change with a dynamic table size update inside a header block (RFC 7541
 //! §4.2), which both decoders apply. The setting only caps those updates, so the
 //! caller passes the largest value the receiving peer advertised over the
-//! connection (at least the 4096 default) as the bound, capped for memory.
+//! connection (at least the 4096 default) as the bound, capped for memory. When the
+//! receiving peer was not seen from the start of the connection, SETTINGS may have been
+//! exchanged before the capture and the bound is unknown: any size is then accepted, and the
+//! memory cap only forgets entries (they become unknown, never "beyond the table").
 
 pub(crate) mod decoder;
 pub(crate) mod huffman;
@@ -44,6 +47,9 @@ enum State {
 pub(crate) struct HeaderDecoder {
     state: State,
     bound: usize,
+    /// Whether `bound` is the peer's real bound, or only a memory cap because SETTINGS may
+    /// have been exchanged before the capture (see [`HeaderDecoder::with_unknown_bound`]).
+    bound_known: bool,
     max_list_bytes: usize,
 }
 
@@ -70,8 +76,20 @@ impl HeaderDecoder {
         HeaderDecoder {
             state: State::InSync(decoder::Decoder::new(table_size, bound)),
             bound,
+            bound_known: true,
             max_list_bytes,
         }
+    }
+
+    /// The same decoder for a peer whose SETTINGS were not all seen: it may have announced
+    /// any table size, so the table kept without full context accepts any size update and
+    /// evicts only what a size update proves gone (`bound` then caps memory only).
+    pub(crate) fn with_unknown_bound(mut self) -> HeaderDecoder {
+        self.bound_known = false;
+        if let State::Lost { table, .. } = &mut self.state {
+            *table = PartialTable::unknown_bound(self.bound);
+        }
+        self
     }
 
     /// A decoder for a direction whose earlier header blocks were not captured.
@@ -87,8 +105,13 @@ impl HeaderDecoder {
 
     /// Forgets the dynamic table: bytes that may have changed it were not seen.
     pub(crate) fn lose_context(&mut self, reason: impl Into<String>) {
+        let table = if self.bound_known {
+            PartialTable::unknown(self.bound)
+        } else {
+            PartialTable::unknown_bound(self.bound)
+        };
         self.state = State::Lost {
-            table: PartialTable::unknown(self.bound),
+            table,
             reason: reason.into(),
         };
     }

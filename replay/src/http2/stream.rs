@@ -61,10 +61,18 @@ pub(crate) struct StreamState {
     pub losses_before_response: Vec<Loss>,
 }
 
-/// Pseudo-headers first (as HAR from Chrome shows them), otherwise wire order.
-fn pseudo_first(mut headers: Vec<Header>) -> Vec<Header> {
-    headers.sort_by_key(|h| !h.is_pseudo());
-    headers
+/// Why a header block is malformed by the order of its fields (RFC 9113 §8.3: every
+/// pseudo-header comes before the regular ones); `None` when it is not. Such a block is shown
+/// in wire order all the same: the views show what was sent, not what should have been.
+fn misplaced_pseudo(side: Side, headers: &[Header]) -> Option<String> {
+    let first_regular = headers.iter().position(|h| !h.is_pseudo())?;
+    let late = headers[first_regular..].iter().find(|h| h.is_pseudo())?;
+    Some(format!(
+        "{side} header block malformed (RFC 9113 §8.3): pseudo-header {} after regular header \
+         {}; shown in wire order",
+        late.name_str(),
+        headers[first_regular].name_str()
+    ))
 }
 
 fn status_of(headers: &[Header]) -> Option<u16> {
@@ -186,20 +194,23 @@ impl StreamState {
                 return;
             }
         };
+        if let Some(reason) = misplaced_pseudo(side, &headers) {
+            self.mark(reason);
+        }
+        let half = self.half_mut(side);
         let has_pseudo = headers.iter().any(Header::is_pseudo);
         match side {
             Side::Request if half.head.is_none() && has_pseudo => {
-                half.head = Some(pseudo_first(headers));
+                half.head = Some(headers);
                 half.head_size = Some(block_len);
             }
             Side::Request => half.trailers.extend(headers),
             Side::Response => match status_of(&headers) {
-                Some(status @ 100..=199) => half.informational.push(Informational {
-                    status,
-                    headers: pseudo_first(headers),
-                }),
+                Some(status @ 100..=199) => {
+                    half.informational.push(Informational { status, headers })
+                }
                 Some(_) if half.head.is_none() => {
-                    half.head = Some(pseudo_first(headers));
+                    half.head = Some(headers);
                     half.head_size = Some(block_len);
                 }
                 _ => half.trailers.extend(headers),
@@ -338,7 +349,7 @@ mod tests {
         );
         s.on_block(
             Side::Response,
-            BlockOutcome::Decoded(hs(&[("content-type", "a/b"), (":status", "200")])),
+            BlockOutcome::Decoded(hs(&[(":status", "200"), ("content-type", "a/b")])),
             5,
             false,
             place(10, 4),
@@ -362,6 +373,29 @@ mod tests {
         assert_eq!(ex.timings.request_last_byte_ns, Some(2));
         assert_eq!(ex.timings.response_first_byte_ns, Some(3));
         assert_eq!(ex.timings.response_last_byte_ns, Some(6));
+    }
+
+    #[test]
+    fn a_pseudo_header_after_a_regular_one_stays_in_wire_order_and_is_marked() {
+        let mut s = StreamState::new(1);
+        let wire = hs(&[(":method", "GET"), ("user-agent", "u"), (":path", "/p")]);
+        s.on_block(
+            Side::Request,
+            BlockOutcome::Decoded(wire.clone()),
+            10,
+            true,
+            place(0, 1),
+        );
+        let ex = s.into_exchange(true);
+        assert_eq!(ex.request.headers, wire);
+        assert_eq!(ex.request.target.as_deref(), Some(&b"/p"[..]));
+        assert!(
+            ex.incomplete.iter().any(|r| r
+                == "request header block malformed (RFC 9113 §8.3): pseudo-header :path after \
+                    regular header user-agent; shown in wire order"),
+            "{:?}",
+            ex.incomplete
+        );
     }
 
     #[test]

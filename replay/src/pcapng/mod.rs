@@ -9,6 +9,8 @@
 //!   "Decode As"; other connections keep their recorded port, so their bytes are not taken for
 //!   HTTP. The recorded ports are kept in the comment of the connection's first packet, with the
 //!   process (`pid=… comm=… exe=…`).
+//! - Every connection gets its own TCP 4-tuple, in constant time per connection (see
+//!   `ports`).
 //! - Bytes the trace lost leave a sequence gap (Wireshark: "previous segment not captured")
 //!   and the next segment's comment says how many bytes were lost and why.
 //!
@@ -16,10 +18,10 @@
 //! connections' packets are merged by time ([`PcapngSink`] streams them through
 //! [`crate::pipeline::replay_to`]).
 
+mod ports;
 mod tcp;
 
 use std::borrow::Cow;
-use std::collections::BTreeSet;
 use std::io::{self, Write};
 use std::net::{IpAddr, Ipv4Addr, SocketAddr};
 use std::sync::Mutex;
@@ -37,8 +39,9 @@ use pcap_file::{DataLink, Endianness};
 use crate::ConnectionStreams;
 use crate::lazy::LazyConnection;
 use crate::pipeline::{Item, Replayed, ReplayedConnection, Sink};
-use crate::stream::DirectionStream;
+use crate::stream::{DirectionStream, Hole};
 use crate::trace_input::{ConnectionInfo, PendingConnection};
+use ports::Ports;
 
 /// The server port written in place of the recorded one: Wireshark's HTTP dissector claims
 /// port 80, and its HTTP dissector hands the HTTP/2 preface to the HTTP/2 dissector.
@@ -110,12 +113,7 @@ fn stream<'c, 'a>(c: &'c ConnectionStreams<'a>, side: u8) -> &'c DirectionStream
 /// (192.0.2.0/24, RFC 5737). Connections rebuilt into HTTP exchanges get server port 80; others keep
 /// their recorded port (9, discard, when none), so Wireshark does not dissect non-HTTP bytes
 /// as HTTP.
-fn flow(
-    index: usize,
-    info: &ConnectionInfo,
-    is_http: bool,
-    used: &mut BTreeSet<(SocketAddr, SocketAddr)>,
-) -> Flow {
+fn flow(index: usize, info: &ConnectionInfo, is_http: bool, ports: &mut Ports) -> Flow {
     let (client, server) = info.client_server();
     let n = index as u32;
     let fallback_client = SocketAddr::new(IpAddr::V4(Ipv4Addr::new(192, 0, 2, 1)), 0);
@@ -139,12 +137,8 @@ fn flow(
     if client.is_none() || client_addr.port() == 0 {
         client_addr.set_port(40_000u32.wrapping_add(n % 20_000) as u16);
     }
-    // Two connections with one 4-tuple (merged captures, port reuse) would be one session to
-    // Wireshark; the next free client port keeps them apart.
-    while !used.insert((client_addr, server_addr)) {
-        let p = client_addr.port();
-        client_addr.set_port(if p == u16::MAX { 1024 } else { p + 1 });
-    }
+    let wanted_ip = client_addr.ip();
+    (client_addr, server_addr) = ports.assign(client_addr, server_addr);
     let mut comment = format!(
         "spliff connection {}:{}",
         info.key.capture_id, info.key.conn_id
@@ -159,6 +153,11 @@ fn flow(
         client.map_or("unknown".to_string(), |a| a.to_string()),
         server.map_or("unknown".to_string(), |a| a.to_string()),
     ));
+    if client_addr.ip() != wanted_ip {
+        comment.push_str(&format!(
+            "; shown from client {client_addr}: every client port towards this server was taken"
+        ));
+    }
     if is_http {
         comment.push_str(&format!(
             "; shown with server port {HTTP_PORT} so Wireshark dissects HTTP"
@@ -191,11 +190,14 @@ fn plan_data(
     out: &mut Vec<Planned>,
 ) {
     for (offset, len) in s.spans() {
-        let end = offset + len;
+        // Spans end at or before u64::MAX (the stream clips pieces that would run past it);
+        // saturating keeps a span near the top of the offset space from wrapping around and
+        // restarting at a low offset, which planned segments without end.
+        let end = offset.saturating_add(len);
         let mut pos = offset;
         while pos < end {
             let ts = s.ts_at(pos).unwrap_or(0);
-            let mut stop = (pos + max).min(end);
+            let mut stop = pos.saturating_add(max).min(end);
             // Shrink to the first byte with another timestamp (binary search: stamps only
             // ever change at piece boundaries, and timestamps are constant within a piece).
             if s.ts_at(stop - 1) != Some(ts) {
@@ -224,6 +226,30 @@ fn plan_data(
             pos = stop;
         }
     }
+}
+
+/// The comment of the first segment after a hole in the stream of `side`.
+fn hole_comment(side: usize, h: &Hole) -> String {
+    let mut c = format!(
+        "spliff: {} bytes of the {} lost before this segment (stream offset {}): {}",
+        h.len,
+        if side == 0 {
+            "request stream"
+        } else {
+            "response stream"
+        },
+        h.offset,
+        h.reason
+    );
+    // TCP sequence numbers are 32 bits and compared modulo 2^32: a larger jump reads to
+    // Wireshark as a retransmission or a small gap, so the comment is where the loss shows.
+    if h.len >= 1 << 31 {
+        c.push_str(
+            "; too many bytes for TCP sequence numbers to show: the sequence numbers around \
+             this segment are not a measure of the loss",
+        );
+    }
+    c
 }
 
 /// The packets of connection `i`, in output order (time, then position in the session).
@@ -430,19 +456,7 @@ impl Packets {
                 let holes = s.holes();
                 let seen = &mut self.reported_holes[side];
                 while *seen < holes.len() && holes[*seen].offset < offset {
-                    let h = &holes[*seen];
-                    comment.push(format!(
-                        "spliff: {} bytes of the {} lost before this segment (stream offset \
-                     {}): {}",
-                        h.len,
-                        if side == 0 {
-                            "request stream"
-                        } else {
-                            "response stream"
-                        },
-                        h.offset,
-                        h.reason
-                    ));
+                    comment.push(hole_comment(side, &holes[*seen]));
                     *seen += 1;
                 }
                 let bytes = s.slice(offset, offset + len).unwrap_or(&[]);
@@ -530,8 +544,8 @@ fn render(
 #[derive(Debug, Default)]
 pub struct PcapngSink {
     options: PcapngOptions,
-    /// Address pairs given out so far (contexts are made one at a time, in order).
-    used: Mutex<BTreeSet<(SocketAddr, SocketAddr)>>,
+    /// 4-tuples given out so far (contexts are made one at a time, in order).
+    ports: Mutex<Ports>,
 }
 
 impl PcapngSink {
@@ -539,7 +553,7 @@ impl PcapngSink {
     pub fn new(options: PcapngOptions) -> PcapngSink {
         PcapngSink {
             options,
-            used: Mutex::new(BTreeSet::new()),
+            ports: Mutex::new(Ports::default()),
         }
     }
 }
@@ -566,8 +580,8 @@ impl Sink for PcapngSink {
     }
 
     fn context(&self, index: usize, info: &ConnectionInfo, http: bool) -> Flow {
-        let mut used = self.used.lock().unwrap_or_else(|e| e.into_inner());
-        flow(index, info, http, &mut used)
+        let mut ports = self.ports.lock().unwrap_or_else(|e| e.into_inner());
+        flow(index, info, http, &mut ports)
     }
 
     fn render(

@@ -9,8 +9,8 @@ use crate::exchange::{Exchange, Header, find_header};
 use crate::filter::Filter;
 use crate::lazy::LazyConnection;
 use crate::pipeline::{
-    Item, Replayed, ReplayedConnection, Sink, exchange_items, exchange_start_ns, exchange_url,
-    next_exchange_item,
+    Item, Replayed, ReplayedConnection, Sink, exchange_items, exchange_method, exchange_start_ns,
+    exchange_url, next_exchange_item,
 };
 use crate::trace_input::ConnectionInfo;
 
@@ -173,7 +173,7 @@ fn write_exchange(
         let ns = ns.unwrap_or_else(|| exchange_start_ns(ex, info));
         clock(info.clock.map_or(ns, |c| c.wall(ns)))
     };
-    let method = ex.request.method.as_deref().map(text).unwrap_or_default();
+    let method = exchange_method(ex);
     let url = exchange_url(ex, info);
     let alpn = info
         .alpn
@@ -213,8 +213,18 @@ fn write_exchange(
             style.paint("34", "→"),
             style.paint("1", &method),
         )?;
+        if ex.request.head_missing() {
+            writeln!(
+                out,
+                "  (request not captured: sent before the capture or in lost bytes)"
+            )?;
+        }
         write_headers(out, &ex.request.headers)?;
         write_body(out, &ex.request.headers, &ex.request.body, options, decode)?;
+        if !ex.request.trailers.is_empty() {
+            writeln!(out, "  trailers:")?;
+            write_headers(out, &ex.request.trailers)?;
+        }
         writeln!(out)?;
         if let Some(r) = resp {
             writeln!(

@@ -57,8 +57,14 @@ pub(crate) struct PartialTable {
     tail_unknown: bool,
     /// The table's maximum size, once a size update told us.
     max_size: Option<usize>,
-    /// Largest maximum the encoder may choose (SETTINGS_HEADER_TABLE_SIZE).
+    /// Largest maximum the encoder may choose (SETTINGS_HEADER_TABLE_SIZE); with
+    /// `bound_known` false, only the most bytes of entries kept in memory.
     bound: usize,
+    /// Whether every SETTINGS the decoding peer sent was seen. When not (a capture joined
+    /// after SETTINGS were exchanged), the peer may have announced any size: every size update
+    /// is accepted, nothing is evicted unless a size update proves it, and entries past
+    /// `bound` bytes are forgotten (unknown, not absent).
+    bound_known: bool,
 }
 
 impl fmt::Debug for PartialTable {
@@ -68,6 +74,7 @@ impl fmt::Debug for PartialTable {
             .field("tail_unknown", &self.tail_unknown)
             .field("max_size", &self.max_size)
             .field("bound", &self.bound)
+            .field("bound_known", &self.bound_known)
             .finish()
     }
 }
@@ -80,6 +87,16 @@ impl PartialTable {
             tail_unknown: true,
             max_size: None,
             bound,
+            bound_known: true,
+        }
+    }
+
+    /// A table about which nothing is known, not even the largest size the encoder may
+    /// choose (see `bound_known`); at most `memory` bytes of entries are kept.
+    pub(crate) fn unknown_bound(memory: usize) -> PartialTable {
+        PartialTable {
+            bound_known: false,
+            ..PartialTable::unknown(memory)
         }
     }
 
@@ -162,7 +179,7 @@ impl PartialTable {
                 entry
             } else if first & 0x20 != 0 {
                 let size = integer(block, &mut at, 5)?;
-                if size > self.bound {
+                if self.bound_known && size > self.bound {
                     return Err(format!(
                         "dynamic table size update to {size} exceeds the allowed {}",
                         self.bound
@@ -170,6 +187,7 @@ impl PartialTable {
                 }
                 self.max_size = Some(size);
                 self.evict(size);
+                self.cap_memory();
                 continue;
             } else {
                 // Literal without indexing (0000) or never indexed (0001).
@@ -243,7 +261,34 @@ impl PartialTable {
     }
 
     fn effective_max(&self) -> usize {
-        self.max_size.unwrap_or(self.bound)
+        match self.max_size {
+            Some(max) => max,
+            None if self.bound_known => self.bound,
+            // The encoder's table may be as large as any setting the peer could have sent.
+            None => usize::MAX,
+        }
+    }
+
+    /// Without a known bound, memory is what limits the entries kept: the oldest beyond
+    /// `bound` bytes are forgotten, and the tail is unknown again (the encoder may still
+    /// hold them).
+    fn cap_memory(&mut self) {
+        if self.bound_known {
+            return;
+        }
+        let mut sum = 0usize;
+        let keep = self
+            .slots
+            .iter()
+            .position(|slot| {
+                sum = sum.saturating_add(slot.size_lo);
+                sum > self.bound
+            })
+            .unwrap_or(self.slots.len());
+        if keep < self.slots.len() {
+            self.slots.truncate(keep);
+            self.tail_unknown = true;
+        }
     }
 
     fn insert(&mut self, slot: Slot) {
@@ -256,6 +301,7 @@ impl PartialTable {
         }
         self.slots.push_front(slot);
         self.evict(max);
+        self.cap_memory();
     }
 
     fn evict(&mut self, max: usize) {
@@ -313,6 +359,44 @@ mod tests {
 
     fn h(n: &str, v: &str) -> Header {
         Header::new(n, v)
+    }
+
+    /// A literal with incremental indexing, new name, `len` (< 127) bytes of value.
+    fn insert_block(name: &str, len: usize) -> Vec<u8> {
+        let mut b = vec![0x40, name.len() as u8];
+        b.extend_from_slice(name.as_bytes());
+        b.push(len as u8);
+        b.extend(std::iter::repeat_n(b'v', len));
+        b
+    }
+
+    #[test]
+    fn an_unknown_bound_accepts_any_size_and_forgets_rather_than_evicts() {
+        // 200 bytes of memory: two 100-byte entries (32 + 4 + 64) do not both fit.
+        let mut t = PartialTable::unknown_bound(200);
+        // A size update far above the memory cap: the peer may have announced it.
+        assert!(matches!(
+            t.decode(&[0x3f, 0xe1, 0xff, 0x03], BIG),
+            Outcome::Complete(_)
+        ));
+        for name in ["aaaa", "bbbb", "cccc"] {
+            assert!(matches!(
+                t.decode(&insert_block(name, 64), BIG),
+                Outcome::Complete(_)
+            ));
+        }
+        assert_eq!(t.known_entries().len(), 2);
+        // The forgotten entry is unknown, not absent: a reference is unresolved, not invalid.
+        assert!(matches!(
+            t.decode(&[0x80 | 64], BIG),
+            Outcome::Unresolved(_)
+        ));
+        // With a known 4096 bound the same size update is invalid.
+        let mut known = PartialTable::unknown(4096);
+        assert!(matches!(
+            known.decode(&[0x3f, 0xe1, 0xff, 0x03], BIG),
+            Outcome::Malformed(_)
+        ));
     }
 
     #[test]
