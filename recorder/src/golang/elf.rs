@@ -3,10 +3,25 @@
 //! Parsed with the `object` crate; every range taken from the file is
 //! checked against the file's bytes.
 
+use std::{fs::File, path::Path};
+
 use object::{
     Architecture, Object as _, ObjectSection as _, ObjectSegment as _, ObjectSymbol as _,
-    read::elf::ElfFile64,
+    ReadCache, read::elf::ElfFile64,
 };
+
+/// Whether the file at `path` is an ELF file the Go linker made, reading
+/// only its headers and section names.
+pub fn looks_like_go(path: &Path) -> bool {
+    let Ok(file) = File::open(path) else {
+        return false;
+    };
+    let cache = ReadCache::new(file);
+    ElfFile64::<object::Endianness, _>::parse(&cache).is_ok_and(|elf| {
+        elf.section_by_name(".gopclntab").is_some()
+            || elf.section_by_name(".go.buildinfo").is_some()
+    })
+}
 
 use super::{GoError, GoFunction, Source, buildinfo, pclntab::Pclntab, ret_offsets};
 

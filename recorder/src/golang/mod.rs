@@ -121,6 +121,9 @@ pub enum GoError {
 /// Whether `path` looks like a Go executable at all (cheap: section names
 /// only), and if so its version. `None`: not Go (or not readable as ELF).
 pub fn go_version(path: &Path) -> Option<String> {
+    if !elf::looks_like_go(path) {
+        return None;
+    }
     let data = fs::read(path).ok()?;
     let file = elf::Elf::parse(&data).ok()?;
     file.go_version()
@@ -128,6 +131,11 @@ pub fn go_version(path: &Path) -> Option<String> {
 
 /// Inspects a Go executable. `Ok(None)`: not a Go program.
 pub fn inspect(path: &Path) -> Result<Option<GoBinary>, GoError> {
+    // Every process's executable is looked at: most are not Go, and are
+    // not read whole for that.
+    if !elf::looks_like_go(path) {
+        return Ok(None);
+    }
     let data = fs::read(path).map_err(|source| GoError::Read {
         path: path.display().to_string(),
         source,
@@ -180,5 +188,19 @@ impl Cache {
             .entry(key)
             .or_insert_with(|| Arc::new(inspect(path)))
             .clone()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn other_programs_are_not_go() {
+        // This test binary: ELF, x86-64 or not, but not Go's.
+        let exe = std::env::current_exe().unwrap();
+        assert!(matches!(inspect(&exe), Ok(None)));
+        assert_eq!(go_version(&exe), None);
+        assert!(matches!(inspect(Path::new("/nonexistent")), Ok(None)));
     }
 }
