@@ -24,6 +24,8 @@ have gnutls-cli || need_pkgs+=(gnutls-bin)
 have git || need_pkgs+=(git)
 # tests/tests/record_go.rs: Go clients and servers built in the test (Go >= 1.17).
 have go || need_pkgs+=(golang-go)
+# tests/tests/record_java.rs: a JSSE client, named as not supported.
+have javac || need_pkgs+=(default-jdk-headless)
 # tests/tests/record_packets.rs: network namespaces, veth and vxlan links.
 have ip || need_pkgs+=(iproute2)
 # tests/tests/record_sockets.rs: a private mount namespace without cgroup2 (unshare).

@@ -70,6 +70,8 @@ pub const UNHOOKED_TLS_FILES: &[(&str, &str)] = &[
     ("mbed TLS", "libmbedtls.so*"),
     ("BoringSSL", "libboringssl.so*"),
     ("s2n", "libs2n.so*"),
+    // Java's TLS (JSSE) is Java code run by the JVM: no library to hook.
+    ("Java (JSSE)", "libjvm.so"),
 ];
 
 /// The library whose files are named like `name`.
