@@ -1,7 +1,8 @@
 //! `spliff record` of Go programs (crypto/tls linked in, no libssl): a Go
 //! client and a Go server built here from `tests/support/go/` with Debian's
 //! golang-go, with symbols and stripped (`-ldflags=-s -w`), over HTTP/1.1
-//! and HTTP/2. The recorded side's HAR must equal, byte for byte, what the
+//! and HTTP/2, and a client reading into a goroutine stack that moves
+//! during the read. The recorded side's HAR must equal, byte for byte, what the
 //! other side logged it exchanged, and name the right process and Go as the
 //! library.
 #![cfg(target_os = "linux")]
@@ -248,6 +249,8 @@ fn records_go_clients_with_and_without_symbols() {
         (&programs.client, "h2"),
         (&programs.client_stripped, "h1"),
         (&programs.client_stripped, "h2"),
+        // Read into a buffer on a goroutine stack that moves meanwhile.
+        (&programs.client, "stack"),
     ];
     for (i, (client, mode)) in cases.into_iter().enumerate() {
         let server_log = d.join(format!("server{i}.log"));
@@ -263,7 +266,12 @@ fn records_go_clients_with_and_without_symbols() {
         // The server logs an exchange once its handler is done, before the
         // client has the whole response: complete once the client ended.
         let log = read_log(&server_log);
-        assert_eq!(log.len(), if mode == "h1" { 2 } else { 22 }, "{mode}");
+        let exchanges = match mode {
+            "h1" => 2,
+            "h2" => 22,
+            _ => 1,
+        };
+        assert_eq!(log.len(), exchanges, "{mode}");
         let name = client.file_name().unwrap().to_str().unwrap();
         let comm = &name[..name.len().min(15)];
         let recorded = Recorded {

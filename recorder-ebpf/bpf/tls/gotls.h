@@ -28,12 +28,30 @@ struct spliff_go_call_key {
 /* A Read, Write or handshake in flight, saved at entry for its RET. */
 struct spliff_go_call {
 	__u64 conn;
-	__u64 buf;
+	__u64 buf;      /* address, or distance below the stack's top (on_stack) */
 	__u64 len;
 	__u64 entry_ns;
-	__u32 kind; /* SPLIFF_CALL_READ / _WRITE; 0 handshake */
-	__u32 reserved;
+	__u32 kind;     /* SPLIFF_CALL_READ / _WRITE; 0 handshake */
+	__u32 on_stack; /* buf is on the goroutine's stack */
 };
+
+/* runtime.g starts with its stack bounds (lo, hi), in every Go version. */
+struct spliff_go_stack {
+	__u64 lo;
+	__u64 hi;
+};
+
+/*
+ * A buffer on the goroutine's own stack (a caller's local array; Go keeps
+ * what does not escape there) moves when the stack grows during the call:
+ * the runtime copies the stack and keeps every address's distance to the
+ * top. Saved as that distance, the buffer is found again at RET.
+ */
+static __always_inline bool spliff_go_stack_of(__u64 g, struct spliff_go_stack *stack)
+{
+	return g && !bpf_probe_read_user(stack, sizeof(*stack), (const void *)g) &&
+	       stack->lo < stack->hi;
+}
 
 /* LRU: a goroutine that never returns (killed process) must not leak. */
 struct {
@@ -102,6 +120,7 @@ static __always_inline int spliff_go_data_entry(struct pt_regs *ctx, __u32 kind)
 	__u64 pid_tgid = bpf_get_current_pid_tgid();
 	struct spliff_go_call_key key = spliff_go_key(ctx, pid_tgid);
 	struct spliff_go_call call = {};
+	struct spliff_go_stack stack;
 
 	if (!spliff_process_wanted(pid_tgid))
 		return 0;
@@ -109,6 +128,10 @@ static __always_inline int spliff_go_data_entry(struct pt_regs *ctx, __u32 kind)
 	call.conn = ctx->ax;
 	call.buf = ctx->bx;
 	call.len = ctx->cx;
+	if (spliff_go_stack_of(key.g, &stack) && call.buf >= stack.lo && call.buf < stack.hi) {
+		call.buf = stack.hi - call.buf;
+		call.on_stack = 1;
+	}
 	call.entry_ns = bpf_ktime_get_boot_ns();
 	call.kind = kind;
 	bpf_map_update_elem(&spliff_go_data_calls, &key, &call, BPF_ANY);
@@ -136,6 +159,7 @@ int spliff_go_data_return(struct pt_regs *ctx)
 	struct spliff_go_call *saved, call;
 	struct spliff_conn_state *state;
 	struct spliff_copy copy = {};
+	struct spliff_go_stack stack;
 	__s64 n = (__s64)ctx->ax;
 	__u64 chunks, copied;
 
@@ -148,6 +172,11 @@ int spliff_go_data_return(struct pt_regs *ctx)
 	 * function's): copy nothing rather than bytes past the buffer. */
 	if (n <= 0 || (__u64)n > call.len)
 		return 0;
+	if (call.on_stack) {
+		if (!spliff_go_stack_of(key.g, &stack) || call.buf > stack.hi - stack.lo)
+			return 0;
+		call.buf = stack.hi - call.buf;
+	}
 
 	state = spliff_go_conn(pid_tgid, call.conn);
 	if (!state)
