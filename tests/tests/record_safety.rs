@@ -390,7 +390,9 @@ fn a_full_disk_says_what_became_of_the_command() {
     let logdir = dir.path().join("log");
     let server = python_server(dir.path(), &cert, &key, &logdir);
     let url = format!("https://127.0.0.1:{}/big", server.port);
-    let script = format!("curl -sk -o /dev/null {url}; curl -sk -o /dev/null {url}; sleep 60");
+    // The command outlives the failure by far, even on a loaded machine where the recorder
+    // lags; it is killed at the end of each round.
+    let script = format!("curl -sk -o /dev/null {url}; curl -sk -o /dev/null {url}; sleep 900");
     for (policy, expected_state, said) in [
         ("stop", 'T', "was stopped"),
         ("continue", 'S', "still running"),
@@ -411,7 +413,7 @@ fn a_full_disk_says_what_became_of_the_command() {
         let message = fs::read_to_string(&log).unwrap();
         assert_eq!(status.code(), Some(1), "{message}");
         assert!(
-            started.elapsed() < Duration::from_secs(50),
+            started.elapsed() < Duration::from_secs(600),
             "waited for the command: {message}"
         );
         assert!(message.contains(said), "{message}");
