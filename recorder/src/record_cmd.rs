@@ -5,6 +5,7 @@
 mod capture_info;
 mod convert;
 mod correlate;
+mod elf_exports;
 mod held_packets;
 mod hooks;
 mod libraries;
@@ -24,7 +25,7 @@ use std::{
     fs::File,
     io::{IsTerminal as _, Read as _, Write as _},
     os::unix::process::ExitStatusExt as _,
-    path::Path,
+    path::{Path, PathBuf},
     process::{Command, ExitCode},
     sync::atomic::{AtomicI32, Ordering},
     time::{Duration, Instant},
@@ -163,13 +164,14 @@ fn record(args: &RecordArgs, command: &mut Option<RecordedCommand>) -> anyhow::R
         bail!("no output file: give one with -o FILE");
     };
     let command_name = args.command.first();
+    let mut program_path = None;
     if let Some(program) = command_name {
         // Checked before anything is loaded, so a typo costs nothing.
-        which(program).with_context(|| {
+        program_path = Some(which(program).with_context(|| {
             format!(
                 "cannot start `{program}`: not found or not executable (check the command after --)"
             )
-        })?;
+        })?);
     }
     let run_as = RunAs::choose(args.user.as_deref())?;
     // SAFETY: geteuid/getegid cannot fail.
@@ -220,6 +222,9 @@ fn record(args: &RecordArgs, command: &mut Option<RecordedCommand>) -> anyhow::R
 
     let wanted = hooks::wanted_libraries(&args.libs);
     let mut discovery = hooks::discover(wanted.clone());
+    if let Some(path) = &program_path {
+        discovery.scan_program(path);
+    }
     if discovery.files.is_empty() {
         bail!(
             "no TLS library found: none of {} in the dynamic linker cache (ldconfig -p) or \
@@ -935,8 +940,8 @@ pub(crate) fn processes_named(names: &[String]) -> Vec<u32> {
         .collect()
 }
 
-/// Whether `program` can be executed (a path, or a name found in PATH).
-fn which(program: &str) -> anyhow::Result<()> {
+/// The file `program` executes (a path, or a name found in PATH).
+fn which(program: &str) -> anyhow::Result<PathBuf> {
     use std::os::unix::fs::PermissionsExt as _;
     let executable = |path: &Path| {
         path.metadata()
@@ -944,13 +949,16 @@ fn which(program: &str) -> anyhow::Result<()> {
     };
     if program.contains('/') {
         if executable(Path::new(program)) {
-            return Ok(());
+            return Ok(PathBuf::from(program));
         }
         bail!("{program} is not an executable file");
     }
     let path = std::env::var_os("PATH").unwrap_or_default();
-    if std::env::split_paths(&path).any(|dir| executable(&dir.join(program))) {
-        return Ok(());
+    if let Some(found) = std::env::split_paths(&path)
+        .map(|dir| dir.join(program))
+        .find(|candidate| executable(candidate))
+    {
+        return Ok(found);
     }
     bail!("{program} is not in PATH")
 }

@@ -28,9 +28,10 @@ pub fn list_libs(args: &RecordArgs) -> ExitCode {
     for file in discovery.files.values() {
         let hooked = wanted.iter().any(|w| w.kind == file.library.kind);
         println!(
-            "{} ({}{})",
+            "{} ({}, {}{})",
             file.path.display(),
             file.library.display,
+            file.found_by.text(),
             if hooked {
                 ""
             } else {
