@@ -276,3 +276,34 @@ fn records_node_http2_exactly() {
     assert_eq!(expected.len(), 4, "{expected:#?}");
     check_trace(&trace, &expected, d);
 }
+
+#[test]
+fn list_libs_names_node_as_openssl_by_its_exports() {
+    let mut node = Command::new(node_path())
+        .args(["-e", "setTimeout(() => {}, 20000)"])
+        .spawn()
+        .expect("start node");
+    // Its maps are complete once it runs JavaScript; a moment is plenty.
+    std::thread::sleep(Duration::from_millis(300));
+    let pid = node.id().to_string();
+    let out = spliff(&["record", "--list-libs", "--pid", &pid]);
+    let _ = node.kill();
+    let _ = node.wait();
+    let text = String::from_utf8_lossy(&out.stdout);
+    assert!(out.status.success(), "{text}");
+    let node = fs::canonicalize(node_path()).unwrap();
+    let per_process = format!(
+        "pid {pid} (node): {} (OpenSSL, hooked, found by exported symbols)",
+        node.display()
+    );
+    assert!(text.lines().any(|l| l == per_process), "{text}");
+    let per_file = format!("{} (OpenSSL, found by exported symbols)", node.display());
+    let at = text.lines().position(|l| l == per_file).expect(&text);
+    assert!(
+        text.lines()
+            .skip(at + 1)
+            .take_while(|l| l.starts_with("    "))
+            .any(|l| l == format!("    mapped by pid {pid} (node)")),
+        "{text}"
+    );
+}
