@@ -33,6 +33,12 @@ pub struct LibrarySpec {
     /// File names of the library: `*` at the end matches any rest
     /// (`libssl.so*` is `libssl.so`, `libssl.so.3`, not NSS's `libssl3.so`).
     pub file_names: &'static [&'static str],
+    /// Functions that a file must all export (defined, in `.dynsym`) to be
+    /// taken for this library when its name says nothing: the library
+    /// compiled into a program (node carries OpenSSL). More than the data
+    /// functions, so that a compatibility layer exporting the same names
+    /// over another library (GnuTLS's `libgnutls-openssl`) is not taken.
+    pub exports: &'static [&'static str],
     /// Debian package that provides it, for messages.
     pub package: &'static str,
     /// Every probe, entry before return.
@@ -79,6 +85,19 @@ pub fn library_of_file(name: &str) -> Option<&'static LibrarySpec> {
     LIBRARIES.iter().find(|l| l.matches_file_name(name))
 }
 
+/// The library whose every `exports` a file defines; `defines` says
+/// whether it defines a function.
+pub fn library_of_exports(defines: impl Fn(&str) -> bool) -> Option<&'static LibrarySpec> {
+    LIBRARIES
+        .iter()
+        .find(|l| !l.exports.is_empty() && l.exports.iter().all(|name| defines(name)))
+}
+
+/// Every name some row's `exports` lists.
+pub fn export_names() -> impl Iterator<Item = &'static str> {
+    LIBRARIES.iter().flat_map(|l| l.exports.iter().copied())
+}
+
 /// The library of a kernel event's `SPLIFF_LIB_*` value.
 pub fn library_of_kernel_id(id: u8) -> Option<&'static LibrarySpec> {
     LIBRARIES.iter().chain([&GO]).find(|l| l.kernel_id == id)
@@ -115,6 +134,9 @@ pub const OPENSSL: LibrarySpec = LibrarySpec {
     display: "OpenSSL",
     kernel_id: 1,
     file_names: &["libssl.so*"],
+    // OPENSSL_init_ssl (1.1.0 on, also in BoringSSL) is what GnuTLS's
+    // OpenSSL compatibility library lacks.
+    exports: &["SSL_read", "SSL_write", "SSL_CTX_new", "OPENSSL_init_ssl"],
     package: "libssl3",
     probes: &[
         required("SSL_write", "spliff_ssl_write_entry", false),
@@ -157,6 +179,7 @@ pub const GNUTLS: LibrarySpec = LibrarySpec {
     display: "GnuTLS",
     kernel_id: 3,
     file_names: &["libgnutls.so*"],
+    exports: &["gnutls_record_send", "gnutls_record_recv", "gnutls_init"],
     package: "libgnutls30",
     probes: &[
         required("gnutls_record_send", "spliff_gnutls_send_entry", false),
@@ -201,6 +224,7 @@ pub const WOLFSSL: LibrarySpec = LibrarySpec {
     display: "wolfSSL",
     kernel_id: 5,
     file_names: &["libwolfssl.so*"],
+    exports: &["wolfSSL_write", "wolfSSL_read", "wolfSSL_CTX_new"],
     package: "libwolfssl35",
     probes: &[
         required("wolfSSL_write", "spliff_wolfssl_write_entry", false),
@@ -225,8 +249,6 @@ pub const WOLFSSL: LibrarySpec = LibrarySpec {
     handshake_result: wolfssl_handshake,
 };
 
-/// Non-blocking handshakes return -1 (want read/write) until they end with
-/// 1 (done) or 0 (failed).
 /// Go's `crypto/tls`: not a library file but part of each Go program, so
 /// not in [`LIBRARIES`] (found and hooked by `crate::golang`, which places
 /// its probes by offset); this row names its connections.
@@ -236,11 +258,15 @@ pub const GO: LibrarySpec = LibrarySpec {
     kernel_id: 6,
     file_names: &[],
     package: "golang-go",
+    // Go programs are recognised by their build info, not by exported functions.
+    exports: &[],
     probes: &[],
     // bpf/tls/gotls.h reports a handshake the OpenSSL way.
     handshake_result: openssl_handshake,
 };
 
+/// Non-blocking handshakes return -1 (want read/write) until they end with
+/// 1 (done) or 0 (failed).
 fn openssl_handshake(ret: i32) -> Option<HandshakeResult> {
     match ret {
         1 => Some(HandshakeResult::Ok),
@@ -282,6 +308,28 @@ mod tests {
         assert_eq!(kind("libgnutls.so.30"), Some(TlsLibrary::GnuTls));
         assert_eq!(kind("libgnutls-openssl.so.27"), None);
         assert_eq!(kind("libwolfssl.so.35"), Some(TlsLibrary::WolfSsl));
+    }
+
+    #[test]
+    fn exports() {
+        let defines = |names: &'static [&'static str]| move |name: &str| names.contains(&name);
+        let kind = |names| library_of_exports(defines(names)).map(|l| l.kind);
+        assert_eq!(kind(OPENSSL.exports), Some(TlsLibrary::OpenSsl));
+        assert_eq!(kind(GNUTLS.exports), Some(TlsLibrary::GnuTls));
+        assert_eq!(kind(WOLFSSL.exports), Some(TlsLibrary::WolfSsl));
+        // libgnutls-openssl.so.27: OpenSSL's names over GnuTLS.
+        let compat = &["SSL_read", "SSL_write", "SSL_CTX_new", "SSL_set_fd"];
+        assert_eq!(kind(compat), None);
+        assert_eq!(kind(&["SSL_read"]), None);
+    }
+
+    #[test]
+    fn exports_include_the_required_probes() {
+        for lib in LIBRARIES {
+            for probe in lib.probes.iter().filter(|p| p.required) {
+                assert!(lib.exports.contains(&probe.symbol), "{}", probe.symbol);
+            }
+        }
     }
 
     #[test]

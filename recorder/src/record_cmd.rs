@@ -5,6 +5,7 @@
 mod capture_info;
 mod convert;
 mod correlate;
+mod elf_exports;
 mod go_programs;
 mod held_packets;
 mod hooks;
@@ -25,7 +26,7 @@ use std::{
     fs::File,
     io::{IsTerminal as _, Read as _, Write as _},
     os::unix::process::ExitStatusExt as _,
-    path::Path,
+    path::{Path, PathBuf},
     process::{Command, ExitCode},
     sync::atomic::{AtomicI32, Ordering},
     time::{Duration, Instant},
@@ -164,13 +165,14 @@ fn record(args: &RecordArgs, command: &mut Option<RecordedCommand>) -> anyhow::R
         bail!("no output file: give one with -o FILE");
     };
     let command_name = args.command.first();
+    let mut program_path = None;
     if let Some(program) = command_name {
         // Checked before anything is loaded, so a typo costs nothing.
-        which(program).with_context(|| {
+        program_path = Some(which(program).with_context(|| {
             format!(
                 "cannot start `{program}`: not found or not executable (check the command after --)"
             )
-        })?;
+        })?);
     }
     let run_as = RunAs::choose(args.user.as_deref())?;
     // SAFETY: geteuid/getegid cannot fail.
@@ -221,8 +223,10 @@ fn record(args: &RecordArgs, command: &mut Option<RecordedCommand>) -> anyhow::R
 
     let wanted = hooks::wanted_libraries(&args.libs);
     let mut discovery = hooks::discover(wanted.clone());
-    let go_command = command_name.and_then(|program| which(program).ok());
-    let go_in_sight = go_command
+    if let Some(path) = &program_path {
+        discovery.scan_program(path);
+    }
+    let go_in_sight = program_path
         .as_deref()
         .is_some_and(|path| spliff_recorder::golang::go_version(path).is_some());
     if discovery.files.is_empty() && !go_in_sight {
@@ -322,7 +326,7 @@ fn record(args: &RecordArgs, command: &mut Option<RecordedCommand>) -> anyhow::R
             }
         }
         // Go programs: `-- CMD` before it starts, else every running one.
-        if let Some(path) = &go_command {
+        if let Some(path) = &program_path {
             hooks.hook_go_file(&mut pipeline, path, &mut problems);
         } else {
             for pid in all_pids() {
@@ -965,8 +969,8 @@ pub(crate) fn processes_named(names: &[String]) -> Vec<u32> {
         .collect()
 }
 
-/// Whether `program` can be executed (a path, or a name found in PATH).
-fn which(program: &str) -> anyhow::Result<std::path::PathBuf> {
+/// The file `program` executes (a path, or a name found in PATH).
+fn which(program: &str) -> anyhow::Result<PathBuf> {
     use std::os::unix::fs::PermissionsExt as _;
     let executable = |path: &Path| {
         path.metadata()
@@ -974,7 +978,7 @@ fn which(program: &str) -> anyhow::Result<std::path::PathBuf> {
     };
     if program.contains('/') {
         if executable(Path::new(program)) {
-            return Ok(program.into());
+            return Ok(PathBuf::from(program));
         }
         bail!("{program} is not an executable file");
     }

@@ -248,6 +248,8 @@ pub struct ConnInfo {
     pub sni: Vec<u8>,
     /// Which library's probes saw it.
     pub tls_library: spliff_formats::TlsLibrary,
+    /// The file of that library (a program, for a library compiled in).
+    pub library_path: Vec<u8>,
     /// Client or server side.
     pub role: spliff_formats::ConnectionRole,
     /// Open and close time.
@@ -351,6 +353,7 @@ pub fn read_trace(path: &Path) -> TraceSummary {
             alpn: c.alpn.to_vec(),
             sni: c.sni.to_vec(),
             tls_library: c.tls_library,
+            library_path: c.library_path.to_vec(),
             role: c.role,
             open_ns: c.open_ns,
             close_ns: c.close_ns,

@@ -274,8 +274,9 @@ impl<W: Write> Converter<W> {
         let maps = std::fs::read_to_string(format!("/proc/{pid}/maps")).unwrap_or_default();
         let hooked =
             |p: &&(Vec<u8>, &'static LibrarySpec)| library.is_none_or(|l| l.kind == p.1.kind);
-        let wanted: Vec<&'static LibrarySpec> = probes::LIBRARIES.iter().collect();
-        for (path, _) in super::libraries::mapped_libraries(&maps, &wanted) {
+        // Every mapped file, not only those named like a library: node's
+        // OpenSSL is in /usr/bin/node.
+        for path in super::libraries::mapped_files(&maps).iter().map(|f| f.path) {
             if let Some(known) = self
                 .library_paths
                 .iter()

@@ -1,15 +1,19 @@
 //! Finding the TLS library files to hook: every file whose name matches a
-//! row of the probe table (`spliff_recorder::probes`).
+//! row of the probe table (`spliff_recorder::probes`), and every program or
+//! shared object a process maps that exports a row's functions (a TLS
+//! library compiled in, as node's OpenSSL).
 //!
 //! Uprobes attach to a file (an inode), so one attachment covers every
 //! process that maps it, now or later. Files are found in every process's
 //! memory maps (through /proc/PID/root, so a container's own library is
 //! reached by a path valid on the host) and in the dynamic linker's cache,
 //! which covers libraries a process loads later (Python imports `ssl`
-//! lazily). Files are deduplicated by (device, inode).
+//! lazily). Files are deduplicated by (device, inode). What a file exports
+//! is read once per file: a system maps thousands of files, mostly the same
+//! few hundred in every process.
 
 use std::{
-    collections::BTreeMap,
+    collections::{BTreeMap, HashMap},
     fs,
     os::unix::fs::MetadataExt as _,
     path::{Path, PathBuf},
@@ -18,6 +22,27 @@ use std::{
 
 use spliff_recorder::probes::{self, LibrarySpec};
 
+use super::elf_exports;
+
+/// How a file was recognised as a TLS library.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum FoundBy {
+    /// Its name is the library's (`libssl.so.3`).
+    FileName,
+    /// It exports the library's functions (the library compiled in).
+    Exports,
+}
+
+impl FoundBy {
+    /// For `--list-libs`.
+    pub fn text(self) -> &'static str {
+        match self {
+            Self::FileName => "found by file name",
+            Self::Exports => "found by exported symbols",
+        }
+    }
+}
+
 /// A library file to hook.
 #[derive(Clone, Debug)]
 pub struct LibraryFile {
@@ -25,6 +50,8 @@ pub struct LibraryFile {
     pub path: PathBuf,
     /// Which library it is.
     pub library: &'static LibrarySpec,
+    /// How it was recognised.
+    pub found_by: FoundBy,
     /// Why it is hooked: "ldconfig cache", "mapped by pid 12 (nginx)".
     pub reasons: Vec<String>,
 }
@@ -44,6 +71,9 @@ pub struct Discovery {
     pub files: BTreeMap<FileId, LibraryFile>,
     /// The libraries looked for (`--lib`).
     wanted: Vec<&'static LibrarySpec>,
+    /// What each mapped file (by the device and inode its maps line names)
+    /// exports a library of, so no file is read twice.
+    exports: HashMap<(u64, u64), Option<&'static LibrarySpec>>,
 }
 
 impl Discovery {
@@ -52,13 +82,14 @@ impl Discovery {
         Self {
             files: BTreeMap::new(),
             wanted,
+            exports: HashMap::new(),
         }
     }
 
     fn add(
         &mut self,
         path: PathBuf,
-        library: &'static LibrarySpec,
+        (library, found_by): (&'static LibrarySpec, FoundBy),
         reason: String,
     ) -> Option<FileId> {
         let meta = fs::metadata(&path).ok()?;
@@ -69,6 +100,7 @@ impl Discovery {
         let entry = self.files.entry(id).or_insert_with(|| LibraryFile {
             path,
             library,
+            found_by,
             reasons: Vec::new(),
         });
         // A bounded list of reasons: a library mapped by 500 processes need
@@ -96,7 +128,7 @@ impl Discovery {
             if let Some(library) = wanted_library(&self.wanted, name) {
                 self.add(
                     PathBuf::from(path.trim()),
-                    library,
+                    (library, FoundBy::FileName),
                     "dynamic linker cache".into(),
                 );
             }
@@ -115,6 +147,19 @@ impl Discovery {
         }
     }
 
+    /// The program `-- CMD` runs, before it runs: its own TLS must be
+    /// hooked before its first instruction.
+    pub fn scan_program(&mut self, path: &Path) {
+        let Ok(meta) = fs::metadata(path) else {
+            return;
+        };
+        let key = (meta.dev(), meta.ino());
+        let name = path.file_name().and_then(|n| n.to_str()).unwrap_or("");
+        if let Some(found) = self.recognise(name, key, path) {
+            self.add(path.to_path_buf(), found, "the recorded command".into());
+        }
+    }
+
     /// Library files mapped by process `pid`; returns the new ones.
     pub fn scan_process(&mut self, pid: u32) -> Vec<FileId> {
         let mut new = Vec::new();
@@ -123,17 +168,25 @@ impl Discovery {
         };
         let comm = fs::read_to_string(format!("/proc/{pid}/comm")).unwrap_or_default();
         let root = PathBuf::from(format!("/proc/{pid}/root"));
-        for (path, library) in mapped_libraries(&maps, &self.wanted) {
-            let known = self.files.len();
-            let reason = format!("mapped by pid {pid} ({})", comm.trim());
+        let host = root_is_host(pid);
+        for file in mapped_files(&maps) {
             // Through the process's root: right for containers, and the
             // same inode as the host path otherwise.
-            let host_path = if root_is_host(pid) {
-                PathBuf::from(path)
+            let host_path = if host {
+                PathBuf::from(file.path)
             } else {
-                root.join(path.trim_start_matches('/'))
+                root.join(file.path.trim_start_matches('/'))
             };
-            if let Some(id) = self.add(host_path, library, reason)
+            let name = Path::new(file.path)
+                .file_name()
+                .and_then(|n| n.to_str())
+                .unwrap_or("");
+            let Some(found) = self.recognise(name, file.key, &host_path) else {
+                continue;
+            };
+            let known = self.files.len();
+            let reason = format!("mapped by pid {pid} ({})", comm.trim());
+            if let Some(id) = self.add(host_path, found, reason)
                 && self.files.len() > known
             {
                 new.push(id);
@@ -141,26 +194,67 @@ impl Discovery {
         }
         new
     }
+
+    /// The wanted library a file is of, by its name or else by what it
+    /// exports (read once per `key`).
+    fn recognise(
+        &mut self,
+        name: &str,
+        key: (u64, u64),
+        path: &Path,
+    ) -> Option<(&'static LibrarySpec, FoundBy)> {
+        if let Some(library) = wanted_library(&self.wanted, name) {
+            return Some((library, FoundBy::FileName));
+        }
+        let library = (*self
+            .exports
+            .entry(key)
+            .or_insert_with(|| library_by_exports(path)))?;
+        self.wanted
+            .iter()
+            .any(|w| w.kind == library.kind)
+            .then_some((library, FoundBy::Exports))
+    }
 }
 
-/// Paths of the `wanted` libraries' files in a /proc/PID/maps text, with
-/// their library.
-pub fn mapped_libraries<'a>(
-    maps: &'a str,
-    wanted: &[&'static LibrarySpec],
-) -> Vec<(&'a str, &'static LibrarySpec)> {
-    let mut paths: Vec<(&str, &'static LibrarySpec)> = maps
-        .lines()
-        .filter_map(|line| line.split_whitespace().nth(5))
-        .filter(|path| path.starts_with('/'))
-        .filter_map(|path| {
-            let name = Path::new(path).file_name()?.to_str()?;
-            Some((path, wanted_library(wanted, name)?))
-        })
-        .collect();
-    paths.sort_unstable_by_key(|(path, _)| *path);
-    paths.dedup_by_key(|(path, _)| *path);
-    paths
+/// The library whose functions the file at `path` exports, if any.
+pub fn library_by_exports(path: &Path) -> Option<&'static LibrarySpec> {
+    let names: Vec<&'static str> = probes::export_names().collect();
+    let found = elf_exports::exported_functions(path, &names);
+    probes::library_of_exports(|name| found.contains(&name))
+}
+
+/// One file in a /proc/PID/maps text.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct MappedFile<'a> {
+    /// As the process sees it.
+    pub path: &'a str,
+    /// Device and inode as the maps line gives them: the same file has the
+    /// same key in every process, without a `stat` of its own.
+    pub key: (u64, u64),
+}
+
+/// Every file a /proc/PID/maps text maps, once each, by path.
+pub fn mapped_files(maps: &str) -> Vec<MappedFile<'_>> {
+    let mut files: Vec<MappedFile<'_>> = maps.lines().filter_map(mapped_file).collect();
+    files.sort_unstable_by_key(|f| f.path);
+    files.dedup_by_key(|f| f.path);
+    files
+}
+
+/// The file of one maps line ("start-end perms offset dev inode path").
+fn mapped_file(line: &str) -> Option<MappedFile<'_>> {
+    let mut fields = line.split_whitespace();
+    let dev = fields.nth(3)?;
+    let inode: u64 = fields.next()?.parse().ok()?;
+    let path = fields.next().filter(|p| p.starts_with('/'))?;
+    let (major, minor) = dev.split_once(':')?;
+    let major = u64::from_str_radix(major, 16).ok()?;
+    let minor = u64::from_str_radix(minor, 16).ok()?;
+    Some(MappedFile {
+        path,
+        key: (major << 32 | minor, inode),
+    })
 }
 
 /// Whether process `pid` sees the same root directory as the recorder.
@@ -182,24 +276,27 @@ mod tests {
     fn maps_parsing() {
         let maps = "7f00-7f01 r--p 00000000 08:01 123 /usr/lib/x86_64-linux-gnu/libssl.so.3\n\
                     7f01-7f02 r-xp 00001000 08:01 123 /usr/lib/x86_64-linux-gnu/libssl.so.3\n\
-                    7f02-7f03 r--p 00000000 08:01 124 /usr/lib/x86_64-linux-gnu/libssl3.so\n\
-                    7f03-7f04 r--p 00000000 08:01 125 /usr/lib/x86_64-linux-gnu/libgnutls.so.30\n\
-                    7f04-7f05 rw-p 00000000 00:00 0 \n";
-        let found = |wanted: &[&'static LibrarySpec]| -> Vec<&str> {
-            mapped_libraries(maps, wanted)
-                .into_iter()
-                .map(|(path, _)| path)
-                .collect()
-        };
+                    7f02-7f03 r--p 00000000 fd:1a 124 /usr/bin/node\n\
+                    7f03-7f04 r--p 00000000 08:01 125 /memfd:x (deleted)\n\
+                    7f04-7f05 rw-p 00000000 00:00 0 \n\
+                    7f05-7f06 rw-p 00000000 00:00 0 [heap]\n\
+                    7f06-7f07 rw-p 00000000 zz:00 0 /bad/device\n";
         assert_eq!(
-            found(&[&probes::OPENSSL]),
-            vec!["/usr/lib/x86_64-linux-gnu/libssl.so.3"]
-        );
-        assert_eq!(
-            found(&probes::LIBRARIES.iter().collect::<Vec<_>>()),
+            mapped_files(maps),
             vec![
-                "/usr/lib/x86_64-linux-gnu/libgnutls.so.30",
-                "/usr/lib/x86_64-linux-gnu/libssl.so.3"
+                // Gone files keep a path: reading it fails, which is all.
+                MappedFile {
+                    path: "/memfd:x",
+                    key: (8 << 32 | 1, 125)
+                },
+                MappedFile {
+                    path: "/usr/bin/node",
+                    key: (0xfd << 32 | 0x1a, 124)
+                },
+                MappedFile {
+                    path: "/usr/lib/x86_64-linux-gnu/libssl.so.3",
+                    key: (8 << 32 | 1, 123)
+                },
             ]
         );
     }

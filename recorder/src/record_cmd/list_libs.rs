@@ -8,6 +8,7 @@ use spliff_recorder::probes::{self, LibrarySpec};
 
 use super::{
     hooks::{discover, looked_for, wanted_libraries},
+    libraries::{library_by_exports, mapped_files},
     processes_named, unrecorded,
 };
 use crate::cli::RecordArgs;
@@ -15,6 +16,11 @@ use crate::cli::RecordArgs;
 /// `--list-libs`: every library file of every kind, and what it gets; with
 /// --pid, --comm or --ppid, also what each selected process maps.
 pub fn list_libs(args: &RecordArgs) -> ExitCode {
+    // A lister ends quietly when its reader goes (`spliff record --list-libs | head`), as
+    // Unix tools do: Rust ignores SIGPIPE, so println! would panic instead. Nothing is being
+    // recorded here, so there is nothing to clean up.
+    // SAFETY: signal(2) with a valid signal number and the default disposition.
+    unsafe { libc::signal(libc::SIGPIPE, libc::SIG_DFL) };
     let wanted = wanted_libraries(&args.libs);
     list_selected(args, &wanted);
     let discovery = discover(probes::LIBRARIES.iter().collect());
@@ -36,9 +42,10 @@ pub fn list_libs(args: &RecordArgs) -> ExitCode {
     for file in discovery.files.values() {
         let hooked = wanted.iter().any(|w| w.kind == file.library.kind);
         println!(
-            "{} ({}{})",
+            "{} ({}, {}{})",
             file.path.display(),
             file.library.display,
+            file.found_by.text(),
             if hooked {
                 ""
             } else {
@@ -73,22 +80,57 @@ fn list_selected(args: &RecordArgs, wanted: &[&'static LibrarySpec]) {
     pids.dedup();
     for pid in pids {
         let comm = std::fs::read_to_string(format!("/proc/{pid}/comm")).unwrap_or_default();
-        let line = match unrecorded::tls_libraries(pid, wanted) {
+        let found = unrecorded::tls_libraries(pid, wanted).map(|found| {
+            let by_name = found.into_iter().map(|(p, n, h)| (p, n, h, ""));
+            by_name.chain(embedded(pid, wanted)).collect::<Vec<_>>()
+        });
+        let line = match found {
             None => "its memory maps cannot be read (gone?)".to_string(),
             Some(found) if found.is_empty() => {
                 "no known TLS library mapped (statically linked?)".to_string()
             }
             Some(found) => found
                 .iter()
-                .map(|(path, name, hooked)| {
+                .map(|(path, name, hooked, how)| {
                     let state = if *hooked { "hooked" } else { "not hooked" };
-                    format!("{path} ({name}, {state})")
+                    format!("{path} ({name}, {state}{how})")
                 })
                 .collect::<Vec<_>>()
                 .join(", "),
         };
         println!("pid {pid} ({}): {line}", comm.trim());
     }
+}
+
+/// The files `pid` maps that carry a TLS library compiled in (found by
+/// exported symbols), as (path, library, hooked, how found).
+fn embedded(
+    pid: u32,
+    wanted: &[&'static LibrarySpec],
+) -> Vec<(String, &'static str, bool, &'static str)> {
+    let Ok(maps) = std::fs::read_to_string(format!("/proc/{pid}/maps")) else {
+        return Vec::new();
+    };
+    // Through the process's root: the path it maps may be a container's.
+    let root = std::path::PathBuf::from(format!("/proc/{pid}/root"));
+    mapped_files(&maps)
+        .into_iter()
+        .filter(|file| {
+            let name = std::path::Path::new(file.path).file_name();
+            name.and_then(|n| n.to_str())
+                .is_none_or(|n| probes::library_of_file(n).is_none())
+        })
+        .filter_map(|file| {
+            let library = library_by_exports(&root.join(file.path.trim_start_matches('/')))?;
+            let hooked = wanted.iter().any(|w| w.kind == library.kind);
+            Some((
+                file.path.to_string(),
+                library.display,
+                hooked,
+                ", found by exported symbols",
+            ))
+        })
+        .collect()
 }
 
 /// Running processes whose parent chain leads to `ppid`.
