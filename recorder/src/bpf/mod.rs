@@ -317,20 +317,14 @@ impl BpfPipeline {
         path: &Path,
         pid: Option<NonZeroU32>,
     ) -> Result<UprobeLink, BpfError> {
-        let scope = match pid {
-            Some(pid) => UProbeScope::OneProcess(pid),
-            None => UProbeScope::AllProcesses,
-        };
-        let id = program_mut::<UProbe>(&mut self.ebpf, program)?
-            .attach(UProbeAttachLocation::Symbol(symbol), path, scope)
-            .map_err(|error| {
-                error::classify(error, "attaching a uprobe", |source| BpfError::Attach {
-                    program,
-                    target: format!("{symbol} in {}", path.display()),
-                    source,
-                })
-            })?;
-        Ok(UprobeLink { program, id })
+        let target = || format!("{symbol} in {}", path.display());
+        self.attach_uprobe_to(
+            program,
+            UProbeAttachLocation::Symbol(symbol),
+            path,
+            pid,
+            target,
+        )
     }
 
     /// Attaches uprobe program `program` (one of [`names::GO_PROGRAMS`]) at
@@ -344,16 +338,29 @@ impl BpfPipeline {
         offset: u64,
         pid: Option<NonZeroU32>,
     ) -> Result<UprobeLink, BpfError> {
+        let target = || format!("offset {offset:#x} of {}", path.display());
+        let location = UProbeAttachLocation::AbsoluteOffset(offset);
+        self.attach_uprobe_to(program, location, path, pid, target)
+    }
+
+    fn attach_uprobe_to(
+        &mut self,
+        program: &'static str,
+        location: UProbeAttachLocation<'_>,
+        path: &Path,
+        pid: Option<NonZeroU32>,
+        target: impl FnOnce() -> String,
+    ) -> Result<UprobeLink, BpfError> {
         let scope = match pid {
             Some(pid) => UProbeScope::OneProcess(pid),
             None => UProbeScope::AllProcesses,
         };
         let id = program_mut::<UProbe>(&mut self.ebpf, program)?
-            .attach(UProbeAttachLocation::AbsoluteOffset(offset), path, scope)
+            .attach(location, path, scope)
             .map_err(|error| {
                 error::classify(error, "attaching a uprobe", |source| BpfError::Attach {
                     program,
-                    target: format!("offset {offset:#x} of {}", path.display()),
+                    target: target(),
                     source,
                 })
             })?;
