@@ -198,9 +198,13 @@ impl<W: Write> Converter<W> {
         if self.processes_written.contains(&pid) {
             return;
         }
-        let Some(info) = process_info::read(pid) else {
-            return;
-        };
+        if let Some(info) = process_info::read(pid) {
+            self.cache_snapshot(info);
+        }
+    }
+
+    fn cache_snapshot(&mut self, info: ProcInfo) {
+        let pid = info.pid;
         if self.proc_cache.insert(pid, info).is_none() {
             self.proc_cache_order.push_back(pid);
         }
@@ -211,19 +215,37 @@ impl<W: Write> Converter<W> {
         }
     }
 
-    /// A recorder that lags reads /proc of a process already exiting (no exe any more): the
-    /// path the kernel exec'd, from the event itself, stands in, when it was read whole and is
-    /// absolute.
+    /// A recorder that lags reads /proc of a process already exiting (no exe any more) or
+    /// gone: what the exec event itself says stands in, the path the kernel exec'd included
+    /// when it was read whole and is absolute.
     fn exec_filename(&mut self, exec: &spliff_recorder::bpf::ProcessExec) {
-        // A relative path was relative to a working directory the trace does not know.
-        if exec.filename_truncated || exec.filename_unreadable || !exec.filename.is_absolute() {
+        if self.processes_written.contains(&exec.pid) {
             return;
         }
-        if let Some(info) = self.proc_cache.get_mut(&exec.pid)
-            && info.exe.is_empty()
-        {
-            use std::os::unix::ffi::OsStrExt as _;
-            info.exe = exec.filename.as_os_str().as_bytes().to_vec();
+        use std::os::unix::ffi::OsStrExt as _;
+        // A relative path was relative to a working directory the trace does not know.
+        let exe =
+            (!exec.filename_truncated && !exec.filename_unreadable && exec.filename.is_absolute())
+                .then(|| exec.filename.as_os_str().as_bytes().to_vec());
+        match self.proc_cache.get_mut(&exec.pid) {
+            Some(info) => {
+                if info.exe.is_empty()
+                    && let Some(exe) = exe
+                {
+                    info.exe = exe;
+                }
+            }
+            None => {
+                let info = ProcInfo {
+                    pid: exec.pid,
+                    ppid: exec.ppid,
+                    uid: exec.uid,
+                    comm: exec.comm.as_bytes().to_vec(),
+                    exe: exe.unwrap_or_default(),
+                    ..ProcInfo::default()
+                };
+                self.cache_snapshot(info);
+            }
         }
     }
 

@@ -31,9 +31,10 @@ impl ProcInfo {
     /// Fills what a live read came back without from `snapshot`, taken at the same process's
     /// exec: a process in the middle of exiting has released its memory, so its exe and
     /// cmdline are gone from /proc before it turns zombie. A snapshot of another process that
-    /// had the pid before (another start time) is ignored.
+    /// had the pid before (another start time) is ignored; one made from the exec event alone
+    /// has no start time (0) and is taken.
     pub fn fill_from_snapshot(&mut self, snapshot: ProcInfo) {
-        if snapshot.start_ns != self.start_ns {
+        if snapshot.start_ns != 0 && snapshot.start_ns != self.start_ns {
             return;
         }
         if self.exe.is_empty() {
