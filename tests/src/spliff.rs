@@ -48,3 +48,21 @@ pub fn spliff(args: &[&str]) -> Output {
         .output()
         .expect("run spliff")
 }
+
+/// `spliff replay TRACE -o HAR`, asserted to succeed; the HAR, parsed.
+pub fn replay_to_har(trace: &std::path::Path, har: &std::path::Path) -> serde_json::Value {
+    let out = spliff(&[
+        "replay",
+        trace.to_str().expect("utf-8 trace path"),
+        "-o",
+        har.to_str().expect("utf-8 HAR path"),
+    ]);
+    assert!(
+        out.status.success(),
+        "replay {}: {}",
+        trace.display(),
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let bytes = std::fs::read(har).expect("read the HAR");
+    serde_json::from_slice(&bytes).expect("the HAR is JSON")
+}

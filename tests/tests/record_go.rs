@@ -21,7 +21,7 @@ use serde_json::Value;
 use spliff_tests::{
     har::{assert_valid_har, body_bytes},
     require_bpf,
-    spliff::{spliff, spliff_bin},
+    spliff::{replay_to_har, spliff_bin},
     tls_workload::{Server, read_trace, self_signed_cert},
     tools::TempDir,
 };
@@ -128,19 +128,8 @@ fn check(trace: &Path, log: &[Logged], port: u16, recorded: &Recorded<'_>, work:
     assert!(summary.errors.is_empty(), "{:?}", summary.errors);
     assert!(summary.losses.is_empty(), "loss: {:?}", summary.losses);
     let har_path = work.join("out.har");
-    let out = spliff(&[
-        "replay",
-        trace.to_str().unwrap(),
-        "-o",
-        har_path.to_str().unwrap(),
-    ]);
-    assert!(
-        out.status.success(),
-        "replay: {}",
-        String::from_utf8_lossy(&out.stderr)
-    );
+    let har = replay_to_har(trace, &har_path);
     assert_valid_har(&har_path);
-    let har: Value = serde_json::from_slice(&fs::read(&har_path).unwrap()).unwrap();
     let entries = har["log"]["entries"].as_array().expect("HAR entries");
     assert_eq!(entries.len(), log.len(), "HAR entries vs logged exchanges");
     let pids: std::collections::BTreeSet<u64> =

@@ -19,7 +19,7 @@ use spliff_tests::{
     exchange_log::{check_trace, nghttpd_logged, read_nghttpd_log},
     har::body_bytes,
     require_bpf,
-    spliff::{spliff, spliff_bin},
+    spliff::{replay_to_har, spliff, spliff_bin},
     tls_workload::{TraceSummary, python_server, read_trace, self_signed_cert},
     tools::TempDir,
 };
@@ -204,19 +204,7 @@ fn records_node_https_exactly() {
         logged.swap_remove(at);
     }
 
-    let har_path = d.join("out.har");
-    let out = spliff(&[
-        "replay",
-        trace.to_str().unwrap(),
-        "-o",
-        har_path.to_str().unwrap(),
-    ]);
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    let har: Value = serde_json::from_slice(&fs::read(&har_path).unwrap()).unwrap();
+    let har = replay_to_har(&trace, &d.join("out.har"));
     let entries = har["log"]["entries"].as_array().expect("entries");
     let base = format!("https://127.0.0.1:{}", server.port);
     let summary_of = |e: &Value| {
