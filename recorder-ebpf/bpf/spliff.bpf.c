@@ -23,6 +23,7 @@
 #include "tls/openssl.h"
 #include "tls/gnutls.h"
 #include "tls/wolfssl.h"
+#include "tls/nss.h"
 #include "tls/gotls.h"
 #include "tls/noop.h"
 

@@ -151,6 +151,7 @@ struct spliff_tls_loss_event {
  * equal to the trace format's tls_library values. 0: not known. */
 #define SPLIFF_LIB_OPENSSL 1
 #define SPLIFF_LIB_GNUTLS 3
+#define SPLIFF_LIB_NSS 4 /* NSS over NSPR: the connection object is the PRFileDesc * */
 #define SPLIFF_LIB_WOLFSSL 5
 #define SPLIFF_LIB_GO 6 /* Go crypto/tls, linked into the program */
 

@@ -28,6 +28,7 @@ pub fn wanted_libraries(libs: &[Library]) -> Vec<&'static LibrarySpec> {
             Library::Openssl => lib.kind == probes::OPENSSL.kind,
             Library::Gnutls => lib.kind == probes::GNUTLS.kind,
             Library::Wolfssl => lib.kind == probes::WOLFSSL.kind,
+            Library::Nss => lib.kind == probes::NSS.kind,
         })
     };
     probes::LIBRARIES.iter().filter(|l| wants(l)).collect()
@@ -63,7 +64,8 @@ fn attach_library(
 ) -> anyhow::Result<(Vec<String>, Vec<UprobeLink>)> {
     let mut attached = Vec::new();
     let mut links = Vec::new();
-    for probe in library.probes {
+    let name = path.file_name().and_then(|n| n.to_str()).unwrap_or("");
+    for probe in library.probes.iter().filter(|p| p.applies_to(name)) {
         match pipeline.attach_uprobe(probe.program, probe.symbol, path, pid) {
             Ok(link) => {
                 links.push(link);
