@@ -21,6 +21,7 @@
 #include "net/sockops.h"
 #include "tls/conn.h"
 #include "tls/openssl.h"
+#include "tls/openssl_bio.h"
 #include "tls/gnutls.h"
 #include "tls/wolfssl.h"
 #include "tls/nss.h"

@@ -96,6 +96,8 @@ pub mod names {
         ("spliff_ssl_alpn_return", true),
         ("spliff_ssl_shutdown_entry", false),
         ("spliff_ssl_free_entry", false),
+        ("spliff_ssl_bio_write_entry", false),
+        ("spliff_ssl_bio_read_entry", false),
         ("spliff_gnutls_send_entry", false),
         ("spliff_gnutls_recv_entry", false),
         ("spliff_gnutls_init_entry", false),

@@ -22,6 +22,20 @@ pub struct Probe {
     /// libnspr4.so): the file name pattern of the one this probe goes on;
     /// `None`: every file of the library.
     pub file: Option<&'static str>,
+    /// Not `symbol` itself but the function in a slot of the method table
+    /// `symbol` returns (OpenSSL's SSL BIO methods, static functions).
+    pub table_slot: Option<TableSlot>,
+}
+
+/// A function found through a method table: the one whose address is at
+/// byte `slot` of the table the exported getter returns, checked by the
+/// table's leading 32-bit type field.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct TableSlot {
+    /// The type field's value.
+    pub table_type: u32,
+    /// Byte offset of the function pointer in the table.
+    pub slot: u64,
 }
 
 impl Probe {
@@ -129,6 +143,7 @@ const fn probe(symbol: &'static str, program: &'static str, is_return: bool) -> 
         is_return,
         required: false,
         file: None,
+        table_slot: None,
     }
 }
 
@@ -139,8 +154,25 @@ const fn required(symbol: &'static str, program: &'static str, is_return: bool) 
         is_return,
         required: true,
         file: None,
+        table_slot: None,
     }
 }
+
+/// `probe` on the function in `slot` of the method table that `probe`'s
+/// symbol returns.
+const fn in_table(table_type: u32, slot: u64, probe: Probe) -> Probe {
+    Probe {
+        table_slot: Some(TableSlot { table_type, slot }),
+        ..probe
+    }
+}
+
+/// OpenSSL's `BIO_TYPE_SSL` (7 | `BIO_TYPE_FILTER`).
+const BIO_TYPE_SSL: u32 = 0x207;
+/// Slots of OpenSSL's `struct bio_method_st` (type, name, bwrite,
+/// bwrite_old, bread, ...): the `_ex`-style write and read.
+const BIO_METHOD_WRITE: u64 = 16;
+const BIO_METHOD_READ: u64 = 32;
 
 /// `probe` on the library's file named `file` only.
 const fn on(file: &'static str, probe: Probe) -> Probe {
@@ -191,6 +223,29 @@ pub const OPENSSL: LibrarySpec = LibrarySpec {
         probe("SSL_get0_alpn_selected", "spliff_ssl_alpn_return", true),
         probe("SSL_shutdown", "spliff_ssl_shutdown_entry", false),
         probe("SSL_free", "spliff_ssl_free_entry", false),
+        // An SSL BIO (BIO_f_ssl) reads and writes through static functions
+        // that call OpenSSL's internals, never SSL_read/SSL_write: `openssl
+        // s_server -WWW`, servers reading lines through a buffer BIO.
+        in_table(
+            BIO_TYPE_SSL,
+            BIO_METHOD_WRITE,
+            probe("BIO_f_ssl", "spliff_ssl_bio_write_entry", false),
+        ),
+        in_table(
+            BIO_TYPE_SSL,
+            BIO_METHOD_WRITE,
+            probe("BIO_f_ssl", "spliff_ssl_data_return", true),
+        ),
+        in_table(
+            BIO_TYPE_SSL,
+            BIO_METHOD_READ,
+            probe("BIO_f_ssl", "spliff_ssl_bio_read_entry", false),
+        ),
+        in_table(
+            BIO_TYPE_SSL,
+            BIO_METHOD_READ,
+            probe("BIO_f_ssl", "spliff_ssl_data_return", true),
+        ),
     ],
     handshake_result: openssl_handshake,
 };

@@ -11,7 +11,8 @@ use std::{
 use anyhow::Context as _;
 use spliff_recorder::{
     bpf::{BpfPipeline, UprobeLink},
-    probes::{self, LibrarySpec},
+    method_table,
+    probes::{self, LibrarySpec, Probe},
 };
 
 use super::{
@@ -66,17 +67,20 @@ fn attach_library(
     let mut links = Vec::new();
     let name = path.file_name().and_then(|n| n.to_str()).unwrap_or("");
     for probe in library.probes.iter().filter(|p| p.applies_to(name)) {
-        match pipeline.attach_uprobe(probe.program, probe.symbol, path, pid) {
+        match attach_probe(pipeline, probe, path, pid) {
             Ok(link) => {
                 links.push(link);
+                let function = match probe.table_slot {
+                    Some(at) => format!("{}()+{}", probe.symbol, at.slot),
+                    None => probe.symbol.to_string(),
+                };
                 attached.push(format!(
-                    "{} {} {}",
+                    "{} {function} {}",
                     if probe.is_return {
                         "uretprobe"
                     } else {
                         "uprobe"
                     },
-                    probe.symbol,
                     path.display()
                 ));
             }
@@ -98,6 +102,22 @@ fn attach_library(
         }
     }
     Ok((attached, links))
+}
+
+/// Attaches one probe: on its symbol, or on the function a method table
+/// holds (found in the file).
+fn attach_probe(
+    pipeline: &mut BpfPipeline,
+    probe: &Probe,
+    path: &Path,
+    pid: Option<NonZeroU32>,
+) -> anyhow::Result<UprobeLink> {
+    let Some(at) = probe.table_slot else {
+        return Ok(pipeline.attach_uprobe(probe.program, probe.symbol, path, pid)?);
+    };
+    let offset = method_table::function_offset(path, probe.symbol, at)
+        .with_context(|| format!("{}: a function of {}'s table", path.display(), probe.symbol))?;
+    Ok(pipeline.attach_uprobe_at(probe.program, path, offset, pid)?)
 }
 /// What is attached where.
 #[derive(Debug, Default)]
