@@ -5,7 +5,7 @@
 use std::{
     collections::{HashMap, HashSet},
     num::NonZeroU32,
-    path::Path,
+    path::{Path, PathBuf},
 };
 
 use anyhow::Context as _;
@@ -59,6 +59,7 @@ pub fn looked_for(wanted: &[&'static LibrarySpec]) -> String {
 /// attached is detached again then).
 fn attach_library(
     pipeline: &mut BpfPipeline,
+    slots: &mut SlotOffsets,
     library: &LibrarySpec,
     path: &Path,
     pid: Option<NonZeroU32>,
@@ -67,7 +68,7 @@ fn attach_library(
     let mut links = Vec::new();
     let name = path.file_name().and_then(|n| n.to_str()).unwrap_or("");
     for probe in library.probes.iter().filter(|p| p.applies_to(name)) {
-        match attach_probe(pipeline, probe, path, pid) {
+        match attach_probe(pipeline, slots, probe, path, pid) {
             Ok(link) => {
                 links.push(link);
                 let function = match probe.table_slot {
@@ -108,6 +109,7 @@ fn attach_library(
 /// holds (found in the file).
 fn attach_probe(
     pipeline: &mut BpfPipeline,
+    slots: &mut SlotOffsets,
     probe: &Probe,
     path: &Path,
     pid: Option<NonZeroU32>,
@@ -115,10 +117,22 @@ fn attach_probe(
     let Some(at) = probe.table_slot else {
         return Ok(pipeline.attach_uprobe(probe.program, probe.symbol, path, pid)?);
     };
-    let offset = method_table::function_offset(path, probe.symbol, at)
+    // Per file, not per process: per-process mode attaches the same file
+    // for every process it selects.
+    let offset = slots
+        .entry((path.to_path_buf(), probe.symbol, at.slot))
+        .or_insert_with(|| {
+            method_table::function_offset(path, probe.symbol, at).map_err(|e| e.to_string())
+        })
+        .clone()
+        .map_err(anyhow::Error::msg)
         .with_context(|| format!("{}: a function of {}'s table", path.display(), probe.symbol))?;
     Ok(pipeline.attach_uprobe_at(probe.program, path, offset, pid)?)
 }
+
+/// Where the functions of method tables are, by (file, getter, slot), once
+/// found.
+type SlotOffsets = HashMap<(PathBuf, &'static str, u64), Result<u64, String>>;
 /// What is attached where.
 #[derive(Debug, Default)]
 pub struct Hooks {
@@ -145,6 +159,8 @@ pub struct Hooks {
     /// of milliseconds (the kernel waits for an RCU grace period), so only
     /// a few are done per loop turn: a stopped process must not wait long.
     to_detach: Vec<UprobeLink>,
+    /// The file offsets of method table functions found so far.
+    slot_offsets: SlotOffsets,
     /// Go executables (hooked per file in every mode: the kernel's scope
     /// filter keeps other processes running them out).
     pub go: super::go_programs::GoPrograms,
@@ -221,16 +237,21 @@ impl Hooks {
         if !new || self.failed.contains(&id) {
             return Ok(false);
         }
-        let (lines, links) =
-            match attach_library(pipeline, library, path, pid.and_then(NonZeroU32::new)) {
-                Ok(attached) => attached,
-                // The process exited meanwhile: says nothing about the file.
-                Err(_) if pid.is_some_and(|pid| start_time(pid).is_none()) => return Ok(false),
-                Err(error) => {
-                    self.failed.insert(id);
-                    return Err(error);
-                }
-            };
+        let (lines, links) = match attach_library(
+            pipeline,
+            &mut self.slot_offsets,
+            library,
+            path,
+            pid.and_then(NonZeroU32::new),
+        ) {
+            Ok(attached) => attached,
+            // The process exited meanwhile: says nothing about the file.
+            Err(_) if pid.is_some_and(|pid| start_time(pid).is_none()) => return Ok(false),
+            Err(error) => {
+                self.failed.insert(id);
+                return Err(error);
+            }
+        };
         let lines = lines.into_iter().filter(|_| self.keep_lines);
         match pid {
             Some(pid) => {
