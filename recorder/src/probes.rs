@@ -348,7 +348,7 @@ pub const NSS: LibrarySpec = LibrarySpec {
         on(NSPR, required("PR_Read", "spliff_ssl_data_return", true)),
         on(NSPR, probe("PR_Send", "spliff_nss_write_entry", false)),
         on(NSPR, probe("PR_Send", "spliff_ssl_data_return", true)),
-        on(NSPR, probe("PR_Recv", "spliff_nss_read_entry", false)),
+        on(NSPR, probe("PR_Recv", "spliff_nss_recv_entry", false)),
         on(NSPR, probe("PR_Recv", "spliff_ssl_data_return", true)),
         on(NSPR, probe("PR_Writev", "spliff_nss_writev_entry", false)),
         on(NSPR, probe("PR_Writev", "spliff_nss_writev_return", true)),
@@ -388,6 +388,10 @@ pub const NSS: LibrarySpec = LibrarySpec {
         on(
             NSS_SSL,
             probe("SSL_SetURL", "spliff_nss_set_url_entry", false),
+        ),
+        on(
+            NSS_SSL,
+            probe("SSL_SetURL", "spliff_nss_set_url_return", true),
         ),
         on(
             NSS_SSL,
