@@ -39,6 +39,15 @@ pub struct TableSlot {
 }
 
 impl Probe {
+    /// Where it goes, for people: `SSL_read`, or `BIO_f_ssl()+32` for a
+    /// method table's slot.
+    pub fn target_text(&self) -> String {
+        match self.table_slot {
+            Some(at) => format!("{}()+{}", self.symbol, at.slot),
+            None => self.symbol.to_string(),
+        }
+    }
+
     /// Whether this probe goes on the library file named `name`.
     pub fn applies_to(&self, name: &str) -> bool {
         self.file.is_none_or(|pattern| name_matches(pattern, name))

@@ -178,4 +178,22 @@ fn records_an_nss_client_exactly_and_not_its_peeks() {
         logged_port,
         "the connection's socket is the one the server saw"
     );
+
+    // --list-libs names NSS's files and what goes on each.
+    let list = Command::new(spliff_bin())
+        .args(["record", "--list-libs", "--lib", "nss"])
+        .output()
+        .expect("run spliff record --list-libs");
+    let stdout = String::from_utf8_lossy(&list.stdout);
+    for needle in [
+        "libnspr4.so (NSS, found by file name)",
+        "libssl3.so (NSS, found by file name)",
+        "each NSS libnspr4.so gets",
+        "each NSS libssl3.so gets",
+    ] {
+        assert!(
+            stdout.contains(needle),
+            "--list-libs lacks `{needle}`: {stdout}"
+        );
+    }
 }

@@ -71,17 +71,14 @@ fn attach_library(
         match attach_probe(pipeline, slots, probe, path, pid) {
             Ok(link) => {
                 links.push(link);
-                let function = match probe.table_slot {
-                    Some(at) => format!("{}()+{}", probe.symbol, at.slot),
-                    None => probe.symbol.to_string(),
-                };
                 attached.push(format!(
-                    "{} {function} {}",
+                    "{} {} {}",
                     if probe.is_return {
                         "uretprobe"
                     } else {
                         "uprobe"
                     },
+                    probe.target_text(),
                     path.display()
                 ));
             }
