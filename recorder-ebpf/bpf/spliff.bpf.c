@@ -21,6 +21,7 @@
 #include "net/sockops.h"
 #include "tls/conn.h"
 #include "tls/openssl.h"
+#include "tls/boringssl.h"
 #include "tls/gnutls.h"
 #include "tls/wolfssl.h"
 #include "tls/gotls.h"

@@ -15,7 +15,7 @@ use spliff_recorder::{
 };
 
 use super::{
-    libraries::{Discovery, FileId},
+    libraries::{Discovery, FileId, LibraryFile},
     start_time,
 };
 use crate::cli::Library;
@@ -52,23 +52,39 @@ pub fn looked_for(wanted: &[&'static LibrarySpec]) -> String {
         .join(", ")
 }
 
-/// Attaches every probe of `library` to `path`; returns the attached lines
-/// and links. Fails only when a required probe cannot be attached (what was
-/// attached is detached again then).
+/// Attaches every probe of `file`'s library to it (by symbol, or at the
+/// offsets found for it); returns the attached lines and links. Fails only
+/// when a required probe cannot be attached (what was attached is detached
+/// again then).
 fn attach_library(
     pipeline: &mut BpfPipeline,
-    library: &LibrarySpec,
-    path: &Path,
+    file: &LibraryFile,
     pid: Option<NonZeroU32>,
 ) -> anyhow::Result<(Vec<String>, Vec<UprobeLink>)> {
+    let (library, path) = (file.library, file.path.as_path());
     let mut attached = Vec::new();
     let mut links = Vec::new();
     for probe in library.probes {
-        match pipeline.attach_uprobe(probe.program, probe.symbol, path, pid) {
+        let (result, at) = match &file.offsets {
+            Some(offsets) => match offsets.of(probe.symbol) {
+                Some(offset) => (
+                    pipeline.attach_uprobe_at(probe.program, path, offset, pid),
+                    format!(" (offset {offset:#x}, {})", file.found_by.text()),
+                ),
+                // An optional function that was not found.
+                None if !probe.required => continue,
+                None => anyhow::bail!("{} not found in {}", probe.symbol, path.display()),
+            },
+            None => (
+                pipeline.attach_uprobe(probe.program, probe.symbol, path, pid),
+                String::new(),
+            ),
+        };
+        match result {
             Ok(link) => {
                 links.push(link);
                 attached.push(format!(
-                    "{} {} {}",
+                    "{} {}{at} {}",
                     if probe.is_return {
                         "uretprobe"
                     } else {
@@ -183,13 +199,12 @@ impl Hooks {
         std::mem::take(&mut self.lines)
     }
 
-    /// Attaches `path` (for `pid` only, or every process) unless done.
+    /// Attaches `file` (for `pid` only, or every process) unless done.
     pub fn hook(
         &mut self,
         pipeline: &mut BpfPipeline,
         id: FileId,
-        library: &LibrarySpec,
-        path: &Path,
+        file: &LibraryFile,
         pid: Option<u32>,
     ) -> anyhow::Result<bool> {
         let new = match pid {
@@ -199,16 +214,15 @@ impl Hooks {
         if !new || self.failed.contains(&id) {
             return Ok(false);
         }
-        let (lines, links) =
-            match attach_library(pipeline, library, path, pid.and_then(NonZeroU32::new)) {
-                Ok(attached) => attached,
-                // The process exited meanwhile: says nothing about the file.
-                Err(_) if pid.is_some_and(|pid| start_time(pid).is_none()) => return Ok(false),
-                Err(error) => {
-                    self.failed.insert(id);
-                    return Err(error);
-                }
-            };
+        let (lines, links) = match attach_library(pipeline, file, pid.and_then(NonZeroU32::new)) {
+            Ok(attached) => attached,
+            // The process exited meanwhile: says nothing about the file.
+            Err(_) if pid.is_some_and(|pid| start_time(pid).is_none()) => return Ok(false),
+            Err(error) => {
+                self.failed.insert(id);
+                return Err(error);
+            }
+        };
         let lines = lines.into_iter().filter(|_| self.keep_lines);
         match pid {
             Some(pid) => {
@@ -301,7 +315,7 @@ impl Hooks {
             self.forget(pid);
         }
         for (id, lib) in &discovery.files {
-            if let Err(error) = self.hook(pipeline, *id, lib.library, &lib.path, Some(pid)) {
+            if let Err(error) = self.hook(pipeline, *id, lib, Some(pid)) {
                 problems.push(format!("{error:#}"));
             }
         }
