@@ -309,7 +309,7 @@ fn record(args: &RecordArgs, command: &mut Option<RecordedCommand>) -> anyhow::R
     for &pid in args.pids.iter().chain(&named) {
         unrecorded.select(pid);
     }
-    let mut problems = Vec::new();
+    let mut problems = discovery.new_refusals();
     if per_process {
         for &pid in &args.pids {
             if !Path::new(&format!("/proc/{pid}")).exists() {
@@ -805,7 +805,7 @@ fn attach_process(
             );
         }
     }
-    let mut problems = Vec::new();
+    let mut problems = discovery.new_refusals();
     hooks.hook_go_process(pipeline, pid, &mut problems);
     if hooks.per_process {
         hooks.hook_process(pipeline, discovery, pid, &mut problems);

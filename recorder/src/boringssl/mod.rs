@@ -95,16 +95,16 @@ pub fn inspect(path: &Path) -> Found {
         return Found::NotBoringSsl;
     }
     match find(&image, &file_names) {
-        Ok(offsets) => Found::Hookable(offsets),
+        Ok(Some(offsets)) => Found::Hookable(offsets),
+        Ok(None) => Found::NotBoringSsl,
         Err(why) => Found::Refused(why),
     }
 }
 
-fn find(image: &Image, file_names: &[u64]) -> Result<Offsets, String> {
+/// `None` when no code reports an error with ssl_lib.cc's name: the
+/// string alone (this program has it too) is not BoringSSL.
+fn find(image: &Image, file_names: &[u64]) -> Result<Option<Offsets>, String> {
     let (sites, call_targets) = scan_code(image, file_names)?;
-    if sites.is_empty() {
-        return Err("no code loads ssl_lib.cc's name".into());
-    }
     let starts: BTreeSet<u64> = sites
         .iter()
         .filter_map(|&site| function_start(image, &call_targets, site))
@@ -112,22 +112,30 @@ fn find(image: &Image, file_names: &[u64]) -> Result<Offsets, String> {
     let functions: Vec<Function> = starts
         .into_iter()
         .filter_map(|start| {
-            let code = image.code_at(start, MAX_FUNCTION_BYTES)?;
+            // Up to the next function, which may follow without padding.
+            let end = next_function_start(image, &call_targets, start)
+                .map_or(MAX_FUNCTION_BYTES, |next| {
+                    (next - start).min(MAX_FUNCTION_BYTES)
+                });
+            let code = image.code_at(start, end)?;
             Some(functions::decode(start, &code, file_names))
         })
         .collect();
+    if functions.iter().all(|f| f.known_reasons().is_empty()) {
+        return Ok(None);
+    }
     let found = identify(&functions)?;
     let offset = |address: u64| {
         image
             .file_offset(address)
             .ok_or_else(|| format!("{address:#x} is outside the code"))
     };
-    Ok(Offsets {
+    Ok(Some(Offsets {
         ssl_write: offset(found.ssl_write)?,
         ssl_read: offset(found.ssl_read)?,
         ssl_do_handshake: offset(found.ssl_do_handshake)?,
         ssl_new: found.ssl_new.map(offset).transpose()?,
-    })
+    }))
 }
 
 /// Addresses of every string ending in `ssl/ssl_lib.cc`.
@@ -192,12 +200,25 @@ fn function_start(image: &Image, call_targets: &[u64], site: u64) -> Option<u64>
         .iter()
         .rev()
         .take_while(|&&t| site - t < MAX_FUNCTION_BYTES)
-        .find(|&&t| {
-            image
-                .code_at(t - 1, 1)
-                .is_some_and(|b| matches!(b[..], [0xcc] | [0xc3]))
-        })
+        .find(|&&t| follows_a_function(image, t))
         .copied()
+}
+
+/// The start of the function after the one at `start`, as [`function_start`]
+/// tells starts.
+fn next_function_start(image: &Image, call_targets: &[u64], start: u64) -> Option<u64> {
+    let index = call_targets.partition_point(|&t| t <= start);
+    call_targets[index..]
+        .iter()
+        .take_while(|&&t| t - start < MAX_FUNCTION_BYTES)
+        .find(|&&t| follows_a_function(image, t))
+        .copied()
+}
+
+fn follows_a_function(image: &Image, address: u64) -> bool {
+    image
+        .code_at(address.wrapping_sub(1), 1)
+        .is_some_and(|b| matches!(b[..], [0xcc] | [0xc3]))
 }
 
 /// Addresses of the identified functions.
@@ -293,5 +314,82 @@ impl Cache {
             .entry(key)
             .or_insert_with(|| Arc::new(inspect(path)))
             .clone()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::{path::PathBuf, process::Command};
+
+    use object::{Object as _, ObjectSection as _, ObjectSymbol as _};
+
+    use super::*;
+
+    /// tests/support/boringssl_lookalike.S, assembled (with `defines`).
+    fn lookalike(dir: &Path, name: &str, defines: &[&str]) -> PathBuf {
+        let source =
+            Path::new(env!("CARGO_MANIFEST_DIR")).join("../tests/support/boringssl_lookalike.S");
+        let out = dir.join(name);
+        let status = Command::new("cc")
+            .args(["-x", "assembler-with-cpp"])
+            .args(defines)
+            .arg("-o")
+            .arg(&out)
+            .arg(&source)
+            .status()
+            .expect("cc runs");
+        assert!(status.success());
+        out
+    }
+
+    /// The file offset of symbol `name` (the lookalike keeps its symbols,
+    /// which the search never reads).
+    fn symbol_offset(path: &Path, name: &str) -> u64 {
+        let data = fs::read(path).unwrap();
+        let file = object::File::parse(&*data).unwrap();
+        let symbol = file.symbols().find(|s| s.name() == Ok(name)).unwrap();
+        let text = file.section_by_name(".text").unwrap();
+        symbol.address() - text.address() + text.file_range().unwrap().0
+    }
+
+    #[test]
+    fn finds_each_function_by_what_it_does() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = lookalike(dir.path(), "lookalike", &[]);
+        let Found::Hookable(offsets) = inspect(&path) else {
+            panic!("{:?}", inspect(&path));
+        };
+        for name in ["SSL_write", "SSL_read", "SSL_do_handshake", "SSL_new"] {
+            assert_eq!(offsets.of(name), Some(symbol_offset(&path, name)), "{name}");
+        }
+        // SSL_peek does what SSL_read does, less: never taken for it.
+        assert_ne!(offsets.ssl_read, symbol_offset(&path, "SSL_peek"));
+    }
+
+    #[test]
+    fn a_near_miss_is_refused_with_the_reason() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = lookalike(dir.path(), "near-miss", &["-DNEAR_MISS"]);
+        assert_eq!(inspect(&path), Found::Refused("SSL_write not found".into()));
+    }
+
+    #[test]
+    fn other_files_are_not_boringssl_and_broken_ones_do_not_panic() {
+        let dir = tempfile::tempdir().unwrap();
+        let exe = std::env::current_exe().unwrap();
+        assert_eq!(inspect(&exe), Found::NotBoringSsl);
+        assert_eq!(inspect(&dir.path().join("missing")), Found::NotBoringSsl);
+        let bytes = fs::read(lookalike(dir.path(), "lookalike", &[])).unwrap();
+        let broken = dir.path().join("broken");
+        for len in (0..bytes.len()).step_by(bytes.len() / 50) {
+            fs::write(&broken, &bytes[..len]).unwrap();
+            assert!(!matches!(inspect(&broken), Found::Hookable(_)), "{len}");
+        }
+        for at in 0..64 {
+            let mut changed = bytes.clone();
+            changed[at] ^= 0xff;
+            fs::write(&broken, &changed).unwrap();
+            let _ = inspect(&broken);
+        }
     }
 }

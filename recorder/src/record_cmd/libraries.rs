@@ -97,6 +97,8 @@ pub struct Discovery {
     /// Files with BoringSSL whose functions were not all identified, and
     /// why: not hooked, and said so.
     pub refused: BTreeMap<FileId, (PathBuf, String)>,
+    /// Refusals not reported yet.
+    unreported: Vec<String>,
 }
 
 /// How a file was recognised: the library, how, and where its functions
@@ -116,6 +118,7 @@ impl Discovery {
             exports: HashMap::new(),
             boringssl: boringssl::Cache::default(),
             refused: BTreeMap::new(),
+            unreported: Vec::new(),
         }
     }
 
@@ -249,6 +252,11 @@ impl Discovery {
         self.stripped_boringssl(key, path)
     }
 
+    /// Refusals not reported yet, as warnings to print.
+    pub fn new_refusals(&mut self) -> Vec<String> {
+        std::mem::take(&mut self.unreported)
+    }
+
     /// Whether the program at `path` is still to be searched for stripped
     /// BoringSSL (a search of a large program takes a moment).
     pub fn is_unsearched(&self, path: &Path) -> bool {
@@ -275,9 +283,14 @@ impl Discovery {
                 Some((&probes::BORINGSSL, FoundBy::Pattern, Some(*offsets)))
             }
             boringssl::Found::Refused(why) => {
-                self.refused
-                    .entry(key)
-                    .or_insert_with(|| (path.to_path_buf(), why.clone()));
+                if !self.refused.contains_key(&key) {
+                    self.unreported.push(format!(
+                        "{} has BoringSSL compiled in but is not hooked: {why} (a probe \
+                         placed by guess would corrupt the program)",
+                        path.display()
+                    ));
+                    self.refused.insert(key, (path.to_path_buf(), why.clone()));
+                }
                 None
             }
         }
