@@ -31,6 +31,8 @@ have certutil || need_pkgs+=(libnss3-tools)
 have go || need_pkgs+=(golang-go)
 # tests/tests/record_java.rs: a JSSE client, named as not supported.
 have javac || need_pkgs+=(default-jdk-headless)
+# tests/tests/record_chromium.rs: Chromium (BoringSSL compiled in, stripped).
+[ -x /usr/lib/chromium/chromium ] || need_pkgs+=(chromium)
 # tests/tests/record_packets.rs: network namespaces, veth and vxlan links.
 have ip || need_pkgs+=(iproute2)
 # tests/tests/record_sockets.rs: a private mount namespace without cgroup2 (unshare).

@@ -22,6 +22,7 @@
 #include "tls/conn.h"
 #include "tls/openssl.h"
 #include "tls/openssl_bio.h"
+#include "tls/boringssl.h"
 #include "tls/gnutls.h"
 #include "tls/wolfssl.h"
 #include "tls/nss.h"

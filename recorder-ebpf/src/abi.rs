@@ -98,6 +98,8 @@ pub const ROLE_SERVER: u8 = 2;
 /// `SPLIFF_LIB_OPENSSL`: the connection's probes are OpenSSL's (the values
 /// equal the trace format's `tls_library`).
 pub const LIB_OPENSSL: u8 = 1;
+/// `SPLIFF_LIB_BORINGSSL`: BoringSSL compiled into a stripped program.
+pub const LIB_BORINGSSL: u8 = 2;
 /// `SPLIFF_LIB_GNUTLS`.
 pub const LIB_GNUTLS: u8 = 3;
 /// `SPLIFF_LIB_NSS`: NSS over NSPR.

@@ -5,6 +5,8 @@
 //! `spliff` binary built from this package also replays traces on any OS.
 
 #[cfg(target_os = "linux")]
+pub mod boringssl;
+#[cfg(target_os = "linux")]
 pub mod bpf;
 #[cfg(target_os = "linux")]
 pub mod golang;

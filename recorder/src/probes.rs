@@ -137,7 +137,10 @@ pub fn export_names() -> impl Iterator<Item = &'static str> {
 
 /// The library of a kernel event's `SPLIFF_LIB_*` value.
 pub fn library_of_kernel_id(id: u8) -> Option<&'static LibrarySpec> {
-    LIBRARIES.iter().chain([&GO]).find(|l| l.kernel_id == id)
+    LIBRARIES
+        .iter()
+        .chain([&GO, &BORINGSSL])
+        .find(|l| l.kernel_id == id)
 }
 
 /// The row of `kind`.
@@ -435,6 +438,33 @@ pub const GO: LibrarySpec = LibrarySpec {
     handshake_result: openssl_handshake,
 };
 
+/// BoringSSL compiled into a stripped program (Chromium): not in
+/// [`LIBRARIES`], as no file name or export says where it is; found by
+/// `crate::boringssl` (looked for whenever OpenSSL is), which gives each
+/// `symbol` here an offset. Its functions take OpenSSL's arguments.
+pub const BORINGSSL: LibrarySpec = LibrarySpec {
+    kind: TlsLibrary::BoringSsl,
+    display: "BoringSSL",
+    kernel_id: 2,
+    file_names: &[],
+    exports: &[],
+    package: "chromium",
+    probes: &[
+        required("SSL_write", "spliff_boringssl_write_entry", false),
+        required("SSL_write", "spliff_ssl_data_return", true),
+        required("SSL_read", "spliff_boringssl_read_entry", false),
+        required("SSL_read", "spliff_ssl_data_return", true),
+        required(
+            "SSL_do_handshake",
+            "spliff_boringssl_do_handshake_entry",
+            false,
+        ),
+        required("SSL_do_handshake", "spliff_ssl_handshake_return", true),
+        probe("SSL_new", "spliff_boringssl_new_return", true),
+    ],
+    handshake_result: openssl_handshake,
+};
+
 /// Non-blocking handshakes return -1 (want read/write) until they end with
 /// 1 (done) or 0 (failed).
 fn openssl_handshake(ret: i32) -> Option<HandshakeResult> {
@@ -548,7 +578,7 @@ mod tests {
     #[cfg(target_os = "linux")]
     #[test]
     fn every_program_exists_in_the_object() {
-        for p in LIBRARIES.iter().flat_map(|l| l.probes) {
+        for p in LIBRARIES.iter().chain([&BORINGSSL]).flat_map(|l| l.probes) {
             let known = spliff_recorder_ebpf::names::TLS_PROGRAMS
                 .iter()
                 .find(|(name, _)| *name == p.program);
@@ -562,6 +592,7 @@ mod tests {
         use spliff_recorder_ebpf::abi;
         assert_eq!(OPENSSL.kernel_id, abi::LIB_OPENSSL);
         assert_eq!(GNUTLS.kernel_id, abi::LIB_GNUTLS);
+        assert_eq!(BORINGSSL.kernel_id, abi::LIB_BORINGSSL);
         assert_eq!(WOLFSSL.kernel_id, abi::LIB_WOLFSSL);
         assert_eq!(NSS.kernel_id, abi::LIB_NSS);
     }

@@ -16,7 +16,7 @@ use spliff_recorder::{
 };
 
 use super::{
-    libraries::{Discovery, FileId},
+    libraries::{Discovery, FileId, LibraryFile},
     start_time,
 };
 use crate::cli::Library;
@@ -54,25 +54,43 @@ pub fn looked_for(wanted: &[&'static LibrarySpec]) -> String {
         .join(", ")
 }
 
-/// Attaches every probe of `library` to `path`; returns the attached lines
-/// and links. Fails only when a required probe cannot be attached (what was
-/// attached is detached again then).
+/// Attaches every probe of `file`'s library to it (by symbol, or at the
+/// offsets found for it); returns the attached lines and links. Fails only
+/// when a required probe cannot be attached (what was attached is detached
+/// again then).
 fn attach_library(
     pipeline: &mut BpfPipeline,
     slots: &mut SlotOffsets,
-    library: &LibrarySpec,
-    path: &Path,
+    file: &LibraryFile,
     pid: Option<NonZeroU32>,
 ) -> anyhow::Result<(Vec<String>, Vec<UprobeLink>)> {
+    let (library, path) = (file.library, file.path.as_path());
     let mut attached = Vec::new();
     let mut links = Vec::new();
     let name = path.file_name().and_then(|n| n.to_str()).unwrap_or("");
     for probe in library.probes.iter().filter(|p| p.applies_to(name)) {
-        match attach_probe(pipeline, slots, probe, path, pid) {
+        let (result, at) = match &file.offsets {
+            Some(offsets) => match offsets.of(probe.symbol) {
+                Some(offset) => (
+                    pipeline
+                        .attach_uprobe_at(probe.program, path, offset, pid)
+                        .map_err(anyhow::Error::from),
+                    format!(" (offset {offset:#x}, {})", file.found_by.text()),
+                ),
+                // An optional function that was not found.
+                None if !probe.required => continue,
+                None => anyhow::bail!("{} not found in {}", probe.symbol, path.display()),
+            },
+            None => (
+                attach_probe(pipeline, slots, probe, path, pid),
+                String::new(),
+            ),
+        };
+        match result {
             Ok(link) => {
                 links.push(link);
                 attached.push(format!(
-                    "{} {} {}",
+                    "{} {}{at} {}",
                     if probe.is_return {
                         "uretprobe"
                     } else {
@@ -218,13 +236,12 @@ impl Hooks {
         std::mem::take(&mut self.lines)
     }
 
-    /// Attaches `path` (for `pid` only, or every process) unless done.
+    /// Attaches `file` (for `pid` only, or every process) unless done.
     pub fn hook(
         &mut self,
         pipeline: &mut BpfPipeline,
         id: FileId,
-        library: &LibrarySpec,
-        path: &Path,
+        file: &LibraryFile,
         pid: Option<u32>,
     ) -> anyhow::Result<bool> {
         let new = match pid {
@@ -237,8 +254,7 @@ impl Hooks {
         let (lines, links) = match attach_library(
             pipeline,
             &mut self.slot_offsets,
-            library,
-            path,
+            file,
             pid.and_then(NonZeroU32::new),
         ) {
             Ok(attached) => attached,
@@ -341,7 +357,7 @@ impl Hooks {
             self.forget(pid);
         }
         for (id, lib) in &discovery.files {
-            if let Err(error) = self.hook(pipeline, *id, lib.library, &lib.path, Some(pid)) {
+            if let Err(error) = self.hook(pipeline, *id, lib, Some(pid)) {
                 problems.push(format!("{error:#}"));
             }
         }

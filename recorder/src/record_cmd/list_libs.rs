@@ -8,7 +8,7 @@ use spliff_recorder::probes::{self, LibrarySpec};
 
 use super::{
     hooks::{discover, looked_for, wanted_libraries},
-    libraries::{library_by_exports, mapped_files},
+    libraries::{is_wanted, library_by_exports, mapped_files},
     processes_named, unrecorded,
 };
 use crate::cli::RecordArgs;
@@ -40,7 +40,7 @@ pub fn list_libs(args: &RecordArgs) -> ExitCode {
         return ExitCode::FAILURE;
     }
     for file in discovery.files.values() {
-        let hooked = wanted.iter().any(|w| w.kind == file.library.kind);
+        let hooked = is_wanted(&wanted, file.library);
         println!(
             "{} ({}, {}{})",
             file.path.display(),
@@ -56,7 +56,13 @@ pub fn list_libs(args: &RecordArgs) -> ExitCode {
             println!("    {reason}");
         }
     }
-    for library in probes::LIBRARIES {
+    for (path, why) in discovery.refused.values() {
+        println!(
+            "{} (BoringSSL, found by code pattern, not hooked: {why})",
+            path.display()
+        );
+    }
+    for library in probes::LIBRARIES.iter().chain([&probes::BORINGSSL]) {
         // A library of several files (NSS) says what goes on each.
         let files: BTreeSet<Option<&str>> = library.probes.iter().map(|p| p.file).collect();
         for file in files {
