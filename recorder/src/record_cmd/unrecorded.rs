@@ -70,7 +70,9 @@ impl Unrecorded {
                     .connecting
                     .entry(socket.pid)
                     .or_insert_with(|| Connecting {
-                        comm: socket.comm.clone(),
+                        // The process's name, not the connecting thread's
+                        // (Firefox connects from its "Socket Thread").
+                        comm: process_comm(socket.pid).unwrap_or_else(|| socket.comm.clone()),
                         connects: 0,
                         // Read now: at the end of the capture it may be gone.
                         libraries: tls_libraries(socket.pid, hooked),
@@ -165,4 +167,11 @@ fn matches(pattern: &str, name: &str) -> bool {
         Some(prefix) => name.starts_with(prefix),
         None => name == pattern,
     }
+}
+
+/// The name of process `pid` (its main thread's), if it still runs.
+fn process_comm(pid: u32) -> Option<String> {
+    std::fs::read_to_string(format!("/proc/{pid}/comm"))
+        .ok()
+        .map(|c| c.trim_end().to_string())
 }
