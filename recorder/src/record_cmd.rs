@@ -20,6 +20,7 @@ mod rotation;
 mod run_as;
 mod sockets;
 pub mod stop_watchdog;
+mod unix_sockets;
 mod unrecorded;
 
 use std::{
@@ -263,6 +264,7 @@ fn record(args: &RecordArgs, command: &mut Option<RecordedCommand>) -> anyhow::R
     if comm_per_process {
         raise_fd_limit();
     }
+    let unix = unix_sockets::selection(&args.unix)?;
     let mut pipeline = BpfPipeline::load(&PipelineOptions {
         ring_buffer_bytes: Some(RING_BUFFER_BYTES),
         filter_enabled,
@@ -333,7 +335,7 @@ fn record(args: &RecordArgs, command: &mut Option<RecordedCommand>) -> anyhow::R
                 hooks.hook_go_process(&mut pipeline, pid, &mut problems);
             }
         }
-        if hooks.files.is_empty() && hooks.go.len() == 0 {
+        if hooks.files.is_empty() && hooks.go.len() == 0 && unix.is_none() {
             bail!("could not hook any TLS library: {}", problems.join("; "));
         }
     }
@@ -356,6 +358,11 @@ fn record(args: &RecordArgs, command: &mut Option<RecordedCommand>) -> anyhow::R
         }
     };
     hooks.lines.extend(sock_ops.clone());
+    if let Some(selection) = &unix {
+        hooks
+            .lines
+            .push(unix_sockets::attach(&mut pipeline, selection)?);
+    }
     let library_paths = discovery
         .files
         .values()

@@ -13,13 +13,15 @@ use std::{
 
 use spliff_formats::{
     Connection, ConnectionRole, Correlation, Direction, Handshake, Loss, LossCause, Process,
-    Record, TlsData as TraceTlsData, TlsLibrary, TraceWriter, WriteError,
+    Record, TlsData as TraceTlsData, TlsLibrary, TraceWriter, Transport, UnixEndpoints, WriteError,
 };
 
 use super::correlate::{CorrelationReport, Correlator, SocketUpdate};
 use super::process_info::{self, ProcInfo};
 use super::reemit::Written;
-use spliff_recorder::bpf::{Event, TlsConn, TlsDirection, TlsLossCause, TlsString, TlsStringKind};
+use spliff_recorder::bpf::{
+    Event, TlsConn, TlsDirection, TlsLossCause, TlsString, TlsStringKind, UnixConn,
+};
 use spliff_recorder::net::socket_table::{FiveTuple, SocketTable};
 use spliff_recorder::probes::{self, LibrarySpec};
 
@@ -483,6 +485,7 @@ impl<W: Write> Converter<W> {
                 )?;
             }
             Event::TlsConn(conn) => self.conn_info(&conn)?,
+            Event::UnixConn(conn) => self.unix_conn(&conn)?,
             Event::TlsHandshake(hs) => {
                 let key = (hs.pid, hs.ssl);
                 let conn_id = self.conn(hs.ts_ns, hs.pid, hs.ssl, None)?;
@@ -613,6 +616,60 @@ impl<W: Write> Converter<W> {
             tuple,
         ) {
             self.write_socket_update(info.ts_ns, &update)?;
+        }
+        Ok(())
+    }
+
+    /// A unix stream socket's first sight: its connection (no TLS library to name, no
+    /// 5-tuple to correlate), its process and the peer's.
+    fn unix_conn(&mut self, info: &UnixConn) -> Result<(), WriteError> {
+        let key = (info.pid, info.sk);
+        let conn_id = match self.conns.get(&key) {
+            Some(conn) => conn.conn_id,
+            None => {
+                let conn_id = self.next_conn_id;
+                self.next_conn_id += 1;
+                self.stats.connections += 1;
+                self.conns.insert(
+                    key,
+                    Conn {
+                        conn_id,
+                        pid: info.pid,
+                        next: [0; 2],
+                        closed: false,
+                        handshake_done: false,
+                        library: None,
+                    },
+                );
+                conn_id
+            }
+        };
+        self.ensure_process(info.ts_ns, info.pid, &info.comm)?;
+        self.write(
+            info.ts_ns,
+            &Record::Connection(Connection {
+                conn_id,
+                pid: info.pid,
+                fd: info.fd,
+                open_ns: info.ts_ns,
+                role: match info.role {
+                    1 => ConnectionRole::Client,
+                    2 => ConnectionRole::Server,
+                    _ => ConnectionRole::Unknown,
+                },
+                transport: Transport::UnixStream,
+                unix: UnixEndpoints {
+                    path: &info.path,
+                    inode: info.inode,
+                    peer_inode: info.peer_inode,
+                    peer_pid: info.peer_pid,
+                },
+                ..Connection::default()
+            }),
+        )?;
+        // The peer is named by its own process record (when /proc still has it).
+        if info.peer_pid != 0 && info.peer_pid != info.pid {
+            self.ensure_process(info.ts_ns, info.peer_pid, "")?;
         }
         Ok(())
     }

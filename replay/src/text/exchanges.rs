@@ -179,7 +179,12 @@ fn write_exchange(
         .alpn
         .as_deref()
         .map(|a| format!(" ALPN:{}", text(a)))
-        .unwrap_or_default();
+        .unwrap_or_default()
+        + &info
+            .unix_path
+            .as_deref()
+            .map(|p| format!(" unix:{p}"))
+            .unwrap_or_default();
     let stream = ex
         .stream_id
         .map(|s| format!(" [stream {s}]"))
