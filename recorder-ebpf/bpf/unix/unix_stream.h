@@ -376,7 +376,6 @@ int spliff_unix_sys_enter(struct bpf_raw_tracepoint_args *ctx)
 	struct pt_regs___spliff_unix *regs = (void *)args[0];
 	long id = (long)args[1];
 	struct spliff_unix_call call = {};
-	struct user_msghdr___spliff_unix msg;
 	struct sock___spliff_unix *sk;
 	__u64 pid_tgid, inode = 0;
 	__u32 tid;
@@ -411,11 +410,11 @@ int spliff_unix_sys_enter(struct bpf_raw_tracepoint_args *ctx)
 	} else if (id == SPLIFF_NR_SENDMSG || id == SPLIFF_NR_RECVMSG) {
 		/* The iovec array is the process's; the kernel copies the
 		 * msghdr but never changes where it points. */
-		if (bpf_probe_read_user(&msg, sizeof(msg), (void *)call.buf))
-			return 0;
+		struct user_msghdr___spliff_unix *msg = (void *)call.buf;
+
 		call.layout = SPLIFF_UNIX_IOVEC;
-		call.buf = (__u64)msg.msg_iov;
-		call.count = msg.msg_iovlen;
+		call.buf = (__u64)BPF_CORE_READ_USER(msg, msg_iov);
+		call.count = BPF_CORE_READ_USER(msg, msg_iovlen);
 	}
 	tid = (__u32)pid_tgid;
 	bpf_map_update_elem(&spliff_unix_calls, &tid, &call, BPF_ANY);

@@ -1,0 +1,256 @@
+//! `spliff record --unix`: real programs over unix stream sockets. curl against the Python
+//! exchange server (GET, a 1 MB POST, a chunked answer) must replay to the HAR the server
+//! logged, name the socket path, and dissect in tshark as HTTP; a conversation written with
+//! sendmsg and writev of 70 and 100 iovecs must be in the trace whole and in order.
+#![cfg(target_os = "linux")]
+
+use std::{
+    collections::BTreeMap,
+    fs,
+    io::{BufRead as _, BufReader},
+    path::Path,
+    process::{Command, Stdio},
+};
+
+use spliff_formats::{ConnectionRole, Direction, Entry, Record, TraceFile, Transport};
+use spliff_tests::{
+    exchange_log::{check_trace, read_exchange_server_log, support},
+    require_bpf,
+    spliff::{spliff, spliff_bin},
+    tls_workload::{PYTHON, Server},
+    tools::{TempDir, run},
+};
+
+/// The exchange server serving plain HTTP/1.1 on a unix socket at `path`, listening once this
+/// returns (it binds before it prints).
+fn unix_exchange_server(path: &Path, log: &Path) -> Server {
+    let mut child = Command::new(PYTHON)
+        .arg(support("exchange_server.py"))
+        .arg("--unix")
+        .args([path, log])
+        .stdout(Stdio::piped())
+        .spawn()
+        .expect("start python3");
+    let mut line = String::new();
+    BufReader::new(child.stdout.take().expect("piped stdout"))
+        .read_line(&mut line)
+        .expect("read the server's ready line");
+    assert_eq!(line.trim(), "0", "exchange_server.py --unix is ready");
+    Server::from_child(child, 0)
+}
+
+fn record(trace: &Path, unix: &str, command: &[&str]) {
+    let out = Command::new(spliff_bin())
+        .args(["record", "--no-packets", "--unix", unix, "-o"])
+        .arg(trace)
+        .arg("--")
+        .args(command)
+        .output()
+        .expect("run spliff record");
+    assert!(
+        out.status.success(),
+        "spliff record failed: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+}
+
+#[test]
+fn curl_over_a_unix_socket_replays_as_the_server_logged_it() {
+    if !require_bpf() {
+        return;
+    }
+    let dir = TempDir::new("record-unix-curl");
+    let d = dir.path();
+    let socket = d.join("http.sock");
+    let log = d.join("log.jsonl");
+    let server = unix_exchange_server(&socket, &log);
+    let upload: Vec<u8> = (0..1_000_000u32)
+        .map(|i| (i.wrapping_mul(2_654_435_761) >> 13) as u8)
+        .collect();
+    fs::write(d.join("upload.bin"), &upload).expect("write upload");
+    let s = socket.display();
+    let workload = format!(
+        "set -e\n\
+         C='curl -s --unix-socket {s} -o /dev/null'\n\
+         $C http://localhost/text?via=unix\n\
+         $C -H 'Content-Type: application/octet-stream' --data-binary @{up} http://localhost/upload\n\
+         $C http://localhost/chunked\n",
+        up = d.join("upload.bin").display(),
+    );
+    fs::write(d.join("workload.sh"), workload).expect("write workload");
+    let trace = d.join("t.pcapng");
+    record(
+        &trace,
+        socket.to_str().expect("utf-8"),
+        &["sh", d.join("workload.sh").to_str().expect("utf-8")],
+    );
+    drop(server);
+
+    let mut expected = read_exchange_server_log(&log, 0);
+    for e in &mut expected {
+        e.url = e.url.replace("https://127.0.0.1:0", "http://localhost");
+    }
+    assert_eq!(expected.len(), 3, "the server logged every request");
+    assert_eq!(
+        expected[1].request_body, upload,
+        "the server got the upload"
+    );
+    check_trace(&trace, &expected, d);
+
+    let har: serde_json::Value =
+        serde_json::from_slice(&fs::read(d.join("out.har")).expect("check_trace wrote the HAR"))
+            .expect("HAR is JSON");
+    for entry in har["log"]["entries"].as_array().expect("entries") {
+        assert_eq!(entry["_unixSocket"].as_str(), Some(s.to_string().as_str()));
+        assert_eq!(entry["_tlsLibrary"].as_str(), Some("none"));
+    }
+    let text = String::from_utf8(spliff(&["replay", trace.to_str().unwrap(), "-c"]).stdout)
+        .expect("utf-8");
+    assert_eq!(text.matches(&format!("unix:{s}")).count(), 3, "{text}");
+
+    let pcap = d.join("replayed.pcapng");
+    let out = spliff(&[
+        "replay",
+        trace.to_str().unwrap(),
+        "-o",
+        pcap.to_str().unwrap(),
+    ]);
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let methods = run(
+        "tshark",
+        &[
+            "-r",
+            pcap.to_str().unwrap(),
+            "-Y",
+            "http.request",
+            "-T",
+            "fields",
+            "-e",
+            "http.request.method",
+        ],
+    )
+    .stdout;
+    assert_eq!(
+        methods.lines().collect::<Vec<_>>(),
+        ["GET", "POST", "GET"],
+        "tshark dissects the replayed unix connections as HTTP"
+    );
+    let comments = run(
+        "tshark",
+        &[
+            "-r",
+            pcap.to_str().unwrap(),
+            "-T",
+            "fields",
+            "-e",
+            "frame.comment",
+        ],
+    )
+    .stdout;
+    assert!(
+        comments.contains(&format!("unix socket {s}")),
+        "the packet comment names the socket: {comments}"
+    );
+}
+
+/// Per connection of the trace: its record (merged) fields we check, and its bytes per
+/// direction joined by stream offset.
+type Streams = BTreeMap<u64, (ConnectionRole, Transport, Vec<u8>, [Vec<u8>; 2], u64)>;
+
+fn streams(trace: &Path) -> Streams {
+    let file = TraceFile::open(trace).expect("trace");
+    let mut out = Streams::new();
+    let mut losses = 0;
+    for entry in file.reader() {
+        let Ok(Entry::Record(r)) = entry else {
+            continue;
+        };
+        match r.record {
+            Record::Connection(c) => {
+                let e = out.entry(c.conn_id).or_default();
+                if c.role != ConnectionRole::Unknown {
+                    e.0 = c.role;
+                }
+                if c.transport != Transport::Tls {
+                    e.1 = c.transport;
+                }
+                if !c.unix.path.is_empty() {
+                    e.2 = c.unix.path.to_vec();
+                }
+                if c.unix.peer_pid != 0 {
+                    e.4 = u64::from(c.unix.peer_pid);
+                }
+            }
+            Record::TlsData(data) => {
+                let e = out.entry(data.conn_id).or_default();
+                let side = &mut e.3[usize::from(data.direction == Direction::Ingress)];
+                assert_eq!(
+                    data.stream_offset,
+                    side.len() as u64,
+                    "pieces in stream order"
+                );
+                side.extend_from_slice(data.payload);
+            }
+            Record::Loss(_) => losses += 1,
+            _ => {}
+        }
+    }
+    assert_eq!(losses, 0, "no loss records");
+    out
+}
+
+fn unhex(s: &str) -> Vec<u8> {
+    (0..s.len())
+        .step_by(2)
+        .map(|i| u8::from_str_radix(&s[i..i + 2], 16).expect("hex"))
+        .collect()
+}
+
+#[test]
+fn sendmsg_and_writev_of_many_iovecs_are_recorded_whole_and_in_order() {
+    if !require_bpf() {
+        return;
+    }
+    let dir = TempDir::new("record-unix-iovecs");
+    let d = dir.path();
+    let socket = d.join("pair.sock");
+    let trace = d.join("t.pcapng");
+    let truth = d.join("truth.txt");
+    let script = format!(
+        "{PYTHON} {} {} > {}",
+        support("unix_iovec_pair.py").display(),
+        socket.display(),
+        truth.display()
+    );
+    record(&trace, "any", &["sh", "-c", &script]);
+    let truth = fs::read_to_string(&truth).expect("the script's ground truth");
+    let mut lines = truth.lines();
+    let sent = unhex(lines.next().expect("sent"));
+    let received = unhex(lines.next().expect("received"));
+
+    let streams = streams(&trace);
+    let path = socket.as_os_str().as_encoded_bytes().to_vec();
+    let client = streams
+        .values()
+        .find(|c| c.0 == ConnectionRole::Client && c.2 == path)
+        .unwrap_or_else(|| panic!("a client connection on {}", socket.display()));
+    assert_eq!(client.1, Transport::UnixStream);
+    assert!(
+        client.3[0] == sent,
+        "egress: {} of {} bytes",
+        client.3[0].len(),
+        sent.len()
+    );
+    assert!(client.3[1] == received, "ingress differs");
+    // The server end is in the same process: it read what the client wrote.
+    let server = streams
+        .values()
+        .find(|c| c.0 == ConnectionRole::Server && c.2 == path)
+        .expect("the accepted end");
+    assert!(server.3[1] == sent && server.3[0] == received);
+    assert_ne!(client.4, 0, "the peer process is known");
+}
