@@ -364,16 +364,10 @@ pub struct TlsStringEvent {
     pub value: [u8; STRING_MAX],
 }
 
-/// `SPLIFF_UNIX_PATH_MAX`: `sun_path`'s size.
+/// `SPLIFF_UNIX_PATH_MAX`: `sun_path`'s size, and the key of the paths map
+/// (`struct spliff_unix_path_key`, which is exactly this many bytes: user space writes it
+/// as `[u8; UNIX_PATH_MAX]`).
 pub const UNIX_PATH_MAX: usize = 108;
-
-/// `struct spliff_unix_path_key`: a `--unix` path, zero padded.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-#[repr(C)]
-pub struct UnixPathKey {
-    /// The path (an abstract name starts with NUL).
-    pub path: [u8; UNIX_PATH_MAX],
-}
 
 /// `struct spliff_unix_conn_event`, kind [`EventKind::UnixConn`]. Its data,
 /// loss and close come as TLS events whose `ssl` is this `sk`.
@@ -566,8 +560,6 @@ impl sealed::Sealed for PacketIface {}
 impl AbiRecord for PacketIface {}
 impl sealed::Sealed for SocketEvent {}
 impl AbiRecord for SocketEvent {}
-impl sealed::Sealed for UnixPathKey {}
-impl AbiRecord for UnixPathKey {}
 impl sealed::Sealed for UnixConnEvent {}
 impl AbiRecord for UnixConnEvent {}
 impl sealed::Sealed for StopKey {}

@@ -152,7 +152,6 @@ fn structs() -> Vec<Struct> {
                 value
             }
         ),
-        layout!("struct spliff_unix_path_key", UnixPathKey { path }),
         layout!(
             "struct spliff_unix_conn_event",
             UnixConnEvent {
