@@ -1,7 +1,9 @@
 //! `spliff record --unix`: real programs over unix stream sockets. curl against the Python
 //! exchange server (GET, a 1 MB POST, a chunked answer) must replay to the HAR the server
 //! logged, name the socket path, and dissect in tshark as HTTP; a conversation written with
-//! sendmsg and writev of 70 and 100 iovecs must be in the trace whole and in order.
+//! sendmsg and writev of 70 and 100 iovecs must be in the trace whole and in order; grpcio's
+//! client and server (HTTP/2 without TLS) must replay to the calls, messages, metadata and
+//! trailers the server logged, and dissect in tshark as HTTP/2.
 #![cfg(target_os = "linux")]
 
 use std::{
@@ -15,6 +17,7 @@ use std::{
 use spliff_formats::{ConnectionRole, Direction, Entry, Record, TraceFile, Transport};
 use spliff_tests::{
     exchange_log::{check_trace, read_exchange_server_log, support},
+    har::body_bytes,
     require_bpf,
     spliff::{spliff, spliff_bin},
     tls_workload::{PYTHON, Server},
@@ -253,4 +256,186 @@ fn sendmsg_and_writev_of_many_iovecs_are_recorded_whole_and_in_order() {
         .expect("the accepted end");
     assert!(server.3[1] == sent && server.3[0] == received);
     assert_ne!(client.4, 0, "the peer process is known");
+}
+
+/// A gRPC message as it travels: uncompressed flag, 4-byte big-endian length, the bytes.
+fn grpc_frame(message: &[u8]) -> Vec<u8> {
+    let mut out = vec![0];
+    out.extend_from_slice(&(message.len() as u32).to_be_bytes());
+    out.extend_from_slice(message);
+    out
+}
+
+fn b64(v: &serde_json::Value) -> Vec<u8> {
+    use base64::Engine as _;
+    base64::engine::general_purpose::STANDARD
+        .decode(v.as_str().expect("base64 string"))
+        .expect("base64")
+}
+
+fn pairs(v: &serde_json::Value) -> Vec<(String, String)> {
+    v.as_array()
+        .into_iter()
+        .flatten()
+        .map(|p| {
+            let get = |i: usize, key: &str| {
+                p.get(i)
+                    .or_else(|| p.get(key))
+                    .and_then(|x| x.as_str())
+                    .unwrap_or_default()
+                    .to_string()
+            };
+            (get(0, "name"), get(1, "value"))
+        })
+        .collect()
+}
+
+/// Whether `want` appears in `have` in the same relative order.
+fn in_order(want: &[(String, String)], have: &[(String, String)]) -> bool {
+    let mut rest = have.iter();
+    want.iter().all(|w| rest.any(|h| h == w))
+}
+
+#[test]
+fn grpc_over_a_unix_socket_replays_as_the_server_logged_it() {
+    if !require_bpf() {
+        return;
+    }
+    let dir = TempDir::new("record-unix-grpc");
+    let d = dir.path();
+    let socket = d.join("grpc.sock");
+    let log = d.join("grpc.jsonl");
+    let mut child = Command::new(PYTHON)
+        .arg(support("grpc_unix.py"))
+        .arg("server")
+        .args([&socket, &log])
+        .stdout(Stdio::piped())
+        .spawn()
+        .expect("start python3");
+    let mut line = String::new();
+    BufReader::new(child.stdout.take().expect("piped stdout"))
+        .read_line(&mut line)
+        .expect("read the server's ready line");
+    assert_eq!(
+        line.trim(),
+        "ready",
+        "grpc_unix.py server (apt-get install python3-grpcio)"
+    );
+    let server = Server::from_child(child, 0);
+    let trace = d.join("t.pcapng");
+    let script = support("grpc_unix.py");
+    record(
+        &trace,
+        socket.to_str().expect("utf-8"),
+        &[
+            PYTHON,
+            script.to_str().expect("utf-8"),
+            "client",
+            socket.to_str().expect("utf-8"),
+        ],
+    );
+    drop(server);
+
+    let logged: Vec<serde_json::Value> = fs::read_to_string(&log)
+        .expect("server log")
+        .lines()
+        .map(|l| serde_json::from_str(l).expect("JSON line"))
+        .collect();
+    assert_eq!(logged.len(), 4, "the server logged every call");
+    let har_path = d.join("out.har");
+    let out = spliff(&[
+        "replay",
+        trace.to_str().unwrap(),
+        "-o",
+        har_path.to_str().unwrap(),
+    ]);
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let har: serde_json::Value =
+        serde_json::from_slice(&fs::read(&har_path).expect("HAR")).expect("JSON");
+    let entries = har["log"]["entries"].as_array().expect("entries");
+    assert_eq!(entries.len(), logged.len(), "one HAR entry per call");
+    for (entry, call) in entries.iter().zip(&logged) {
+        let method = call["method"].as_str().expect("method");
+        let what = format!("{method}: {entry}");
+        assert_eq!(
+            entry["request"]["url"].as_str(),
+            Some(format!("http://localhost{method}").as_str()),
+            "{what}"
+        );
+        assert_eq!(entry["_unixSocket"].as_str(), socket.to_str(), "{what}");
+        let request_headers = pairs(&entry["request"]["headers"]);
+        assert!(
+            in_order(&pairs(&call["metadata"]), &request_headers),
+            "{what}: the metadata the server received"
+        );
+        let body = body_bytes(&entry["request"]["postData"]).unwrap_or_default();
+        assert!(
+            body == grpc_frame(&b64(&call["request"])),
+            "{what}: request"
+        );
+        let answer: Vec<u8> = call["responses"]
+            .as_array()
+            .expect("responses")
+            .iter()
+            .flat_map(|r| grpc_frame(&b64(r)))
+            .collect();
+        let got = body_bytes(&entry["response"]["content"]).unwrap_or_default();
+        assert!(got == answer, "{what}: response messages");
+        // Trailers, or the headers of a trailers-only answer (an error).
+        let trailers = pairs(&entry["response"]["_trailers"]);
+        let status_block = if trailers.is_empty() {
+            pairs(&entry["response"]["headers"])
+        } else {
+            trailers
+        };
+        let mut want = vec![(
+            "grpc-status".to_string(),
+            call["code"].as_u64().expect("code").to_string(),
+        )];
+        if let Some(details) = call["details"].as_str().filter(|d| !d.is_empty()) {
+            want.push(("grpc-message".to_string(), details.to_string()));
+        }
+        want.extend(pairs(&call["trailers"]));
+        assert!(
+            in_order(&want, &status_block),
+            "{what}: status {want:?} in {status_block:?}"
+        );
+    }
+
+    let pcap = d.join("replayed.pcapng");
+    let out = spliff(&[
+        "replay",
+        trace.to_str().unwrap(),
+        "-o",
+        pcap.to_str().unwrap(),
+    ]);
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let paths = run(
+        "tshark",
+        &[
+            "-r",
+            pcap.to_str().unwrap(),
+            "-Y",
+            "http2.headers.path",
+            "-T",
+            "fields",
+            "-e",
+            "http2.headers.path",
+        ],
+    )
+    .stdout;
+    let want: Vec<&str> = logged.iter().filter_map(|c| c["method"].as_str()).collect();
+    assert_eq!(
+        paths.lines().collect::<Vec<_>>(),
+        want,
+        "tshark dissects the replayed connection as HTTP/2"
+    );
 }
