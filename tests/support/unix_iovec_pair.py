@@ -3,7 +3,8 @@
 argv: socket-path. A server thread accepts one connection and answers every message with
 its bytes reversed; the client sends one sendmsg of 100 buffers and one os.writev of 70
 buffers (each buffer a different length and fill), reading each answer whole. Prints the
-client's sent bytes and received bytes as two hex lines, the ground truth of the test.
+client's sent bytes and received bytes as two hex lines and the length of its first message,
+the ground truth of the test.
 """
 import os, socket, sys, threading
 
@@ -52,3 +53,4 @@ client.close()
 server.join()
 print(sent.hex())
 print(received.hex())
+print(sizes[0])

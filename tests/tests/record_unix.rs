@@ -256,6 +256,31 @@ fn sendmsg_and_writev_of_many_iovecs_are_recorded_whole_and_in_order() {
         .expect("the accepted end");
     assert!(server.3[1] == sent && server.3[0] == received);
     assert_ne!(client.4, 0, "the peer process is known");
+
+    // Not HTTP: the text view shows each call's bytes, both directions in time order.
+    let text =
+        String::from_utf8(spliff(&["replay", trace.to_str().unwrap(), "--color", "never"]).stdout)
+            .expect("utf-8");
+    let split: usize = lines
+        .next()
+        .and_then(|l| l.parse().ok())
+        .expect("first message length");
+    let (first, second) = sent.split_at(split);
+    let position = |bytes: &[u8]| {
+        text.find(std::str::from_utf8(bytes).expect("letters"))
+            .unwrap_or_else(|| panic!("{} bytes not shown as one chunk", bytes.len()))
+    };
+    let order = [
+        position(first),
+        position(&received[..first.len()]),
+        position(second),
+        position(&received[first.len()..]),
+    ];
+    assert!(order.is_sorted(), "chunks out of time order: {order:?}");
+    assert!(text.contains(&format!(
+        "bytes written at offset 0 unix:{}",
+        socket.display()
+    )));
 }
 
 /// A gRPC message as it travels: uncompressed flag, 4-byte big-endian length, the bytes.
