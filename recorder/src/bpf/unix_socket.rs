@@ -112,3 +112,61 @@ impl BpfPipeline {
         )
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use spliff_recorder_ebpf::abi::{AbiRecord as _, COMM_LEN, EventHeader};
+
+    use super::*;
+    use crate::bpf::{Event, decode};
+
+    fn raw(path: &[u8], path_len: u16) -> UnixConnEvent {
+        let mut event = UnixConnEvent {
+            header: EventHeader {
+                kind: EventKind::UnixConn as u32,
+                size: size_of::<UnixConnEvent>() as u32,
+                ts_ns: 5,
+                pid: 10,
+                tid: 11,
+            },
+            sk: 0xffff_8880_0000_1000,
+            inode: 7,
+            peer_inode: 8,
+            peer_pid: 9,
+            fd: 3,
+            role: 2,
+            reserved8: 0,
+            path_len,
+            reserved32: 0,
+            path: [0; UNIX_PATH_MAX],
+            comm: [0; COMM_LEN],
+            reserved_tail: [0; 4],
+        };
+        event.path[..path.len()].copy_from_slice(path);
+        event.comm[..4].copy_from_slice(b"dock");
+        event
+    }
+
+    #[test]
+    fn decodes_a_unix_connection_and_rejects_a_path_longer_than_sun_path() {
+        let event = raw(b"\0abstract", 9);
+        match decode(event.as_bytes()) {
+            Ok(Event::UnixConn(c)) => {
+                assert_eq!(c.path, b"\0abstract");
+                assert_eq!((c.pid, c.tid, c.fd, c.role), (10, 11, 3, 2));
+                assert_eq!((c.inode, c.peer_inode, c.peer_pid), (7, 8, 9));
+                assert_eq!(c.comm, "dock");
+            }
+            other => panic!("{other:?}"),
+        }
+        let bad = raw(b"/x", (UNIX_PATH_MAX + 1) as u16);
+        assert!(matches!(
+            decode(bad.as_bytes()),
+            Err(DecodeError::InvalidField {
+                field: "path_len",
+                ..
+            })
+        ));
+        assert!(decode(&event.as_bytes()[..100]).is_err(), "short record");
+    }
+}

@@ -892,6 +892,60 @@ mod tests {
     }
 
     #[test]
+    fn a_unix_socket_is_a_connection_of_its_own_kind_not_a_tls_one() {
+        let mut converter = converter();
+        let sk = 0xffff_8880_1234_5678;
+        converter
+            .event(Event::UnixConn(UnixConn {
+                ts_ns: 1,
+                pid: 4_000_000,
+                tid: 4_000_000,
+                sk,
+                comm: "curl".into(),
+                fd: 5,
+                inode: 11,
+                peer_inode: 12,
+                peer_pid: 0,
+                role: 1,
+                path: b"/run/app.sock".to_vec(),
+            }))
+            .unwrap();
+        if let Event::TlsData(mut d) = data(2) {
+            d.ssl = sk;
+            converter.event(Event::TlsData(d)).unwrap();
+        }
+        let report = converter.finish_correlation(3).unwrap();
+        assert_eq!(report.with_socket, 0);
+        let trace = converter.into_writer().finish().unwrap();
+        let mut merged = Connection::default();
+        let mut data_conns = Vec::new();
+        for entry in spliff_formats::TraceReader::new(&trace) {
+            match entry.unwrap() {
+                spliff_formats::Entry::Record(r) => match r.record {
+                    Record::Connection(c) => {
+                        merged.conn_id = c.conn_id;
+                        merged.merge(&c);
+                    }
+                    Record::TlsData(d) => data_conns.push(d.conn_id),
+                    Record::Correlation(c) => assert_eq!(c.tls_connections, 0),
+                    _ => {}
+                },
+                _ => {}
+            }
+        }
+        assert_eq!(merged.transport, Transport::UnixStream);
+        assert_eq!(merged.unix.path, b"/run/app.sock");
+        assert_eq!((merged.unix.inode, merged.unix.peer_inode), (11, 12));
+        assert_eq!(merged.role, ConnectionRole::Client);
+        assert_eq!(merged.tls_library, TlsLibrary::Unknown);
+        assert_eq!(
+            data_conns,
+            vec![merged.conn_id],
+            "the data joined the unix connection"
+        );
+    }
+
+    #[test]
     fn a_tls_record_before_its_socket_is_correlated_and_counted_in_any_order() {
         let orders: [Vec<Event>; 3] = [
             vec![data(1), tls_conn(2), socket(3, SocketOp::ActiveEstablished)],

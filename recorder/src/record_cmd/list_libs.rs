@@ -65,6 +65,7 @@ pub fn list_libs(args: &RecordArgs) -> ExitCode {
             symbols.into_iter().collect::<Vec<_>>().join(", ")
         );
     }
+    println!("{}", super::unix_sockets::LIST_LINE);
     ExitCode::SUCCESS
 }
 
