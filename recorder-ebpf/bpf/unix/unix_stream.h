@@ -146,6 +146,26 @@ struct {
 	__type(value, struct spliff_unix_call);
 } spliff_unix_calls SEC(".maps");
 
+/* Saved calls of all threads together. sys_exit runs for every syscall of
+ * the machine; while this is zero it returns before the per-thread lookup.
+ * Counted up at each save and down when an exit finds its call, so a call
+ * lost to LRU eviction leaves it too high (the lookups run), never too low. */
+struct {
+	__uint(type, BPF_MAP_TYPE_ARRAY);
+	__uint(max_entries, 1);
+	__type(key, __u32);
+	__type(value, __s64);
+} spliff_unix_in_flight SEC(".maps");
+
+static __always_inline void spliff_unix_in_flight_add(__s64 delta)
+{
+	__u32 zero = 0;
+	__s64 *count = bpf_map_lookup_elem(&spliff_unix_in_flight, &zero);
+
+	if (count)
+		__sync_fetch_and_add(count, delta);
+}
+
 /*
  * Bytes per data event from a unix socket. The copy fills an event from
  * several iovecs at a variable offset below this, and the verifier must see
@@ -417,7 +437,8 @@ int spliff_unix_sys_enter(struct bpf_raw_tracepoint_args *ctx)
 		call.count = BPF_CORE_READ_USER(msg, msg_iovlen);
 	}
 	tid = (__u32)pid_tgid;
-	bpf_map_update_elem(&spliff_unix_calls, &tid, &call, BPF_ANY);
+	if (!bpf_map_update_elem(&spliff_unix_calls, &tid, &call, BPF_ANY))
+		spliff_unix_in_flight_add(1);
 	return 0;
 }
 
@@ -558,16 +579,21 @@ int spliff_unix_sys_exit(struct bpf_raw_tracepoint_args *ctx)
 	struct spliff_unix_state *state;
 	struct spliff_unix_scratch *scratch;
 	struct spliff_unix_copy *copy;
+	__s64 *in_flight;
 	__u32 zero = 0;
 	__u64 steps, pos;
 
-	/* Every syscall of the machine comes here: the lookup is keyed by
-	 * thread, and only threads inside a saved call have an entry. */
+	/* Every syscall of the machine comes here: nothing to do unless some
+	 * thread is inside a saved call, and then only for that thread. */
+	in_flight = bpf_map_lookup_elem(&spliff_unix_in_flight, &zero);
+	if (!in_flight || *in_flight <= 0)
+		return 0;
 	saved = bpf_map_lookup_elem(&spliff_unix_calls, &tid);
 	if (!saved)
 		return 0;
 	call = *saved;
-	bpf_map_delete_elem(&spliff_unix_calls, &tid);
+	if (!bpf_map_delete_elem(&spliff_unix_calls, &tid))
+		spliff_unix_in_flight_add(-1);
 	if (ret <= 0)
 		return 0;
 	key.sk = call.sk;
