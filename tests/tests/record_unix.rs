@@ -464,3 +464,48 @@ fn grpc_over_a_unix_socket_replays_as_the_server_logged_it() {
         "tshark dissects the replayed connection as HTTP/2"
     );
 }
+
+#[test]
+fn an_abstract_socket_is_selected_by_its_at_name_and_others_are_not() {
+    if !require_bpf() {
+        return;
+    }
+    let dir = TempDir::new("record-unix-abstract");
+    let d = dir.path();
+    let name = format!("spliff-test-{}", std::process::id());
+    // Two abstract sockets: only the one named with --unix is recorded.
+    let script = format!(
+        "import socket, threading\n\
+         def pair(name, msg):\n\
+         \x20   l = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)\n\
+         \x20   l.bind('\\0' + name); l.listen(1)\n\
+         \x20   def srv():\n\
+         \x20       c, _ = l.accept(); c.sendall(c.recv(100).upper()); c.close()\n\
+         \x20   t = threading.Thread(target=srv); t.start()\n\
+         \x20   c = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)\n\
+         \x20   c.connect('\\0' + name); c.sendall(msg); assert c.recv(100) == msg.upper(); t.join()\n\
+         pair('{name}', b'selected bytes')\n\
+         pair('{name}-other', b'other bytes')\n"
+    );
+    fs::write(d.join("abstract.py"), script).expect("write script");
+    let trace = d.join("t.pcapng");
+    record(
+        &trace,
+        &format!("@{name}"),
+        &[PYTHON, d.join("abstract.py").to_str().expect("utf-8")],
+    );
+    let streams = streams(&trace);
+    let path = [b"\0".as_slice(), name.as_bytes()].concat();
+    assert_eq!(streams.len(), 2, "both ends of the selected socket only");
+    for c in streams.values() {
+        assert_eq!(c.2, path, "the abstract name, NUL first");
+        let (written, read) = match c.0 {
+            ConnectionRole::Client => (&b"selected bytes"[..], &b"SELECTED BYTES"[..]),
+            _ => (&b"SELECTED BYTES"[..], &b"selected bytes"[..]),
+        };
+        assert_eq!((&c.3[0][..], &c.3[1][..]), (written, read));
+    }
+    let text = String::from_utf8(spliff(&["replay", trace.to_str().unwrap(), "-c"]).stdout)
+        .expect("utf-8");
+    assert!(text.contains(&format!("unix:@{name} ")), "{text}");
+}

@@ -920,8 +920,8 @@ mod tests {
         let mut merged = Connection::default();
         let mut data_conns = Vec::new();
         for entry in spliff_formats::TraceReader::new(&trace) {
-            match entry.unwrap() {
-                spliff_formats::Entry::Record(r) => match r.record {
+            if let spliff_formats::Entry::Record(r) = entry.unwrap() {
+                match r.record {
                     Record::Connection(c) => {
                         merged.conn_id = c.conn_id;
                         merged.merge(&c);
@@ -929,8 +929,7 @@ mod tests {
                     Record::TlsData(d) => data_conns.push(d.conn_id),
                     Record::Correlation(c) => assert_eq!(c.tls_connections, 0),
                     _ => {}
-                },
-                _ => {}
+                }
             }
         }
         assert_eq!(merged.transport, Transport::UnixStream);
