@@ -9,9 +9,9 @@ use spliff_recorder_ebpf::abi::UNIX_PATH_MAX;
 /// What `--list-libs` says about the unix socket hooks.
 pub const LIST_LINE: &str = "unix stream sockets (--unix PATH|any; off without it): raw \
      tracepoints sys_enter and sys_exit; every read, write, readv, writev, sendto, recvfrom, \
-     sendmsg, recvmsg and close of a process in scope pays two more BPF programs and a walk \
-     from its fd to the socket (a few hundred ns per syscall: dd's 64-byte copies ran about \
-     twice as long, docs/BENCHMARKS.md); bytes are copied only for the selected sockets";
+     sendmsg, recvmsg and close of a process in scope pays a walk from its fd to the socket, \
+     and every syscall two more BPF programs (tens to hundreds of ns per syscall, \
+     docs/BENCHMARKS.md); bytes are copied only for the selected sockets";
 
 /// The selection `--unix` asks for; `None` when it was not given (nothing is attached).
 pub fn selection(values: &[OsString]) -> anyhow::Result<Option<UnixSelection>> {
