@@ -431,6 +431,23 @@ fn grpc_over_a_unix_socket_replays_as_the_server_logged_it() {
         );
     }
 
+    // The text view: one line per call, with its status and the socket.
+    let text = String::from_utf8(
+        spliff(&["replay", trace.to_str().unwrap(), "-c", "--color", "never"]).stdout,
+    )
+    .expect("utf-8");
+    let lines: Vec<&str> = text.lines().collect();
+    assert_eq!(lines.len(), logged.len(), "{text}");
+    for (line, call) in lines.iter().zip(&logged) {
+        let method = call["method"].as_str().expect("method");
+        assert!(
+            line.contains(&format!(
+                " POST http://localhost{method} 200 application/grpc "
+            )) && line.contains(&format!("unix:{}", socket.display())),
+            "{line}"
+        );
+    }
+
     let pcap = d.join("replayed.pcapng");
     let out = spliff(&[
         "replay",
