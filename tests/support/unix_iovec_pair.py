@@ -2,7 +2,8 @@
 
 argv: socket-path. A server thread accepts one connection and answers every message with
 its bytes reversed; the client sends one sendmsg of 100 buffers and one os.writev of 70
-buffers (each buffer a different length and fill), reading each answer whole. Prints the
+buffers (each buffer a different length and fill), peeks at the first answer with recv and
+recvmsg (MSG_PEEK), and reads each answer whole. Prints the
 client's sent bytes and received bytes as two hex lines and the length of its first message,
 the ground truth of the test.
 """
@@ -44,6 +45,9 @@ sent, received = b"", b""
 n = client.sendmsg(first)
 assert n == sizes[0], n
 sent += b"".join(first)
+# Peeks (recvfrom, recvmsg) leave the bytes queued: they are not received twice.
+assert client.recv(10, socket.MSG_PEEK)
+assert client.recvmsg(10, 0, socket.MSG_PEEK)[0]
 received += recv_exactly(client, sizes[0])
 n = os.writev(client.fileno(), second)
 assert n == sizes[1], n

@@ -81,6 +81,7 @@ struct pt_regs___spliff_unix {
 	unsigned long di;
 	unsigned long si;
 	unsigned long dx;
+	unsigned long r10;
 } __attribute__((preserve_access_index));
 
 #define SPLIFF_AF_UNIX 1
@@ -382,6 +383,8 @@ static __always_inline void spliff_unix_close(__u64 pid_tgid, __s32 fd)
 #define SPLIFF_NR_SENDMSG 46
 #define SPLIFF_NR_RECVMSG 47
 
+#define SPLIFF_MSG_PEEK 2
+
 struct user_msghdr___spliff_unix {
 	void *msg_iov;
 	__kernel_size_t msg_iovlen;
@@ -425,6 +428,11 @@ int spliff_unix_sys_enter(struct bpf_raw_tracepoint_args *ctx)
 			  id == SPLIFF_NR_SENDTO || id == SPLIFF_NR_SENDMSG)
 				 ? SPLIFF_DIR_EGRESS
 				 : SPLIFF_DIR_INGRESS;
+	/* A peek leaves the bytes queued: the read that consumes them records
+	 * them, once. */
+	if ((id == SPLIFF_NR_RECVFROM && (BPF_CORE_READ(regs, r10) & SPLIFF_MSG_PEEK)) ||
+	    (id == SPLIFF_NR_RECVMSG && (call.count & SPLIFF_MSG_PEEK)))
+		return 0;
 	if (id == SPLIFF_NR_READV || id == SPLIFF_NR_WRITEV) {
 		call.layout = SPLIFF_UNIX_IOVEC;
 	} else if (id == SPLIFF_NR_SENDMSG || id == SPLIFF_NR_RECVMSG) {
