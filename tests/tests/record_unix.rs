@@ -17,7 +17,7 @@ use std::{
 use spliff_formats::{ConnectionRole, Direction, Entry, Record, TraceFile, Transport};
 use spliff_tests::{
     exchange_log::{check_trace, read_exchange_server_log, support},
-    har::body_bytes,
+    har::{assert_valid_har, body_bytes},
     require_bpf,
     spliff::{spliff, spliff_bin},
     tls_workload::{PYTHON, Server},
@@ -379,6 +379,7 @@ fn grpc_over_a_unix_socket_replays_as_the_server_logged_it() {
         "{}",
         String::from_utf8_lossy(&out.stderr)
     );
+    assert_valid_har(&har_path);
     let har: serde_json::Value =
         serde_json::from_slice(&fs::read(&har_path).expect("HAR")).expect("JSON");
     let entries = har["log"]["entries"].as_array().expect("entries");
