@@ -101,8 +101,12 @@ pub const ROLE_SERVER: u8 = 2;
 /// `SPLIFF_LIB_OPENSSL`: the connection's probes are OpenSSL's (the values
 /// equal the trace format's `tls_library`).
 pub const LIB_OPENSSL: u8 = 1;
+/// `SPLIFF_LIB_BORINGSSL`: BoringSSL compiled into a stripped program.
+pub const LIB_BORINGSSL: u8 = 2;
 /// `SPLIFF_LIB_GNUTLS`.
 pub const LIB_GNUTLS: u8 = 3;
+/// `SPLIFF_LIB_NSS`: NSS over NSPR.
+pub const LIB_NSS: u8 = 4;
 /// `SPLIFF_LIB_WOLFSSL`.
 pub const LIB_WOLFSSL: u8 = 5;
 /// `SPLIFF_LIB_GO`: Go's `crypto/tls`.

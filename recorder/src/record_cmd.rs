@@ -6,6 +6,7 @@ mod capture_info;
 mod convert;
 mod correlate;
 mod elf_exports;
+mod exec_hold;
 mod go_programs;
 mod held_packets;
 mod hooks;
@@ -44,7 +45,7 @@ use crate::cli::RecordArgs;
 use capture_info::CaptureHeader;
 use convert::Converter;
 use hooks::Hooks;
-use libraries::{Discovery, FileId};
+use libraries::Discovery;
 use output_file::{Owner, TraceOutput};
 use recorded_command::RecordedCommand;
 use rotation::Rotation;
@@ -310,7 +311,7 @@ fn record(args: &RecordArgs, command: &mut Option<RecordedCommand>) -> anyhow::R
     for &pid in args.pids.iter().chain(&named) {
         unrecorded.select(pid);
     }
-    let mut problems = Vec::new();
+    let mut problems = discovery.new_refusals();
     if per_process {
         for &pid in &args.pids {
             if !Path::new(&format!("/proc/{pid}")).exists() {
@@ -323,7 +324,7 @@ fn record(args: &RecordArgs, command: &mut Option<RecordedCommand>) -> anyhow::R
         }
     } else {
         for (id, lib) in &discovery.files {
-            if let Err(error) = hooks.hook(&mut pipeline, *id, lib.library, &lib.path, None) {
+            if let Err(error) = hooks.hook(&mut pipeline, *id, lib, None) {
                 problems.push(format!("{error:#}"));
             }
         }
@@ -801,6 +802,8 @@ fn attach_process(
     pipeline: &mut BpfPipeline,
     converter: &mut Converter<File>,
 ) {
+    // Until its probes are attached (dropped at the end).
+    let _held = exec_hold::Held::if_unsearched(pid, discovery);
     for id in discovery.scan_process(pid) {
         if let Some(lib) = discovery.files.get(&id) {
             converter.add_library_path(
@@ -809,18 +812,13 @@ fn attach_process(
             );
         }
     }
-    let mut problems = Vec::new();
+    let mut problems = discovery.new_refusals();
     hooks.hook_go_process(pipeline, pid, &mut problems);
     if hooks.per_process {
         hooks.hook_process(pipeline, discovery, pid, &mut problems);
     } else {
-        let files: Vec<(FileId, std::path::PathBuf, _)> = discovery
-            .files
-            .iter()
-            .map(|(id, lib)| (*id, lib.path.clone(), lib.library))
-            .collect();
-        for (id, path, library) in files {
-            if let Err(error) = hooks.hook(pipeline, id, library, &path, None) {
+        for (id, file) in &discovery.files {
+            if let Err(error) = hooks.hook(pipeline, *id, file, None) {
                 problems.push(format!("{error:#}"));
             }
         }

@@ -123,6 +123,12 @@ class Handler(BaseHTTPRequestHandler):
         elif path == "/gzip":
             plain = json.dumps({"items": list(range(400)), "note": "compressed"}).encode()
             self.reply(200, "application/json", gzip.compress(plain), encoding="gzip")
+        elif path == "/page":
+            # A page with subresources, for browsers (chromium --dump-dom).
+            self.reply(200, "text/html; charset=utf-8",
+                       b'<html><head><link rel="icon" href="data:,">'
+                       b'<script src="/text?from=page"></script>'
+                       b'<script src="/chunked"></script></head><body><p>page</p></body></html>')
         elif path == "/binary":
             self.reply(200, "application/octet-stream", BINARY)
         elif path == "/large":

@@ -8,7 +8,7 @@ use spliff_recorder::probes::{self, LibrarySpec};
 
 use super::{
     hooks::{discover, looked_for, wanted_libraries},
-    libraries::{library_by_exports, mapped_files},
+    libraries::{is_wanted, library_by_exports, mapped_files},
     processes_named, unrecorded,
 };
 use crate::cli::RecordArgs;
@@ -40,7 +40,7 @@ pub fn list_libs(args: &RecordArgs) -> ExitCode {
         return ExitCode::FAILURE;
     }
     for file in discovery.files.values() {
-        let hooked = wanted.iter().any(|w| w.kind == file.library.kind);
+        let hooked = is_wanted(&wanted, file.library);
         println!(
             "{} ({}, {}{})",
             file.path.display(),
@@ -56,14 +56,26 @@ pub fn list_libs(args: &RecordArgs) -> ExitCode {
             println!("    {reason}");
         }
     }
-    for library in probes::LIBRARIES {
-        let symbols: BTreeSet<&str> = library.probes.iter().map(|p| p.symbol).collect();
+    for (path, why) in discovery.refused.values() {
         println!(
-            "each {} file gets {} probes on: {}",
-            library.display,
-            library.probes.len(),
-            symbols.into_iter().collect::<Vec<_>>().join(", ")
+            "{} (BoringSSL, found by code pattern, not hooked: {why})",
+            path.display()
         );
+    }
+    for library in probes::LIBRARIES.iter().chain([&probes::BORINGSSL]) {
+        // A library of several files (NSS) says what goes on each.
+        let files: BTreeSet<Option<&str>> = library.probes.iter().map(|p| p.file).collect();
+        for file in files {
+            let on_file: Vec<_> = library.probes.iter().filter(|p| p.file == file).collect();
+            let symbols: BTreeSet<&str> = on_file.iter().map(|p| p.symbol).collect();
+            println!(
+                "each {} {} gets {} probes on: {}",
+                library.display,
+                file.unwrap_or("file"),
+                on_file.len(),
+                symbols.into_iter().collect::<Vec<_>>().join(", ")
+            );
+        }
     }
     println!("{}", super::unix_sockets::LIST_LINE);
     ExitCode::SUCCESS
