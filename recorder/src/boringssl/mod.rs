@@ -305,6 +305,16 @@ impl Cache {
         self.files.contains_key(&key(meta))
     }
 
+    /// Remembers `path` as not stripped BoringSSL without searching it
+    /// (it exports its TLS library's functions).
+    pub fn skip(&mut self, path: &Path) {
+        if let Ok(meta) = fs::metadata(path) {
+            self.files
+                .entry(key(&meta))
+                .or_insert_with(|| Arc::new(Found::NotBoringSsl));
+        }
+    }
+
     pub fn inspect(&mut self, path: &Path) -> Arc<Found> {
         let Ok(meta) = fs::metadata(path) else {
             return Arc::new(Found::NotBoringSsl);
