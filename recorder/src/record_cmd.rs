@@ -313,6 +313,7 @@ fn record(args: &RecordArgs, command: &mut Option<RecordedCommand>) -> anyhow::R
         unrecorded.select(pid);
     }
     let mut problems = discovery.new_refusals();
+    unrecorded.note_refused(discovery.refused.values().map(|(p, w)| (p.as_path(), w)));
     if per_process {
         for &pid in &args.pids {
             if !Path::new(&format!("/proc/{pid}")).exists() {
@@ -597,6 +598,8 @@ fn record(args: &RecordArgs, command: &mut Option<RecordedCommand>) -> anyhow::R
             &mut pipeline,
             &mut converter,
         );
+        // Found meanwhile (a few files a capture at most): for the end report.
+        unrecorded.note_refused(discovery.refused.values().map(|(p, w)| (p.as_path(), w)));
         if last_flush.elapsed() >= FLUSH_EVERY {
             if last_gone_sweep.elapsed() >= GONE_SWEEP_EVERY {
                 converter.release_gone_processes(boottime_ns());
