@@ -335,17 +335,19 @@ mod tests {
 
     use super::*;
 
-    /// tests/support/boringssl_lookalike.S, assembled (with `defines`).
+    /// tests/support/boringssl_lookalike.S and its main, built (with
+    /// `defines`).
     fn lookalike(dir: &Path, name: &str, defines: &[&str]) -> PathBuf {
-        let source =
-            Path::new(env!("CARGO_MANIFEST_DIR")).join("../tests/support/boringssl_lookalike.S");
+        let support = Path::new(env!("CARGO_MANIFEST_DIR")).join("../tests/support");
         let out = dir.join(name);
         let status = Command::new("cc")
-            .args(["-x", "assembler-with-cpp"])
             .args(defines)
             .arg("-o")
             .arg(&out)
-            .arg(&source)
+            .args(["-x", "assembler-with-cpp"])
+            .arg(support.join("boringssl_lookalike.S"))
+            .args(["-x", "c"])
+            .arg(support.join("boringssl_lookalike_main.c"))
             .status()
             .expect("cc runs");
         assert!(status.success());
