@@ -21,9 +21,11 @@
 #include "net/sockops.h"
 #include "tls/conn.h"
 #include "tls/openssl.h"
+#include "tls/openssl_bio.h"
 #include "tls/boringssl.h"
 #include "tls/gnutls.h"
 #include "tls/wolfssl.h"
+#include "tls/nss.h"
 #include "tls/gotls.h"
 #include "tls/noop.h"
 

@@ -152,6 +152,7 @@ struct spliff_tls_loss_event {
 #define SPLIFF_LIB_OPENSSL 1
 #define SPLIFF_LIB_BORINGSSL 2 /* compiled into a stripped program (Chromium) */
 #define SPLIFF_LIB_GNUTLS 3
+#define SPLIFF_LIB_NSS 4 /* NSS over NSPR: the connection object is the PRFileDesc * */
 #define SPLIFF_LIB_WOLFSSL 5
 #define SPLIFF_LIB_GO 6 /* Go crypto/tls, linked into the program */
 

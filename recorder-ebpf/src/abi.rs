@@ -102,6 +102,8 @@ pub const LIB_OPENSSL: u8 = 1;
 pub const LIB_BORINGSSL: u8 = 2;
 /// `SPLIFF_LIB_GNUTLS`.
 pub const LIB_GNUTLS: u8 = 3;
+/// `SPLIFF_LIB_NSS`: NSS over NSPR.
+pub const LIB_NSS: u8 = 4;
 /// `SPLIFF_LIB_WOLFSSL`.
 pub const LIB_WOLFSSL: u8 = 5;
 /// `SPLIFF_LIB_GO`: Go's `crypto/tls`.

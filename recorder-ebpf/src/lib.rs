@@ -96,6 +96,8 @@ pub mod names {
         ("spliff_ssl_alpn_return", true),
         ("spliff_ssl_shutdown_entry", false),
         ("spliff_ssl_free_entry", false),
+        ("spliff_ssl_bio_write_entry", false),
+        ("spliff_ssl_bio_read_entry", false),
         ("spliff_boringssl_write_entry", false),
         ("spliff_boringssl_read_entry", false),
         ("spliff_boringssl_do_handshake_entry", false),
@@ -117,6 +119,17 @@ pub mod names {
         ("spliff_wolfssl_accept_entry", false),
         ("spliff_wolfssl_use_sni_entry", false),
         ("spliff_wolfssl_alpn_entry", false),
+        ("spliff_nss_import_fd_return", true),
+        ("spliff_nss_write_entry", false),
+        ("spliff_nss_read_entry", false),
+        ("spliff_nss_writev_entry", false),
+        ("spliff_nss_writev_return", true),
+        ("spliff_nss_reset_handshake_entry", false),
+        ("spliff_nss_option_set_entry", false),
+        ("spliff_nss_force_handshake_entry", false),
+        ("spliff_nss_set_url_entry", false),
+        ("spliff_nss_alpn_entry", false),
+        ("spliff_nss_alpn_return", true),
     ];
     /// Go `crypto/tls` uprobe programs. None is a uretprobe: the "return"
     /// ones go on each RET instruction of their function (see

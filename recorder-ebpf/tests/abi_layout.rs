@@ -265,6 +265,7 @@ fn constants() -> Vec<(&'static str, u64)> {
         ("SPLIFF_ROLE_SERVER", u64::from(ROLE_SERVER)),
         ("SPLIFF_LIB_OPENSSL", u64::from(LIB_OPENSSL)),
         ("SPLIFF_LIB_GNUTLS", u64::from(LIB_GNUTLS)),
+        ("SPLIFF_LIB_NSS", u64::from(LIB_NSS)),
         ("SPLIFF_LIB_WOLFSSL", u64::from(LIB_WOLFSSL)),
         ("SPLIFF_CLOSE_SHUTDOWN", u64::from(CLOSE_SHUTDOWN)),
         ("SPLIFF_CLOSE_FREE", u64::from(CLOSE_FREE)),

@@ -78,8 +78,9 @@ pub struct RecordArgs {
     pub comms: Vec<String>,
     /// TLS libraries to hook (repeatable; default: every library found).
     ///
-    /// Library files are found by name (libssl.so*, libgnutls.so*, libwolfssl.so*) in the
-    /// dynamic linker cache and in every process's memory maps.
+    /// Library files are found by name (libssl.so*, libgnutls.so*, libwolfssl.so*, NSS's
+    /// libssl3.so and libnspr4.so) in the dynamic linker cache, in every process's memory maps
+    /// and beside the recorded program (Firefox keeps its own NSS there).
     #[arg(long = "lib", value_enum, default_values_t = [Library::All])]
     pub libs: Vec<Library>,
     /// Do not learn socket identities (sock_ops on the cgroup v2 root, warm-up from the
@@ -208,6 +209,8 @@ pub enum Library {
     Gnutls,
     /// wolfSSL (libwolfssl.so*).
     Wolfssl,
+    /// NSS over NSPR (libssl3.so, libnspr4.so): Firefox, Thunderbird.
+    Nss,
     /// Every library above.
     All,
 }

@@ -11,6 +11,8 @@ pub mod bpf;
 #[cfg(target_os = "linux")]
 pub mod golang;
 #[cfg(target_os = "linux")]
+pub mod method_table;
+#[cfg(target_os = "linux")]
 pub mod net;
 #[cfg(target_os = "linux")]
 pub mod privileges;

@@ -195,6 +195,36 @@ impl Discovery {
         if let Some(found) = self.recognise(name, key, path) {
             self.add(path.to_path_buf(), found, "the recorded command".into());
         }
+        self.scan_beside(path);
+    }
+
+    /// Library files named like a wanted library in the directory of the
+    /// program at `path` (after symbolic links): applications that bring
+    /// their own copy keep it there and load it late, by dlopen, from a
+    /// directory the linker cache does not know (Firefox's libssl3.so in
+    /// /usr/lib/firefox-esr). By name only: such a directory can hold
+    /// hundreds of large files.
+    fn scan_beside(&mut self, path: &Path) {
+        let Some(dir) = fs::canonicalize(path)
+            .ok()
+            .and_then(|p| p.parent().map(Path::to_path_buf))
+        else {
+            return;
+        };
+        let Ok(entries) = fs::read_dir(&dir) else {
+            return;
+        };
+        for entry in entries.flatten() {
+            let name = entry.file_name();
+            let Some(library) = name.to_str().and_then(|n| wanted_library(&self.wanted, n)) else {
+                continue;
+            };
+            self.add(
+                entry.path(),
+                (library, FoundBy::FileName, None),
+                "beside the recorded command".into(),
+            );
+        }
     }
 
     /// Library files mapped by process `pid`; returns the new ones.

@@ -63,13 +63,19 @@ pub fn list_libs(args: &RecordArgs) -> ExitCode {
         );
     }
     for library in probes::LIBRARIES.iter().chain([&probes::BORINGSSL]) {
-        let symbols: BTreeSet<&str> = library.probes.iter().map(|p| p.symbol).collect();
-        println!(
-            "each {} file gets {} probes on: {}",
-            library.display,
-            library.probes.len(),
-            symbols.into_iter().collect::<Vec<_>>().join(", ")
-        );
+        // A library of several files (NSS) says what goes on each.
+        let files: BTreeSet<Option<&str>> = library.probes.iter().map(|p| p.file).collect();
+        for file in files {
+            let on_file: Vec<_> = library.probes.iter().filter(|p| p.file == file).collect();
+            let symbols: BTreeSet<&str> = on_file.iter().map(|p| p.symbol).collect();
+            println!(
+                "each {} {} gets {} probes on: {}",
+                library.display,
+                file.unwrap_or("file"),
+                on_file.len(),
+                symbols.into_iter().collect::<Vec<_>>().join(", ")
+            );
+        }
     }
     ExitCode::SUCCESS
 }
