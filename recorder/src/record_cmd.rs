@@ -72,6 +72,9 @@ const RESCAN_DELAYS: [Duration; 4] = [
 /// The final drain's bound: reading the ring runs at hundreds of thousands of records a
 /// second, so this takes in whatever was produced before the stop many times over.
 const DRAIN_AT_MOST: Duration = Duration::from_millis(500);
+/// Processes held at exec in one loop turn at most (an exec storm of large
+/// programs is not all stopped).
+const MAX_HELD_AT_ONCE: usize = 64;
 /// Pending rescans kept at most (an exec storm must not grow memory).
 const MAX_PENDING_RESCANS: usize = 8192;
 /// How often processes are looked for in /proc, to end the connections of those gone
@@ -312,6 +315,7 @@ fn record(args: &RecordArgs, command: &mut Option<RecordedCommand>) -> anyhow::R
         unrecorded.select(pid);
     }
     let mut problems = discovery.new_refusals();
+    unrecorded.note_refused(discovery.refused.values().map(|(p, w)| (p.as_path(), w)));
     if per_process {
         for &pid in &args.pids {
             if !Path::new(&format!("/proc/{pid}")).exists() {
@@ -523,6 +527,9 @@ fn record(args: &RecordArgs, command: &mut Option<RecordedCommand>) -> anyhow::R
     let mut packet_backlog = false;
     loop {
         let mut execs = Vec::new();
+        // Processes that exec'd a large program not looked at yet, stopped
+        // until attached below (see exec_hold.rs).
+        let mut held = Vec::new();
         let wait = if packet_backlog { Duration::ZERO } else { POLL };
         let handed = pipeline.read_events(wait, |event| {
             if let Ok(Event::ProcessExec(exec)) = &event
@@ -531,6 +538,10 @@ fn record(args: &RecordArgs, command: &mut Option<RecordedCommand>) -> anyhow::R
                 // Before anything else: even a write error must not leave
                 // it stopped.
                 stopped.push(exec);
+            } else if let Ok(Event::ProcessExec(exec)) = &event
+                && held.len() < MAX_HELD_AT_ONCE
+            {
+                held.extend(exec_hold::Held::if_unsearched(exec.pid, &discovery));
             }
             if write_error.is_some() {
                 return;
@@ -568,6 +579,15 @@ fn record(args: &RecordArgs, command: &mut Option<RecordedCommand>) -> anyhow::R
             );
         }
         stopped.continue_all();
+        for held in held.drain(..) {
+            attach_process(
+                held.pid(),
+                &mut discovery,
+                &mut hooks,
+                &mut pipeline,
+                &mut converter,
+            );
+        }
         hooks.detach_some(&mut pipeline, 2);
         if let Some(error) = write_error.take() {
             return Err(error.context("cannot write the trace"));
@@ -585,6 +605,8 @@ fn record(args: &RecordArgs, command: &mut Option<RecordedCommand>) -> anyhow::R
             &mut pipeline,
             &mut converter,
         );
+        // Found meanwhile (a few files a capture at most): for the end report.
+        unrecorded.note_refused(discovery.refused.values().map(|(p, w)| (p.as_path(), w)));
         if last_flush.elapsed() >= FLUSH_EVERY {
             if last_gone_sweep.elapsed() >= GONE_SWEEP_EVERY {
                 converter.release_gone_processes(boottime_ns());
@@ -802,8 +824,6 @@ fn attach_process(
     pipeline: &mut BpfPipeline,
     converter: &mut Converter<File>,
 ) {
-    // Until its probes are attached (dropped at the end).
-    let _held = exec_hold::Held::if_unsearched(pid, discovery);
     for id in discovery.scan_process(pid) {
         if let Some(lib) = discovery.files.get(&id) {
             converter.add_library_path(

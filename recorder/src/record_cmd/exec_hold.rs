@@ -15,32 +15,33 @@ use std::path::Path;
 
 use super::libraries::Discovery;
 
-/// Continues the held process when dropped.
+/// A stopped process, continued when dropped.
 #[derive(Debug)]
-pub struct Held(Option<i32>);
+pub struct Held(i32);
 
 impl Held {
-    /// Stops `pid` if the program it runs is still to be searched.
-    pub fn if_unsearched(pid: u32, discovery: &Discovery) -> Self {
+    /// Stops `pid` if the program it runs is still to be looked at.
+    pub fn if_unsearched(pid: u32, discovery: &Discovery) -> Option<Self> {
         let exe = format!("/proc/{pid}/exe");
-        let Ok(pid) = i32::try_from(pid) else {
-            return Self(None);
-        };
-        if pid <= 0 || !discovery.is_unsearched(Path::new(&exe)) {
-            return Self(None);
+        let pid = i32::try_from(pid).ok().filter(|&pid| pid > 0)?;
+        if !discovery.is_unsearched(Path::new(&exe)) {
+            return None;
         }
         // SAFETY: kill(2) has no memory arguments.
         let stopped = unsafe { libc::kill(pid, libc::SIGSTOP) } == 0;
-        Self(stopped.then_some(pid))
+        stopped.then_some(Self(pid))
+    }
+
+    /// The held process.
+    pub fn pid(&self) -> u32 {
+        self.0.unsigned_abs()
     }
 }
 
 impl Drop for Held {
     fn drop(&mut self) {
-        if let Some(pid) = self.0 {
-            // SAFETY: kill(2) has no memory arguments. A stopped process
-            // cannot exit and free its pid, except by SIGKILL.
-            unsafe { libc::kill(pid, libc::SIGCONT) };
-        }
+        // SAFETY: kill(2) has no memory arguments. A stopped process cannot
+        // exit and free its pid, except by SIGKILL.
+        unsafe { libc::kill(self.0, libc::SIGCONT) };
     }
 }
