@@ -17,6 +17,8 @@ have curl || need_pkgs+=(curl)
 have openssl || need_pkgs+=(openssl)
 [ -x /usr/bin/python3 ] || need_pkgs+=(python3)
 have nghttpd || need_pkgs+=(nghttp2-server)
+# tests/tests/record_unix.rs: a gRPC client and server (grpcio) over a unix socket.
+/usr/bin/python3 -c 'import grpc' 2>/dev/null || need_pkgs+=(python3-grpcio)
 # GnuTLS and wolfSSL clients (tests/tests/record_gnutls_wolfssl.rs).
 have wget || need_pkgs+=(wget)
 have gnutls-cli || need_pkgs+=(gnutls-bin)

@@ -28,6 +28,7 @@
 #include "tls/nss.h"
 #include "tls/gotls.h"
 #include "tls/noop.h"
+#include "unix/unix_stream.h"
 
 /*
  * The kernel refuses GPL-only helpers (bpf_probe_read_kernel,

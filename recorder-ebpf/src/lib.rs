@@ -41,6 +41,16 @@ pub mod names {
     pub const SYS_ENTER_PROGRAM: &str = "spliff_sys_enter";
     /// Tracepoint of [`SYS_ENTER_PROGRAM`].
     pub const SYS_ENTER_RAW_TRACEPOINT: &str = "sys_enter";
+    /// Raw tracepoint of every syscall's return.
+    pub const SYS_EXIT_RAW_TRACEPOINT: &str = "sys_exit";
+    /// `--unix`: saves reads and writes of selected unix stream sockets.
+    pub const UNIX_SYS_ENTER_PROGRAM: &str = "spliff_unix_sys_enter";
+    /// `--unix`: copies what a saved call moved.
+    pub const UNIX_SYS_EXIT_PROGRAM: &str = "spliff_unix_sys_exit";
+    /// `--unix PATH`: the selected paths (`UnixPathKey` -> u8).
+    pub const UNIX_PATHS_MAP: &str = "spliff_unix_paths";
+    /// `--unix any`: entry 0 nonzero selects every unix stream socket.
+    pub const UNIX_ANY_MAP: &str = "spliff_unix_any";
     /// `.rodata` `u32`: 1 restricts TLS probes to tracked processes and
     /// filtered comms.
     pub const FILTER_ENABLED_GLOBAL: &str = "spliff_filter_enabled";
@@ -220,6 +230,10 @@ mod tests {
             names::XDP_PROGRAM,
             names::TC_INGRESS_PROGRAM,
             names::TC_EGRESS_PROGRAM,
+            names::UNIX_SYS_ENTER_PROGRAM,
+            names::UNIX_SYS_EXIT_PROGRAM,
+            names::UNIX_PATHS_MAP,
+            names::UNIX_ANY_MAP,
         ]
         .into_iter()
         .chain(names::TLS_PROGRAMS.iter().map(|(name, _)| *name))

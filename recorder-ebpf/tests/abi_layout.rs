@@ -153,6 +153,24 @@ fn structs() -> Vec<Struct> {
             }
         ),
         layout!(
+            "struct spliff_unix_conn_event",
+            UnixConnEvent {
+                header,
+                sk,
+                inode,
+                peer_inode,
+                peer_pid,
+                fd,
+                role,
+                reserved8,
+                path_len,
+                reserved32,
+                path,
+                comm,
+                reserved_tail
+            }
+        ),
+        layout!(
             "struct spliff_packet_event",
             PacketEvent {
                 header,
@@ -233,6 +251,8 @@ fn constants() -> Vec<(&'static str, u64)> {
             u64::from(PACKET_RINGBUF_DEFAULT_BYTES),
         ),
         ("SPLIFF_EVENT_SOCKET", EventKind::Socket as u64),
+        ("SPLIFF_EVENT_UNIX_CONN", EventKind::UnixConn as u64),
+        ("SPLIFF_UNIX_PATH_MAX", UNIX_PATH_MAX as u64),
         ("SPLIFF_SOCKET_CONNECT", u64::from(SOCKET_CONNECT)),
         (
             "SPLIFF_SOCKET_ACTIVE_ESTABLISHED",

@@ -94,6 +94,13 @@ pub struct RecordArgs {
     /// unmounted again as soon as sock_ops is attached.
     #[arg(long)]
     pub no_sockets: bool,
+    /// Record unix stream sockets bound to PATH (repeatable; `@NAME` for an abstract socket,
+    /// `any` for every one), both directions, without TLS.
+    ///
+    /// Hooks the read/write family of syscall tracepoints; only with this option. The path is
+    /// the one the server bound, as `ss -x` shows it.
+    #[arg(long = "unix", value_name = "PATH|any")]
+    pub unix: Vec<std::ffi::OsString>,
     /// Print every TLS library file found (of every kind), why, whether --lib hooks it
     /// and which functions each kind gets, then exit.
     #[arg(long)]

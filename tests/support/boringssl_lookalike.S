@@ -3,9 +3,9 @@
  * shaped as clang compiles BoringSSL's ssl_lib.cc (each OPENSSL_PUT_ERROR a
  * load of the file's path, ERR_LIB_SSL, the reason, the line, a call),
  * padded with int3 as lld lays out Chromium. Built with
- * `cc -x assembler-with-cpp`; -DNEAR_MISS drops SSL_write's BAD_LENGTH
- * check, a near miss of the pattern that must not be hooked. main returns
- * at once: the functions are only ever called in bytes nobody runs.
+ * `cc -x assembler-with-cpp` with boringssl_lookalike_main.c (main, whose
+ * calls into these functions are never made); -DNEAR_MISS drops SSL_write's
+ * BAD_LENGTH check, a near miss of the pattern that must not be hooked.
  */
 	.intel_syntax noprefix
 
@@ -113,17 +113,5 @@ FUNCTION copy_out
 
 FUNCTION consume
 	ret
-
-FUNCTION main
-	xor eax, eax
-	ret
-	/* The program's calls into the library, as a browser's network code
-	 * makes them: what marks each function's first instruction. */
-	call SSL_new
-	call SSL_do_handshake
-	call SSL_write
-	call SSL_read
-	call SSL_peek
-	int3
 
 	.section .note.GNU-stack, "", @progbits

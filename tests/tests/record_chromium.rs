@@ -193,15 +193,18 @@ fn records_a_chromium_page_over_http1_exactly() {
     check_trace(&trace, &expected, d);
 }
 
-/// tests/support/boringssl_lookalike.S assembled with `defines`.
+/// tests/support/boringssl_lookalike.S and its main, built with `defines`.
 fn lookalike(dir: &Path, name: &str, defines: &[&str]) -> PathBuf {
+    let support = Path::new(env!("CARGO_MANIFEST_DIR")).join("support");
     let out = dir.join(name);
     let status = Command::new("cc")
-        .args(["-x", "assembler-with-cpp"])
         .args(defines)
         .arg("-o")
         .arg(&out)
-        .arg(Path::new(env!("CARGO_MANIFEST_DIR")).join("support/boringssl_lookalike.S"))
+        .args(["-x", "assembler-with-cpp"])
+        .arg(support.join("boringssl_lookalike.S"))
+        .args(["-x", "c"])
+        .arg(support.join("boringssl_lookalike_main.c"))
         .status()
         .expect("cc runs");
     assert!(status.success());
@@ -210,12 +213,13 @@ fn lookalike(dir: &Path, name: &str, defines: &[&str]) -> PathBuf {
 
 /// `spliff record -i lo -o TRACE -- PROGRAM`: its output and the capture's
 /// attached-probe lines.
-fn record_program(trace: &Path, program: &Path) -> (Output, Vec<String>) {
+fn record_program(trace: &Path, program: &Path, args: &[String]) -> (Output, Vec<String>) {
     let out = Command::new(spliff_bin())
         .args(["record", "-i", "lo", "-o"])
         .arg(trace)
         .arg("--")
         .arg(program)
+        .args(args)
         .output()
         .expect("run spliff record");
     assert!(
@@ -253,7 +257,7 @@ fn a_near_miss_of_the_pattern_is_not_hooked() {
     };
     // The control: the whole pattern is hooked, by offset.
     let whole = lookalike(d, "lookalike", &[]);
-    let (_, attached) = record_program(&d.join("whole.pcapng"), &whole);
+    let (_, attached) = record_program(&d.join("whole.pcapng"), &whole, &[]);
     let hooked = by_pattern(&attached);
     assert!(
         hooked
@@ -264,7 +268,14 @@ fn a_near_miss_of_the_pattern_is_not_hooked() {
     // SSL_write without its BAD_LENGTH check: nothing is attached to the
     // file, and the recorder says why.
     let near = lookalike(d, "near-miss", &["-DNEAR_MISS"]);
-    let (out, attached) = record_program(&d.join("near.pcapng"), &near);
+    // It connects (plain TCP), so the end of the capture names it.
+    let listener = std::net::TcpListener::bind("127.0.0.1:0").expect("a local port");
+    let port = listener.local_addr().unwrap().port().to_string();
+    let (out, attached) = record_program(
+        &d.join("near.pcapng"),
+        &near,
+        &["127.0.0.1".to_string(), port],
+    );
     assert_eq!(by_pattern(&attached), Vec::<String>::new());
     assert!(
         !attached.iter().any(|l| l.contains("near-miss")),
@@ -275,5 +286,16 @@ fn a_near_miss_of_the_pattern_is_not_hooked() {
         stderr
             .contains("near-miss has BoringSSL compiled in but is not hooked: SSL_write not found"),
         "{stderr}"
+    );
+    let report = stderr
+        .lines()
+        .find(|l| l.starts_with("spliff: not recorded: near-miss (pid "))
+        .unwrap_or_else(|| panic!("no end report of near-miss: {stderr}"));
+    assert!(
+        report.ends_with(&format!(
+            "; {} has BoringSSL compiled in, not hooked: SSL_write not found",
+            near.display()
+        )),
+        "{report}"
     );
 }

@@ -305,6 +305,16 @@ impl Cache {
         self.files.contains_key(&key(meta))
     }
 
+    /// Remembers `path` as not stripped BoringSSL without searching it
+    /// (it exports its TLS library's functions).
+    pub fn skip(&mut self, path: &Path) {
+        if let Ok(meta) = fs::metadata(path) {
+            self.files
+                .entry(key(&meta))
+                .or_insert_with(|| Arc::new(Found::NotBoringSsl));
+        }
+    }
+
     pub fn inspect(&mut self, path: &Path) -> Arc<Found> {
         let Ok(meta) = fs::metadata(path) else {
             return Arc::new(Found::NotBoringSsl);
@@ -325,17 +335,19 @@ mod tests {
 
     use super::*;
 
-    /// tests/support/boringssl_lookalike.S, assembled (with `defines`).
+    /// tests/support/boringssl_lookalike.S and its main, built (with
+    /// `defines`).
     fn lookalike(dir: &Path, name: &str, defines: &[&str]) -> PathBuf {
-        let source =
-            Path::new(env!("CARGO_MANIFEST_DIR")).join("../tests/support/boringssl_lookalike.S");
+        let support = Path::new(env!("CARGO_MANIFEST_DIR")).join("../tests/support");
         let out = dir.join(name);
         let status = Command::new("cc")
-            .args(["-x", "assembler-with-cpp"])
             .args(defines)
             .arg("-o")
             .arg(&out)
-            .arg(&source)
+            .args(["-x", "assembler-with-cpp"])
+            .arg(support.join("boringssl_lookalike.S"))
+            .args(["-x", "c"])
+            .arg(support.join("boringssl_lookalike_main.c"))
             .status()
             .expect("cc runs");
         assert!(status.success());

@@ -298,6 +298,8 @@ impl Discovery {
             .entry(key)
             .or_insert_with(|| library_by_exports(path));
         if let Some(library) = exported {
+            // Not held at its next exec for a search it does not need.
+            self.boringssl.skip(path);
             return self
                 .wanted
                 .iter()
