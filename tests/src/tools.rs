@@ -30,7 +30,9 @@ pub fn run(tool: &str, args: &[&str]) -> ToolOutput {
     ToolOutput { stdout, stderr }
 }
 
-/// A temporary directory removed on drop.
+/// A temporary directory removed on drop, unless the test failed and `SPLIFF_KEEP_FAILED` is
+/// set: then it stays, and its path is printed, so that the trace of a flaky failure can be
+/// looked at.
 #[derive(Debug)]
 pub struct TempDir(std::path::PathBuf);
 
@@ -54,6 +56,10 @@ impl TempDir {
 
 impl Drop for TempDir {
     fn drop(&mut self) {
+        if std::thread::panicking() && std::env::var_os("SPLIFF_KEEP_FAILED").is_some() {
+            eprintln!("kept the failed test's directory: {}", self.0.display());
+            return;
+        }
         let _ = std::fs::remove_dir_all(&self.0);
     }
 }

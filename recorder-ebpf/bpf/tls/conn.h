@@ -29,6 +29,7 @@ struct spliff_data_call {
 	__u64 buf;
 	__u64 out_len; /* _ex: size_t *; else 0 */
 	__u64 entry_ns;
+	__u64 sp; /* stack pointer at entry: where the return address is */
 	__u32 kind;   /* SPLIFF_CALL_* */
 	__u8 library; /* SPLIFF_LIB_* */
 	__u8 reserved[3];
@@ -231,6 +232,7 @@ static __always_inline int spliff_data_entry(struct pt_regs *ctx, __u32 kind, __
 	if (kind == SPLIFF_CALL_READ_EX || kind == SPLIFF_CALL_WRITE_EX)
 		call.out_len = PT_REGS_PARM4(ctx);
 	call.entry_ns = bpf_ktime_get_boot_ns();
+	call.sp = PT_REGS_SP(ctx);
 	call.kind = kind;
 	call.library = library;
 	if (!bpf_map_update_elem(&spliff_data_calls, &tid, &call, update))
@@ -295,6 +297,22 @@ static long spliff_copy_chunk(__u32 index, void *data)
 	return 0;
 }
 
+/*
+ * Whether this return is the one of the call whose entry saw `entry_sp`: the
+ * return pops the return address the entry found at the top of the stack.
+ * The return program runs at the return of every hooked data function, also
+ * of calls their entry did not save: NSS's entries keep only TLS descriptors,
+ * so PR_Read on a pipe or a plain socket returns through here too. Were any
+ * return to take the thread's saved call, a call on another descriptor
+ * nested in a TLS one, or following one whose return was not seen, would
+ * record its byte count from the TLS call's buffer into the TLS stream, and
+ * the TLS call's own return would find nothing. x86-64: a ret pops 8 bytes.
+ */
+static __always_inline bool spliff_returns_from(struct pt_regs *ctx, __u64 entry_sp)
+{
+	return PT_REGS_SP(ctx) == entry_sp + 8;
+}
+
 static __always_inline int spliff_data_return(struct pt_regs *ctx)
 {
 	__u64 pid_tgid = bpf_get_current_pid_tgid();
@@ -307,7 +325,7 @@ static __always_inline int spliff_data_return(struct pt_regs *ctx)
 	__u8 direction;
 
 	saved = bpf_map_lookup_elem(&spliff_data_calls, &tid);
-	if (!saved)
+	if (!saved || !spliff_returns_from(ctx, saved->sp))
 		return 0;
 	call = *saved;
 	if (!bpf_map_delete_elem(&spliff_data_calls, &tid))

@@ -64,6 +64,7 @@ static __always_inline int spliff_ssl_bio_entry(struct pt_regs *ctx, __u32 kind)
 	call.buf = PT_REGS_PARM2(ctx);
 	call.out_len = PT_REGS_PARM4(ctx);
 	call.entry_ns = bpf_ktime_get_boot_ns();
+	call.sp = PT_REGS_SP(ctx);
 	call.kind = kind;
 	call.library = SPLIFF_LIB_OPENSSL;
 	if (!bpf_map_update_elem(&spliff_data_calls, &tid, &call, BPF_ANY))
