@@ -195,6 +195,41 @@ fn assert_firefox_connections(trace: &Path, port: u16) -> Vec<Vec<u8>> {
     alpns
 }
 
+/// HTTP/2's client connection preface.
+const H2_PREFACE: &[u8] = b"PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n";
+
+/// Checks that `stream` is whole HTTP/2 frames, the first a SETTINGS (what each side
+/// sends first), chained from its first byte to its last: the recorded plaintext of a
+/// direction holds no byte too many, too few or out of place. Says where it breaks and
+/// shows the first bytes.
+fn assert_h2_frames_from_start(what: &str, stream: &[u8]) {
+    let head: Vec<String> = stream.iter().take(24).map(|b| format!("{b:02x}")).collect();
+    assert!(
+        stream.len() >= 9 && stream[3] == 4 && stream[5..9] == [0; 4],
+        "{what}: does not begin with a SETTINGS frame; first bytes {}",
+        head.join(" ")
+    );
+    let mut at = 0;
+    while at < stream.len() {
+        let header = stream.get(at..at + 9).unwrap_or_else(|| {
+            panic!(
+                "{what}: {} bytes after the last whole frame at offset {at}; first bytes {}",
+                stream.len() - at,
+                head.join(" ")
+            )
+        });
+        let len = u32::from_be_bytes([0, header[0], header[1], header[2]]) as usize;
+        // Neither side raised SETTINGS_MAX_FRAME_SIZE above its default.
+        assert!(
+            len <= 16384,
+            "{what}: no frame header at offset {at} (length {len}); first bytes {}",
+            head.join(" ")
+        );
+        at += 9 + len;
+    }
+    assert_eq!(at, stream.len(), "{what}: the last frame is cut short");
+}
+
 #[test]
 fn records_firefox_over_http1_exactly() {
     if !require_bpf() {
@@ -254,6 +289,15 @@ fn records_firefox_over_http2_exactly() {
                 .any(|e| e.url == format!("https://127.0.0.1:{port}{path}")),
             "Firefox did not load {path}: {expected:#?}"
         );
+    }
+    // Each direction's first bytes are checked on their own first: the HAR check below
+    // only says that a frame was found by resynchronisation.
+    for (conn_id, conn) in &read_trace(&trace).conns {
+        let egress = conn.egress.strip_prefix(H2_PREFACE).unwrap_or_else(|| {
+            panic!("conn {conn_id}: the client's stream does not begin with the preface")
+        });
+        assert_h2_frames_from_start(&format!("conn {conn_id} egress"), egress);
+        assert_h2_frames_from_start(&format!("conn {conn_id} ingress"), &conn.ingress);
     }
     check_trace(&trace, &expected, d);
     let alpns = assert_firefox_connections(&trace, port);
