@@ -19,6 +19,8 @@ struct task_struct___spliff {
 	__s32 pid;  /* pid_t: the thread id */
 	__s32 tgid; /* pid_t */
 	struct files_struct___spliff *files;
+	struct task_struct___spliff *group_leader;
+	char comm[16]; /* TASK_COMM_LEN */
 } __attribute__((preserve_access_index));
 
 /*
@@ -169,12 +171,20 @@ static __always_inline void spliff_stat_add(__u32 stat, __u64 n)
 		*value += n;
 }
 
-/* Whether the current task's comm is one of the --comm names. */
+/* Whether the current thread's comm or its process's (the main thread's) is
+ * one of the --comm names. --comm names processes, and threads rename
+ * themselves: Firefox does all its TLS on its "Socket Thread". */
 static __always_inline bool spliff_comm_selected(void)
 {
+	struct task_struct___spliff *task = (void *)bpf_get_current_task();
 	__u8 comm[SPLIFF_COMM_LEN] = {};
 
 	bpf_get_current_comm(comm, sizeof(comm));
+	if (bpf_map_lookup_elem(&spliff_comm_filter, comm))
+		return true;
+	/* The kernel pads comm with NULs, as the filter's keys are. */
+	if (BPF_CORE_READ_INTO(&comm, task, group_leader, comm))
+		return false;
 	return bpf_map_lookup_elem(&spliff_comm_filter, comm) != NULL;
 }
 

@@ -11,6 +11,7 @@
 
 use std::{
     fs,
+    io::{BufRead as _, BufReader, Read as _},
     path::{Path, PathBuf},
     process::{Command, Stdio},
 };
@@ -164,19 +165,22 @@ fn record_firefox(d: &Path, trace: &Path, profile: &Path, url: &str) {
     );
 }
 
-/// Every connection is NSS's, a client, in Firefox's parent process, to `port`; returns
-/// their ALPNs.
-fn assert_firefox_connections(trace: &Path, port: u16) -> Vec<Vec<u8>> {
+/// Every connection is NSS's, a client, in Firefox's parent process (named `comm`), to
+/// `port`; returns their ALPNs.
+fn assert_firefox_connections(trace: &Path, port: u16, comm: &str) -> Vec<Vec<u8>> {
     let summary = read_trace(trace);
     assert!(summary.losses.is_empty(), "loss: {:?}", summary.losses);
     assert!(!summary.conns.is_empty(), "no connection recorded");
     let mut alpns = Vec::new();
     for (conn_id, conn) in &summary.conns {
         let info = conn.info.clone().expect("connection record");
-        let comm = summary.comms.get(&info.pid).cloned().unwrap_or_default();
         // The parent process keeps the program's name; content processes rename
         // themselves ("Web Content", "Isolated Web Co").
-        assert_eq!(comm, "firefox-esr", "conn {conn_id}: process");
+        assert_eq!(
+            summary.comms.get(&info.pid).map(String::as_str),
+            Some(comm),
+            "conn {conn_id}: process"
+        );
         assert_eq!(info.tls_library, TlsLibrary::Nss, "conn {conn_id}: library");
         assert!(
             String::from_utf8_lossy(&info.library_path).contains("lib"),
@@ -230,6 +234,54 @@ fn assert_h2_frames_from_start(what: &str, stream: &[u8]) {
     assert_eq!(at, stream.len(), "{what}: the last frame is cut short");
 }
 
+/// A page that pulls in an image, served over HTTP/2 from `d/docroot`.
+fn h2_docroot(d: &Path) -> PathBuf {
+    let docroot = d.join("docroot");
+    fs::create_dir_all(&docroot).expect("docroot");
+    fs::write(
+        docroot.join("index.html"),
+        "<!DOCTYPE html><html><body><p>over HTTP/2</p><img src=\"/pixels.bin\"></body></html>\n",
+    )
+    .expect("write the page");
+    let pixels: Vec<u8> = (0..120_000u32).map(|i| (i * 29 + 5) as u8).collect();
+    fs::write(docroot.join("pixels.bin"), &pixels).expect("write the image");
+    docroot
+}
+
+/// The page and its image were loaded, each direction of each connection is whole frames
+/// from its first byte, the HAR equals nghttpd's log, and every connection is Firefox's
+/// (its parent process named `comm`) over h2.
+fn check_h2_trace(trace: &Path, log: &Path, port: u16, docroot: &Path, comm: &str) {
+    let expected = read_nghttpd_log(log, port, docroot);
+    for path in ["/index.html", "/pixels.bin"] {
+        assert!(
+            expected
+                .iter()
+                .any(|e| e.url == format!("https://127.0.0.1:{port}{path}")),
+            "Firefox did not load {path}: {expected:#?}"
+        );
+    }
+    // Each direction's first bytes are checked on their own first: the HAR check below
+    // only says that a frame was found by resynchronisation.
+    for (conn_id, conn) in &read_trace(trace).conns {
+        let egress = conn.egress.strip_prefix(H2_PREFACE).unwrap_or_else(|| {
+            panic!("conn {conn_id}: the client's stream does not begin with the preface")
+        });
+        assert_h2_frames_from_start(&format!("conn {conn_id} egress"), egress);
+        assert_h2_frames_from_start(&format!("conn {conn_id} ingress"), &conn.ingress);
+    }
+    check_trace(
+        trace,
+        &expected,
+        trace.parent().expect("the test's directory"),
+    );
+    let alpns = assert_firefox_connections(trace, port, comm);
+    assert!(
+        alpns.iter().all(|a| a == b"h2"),
+        "ALPN of every connection: {alpns:?}"
+    );
+}
+
 #[test]
 fn records_firefox_over_http1_exactly() {
     if !require_bpf() {
@@ -251,7 +303,7 @@ fn records_firefox_over_http1_exactly() {
         "Firefox did not load the page: {expected:#?}"
     );
     check_trace(&trace, &expected, d);
-    assert_firefox_connections(&trace, server.port);
+    assert_firefox_connections(&trace, server.port, "firefox-esr");
 }
 
 #[test]
@@ -263,15 +315,7 @@ fn records_firefox_over_http2_exactly() {
     let d = dir.path();
     let (ca, cert, key) = ca_and_server_cert(d);
     let profile = profile(d, "profile", &ca);
-    let docroot = d.join("docroot");
-    fs::create_dir_all(&docroot).expect("docroot");
-    fs::write(
-        docroot.join("index.html"),
-        "<!DOCTYPE html><html><body><p>over HTTP/2</p><img src=\"/pixels.bin\"></body></html>\n",
-    )
-    .expect("write the page");
-    let pixels: Vec<u8> = (0..120_000u32).map(|i| (i * 29 + 5) as u8).collect();
-    fs::write(docroot.join("pixels.bin"), &pixels).expect("write the image");
+    let docroot = h2_docroot(d);
     let log = d.join("nghttpd.log");
     let server = nghttpd_logged(&docroot, &cert, &key, &log);
     let port = server.port;
@@ -281,28 +325,69 @@ fn records_firefox_over_http2_exactly() {
     // Stopped, so its log is complete.
     drop(server);
 
-    let expected = read_nghttpd_log(&log, port, &docroot);
-    for path in ["/index.html", "/pixels.bin"] {
-        assert!(
-            expected
-                .iter()
-                .any(|e| e.url == format!("https://127.0.0.1:{port}{path}")),
-            "Firefox did not load {path}: {expected:#?}"
-        );
+    check_h2_trace(&trace, &log, port, &docroot, "firefox-esr");
+}
+
+/// `--comm NAME` with a Firefox started once the recorder is ready: Firefox does its TLS
+/// on its "Socket Thread", and the scope must take the process's name, not only the
+/// calling thread's (it recorded nothing). NAME is a symbolic link to Firefox, so that the
+/// Firefoxes of tests running in parallel stay out of scope.
+#[test]
+fn comm_scope_records_a_firefox_started_later() {
+    if !require_bpf() {
+        return;
     }
-    // Each direction's first bytes are checked on their own first: the HAR check below
-    // only says that a frame was found by resynchronisation.
-    for (conn_id, conn) in &read_trace(&trace).conns {
-        let egress = conn.egress.strip_prefix(H2_PREFACE).unwrap_or_else(|| {
-            panic!("conn {conn_id}: the client's stream does not begin with the preface")
-        });
-        assert_h2_frames_from_start(&format!("conn {conn_id} egress"), egress);
-        assert_h2_frames_from_start(&format!("conn {conn_id} ingress"), &conn.ingress);
-    }
-    check_trace(&trace, &expected, d);
-    let alpns = assert_firefox_connections(&trace, port);
-    assert!(
-        alpns.iter().all(|a| a == b"h2"),
-        "ALPN of every connection: {alpns:?}"
-    );
+    const COMM: &str = "spliffcommfx";
+    let dir = TempDir::new("record-firefox-comm");
+    let d = dir.path();
+    let (ca, cert, key) = ca_and_server_cert(d);
+    let profile = profile(d, "profile", &ca);
+    let docroot = h2_docroot(d);
+    let log = d.join("nghttpd.log");
+    let server = nghttpd_logged(&docroot, &cert, &key, &log);
+    let port = server.port;
+    let firefox = fs::canonicalize("/usr/bin/firefox-esr")
+        .expect("firefox-esr (apt-get install firefox-esr)");
+    let link = d.join(COMM);
+    std::os::unix::fs::symlink(&firefox, &link).expect("link Firefox under a name of its own");
+
+    let trace = d.join("t.pcapng");
+    let mut recorder = Command::new(spliff_bin())
+        .args(["record", "-i", "lo", "--comm", COMM, "-o"])
+        .arg(&trace)
+        .stdin(Stdio::null())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("run spliff record");
+    let mut stderr = BufReader::new(recorder.stderr.take().expect("the recorder's stderr"));
+    let mut first = String::new();
+    stderr
+        .read_line(&mut first)
+        .expect("the recorder's first line");
+    assert!(first.contains("recording"), "{first}");
+
+    let status = Command::new(&link)
+        .args(["--headless", "--profile"])
+        .arg(&profile)
+        .arg("--screenshot")
+        .arg(d.join("screenshot.png"))
+        .arg(format!("https://127.0.0.1:{port}/index.html"))
+        .env("MOZ_DISABLE_CONTENT_SANDBOX", "1")
+        .stdin(Stdio::null())
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .status()
+        .expect("run Firefox");
+    assert!(status.success(), "Firefox failed: {status}");
+    // SAFETY: kill(2) on our own child.
+    unsafe { libc::kill(recorder.id() as i32, libc::SIGINT) };
+    let status = recorder.wait().expect("wait for the recorder");
+    let mut rest = String::new();
+    stderr
+        .read_to_string(&mut rest)
+        .expect("the recorder's stderr");
+    assert!(status.success(), "recorder failed: {rest}");
+    // Stopped, so its log is complete.
+    drop(server);
+    check_h2_trace(&trace, &log, port, &docroot, COMM);
 }
