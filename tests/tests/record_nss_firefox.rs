@@ -330,14 +330,16 @@ fn records_firefox_over_http2_exactly() {
 
 /// `--comm NAME` with a Firefox started once the recorder is ready: Firefox does its TLS
 /// on its "Socket Thread", and the scope must take the process's name, not only the
-/// calling thread's (it recorded nothing). NAME is a symbolic link to Firefox, so that the
-/// Firefoxes of tests running in parallel stay out of scope.
+/// calling thread's (it recorded nothing). NAME is a symbolic link to Firefox, named after
+/// the test process, so that the Firefoxes of tests running in parallel (this one's too,
+/// from another copy of the suite) stay out of scope.
 #[test]
 fn comm_scope_records_a_firefox_started_later() {
     if !require_bpf() {
         return;
     }
-    const COMM: &str = "spliffcommfx";
+    // 15 characters at most: a comm's length.
+    let comm = format!("spliffox{}", std::process::id() % 10_000_000);
     let dir = TempDir::new("record-firefox-comm");
     let d = dir.path();
     let (ca, cert, key) = ca_and_server_cert(d);
@@ -348,12 +350,12 @@ fn comm_scope_records_a_firefox_started_later() {
     let port = server.port;
     let firefox = fs::canonicalize("/usr/bin/firefox-esr")
         .expect("firefox-esr (apt-get install firefox-esr)");
-    let link = d.join(COMM);
+    let link = d.join(&comm);
     std::os::unix::fs::symlink(&firefox, &link).expect("link Firefox under a name of its own");
 
     let trace = d.join("t.pcapng");
     let mut recorder = Command::new(spliff_bin())
-        .args(["record", "-i", "lo", "--comm", COMM, "-o"])
+        .args(["record", "-i", "lo", "--comm", &comm, "-o"])
         .arg(&trace)
         .stdin(Stdio::null())
         .stderr(Stdio::piped())
@@ -389,5 +391,5 @@ fn comm_scope_records_a_firefox_started_later() {
     assert!(status.success(), "recorder failed: {rest}");
     // Stopped, so its log is complete.
     drop(server);
-    check_h2_trace(&trace, &log, port, &docroot, COMM);
+    check_h2_trace(&trace, &log, port, &docroot, &comm);
 }
