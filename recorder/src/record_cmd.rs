@@ -6,6 +6,7 @@ mod capture_info;
 mod convert;
 mod correlate;
 mod elf_exports;
+mod embedded_tls;
 mod go_programs;
 mod held_packets;
 mod held_processes;
