@@ -155,8 +155,16 @@ impl BpfPipeline {
     pub fn load(options: &PipelineOptions<'_>) -> Result<Self, BpfError> {
         // Explicitly, and as a hard error: aya's loader silently skips CO-RE
         // relocation without BTF, and the programs would then read
-        // build-kernel offsets on this kernel.
-        let btf = Btf::from_sys_fs().map_err(|source| BpfError::KernelBtf { source })?;
+        // build-kernel offsets on this kernel. The loader parses the same file
+        // again (its constructor always does): checking on another thread
+        // meanwhile keeps the second parse (tens of ms) off the start-up.
+        let btf_check = std::thread::spawn(Btf::from_sys_fs);
+        let mut loader = EbpfLoader::new();
+        match btf_check.join() {
+            Ok(Ok(_)) => {}
+            Ok(Err(source)) => return Err(BpfError::KernelBtf { source }),
+            Err(panic) => std::panic::resume_unwind(panic),
+        }
 
         for bytes in [options.ring_buffer_bytes, options.packet_ring_bytes]
             .into_iter()
@@ -176,9 +184,7 @@ impl BpfPipeline {
         let filter_enabled = u32::from(options.filter_enabled);
         let stop_on_exec_comm = u32::from(options.stop_on_exec_comm);
 
-        let mut loader = EbpfLoader::new();
         loader
-            .btf(Some(&btf))
             // must_exist: a renamed global must fail loudly, not leave the
             // filter off.
             .override_global(names::TARGET_TGID_GLOBAL, &target_tgid, true)
