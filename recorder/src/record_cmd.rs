@@ -273,6 +273,7 @@ fn record(args: &RecordArgs, command: &mut Option<RecordedCommand>) -> anyhow::R
         stop_on_exec_comm: comm_per_process,
         // Without packets the ring stays, at its smallest.
         packet_ring_bytes: args.no_packets.then(page_size_bytes),
+        packets_scoped: !args.all_packets,
         ..PipelineOptions::default()
     })
     .context("cannot load spliff's kernel programs")?;
@@ -502,6 +503,12 @@ fn record(args: &RecordArgs, command: &mut Option<RecordedCommand>) -> anyhow::R
     }
     times.report();
 
+    if network.is_some() && filter_enabled && !args.all_packets {
+        eprintln!(
+            "spliff: packets: only the TCP connections of the selected processes \
+             (--all-packets keeps every packet)"
+        );
+    }
     if let Some(network) = &mut network {
         network.started();
     }
