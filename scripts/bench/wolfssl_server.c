@@ -12,6 +12,7 @@
 #include <arpa/inet.h>
 #include <netinet/in.h>
 #include <pthread.h>
+#include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -70,6 +71,8 @@ int main(int argc, char **argv)
 		fprintf(stderr, "usage: %s PORT CERT KEY\n", argv[0]);
 		return 2;
 	}
+	/* A client that leaves mid-response (h2load at its deadline) must not kill us. */
+	signal(SIGPIPE, SIG_IGN);
 	memset(body, 'x', sizeof(body));
 	response_len = snprintf(response, sizeof(response),
 				"HTTP/1.1 200 OK\r\nContent-Type: application/octet-stream\r\n"
