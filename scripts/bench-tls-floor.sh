@@ -81,13 +81,15 @@ load() { # <tool>: req/s
 	h2load "${args[@]}" "$url" 2>/dev/null | awk '/^finished in/{gsub(",","",$4); print $4}'
 }
 start_bg() { # <err file> <cmd...>: start, wait until attached
-	"${@:2}" 2>"$1" &
+	# Not on our stdout: runs are read through $(...), which waits for every writer.
+	"${@:2}" >/dev/null 2>"$1" &
 	bg=$!
-	for _ in $(seq 300); do
+	for _ in $(seq 1200); do
 		grep -q -e "spliff: recording" -e "no-op probes" "$1" 2>/dev/null && return
 		sleep 0.1
 	done
-	echo "not ready: $(cat "$1")" >&2
+	echo "not ready after 120 s: $(cat "$1")" >&2
+	kill -TERM "$bg"
 	exit 1
 }
 stop_bg() {
