@@ -7,11 +7,14 @@
 //! noop_probes openssl /usr/lib/x86_64-linux-gnu/libssl.so.3
 //! noop_probes gnutls /usr/lib/x86_64-linux-gnu/libgnutls.so.30
 //! noop_probes wolfssl /usr/lib/x86_64-linux-gnu/libwolfssl.so.35
+//! noop_probes nss /usr/lib/x86_64-linux-gnu/libnspr4.so   # and again on libssl3.so
 //! noop_probes go ./go-server        # entries and every RET, as for Go programs
 //! ```
 //!
-//! Library kinds take the probe table's symbols (entry probes and return
-//! probes alike); `go` inspects the executable as the recorder does and puts
+//! Library kinds take the probe table's symbols that the file defines (entry
+//! probes and return probes alike; not the functions found through a method
+//! table, OpenSSL's SSL BIO path, which only programs reading through an SSL
+//! BIO call); `go` inspects the executable as the recorder does and puts
 //! an entry probe on each hooked function's first instruction and on each of
 //! its RET instructions, the places of the recorder's Go probes.
 
@@ -23,7 +26,7 @@ fn main() -> anyhow::Result<()> {
 
     let mut args = std::env::args().skip(1);
     let (Some(kind), Some(path)) = (args.next(), args.next()) else {
-        bail!("usage: noop_probes openssl|gnutls|wolfssl|go PATH");
+        bail!("usage: noop_probes openssl|gnutls|wolfssl|nss|go PATH");
     };
     let points = points(&kind, std::path::Path::new(&path))?;
     // An owned copy: malloc alignment satisfies the ELF parser.
@@ -92,6 +95,7 @@ fn points(kind: &str, path: &std::path::Path) -> anyhow::Result<Vec<Point>> {
         "openssl" => &probes::OPENSSL,
         "gnutls" => &probes::GNUTLS,
         "wolfssl" => &probes::WOLFSSL,
+        "nss" => &probes::NSS,
         "go" => {
             let binary = golang::inspect(path)
                 .map_err(|e| anyhow!("{}: {e}", path.display()))?
@@ -113,7 +117,7 @@ fn points(kind: &str, path: &std::path::Path) -> anyhow::Result<Vec<Point>> {
             }
             return Ok(points);
         }
-        other => bail!("unknown library kind {other:?}: openssl, gnutls, wolfssl or go"),
+        other => bail!("unknown library kind {other:?}: openssl, gnutls, wolfssl, nss or go"),
     };
     // Only symbols the file has: the recorder skips optional probes it lacks.
     let data = std::fs::read(path).map_err(|e| anyhow!("{}: {e}", path.display()))?;
@@ -128,7 +132,7 @@ fn points(kind: &str, path: &std::path::Path) -> anyhow::Result<Vec<Point>> {
     Ok(library
         .probes
         .iter()
-        .filter(|p| defined.contains(p.symbol))
+        .filter(|p| p.table_slot.is_none() && defined.contains(p.symbol))
         .map(|p| Point {
             symbol: Some(p.symbol),
             offset: 0,

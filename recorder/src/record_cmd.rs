@@ -8,6 +8,7 @@ mod correlate;
 mod elf_exports;
 mod go_programs;
 mod held_packets;
+mod held_processes;
 mod hooks;
 mod libraries;
 mod list_libs;
@@ -21,6 +22,7 @@ mod run_as;
 mod sockets;
 mod startup_times;
 pub mod stop_watchdog;
+mod unix_sockets;
 mod unrecorded;
 
 use std::{
@@ -36,15 +38,16 @@ use std::{
 use anyhow::{Context as _, bail};
 use spliff_formats::{CaptureId, InterfaceStats, SectionInfo, TraceWriter};
 use spliff_recorder::{
-    bpf::{BpfPipeline, Event, PipelineOptions, ProcessExec, Stop, StopMaps, Tracking},
+    bpf::{BpfPipeline, Event, PipelineOptions, Tracking},
     privileges,
 };
 
 use crate::cli::RecordArgs;
 use capture_info::CaptureHeader;
 use convert::Converter;
+use held_processes::HeldProcesses;
 use hooks::Hooks;
-use libraries::{Discovery, FileId};
+use libraries::Discovery;
 use output_file::{Owner, TraceOutput};
 use recorded_command::RecordedCommand;
 use rotation::Rotation;
@@ -267,6 +270,7 @@ fn record(args: &RecordArgs, command: &mut Option<RecordedCommand>) -> anyhow::R
     if comm_per_process {
         raise_fd_limit();
     }
+    let unix = unix_sockets::selection(&args.unix)?;
     let mut pipeline = BpfPipeline::load(&PipelineOptions {
         ring_buffer_bytes: Some(RING_BUFFER_BYTES),
         filter_enabled,
@@ -282,11 +286,7 @@ fn record(args: &RecordArgs, command: &mut Option<RecordedCommand>) -> anyhow::R
     // a selected comm: whatever leaves the function must continue them. The
     // watchdog starts before any comm is selected, so its own exec is never
     // held, and the kernel stops nothing until it is ready.
-    let mut stopped = if comm_per_process {
-        StoppedProcesses::guarded(&pipeline)?
-    } else {
-        StoppedProcesses::default()
-    };
+    let mut stopped = HeldProcesses::new(&pipeline, comm_per_process)?;
     for &pid in &args.pids {
         pipeline.track_process(pid, Tracking::Only)?;
     }
@@ -314,7 +314,8 @@ fn record(args: &RecordArgs, command: &mut Option<RecordedCommand>) -> anyhow::R
     for &pid in args.pids.iter().chain(&named) {
         unrecorded.select(pid);
     }
-    let mut problems = Vec::new();
+    let mut problems = discovery.new_refusals();
+    unrecorded.note_refused(discovery.refused.values().map(|(p, w)| (p.as_path(), w)));
     if per_process {
         for &pid in &args.pids {
             if !Path::new(&format!("/proc/{pid}")).exists() {
@@ -327,7 +328,7 @@ fn record(args: &RecordArgs, command: &mut Option<RecordedCommand>) -> anyhow::R
         }
     } else {
         for (id, lib) in &discovery.files {
-            if let Err(error) = hooks.hook(&mut pipeline, *id, lib.library, &lib.path, None) {
+            if let Err(error) = hooks.hook(&mut pipeline, *id, lib, None) {
                 problems.push(format!("{error:#}"));
             }
         }
@@ -339,7 +340,7 @@ fn record(args: &RecordArgs, command: &mut Option<RecordedCommand>) -> anyhow::R
                 hooks.hook_go_process(&mut pipeline, pid, &mut problems);
             }
         }
-        if hooks.files.is_empty() && hooks.go.len() == 0 {
+        if hooks.files.is_empty() && hooks.go.len() == 0 && unix.is_none() {
             bail!("could not hook any TLS library: {}", problems.join("; "));
         }
     }
@@ -364,6 +365,11 @@ fn record(args: &RecordArgs, command: &mut Option<RecordedCommand>) -> anyhow::R
     };
     times.phase("sock_ops");
     hooks.lines.extend(sock_ops.clone());
+    if let Some(selection) = &unix {
+        hooks
+            .lines
+            .push(unix_sockets::attach(&mut pipeline, selection)?);
+    }
     let library_paths = discovery
         .files
         .values()
@@ -541,6 +547,10 @@ fn record(args: &RecordArgs, command: &mut Option<RecordedCommand>) -> anyhow::R
                 // Before anything else: even a write error must not leave
                 // it stopped.
                 stopped.push(exec);
+            } else if let Ok(Event::ProcessExec(exec)) = &event {
+                // A large program not searched yet: held until attached
+                // below (see held_processes.rs).
+                stopped.hold_if_unsearched(exec, &discovery);
             }
             if write_error.is_some() {
                 return;
@@ -595,6 +605,8 @@ fn record(args: &RecordArgs, command: &mut Option<RecordedCommand>) -> anyhow::R
             &mut pipeline,
             &mut converter,
         );
+        // Found meanwhile (a few files a capture at most): for the end report.
+        unrecorded.note_refused(discovery.refused.values().map(|(p, w)| (p.as_path(), w)));
         if last_flush.elapsed() >= FLUSH_EVERY {
             if last_gone_sweep.elapsed() >= GONE_SWEEP_EVERY {
                 converter.release_gone_processes(boottime_ns());
@@ -820,18 +832,13 @@ fn attach_process(
             );
         }
     }
-    let mut problems = Vec::new();
+    let mut problems = discovery.new_refusals();
     hooks.hook_go_process(pipeline, pid, &mut problems);
     if hooks.per_process {
         hooks.hook_process(pipeline, discovery, pid, &mut problems);
     } else {
-        let files: Vec<(FileId, std::path::PathBuf, _)> = discovery
-            .files
-            .iter()
-            .map(|(id, lib)| (*id, lib.path.clone(), lib.library))
-            .collect();
-        for (id, path, library) in files {
-            if let Err(error) = hooks.hook(pipeline, id, library, &path, None) {
+        for (id, file) in &discovery.files {
+            if let Err(error) = hooks.hook(pipeline, *id, file, None) {
                 problems.push(format!("{error:#}"));
             }
         }
@@ -850,91 +857,6 @@ fn all_pids() -> Vec<u32> {
                 .collect()
         })
         .unwrap_or_default()
-}
-
-/// Processes the kernel stopped at exec (--comm per process) and that still
-/// wait for `SIGCONT`. Dropping it continues them, so no return path (an
-/// error, a panic unwinding) leaves a process stopped; for a SIGKILL of the
-/// recorder, its watchdog continues them (see stop_watchdog.rs).
-#[derive(Debug, Default)]
-struct StoppedProcesses {
-    stops: Vec<Stop>,
-    /// The kernel's ledger: an entry goes once its process is continued.
-    maps: Option<StopMaps>,
-    // Dropped after `stops` were continued (fields drop in order): its
-    // sweep then finds nothing left.
-    watchdog: Option<stop_watchdog::Watchdog>,
-}
-
-impl StoppedProcesses {
-    /// With a watchdog that continues the processes if the recorder dies.
-    fn guarded(pipeline: &BpfPipeline) -> anyhow::Result<Self> {
-        let maps = pipeline.stop_maps()?;
-        let watchdog = stop_watchdog::Watchdog::spawn(&maps)?;
-        Ok(Self {
-            stops: Vec::new(),
-            maps: Some(maps),
-            watchdog: Some(watchdog),
-        })
-    }
-
-    fn push(&mut self, exec: &ProcessExec) {
-        self.stops.push(Stop {
-            pid: exec.pid,
-            ts_boot_ns: exec.ts_boot_ns,
-        });
-    }
-
-    fn pids(&self) -> Vec<u32> {
-        self.stops.iter().map(|stop| stop.pid).collect()
-    }
-
-    fn continue_all(&mut self) {
-        for stop in self.stops.drain(..) {
-            if let Ok(pid) = i32::try_from(stop.pid)
-                && pid > 0
-            {
-                // SAFETY: kill(2) has no memory arguments. The pid is still
-                // the stopped process: a stopped process cannot exit and
-                // free its pid, except by SIGKILL.
-                unsafe { libc::kill(pid, libc::SIGCONT) };
-            }
-            // Only after SIGCONT: until then the watchdog must still find it.
-            if let Some(maps) = &mut self.maps
-                && let Err(error) = maps.forget(stop)
-            {
-                eprintln!("spliff: warning: {error:#}");
-            }
-        }
-    }
-
-    /// With the watchdog gone (someone killed it), a death of the recorder
-    /// would leave stopped processes behind: stop holding processes at exec
-    /// (their first TLS calls may be missed) rather than risk that.
-    fn check_watchdog(&mut self) {
-        let Some(watchdog) = &mut self.watchdog else {
-            return;
-        };
-        if !watchdog.died() {
-            return;
-        }
-        self.watchdog = None;
-        if let Some(maps) = &mut self.maps
-            && maps.set_armed(false).is_ok()
-        {
-            eprintln!(
-                "spliff: warning: the stop watchdog is gone; processes exec'ing into a \
-                 selected comm are no longer held until attached (their first TLS calls may \
-                 be missed)"
-            );
-        }
-    }
-}
-
-impl Drop for StoppedProcesses {
-    fn drop(&mut self) {
-        self.continue_all();
-    }
 }
 
 /// Raises the soft open-file limit to the hard one: every per-process

@@ -4,6 +4,7 @@
 
 use std::io::{self, Write};
 
+use crate::Protocol;
 use crate::body::{DecodeOptions, decode_body};
 use crate::exchange::{Exchange, Header, find_header};
 use crate::filter::Filter;
@@ -56,7 +57,7 @@ fn text(b: &[u8]) -> String {
 }
 
 /// `HH:MM:SS.uuuuuu` of a wall-clock instant (UTC).
-fn clock(unix_ns: u64) -> String {
+pub(super) fn clock(unix_ns: u64) -> String {
     let day_ns = unix_ns % 86_400_000_000_000;
     let s = day_ns / 1_000_000_000;
     format!(
@@ -76,7 +77,7 @@ fn duration(ns: u64) -> String {
     }
 }
 
-fn process(info: &ConnectionInfo) -> String {
+pub(super) fn process(info: &ConnectionInfo) -> String {
     match &info.process {
         Some(p) => format!("{} ({})", p.comm, p.pid),
         None => format!("pid {}", info.pid),
@@ -98,7 +99,7 @@ fn write_headers(out: &mut dyn Write, headers: &[Header]) -> io::Result<()> {
 }
 
 /// Writes one hex dump line per 16 bytes: offset, hex, ASCII.
-fn hexdump(out: &mut dyn Write, body: &[u8]) -> io::Result<()> {
+pub(super) fn hexdump(out: &mut dyn Write, body: &[u8]) -> io::Result<()> {
     for (i, chunk) in body.chunks(16).enumerate() {
         let hex: Vec<String> = chunk.iter().map(|b| format!("{b:02x}")).collect();
         let ascii: String = chunk
@@ -179,7 +180,12 @@ fn write_exchange(
         .alpn
         .as_deref()
         .map(|a| format!(" ALPN:{}", text(a)))
-        .unwrap_or_default();
+        .unwrap_or_default()
+        + &info
+            .unix_path
+            .as_deref()
+            .map(|p| format!(" unix:{p}"))
+            .unwrap_or_default();
     let stream = ex
         .stream_id
         .map(|s| format!(" [stream {s}]"))
@@ -300,6 +306,14 @@ impl Sink for TextSink {
         conn: &ReplayedConnection<'_>,
         _context: (),
     ) -> io::Result<Vec<Item>> {
+        // A unix socket that is not HTTP is shown as data (filters select exchanges, so a
+        // filtered view leaves it out).
+        if conn.info.unix_path.is_some()
+            && conn.result.detection.protocol == Protocol::Unknown
+            && self.filter.is_empty()
+        {
+            return super::data_chunks::data_items(conn, &self.options);
+        }
         exchange_items(conn, |info, _, ex| self.exchange_item(info, ex))
     }
 
