@@ -114,6 +114,11 @@ pub struct RecordArgs {
     /// Record no packets: no XDP/TC hooks, TLS plaintext only.
     #[arg(long, conflicts_with_all = ["interfaces", "snaplen"])]
     pub no_packets: bool,
+    /// With a scope (`-- CMD`, --pid, --comm, --ppid): keep every packet of the captured
+    /// interfaces. Without it only the TCP packets of the selected processes'
+    /// connections are kept (decided in the kernel; see docs/packets.md).
+    #[arg(long, conflicts_with = "no_packets")]
+    pub all_packets: bool,
     /// Keep the first N bytes of every packet (at most 256), payload included. Without
     /// it, each packet's link, network and transport headers are kept and nothing after
     /// them: no payload.

@@ -21,6 +21,7 @@ mod reemit;
 mod rotation;
 mod run_as;
 mod sockets;
+mod startup_times;
 pub mod stop_watchdog;
 mod unix_sockets;
 mod unrecorded;
@@ -52,6 +53,7 @@ use output_file::{Owner, TraceOutput};
 use recorded_command::RecordedCommand;
 use rotation::Rotation;
 use run_as::RunAs;
+use startup_times::StartupTimes;
 
 /// Ring buffer size: room for several 1 MiB writes in flight, so a burst
 /// does not overflow before user space wakes up.
@@ -163,6 +165,7 @@ pub fn run(args: &RecordArgs) -> anyhow::Result<ExitCode> {
 /// Records until `-- CMD` exits or a signal arrives; `command` holds CMD while it runs, so
 /// that a failure can say (and decide) what becomes of it.
 fn record(args: &RecordArgs, command: &mut Option<RecordedCommand>) -> anyhow::Result<ExitCode> {
+    let mut times = StartupTimes::from_env();
     // First: a user without privileges must find nothing of theirs touched.
     privileges::check_recording()?;
     let Some(output) = &args.output else {
@@ -241,6 +244,7 @@ fn record(args: &RecordArgs, command: &mut Option<RecordedCommand>) -> anyhow::R
         );
     }
 
+    times.phase("discovery");
     let filter_enabled = !args.pids.is_empty()
         || args.ppid.is_some()
         || !args.comms.is_empty()
@@ -274,9 +278,11 @@ fn record(args: &RecordArgs, command: &mut Option<RecordedCommand>) -> anyhow::R
         stop_on_exec_comm: comm_per_process,
         // Without packets the ring stays, at its smallest.
         packet_ring_bytes: args.no_packets.then(page_size_bytes),
+        packets_scoped: !args.all_packets,
         ..PipelineOptions::default()
     })
     .context("cannot load spliff's kernel programs")?;
+    times.phase("load");
     // From here on the kernel may stop (and report) processes exec'ing into
     // a selected comm: whatever leaves the function must continue them. The
     // watchdog starts before any comm is selected, so its own exec is never
@@ -339,6 +345,7 @@ fn record(args: &RecordArgs, command: &mut Option<RecordedCommand>) -> anyhow::R
             bail!("could not hook any TLS library: {}", problems.join("; "));
         }
     }
+    times.phase("uprobes");
     for problem in &problems {
         eprintln!("spliff: warning: {problem}");
     }
@@ -357,6 +364,7 @@ fn record(args: &RecordArgs, command: &mut Option<RecordedCommand>) -> anyhow::R
             }
         }
     };
+    times.phase("sock_ops");
     hooks.lines.extend(sock_ops.clone());
     if let Some(selection) = &unix {
         hooks
@@ -443,6 +451,7 @@ fn record(args: &RecordArgs, command: &mut Option<RecordedCommand>) -> anyhow::R
         )?)
     };
 
+    times.phase("packets");
     install_signal_handlers();
     if let Some((program, rest)) = args.command.split_first() {
         let mut cmd = Command::new(program);
@@ -462,6 +471,7 @@ fn record(args: &RecordArgs, command: &mut Option<RecordedCommand>) -> anyhow::R
             None => format!("cannot start `{program}`"),
         })?;
         *command = Some(RecordedCommand::new(child, program));
+        times.phase("spawn");
     }
     if let Some(created) = &mut output_file {
         created.commit()?;
@@ -496,8 +506,16 @@ fn record(args: &RecordArgs, command: &mut Option<RecordedCommand>) -> anyhow::R
     if sock_ops.is_some() {
         let warm_up = sockets::warm_up(converter.sockets());
         eprintln!("spliff: sockets from sock_ops and the socket table: {warm_up}");
+        times.phase("socket warm-up");
     }
+    times.report();
 
+    if network.is_some() && filter_enabled && !args.all_packets {
+        eprintln!(
+            "spliff: packets: only the TCP connections of the selected processes \
+             (--all-packets keeps every packet)"
+        );
+    }
     if let Some(network) = &mut network {
         network.started();
     }
