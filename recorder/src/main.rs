@@ -13,7 +13,10 @@ fn main() -> ExitCode {
     let cli = cli::Cli::parse();
     let result = match cli.command {
         cli::Command::Replay(args) => replay_cmd::run(&args),
-        cli::Command::Record(args) => record(&args),
+        cli::Command::Record(mut args) => {
+            args.resolve_aliases();
+            record(&args)
+        }
         cli::Command::StopWatchdog(args) => stop_watchdog(&args),
     };
     match result {
