@@ -180,7 +180,8 @@ fn read(mut source: File, tail: bool, stop: &AtomicBool, tx: &SyncSender<Message
             if splitter.push(&buf[..n], |b| batch.add(b)).is_err() {
                 return;
             }
-            if batch.len() < BATCH_BYTES {
+            // A short read: nothing more is waiting (the next read of a pipe would block).
+            if n == buf.len() && batch.len() < BATCH_BYTES {
                 continue;
             }
         }
