@@ -88,6 +88,7 @@ pub struct LiveView {
     ended: HashSet<ConnectionKey>,
     ready: BinaryHeap<Ready>,
     warnings: Vec<String>,
+    latest_ns: u64,
 }
 
 impl LiveView {
@@ -148,6 +149,7 @@ impl LiveView {
                 Record::Loss(l) if l.conn_id != 0 => (key(l.conn_id), 0, false),
                 _ => continue,
             };
+            self.latest_ns = self.latest_ns.max(r.ts_ns);
             if self.ended.contains(&conn_key) {
                 continue;
             }
@@ -244,6 +246,11 @@ impl LiveView {
             self.show(key, u64::MAX, true)?;
         }
         self.print(u64::MAX, out)
+    }
+
+    /// Kernel time of the latest record taken.
+    pub fn latest_ns(&self) -> u64 {
+        self.latest_ns
     }
 
     /// Problems met since the last call, for standard error.
