@@ -21,10 +21,57 @@ pub enum Command {
     Record(RecordArgs),
     /// Rebuild the exchanges of a trace (offline, any OS, no root).
     Replay(ReplayArgs),
+    /// Wireshark extcap interface `spliff`: decrypted sessions live in Wireshark and
+    /// `tshark -i spliff` (install with `spliff extcap --install`).
+    Extcap(ExtcapArgs),
     /// Internal: started by `record --comm` to continue the processes it
     /// held at exec should it die (see record_cmd/stop_watchdog.rs).
     #[command(name = "stop-watchdog", hide = true)]
     StopWatchdog(StopWatchdogArgs),
+}
+
+/// Arguments of `spliff extcap` (Wireshark's extcap calling convention).
+#[derive(Debug, Args)]
+pub struct ExtcapArgs {
+    /// Write the `spliff` wrapper into Wireshark's extcap folder (`tshark -G folders`).
+    #[arg(long)]
+    pub install: bool,
+    /// With --install: the folder to write into instead.
+    #[arg(long, value_name = "DIR", requires = "install")]
+    pub dir: Option<PathBuf>,
+    /// extcap: list the interfaces.
+    #[arg(long)]
+    pub extcap_interfaces: bool,
+    /// extcap: Wireshark's version.
+    #[arg(long, value_name = "VERSION")]
+    pub extcap_version: Option<String>,
+    /// extcap: the interface asked about.
+    #[arg(long, value_name = "NAME")]
+    pub extcap_interface: Option<String>,
+    /// extcap: list the link types.
+    #[arg(long)]
+    pub extcap_dlts: bool,
+    /// extcap: list the options.
+    #[arg(long)]
+    pub extcap_config: bool,
+    /// extcap: capture into --fifo.
+    #[arg(long)]
+    pub capture: bool,
+    /// extcap: the FIFO to write pcapng into.
+    #[arg(long, value_name = "PATH")]
+    pub fifo: Option<PathBuf>,
+    /// extcap: a capture filter (not supported: every recorded connection is written).
+    #[arg(long, value_name = "FILTER")]
+    pub extcap_capture_filter: Option<String>,
+    /// Record only processes with this comm.
+    #[arg(long, value_name = "NAME")]
+    pub comm: Option<String>,
+    /// Record only this process id.
+    #[arg(long, value_name = "PID")]
+    pub pid: Option<String>,
+    /// Also record packet headers (network hooks).
+    #[arg(long)]
+    pub packets: bool,
 }
 
 /// Descriptors `record` hands its stop watchdog.

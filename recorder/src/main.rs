@@ -17,6 +17,7 @@ fn main() -> ExitCode {
             args.resolve_aliases();
             record(&args)
         }
+        cli::Command::Extcap(args) => extcap(&args),
         cli::Command::StopWatchdog(args) => stop_watchdog(&args),
     };
     match result {
@@ -55,6 +56,16 @@ fn record(args: &cli::RecordArgs) -> anyhow::Result<ExitCode> {
 }
 
 #[cfg(not(target_os = "linux"))]
+fn extcap(_args: &cli::ExtcapArgs) -> anyhow::Result<ExitCode> {
+    anyhow::bail!("the spliff extcap interface records, which needs Linux")
+}
+
+#[cfg(target_os = "linux")]
+fn extcap(args: &cli::ExtcapArgs) -> anyhow::Result<ExitCode> {
+    extcap::run(args)
+}
+
+#[cfg(not(target_os = "linux"))]
 fn stop_watchdog(_args: &cli::StopWatchdogArgs) -> anyhow::Result<ExitCode> {
     anyhow::bail!("the stop watchdog belongs to `spliff record`, which needs Linux")
 }
@@ -66,3 +77,6 @@ fn stop_watchdog(args: &cli::StopWatchdogArgs) -> anyhow::Result<ExitCode> {
 
 #[cfg(target_os = "linux")]
 mod record_cmd;
+
+#[cfg(target_os = "linux")]
+mod extcap;

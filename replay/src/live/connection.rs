@@ -5,6 +5,7 @@ use std::collections::HashSet;
 use std::io;
 
 use crate::exchange::Exchange;
+use crate::pipeline::ReplayedConnection;
 use crate::text::parts::{
     Part, PartKind, compact_part, connection_end_ns, handshake_part, notes_part, request_part,
     response_part,
@@ -17,7 +18,6 @@ use super::LiveOptions;
 /// A connection's records (their blocks, as written) and what was shown of it.
 #[derive(Debug)]
 pub(super) struct LiveConnection {
-    pub key: ConnectionKey,
     pub pid: u32,
     blocks: Vec<u8>,
     /// Bytes of records since the last rebuild.
@@ -53,10 +53,31 @@ fn response_ready(ex: &Exchange, bodies: bool) -> bool {
     head && (!bodies || complete(ex))
 }
 
+/// Rebuilds connection `key` of `trace` (from [`LiveConnection::trace`]) with the replay's own
+/// reader and reconstruction, and hands it to `f`.
+pub(super) fn rebuild<R>(
+    trace: &[u8],
+    key: ConnectionKey,
+    f: impl FnOnce(&ReplayedConnection<'_>) -> R,
+) -> Option<R> {
+    let mut index = TraceIndex::read(trace);
+    let pending = index
+        .connections
+        .iter()
+        .position(|c| c.key() == key)
+        .map(|i| index.connections.swap_remove(i))?;
+    let conn = index.assemble(pending);
+    let result = reconstruct(&conn.streams, &ReplayOptions::default());
+    Some(f(&ReplayedConnection {
+        info: conn.info,
+        result,
+        streams: conn.streams,
+    }))
+}
+
 impl LiveConnection {
-    pub fn new(key: ConnectionKey) -> LiveConnection {
+    pub fn new() -> LiveConnection {
         LiveConnection {
-            key,
             pid: 0,
             blocks: Vec::new(),
             new_bytes: 0,
@@ -89,27 +110,15 @@ impl LiveConnection {
                 || now_ns.saturating_sub(self.last_rebuild_ns) >= held * 10)
     }
 
-    /// Rebuilds the connection from `preamble` (section header, capture info, its process)
-    /// and its records: its info and exchanges as a replay of the same records gives them.
-    pub fn rebuild(
-        &mut self,
-        preamble: &[u8],
-        now_ns: u64,
-    ) -> Option<(ConnectionInfo, Vec<Exchange>)> {
+    /// The connection as a trace of its own: `preamble` (section header, capture info, its
+    /// process) and its records. Counts as a rebuild at `now_ns`.
+    pub fn trace(&mut self, preamble: &[u8], now_ns: u64) -> Vec<u8> {
         self.new_bytes = 0;
         self.last_rebuild_ns = now_ns;
         let mut trace = Vec::with_capacity(preamble.len() + self.blocks.len());
         trace.extend_from_slice(preamble);
         trace.extend_from_slice(&self.blocks);
-        let mut index = TraceIndex::read(&trace);
-        let pending = index
-            .connections
-            .iter()
-            .position(|c| c.key() == self.key)
-            .map(|i| index.connections.swap_remove(i))?;
-        let conn = index.assemble(pending);
-        let result = reconstruct(&conn.streams, &ReplayOptions::default());
-        Some((conn.info, result.exchanges))
+        trace
     }
 
     /// The parts of the rebuilt connection that are ready and were not shown yet; `last`: the

@@ -18,6 +18,7 @@
 
 mod blocks;
 mod connection;
+mod pcapng;
 
 use std::cmp::Reverse;
 use std::collections::{BinaryHeap, HashMap, HashSet};
@@ -31,7 +32,8 @@ use crate::filter::Filter;
 use crate::text::TextOptions;
 use crate::text::parts::Part;
 use crate::trace_input::ConnectionKey;
-use connection::LiveConnection;
+use connection::{LiveConnection, rebuild};
+pub use pcapng::LivePcapng;
 
 /// How the live view looks and what it holds.
 #[derive(Debug, Clone)]
@@ -89,6 +91,8 @@ pub struct LiveView {
     ready: BinaryHeap<Ready>,
     warnings: Vec<String>,
     latest_ns: u64,
+    /// Set for the pcapng view ([`LiveView::pcapng`]): whole connections as TCP sessions.
+    pcapng: Option<LivePcapng>,
 }
 
 impl LiveView {
@@ -98,6 +102,16 @@ impl LiveView {
             options,
             ..LiveView::default()
         }
+    }
+
+    /// A view writing the decrypted connections as the pcapng of `spliff replay -o
+    /// out.pcapng` (synthetic TCP sessions), each once it has ended.
+    pub fn pcapng(options: LiveOptions, out: &mut dyn Write) -> io::Result<LiveView> {
+        Ok(LiveView {
+            options,
+            pcapng: Some(LivePcapng::start(out)?),
+            ..LiveView::default()
+        })
     }
 
     /// Takes the trace bytes written since the last call.
@@ -156,7 +170,7 @@ impl LiveView {
             let conn = self
                 .conns
                 .entry(conn_key)
-                .or_insert_with(|| LiveConnection::new(conn_key));
+                .or_insert_with(LiveConnection::new);
             let first = self.first_ns.entry(conn_key).or_insert(r.ts_ns);
             *first = (*first).min(r.ts_ns);
             if conn.pid == 0 {
@@ -208,12 +222,19 @@ impl LiveView {
         if let Some(process) = self.processes.get(&conn.pid) {
             preamble.extend_from_slice(process);
         }
-        if let Some((info, exchanges)) = conn.rebuild(&preamble, now_ns) {
-            let parts = conn.parts(&info, &exchanges, &self.options, last)?;
-            let first = self.first_ns.get(&key).copied().unwrap_or(0);
-            for Part { ts_ns, seq, bytes } in parts {
-                self.ready.push(Reverse((ts_ns, first, key, seq, bytes)));
-            }
+        let trace = conn.trace(&preamble, now_ns);
+        let options = &self.options;
+        let parts = match &mut self.pcapng {
+            None => rebuild(&trace, key, |c| {
+                conn.parts(&c.info, &c.result.exchanges, options, last)
+            }),
+            // Packets only of a whole connection: its TCP session is planned at once.
+            Some(sink) if last => rebuild(&trace, key, |c| sink.connection(c)),
+            Some(_) => None,
+        };
+        let first = self.first_ns.get(&key).copied().unwrap_or(0);
+        for Part { ts_ns, seq, bytes } in parts.transpose()?.unwrap_or_default() {
+            self.ready.push(Reverse((ts_ns, first, key, seq, bytes)));
         }
         if last {
             self.conns.remove(&key);
