@@ -207,6 +207,11 @@ fn read(mut source: File, tail: bool, stop: &AtomicBool, tx: &SyncSender<Message
 /// The renderer thread.
 fn render(rx: &Receiver<Message>, options: LiveOptions, now_ns: fn() -> u64) -> io::Result<()> {
     let mut view = LiveView::new(options);
+    // Benchmarks (scripts/bench-live.sh): how late each part was printed, one line each (ns).
+    let latency_log = std::env::var_os("SPLIFF_LIVE_LATENCY_LOG");
+    if latency_log.is_some() {
+        view.measure_latency();
+    }
     let stdout = io::stdout();
     let mut out = io::BufWriter::new(stdout.lock());
     let mut last_tick = Instant::now();
@@ -234,7 +239,14 @@ fn render(rx: &Receiver<Message>, options: LiveOptions, now_ns: fn() -> u64) -> 
             }
         }
     }
+    let latencies = view.take_latencies();
     view.finish(&mut out)?;
+    if let Some(path) = latency_log {
+        let text: String = latencies.iter().map(|l| format!("{l}\n")).collect();
+        if let Err(e) = std::fs::write(&path, text) {
+            eprintln!("spliff: warning: cannot write SPLIFF_LIVE_LATENCY_LOG: {e}");
+        }
+    }
     out.flush()
 }
 

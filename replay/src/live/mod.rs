@@ -93,6 +93,9 @@ pub struct LiveView {
     latest_ns: u64,
     /// Set for the pcapng view ([`LiveView::pcapng`]): whole connections as TCP sessions.
     pcapng: Option<LivePcapng>,
+    /// When measuring ([`LiveView::measure_latency`]): for each part printed by a tick, how
+    /// long after its time it was printed.
+    latencies: Option<Vec<u64>>,
 }
 
 impl LiveView {
@@ -210,7 +213,11 @@ impl LiveView {
                 self.show(key, now_ns, false)?;
             }
         }
-        self.print(now_ns.saturating_sub(self.options.window_ns), out)
+        self.print(
+            now_ns.saturating_sub(self.options.window_ns),
+            Some(now_ns),
+            out,
+        )
     }
 
     /// Rebuilds connection `key` and queues its new parts; `last`: then releases it.
@@ -247,17 +254,34 @@ impl LiveView {
         Ok(())
     }
 
-    /// Prints the ready parts up to `until_ns`.
-    fn print(&mut self, until_ns: u64, out: &mut dyn Write) -> io::Result<()> {
+    /// Prints the ready parts up to `until_ns`; `now_ns`: the clock, for the latency record.
+    fn print(&mut self, until_ns: u64, now_ns: Option<u64>, out: &mut dyn Write) -> io::Result<()> {
         while let Some(Reverse(top)) = self.ready.peek() {
             if top.0 > until_ns {
                 break;
             }
-            if let Some(Reverse((.., bytes))) = self.ready.pop() {
+            if let Some(Reverse((ts_ns, .., bytes))) = self.ready.pop() {
                 out.write_all(&bytes)?;
+                if let (Some(l), Some(now)) = (&mut self.latencies, now_ns) {
+                    l.push(now.saturating_sub(ts_ns));
+                }
             }
         }
         out.flush()
+    }
+
+    /// Starts recording how long after its time each part is printed (a benchmark's
+    /// measure; parts printed at the end of the capture are not counted).
+    pub fn measure_latency(&mut self) {
+        self.latencies.get_or_insert_with(Vec::new);
+    }
+
+    /// The latencies recorded so far, in nanoseconds.
+    pub fn take_latencies(&mut self) -> Vec<u64> {
+        self.latencies
+            .as_mut()
+            .map(std::mem::take)
+            .unwrap_or_default()
     }
 
     /// The end of the capture: every connection shown whole, everything printed.
@@ -266,7 +290,7 @@ impl LiveView {
         for key in keys {
             self.show(key, u64::MAX, true)?;
         }
-        self.print(u64::MAX, out)
+        self.print(u64::MAX, None, out)
     }
 
     /// Kernel time of the latest record taken.
