@@ -3,7 +3,8 @@
 
 use std::path::Path;
 
-use spliff_replay::live::{LiveOptions, LiveView, WINDOW_NS};
+use spliff_formats::RecordKind;
+use spliff_replay::live::{BlockClass, LiveOptions, LiveView, WINDOW_NS, classify};
 use spliff_replay::text::TextOptions;
 use spliff_tests::spliff::spliff;
 
@@ -101,5 +102,55 @@ fn the_live_view_of_every_fixture_is_the_replay_text() {
                 );
             }
         }
+    }
+}
+
+/// The blocks of a trace, whole.
+fn blocks(trace: &[u8]) -> Vec<&[u8]> {
+    let mut out = Vec::new();
+    let mut at = 0;
+    while at + 8 <= trace.len() {
+        let len = u32::from_le_bytes(trace[at + 4..at + 8].try_into().unwrap()) as usize;
+        out.push(&trace[at..at + len]);
+        at += len;
+    }
+    out
+}
+
+#[test]
+fn an_idle_connection_is_emptied_and_its_later_exchanges_still_shown() {
+    let bytes = std::fs::read(fixture("http1-keepalive.pcapng")).unwrap();
+    let idle_ns = 1_000_000;
+    let mut view = LiveView::new(LiveOptions {
+        idle_ns,
+        window_ns: 0,
+        ..LiveOptions::default()
+    });
+    let mut out = Vec::new();
+    let mut data = 0;
+    for block in blocks(&bytes) {
+        view.push(block).unwrap();
+        if matches!(
+            classify(block),
+            BlockClass::Record(Some(RecordKind::TlsData))
+        ) {
+            data += 1;
+            if data == 3 {
+                // First exchange over; the connection then falls idle.
+                view.tick(view.latest_ns() + idle_ns, &mut out).unwrap();
+                // Only its connection records are left.
+                assert!(view.held_bytes() < 1024, "{}", view.held_bytes());
+            }
+        }
+    }
+    view.finish(&mut out).unwrap();
+    let text = String::from_utf8(out).unwrap();
+    for line in [
+        "→ GET https://example.test/index.html?lang=en&x=1",
+        "← 200 https://example.test/index.html?lang=en&x=1",
+        "→ POST https://example.test/api/items",
+        "← 201 https://example.test/api/items",
+    ] {
+        assert_eq!(text.matches(line).count(), 1, "{line} once in:\n{text}");
     }
 }

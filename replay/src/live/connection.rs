@@ -13,7 +13,10 @@ use crate::text::parts::{
 use crate::trace_input::{ConnectionInfo, ConnectionKey, TraceIndex};
 use crate::{ReplayOptions, reconstruct};
 
+use spliff_formats::RecordKind;
+
 use super::LiveOptions;
+use super::blocks::{BlockClass, classify};
 
 /// A connection's records (their blocks, as written) and what was shown of it.
 #[derive(Debug)]
@@ -30,6 +33,8 @@ pub(super) struct LiveConnection {
     pub closed: bool,
     shown: HashSet<(usize, PartKind)>,
     handshake_shown: bool,
+    /// Shown whole and emptied ([`LiveConnection::suspend`]) until its next record.
+    pub dormant: bool,
 }
 
 /// Whether an exchange is over as far as the capture can tell now: a response, and nothing
@@ -86,6 +91,7 @@ impl LiveConnection {
             closed: false,
             shown: HashSet::new(),
             handshake_shown: false,
+            dormant: false,
         }
     }
 
@@ -93,6 +99,30 @@ impl LiveConnection {
         self.blocks.extend_from_slice(block);
         self.new_bytes += block.len() as u64;
         self.last_record_ns = self.last_record_ns.max(ts_ns);
+        self.dormant = false;
+    }
+
+    /// Drops what it holds but its connection and handshake records (who, ALPN, role): later
+    /// records are rebuilt as a capture that began there.
+    pub fn suspend(&mut self) {
+        let mut kept = Vec::new();
+        let mut at = 0;
+        while at + 8 <= self.blocks.len() {
+            let b = &self.blocks[at..];
+            let len = u32::from_le_bytes([b[4], b[5], b[6], b[7]]) as usize;
+            let block = &b[..len.min(b.len())];
+            if matches!(
+                classify(block),
+                BlockClass::Record(Some(RecordKind::Connection | RecordKind::Handshake))
+            ) {
+                kept.extend_from_slice(block);
+            }
+            at += len.max(8);
+        }
+        self.blocks = kept;
+        self.new_bytes = 0;
+        self.shown.clear();
+        self.dormant = true;
     }
 
     /// Bytes of records held.

@@ -12,9 +12,10 @@
 //! order, and this window puts them back in order. A part that becomes ready later than that
 //! (a head that took longer to arrive, a body with `-b`) is printed when it is ready.
 //!
-//! Memory: a connection's records are released when it closes or has been idle for
-//! [`LiveOptions::idle_ns`]; one holding more than [`LiveOptions::max_connection_bytes`]
-//! is shown as it is at that point and then released (later records of it are not shown).
+//! Memory: a connection's records are released when it closes. One idle for
+//! [`LiveOptions::idle_ns`], or holding more than [`LiveOptions::max_connection_bytes`], is
+//! shown as it is, then keeps only its connection records: what comes later is shown from
+//! where it starts, as a capture that began inside the connection.
 
 mod blocks;
 mod connection;
@@ -71,6 +72,20 @@ impl Default for LiveOptions {
 /// A part ready to print, in output order: time, then its connection's place in a replay
 /// (first record, key), then its place in the connection.
 type Ready = Reverse<(u64, u64, ConnectionKey, u64, Vec<u8>)>;
+
+/// What becomes of a connection shown whole.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum End {
+    /// It closed (or the capture ended): forgotten.
+    Release,
+    /// Idle or too large: its data records are dropped, its connection records kept, and
+    /// records that come later are shown from where they start.
+    Suspend,
+}
+
+/// A suspended connection without records for this many idle periods is forgotten (its
+/// process may be gone without closing it).
+const FORGET_AFTER_IDLE: u64 = 10;
 
 /// Connections already released, remembered so that their late records are not shown as a
 /// new connection; forgotten in bulk past this many.
@@ -198,19 +213,28 @@ impl LiveView {
             let Some(conn) = self.conns.get(&key) else {
                 continue;
             };
-            let idle = now_ns.saturating_sub(conn.last_record_ns) >= self.options.idle_ns;
+            let quiet = now_ns.saturating_sub(conn.last_record_ns);
+            if conn.dormant {
+                if quiet >= self.options.idle_ns.saturating_mul(FORGET_AFTER_IDLE) {
+                    self.release(key);
+                }
+                continue;
+            }
             let large = conn.held() > self.options.max_connection_bytes;
             if large {
                 self.warnings.push(format!(
                     "live view: connection {} of pid {} holds more than {} bytes; it is shown as \
-                     it is now, and its later records only in the trace",
+                     it is now, then from its next records on (an HTTP/2 connection's headers \
+                     may be missing there: their compression context is gone)",
                     key.conn_id, conn.pid, self.options.max_connection_bytes
                 ));
             }
-            if conn.closed || idle || large {
-                self.show(key, now_ns, true)?;
+            if conn.closed {
+                self.show(key, now_ns, Some(End::Release))?;
+            } else if quiet >= self.options.idle_ns || large {
+                self.show(key, now_ns, Some(End::Suspend))?;
             } else if conn.due(now_ns) {
-                self.show(key, now_ns, false)?;
+                self.show(key, now_ns, None)?;
             }
         }
         self.print(
@@ -220,8 +244,10 @@ impl LiveView {
         )
     }
 
-    /// Rebuilds connection `key` and queues its new parts; `last`: then releases it.
-    fn show(&mut self, key: ConnectionKey, now_ns: u64, last: bool) -> io::Result<()> {
+    /// Rebuilds connection `key` and queues its new parts; with `end`, all of them (and the
+    /// notes), then lets it go as `end` says.
+    fn show(&mut self, key: ConnectionKey, now_ns: u64, end: Option<End>) -> io::Result<()> {
+        let last = end.is_some();
         let mut preamble = self.preamble.clone();
         let Some(conn) = self.conns.get_mut(&key) else {
             return Ok(());
@@ -239,19 +265,27 @@ impl LiveView {
             Some(sink) if last => rebuild(&trace, key, |c| sink.connection(c)),
             Some(_) => None,
         };
+        if end == Some(End::Suspend) {
+            conn.suspend();
+        }
         let first = self.first_ns.get(&key).copied().unwrap_or(0);
         for Part { ts_ns, seq, bytes } in parts.transpose()?.unwrap_or_default() {
             self.ready.push(Reverse((ts_ns, first, key, seq, bytes)));
         }
-        if last {
-            self.conns.remove(&key);
-            self.first_ns.remove(&key);
-            if self.ended.len() >= MAX_ENDED {
-                self.ended.clear();
-            }
-            self.ended.insert(key);
+        if end == Some(End::Release) {
+            self.release(key);
         }
         Ok(())
+    }
+
+    /// Forgets connection `key`, remembering that it ended.
+    fn release(&mut self, key: ConnectionKey) {
+        self.conns.remove(&key);
+        self.first_ns.remove(&key);
+        if self.ended.len() >= MAX_ENDED {
+            self.ended.clear();
+        }
+        self.ended.insert(key);
     }
 
     /// Prints the ready parts up to `until_ns`; `now_ns`: the clock, for the latency record.
@@ -288,7 +322,7 @@ impl LiveView {
     pub fn finish(&mut self, out: &mut dyn Write) -> io::Result<()> {
         let keys: Vec<ConnectionKey> = self.conns.keys().copied().collect();
         for key in keys {
-            self.show(key, u64::MAX, true)?;
+            self.show(key, u64::MAX, Some(End::Release))?;
         }
         self.print(u64::MAX, None, out)
     }
