@@ -276,3 +276,46 @@ pub fn options(args: &crate::cli::RecordArgs) -> LiveOptions {
         ..LiveOptions::default()
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// A custom block holding a spliff record header of `kind` (enough for `classify`).
+    fn record_block(kind: RecordKind) -> Vec<u8> {
+        let len = 12 + 40 + 4;
+        let mut b = Vec::new();
+        b.extend_from_slice(&spliff_formats::CUSTOM_BLOCK_COPYABLE.to_le_bytes());
+        b.extend_from_slice(&(len as u32).to_le_bytes());
+        b.extend_from_slice(&32473u32.to_le_bytes());
+        b.extend_from_slice(b"SPLF");
+        b.extend_from_slice(&1u16.to_le_bytes());
+        b.extend_from_slice(&1u16.to_le_bytes());
+        b.extend_from_slice(&(kind as u16).to_le_bytes());
+        b.resize(len - 4, 0);
+        b.extend_from_slice(&(len as u32).to_le_bytes());
+        b
+    }
+
+    #[test]
+    fn a_full_channel_drops_data_records_and_keeps_the_others() {
+        let (tx, rx) = sync_channel(1);
+        tx.send(Message::Skipped(0)).unwrap();
+        let mut batch = Batch::default();
+        let connection = record_block(RecordKind::Connection);
+        batch.add(&connection);
+        batch.add(&record_block(RecordKind::TlsData));
+        batch.add(&record_block(RecordKind::TlsData));
+        assert!(batch.send(&tx), "the view is still there");
+        assert_eq!(batch.skipped, 2);
+        assert_eq!(batch.kept, connection);
+        assert!(batch.data.is_empty());
+        // Room again: the count goes first, then the kept records.
+        let _ = rx.recv().unwrap();
+        let (tx2, rx2) = sync_channel(4);
+        assert!(batch.send(&tx2));
+        assert!(matches!(rx2.recv().unwrap(), Message::Skipped(2)));
+        assert!(matches!(rx2.recv().unwrap(), Message::Blocks(b) if b == connection));
+        assert_eq!(batch.skipped, 0);
+    }
+}
