@@ -87,6 +87,9 @@ enum End {
 /// process may be gone without closing it).
 const FORGET_AFTER_IDLE: u64 = 10;
 
+/// Process records kept before those of processes without a held connection are dropped.
+const MAX_PROCESSES: usize = 4096;
+
 /// Connections already released, remembered so that their late records are not shown as a
 /// new connection; forgotten in bulk past this many.
 const MAX_ENDED: usize = 1 << 16;
@@ -172,6 +175,11 @@ impl LiveView {
                     continue;
                 }
                 Record::Process(p) => {
+                    if self.processes.len() >= MAX_PROCESSES {
+                        // Keep the processes of connections still held.
+                        let held: HashSet<u32> = self.conns.values().map(|c| c.pid).collect();
+                        self.processes.retain(|pid, _| held.contains(pid));
+                    }
                     self.processes.insert(p.pid, block.to_vec());
                     continue;
                 }
