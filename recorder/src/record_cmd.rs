@@ -768,6 +768,7 @@ fn record(args: &RecordArgs, command: &mut Option<RecordedCommand>) -> anyhow::R
     let mut file = writer.finish().context("cannot write the trace")?;
     file.flush().context("cannot write the trace")?;
     file.sync_all().ok();
+    let recorded = started.elapsed();
     // Closes the live view's pipe: it shows what is left and ends.
     drop(file);
     if let Some(viewer) = viewer {
@@ -780,7 +781,7 @@ fn record(args: &RecordArgs, command: &mut Option<RecordedCommand>) -> anyhow::R
     };
     eprintln!(
         "spliff: recorded {:.1}s to {written_to}: {summary}",
-        started.elapsed().as_secs_f64(),
+        recorded.as_secs_f64(),
     );
     eprintln!("spliff: correlation: {}", correlation.summary());
     for line in unrecorded.report() {
