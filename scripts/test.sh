@@ -17,15 +17,22 @@ have curl || need_pkgs+=(curl)
 have openssl || need_pkgs+=(openssl)
 [ -x /usr/bin/python3 ] || need_pkgs+=(python3)
 have nghttpd || need_pkgs+=(nghttp2-server)
+# tests/tests/record_unix.rs: a gRPC client and server (grpcio) over a unix socket.
+/usr/bin/python3 -c 'import grpc' 2>/dev/null || need_pkgs+=(python3-grpcio)
 # GnuTLS and wolfSSL clients (tests/tests/record_gnutls_wolfssl.rs).
 have wget || need_pkgs+=(wget)
 have gnutls-cli || need_pkgs+=(gnutls-bin)
 [ -f /usr/include/wolfssl/ssl.h ] || need_pkgs+=(libwolfssl-dev)
 have git || need_pkgs+=(git)
+# NSS: Firefox headless with a test CA imported by certutil (tests/tests/record_nss_firefox.rs).
+have firefox-esr || need_pkgs+=(firefox-esr)
+have certutil || need_pkgs+=(libnss3-tools)
 # tests/tests/record_go.rs: Go clients and servers built in the test (Go >= 1.17).
 have go || need_pkgs+=(golang-go)
 # tests/tests/record_java.rs: a JSSE client, named as not supported.
 have javac || need_pkgs+=(default-jdk-headless)
+# tests/tests/record_chromium.rs: Chromium (BoringSSL compiled in, stripped).
+[ -x /usr/lib/chromium/chromium ] || need_pkgs+=(chromium)
 # tests/tests/record_packets.rs: network namespaces, veth and vxlan links.
 have ip || need_pkgs+=(iproute2)
 # tests/tests/record_sockets.rs: a private mount namespace without cgroup2 (unshare).

@@ -18,7 +18,7 @@ pub const RECORD_MAGIC: [u8; 4] = *b"SPLF";
 pub const FORMAT_MAJOR: u16 = 1;
 
 /// Minor version written by this crate. Minor versions only append fields at the end of a body.
-pub const FORMAT_MINOR: u16 = 1;
+pub const FORMAT_MINOR: u16 = 2;
 
 /// Length of the record header that precedes every record body.
 pub const RECORD_HEADER_LEN: usize = 40;

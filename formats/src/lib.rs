@@ -29,7 +29,7 @@ pub use reader::{Entry, RecordAt, TraceFile, TraceReader};
 pub use record::{
     CaptureId, CaptureInfo, ClockId, Connection, ConnectionCounters, ConnectionRole, Correlation,
     Direction, Handshake, HandshakeResult, HookKind, InterfaceEvent, InterfaceEventKind, Loss,
-    LossCause, Process, Record, RecordKind, TlsData, TlsLibrary,
+    LossCause, Process, Record, RecordKind, TlsData, TlsLibrary, Transport, UnixEndpoints,
 };
 pub use writer::{
     DEFAULT_MAX_PAYLOAD, RECORDS_INTERFACE_DESCRIPTION, RECORDS_INTERFACE_LINKTYPE,

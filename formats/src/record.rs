@@ -239,6 +239,52 @@ impl TlsLibrary {
     }
 }
 
+/// What carried a connection's bytes (since 1.2).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum Transport {
+    /// TLS over a network socket: the plaintext is the TLS library's. The default, and what
+    /// every record before 1.2 describes.
+    #[default]
+    Tls,
+    /// A unix-domain stream socket: the bytes as the process wrote and read them, no TLS.
+    UnixStream,
+    /// A value this version does not know.
+    Other(u8),
+}
+
+impl Transport {
+    fn to_wire(self) -> u8 {
+        match self {
+            Self::Tls => 0,
+            Self::UnixStream => 1,
+            Self::Other(v) => v,
+        }
+    }
+    fn from_wire(v: u8) -> Self {
+        match v {
+            0 => Self::Tls,
+            1 => Self::UnixStream,
+            v => Self::Other(v),
+        }
+    }
+}
+
+/// The ends of a unix stream socket connection (since 1.2). [`Default`] is "nothing known".
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub struct UnixEndpoints<'a> {
+    /// The socket's path as the kernel stores it; an abstract name starts with a NUL byte;
+    /// empty when unnamed (`socketpair`) or unknown.
+    pub path: &'a [u8],
+    /// Inode of the recorded process's socket (as `/proc/net/unix` and `ss -x` show); 0
+    /// unknown.
+    pub inode: u64,
+    /// Inode of the other end's socket; 0 unknown.
+    pub peer_inode: u64,
+    /// Process at the other end as the kernel recorded it at connect time (`SO_PEERCRED`);
+    /// 0 unknown.
+    pub peer_pid: u32,
+}
+
 /// Direction of plaintext relative to the recorded process.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]
 pub enum Direction {
@@ -324,6 +370,10 @@ pub struct Connection<'a> {
     pub library_path: &'a [u8],
     /// Packets and bytes the network hooks matched to the connection's socket (since 1.1).
     pub counters: ConnectionCounters,
+    /// What carried the bytes (since 1.2).
+    pub transport: Transport,
+    /// The unix socket's ends, for [`Transport::UnixStream`] (since 1.2).
+    pub unix: UnixEndpoints<'a>,
 }
 
 /// Packets and bytes of a connection's socket seen by the network hooks, per direction
@@ -367,6 +417,8 @@ impl Default for Connection<'_> {
             sni: b"",
             library_path: b"",
             counters: ConnectionCounters::default(),
+            transport: Transport::Tls,
+            unix: UnixEndpoints::default(),
         }
     }
 }
@@ -409,6 +461,13 @@ impl<'a> Connection<'a> {
         // Counters are written whole (a later record carries totals, not increments).
         if !later.counters.is_empty() {
             self.counters = later.counters;
+        }
+        take(&mut self.transport, later.transport);
+        take(&mut self.unix.inode, later.unix.inode);
+        take(&mut self.unix.peer_inode, later.unix.peer_inode);
+        take(&mut self.unix.peer_pid, later.unix.peer_pid);
+        if !later.unix.path.is_empty() {
+            self.unix.path = later.unix.path;
         }
     }
 }
@@ -844,7 +903,7 @@ pub(crate) fn decode_body<'a>(kind: u16, body: &'a [u8]) -> Result<Record<'a>, D
                     value: u64::from(family),
                 });
             }
-            Record::Connection(Connection {
+            let mut conn = Connection {
                 conn_id,
                 pid,
                 fd,
@@ -874,7 +933,21 @@ pub(crate) fn decode_body<'a>(kind: u16, body: &'a [u8]) -> Result<Record<'a>, D
                         bytes_ingress: c.u64("bytes_ingress")?,
                     }
                 },
-            })
+                transport: Transport::Tls,
+                unix: UnixEndpoints::default(),
+            };
+            if !c.at_end() {
+                conn.transport = Transport::from_wire(c.u8("transport")?);
+                c.u8("reserved")?;
+                c.u16("reserved")?;
+                conn.unix = UnixEndpoints {
+                    peer_pid: c.u32("peer_pid")?,
+                    inode: c.u64("socket_inode")?,
+                    peer_inode: c.u64("peer_inode")?,
+                    path: c.bytes("socket_path")?,
+                };
+            }
+            Record::Connection(conn)
         }
         RecordKind::TlsData => {
             let conn_id = c.u64("conn_id")?;
@@ -1035,7 +1108,14 @@ pub(crate) fn encode(out: &mut Vec<u8>, capture_id: CaptureId, ts_ns: u64, recor
                 .u64(r.counters.packets_egress)
                 .u64(r.counters.packets_ingress)
                 .u64(r.counters.bytes_egress)
-                .u64(r.counters.bytes_ingress);
+                .u64(r.counters.bytes_ingress)
+                .u8(r.transport.to_wire())
+                .u8(0)
+                .u16(0)
+                .u32(r.unix.peer_pid)
+                .u64(r.unix.inode)
+                .u64(r.unix.peer_inode)
+                .bytes(r.unix.path);
         }
         Record::TlsData(r) => {
             p.u64(r.conn_id)

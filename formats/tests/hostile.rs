@@ -435,3 +435,48 @@ fn tiny_files_and_pen_less_custom_blocks_are_reported_as_documented() {
         "{got:?}"
     );
 }
+
+#[test]
+fn a_connection_cut_inside_its_unix_fields_or_claiming_a_long_path_names_the_field() {
+    // A 1.2 connection body (FORMAT.md kind 3) with empty alpn, sni and library_path: the
+    // fixed part (84 bytes), three empty `bytes` (12), the counters (32), then 1.2's fields.
+    let mut body = vec![0u8; 84 + 12 + 32];
+    body.push(1); // transport: unix stream
+    body.extend_from_slice(&[0; 3]);
+    body.extend_from_slice(&7u32.to_le_bytes()); // peer_pid
+    body.extend_from_slice(&5u64.to_le_bytes()); // socket_inode
+    body.extend_from_slice(&6u64.to_le_bytes()); // peer_inode
+    body.extend_from_slice(&11u32.to_le_bytes());
+    body.extend_from_slice(b"/run/a.sock");
+    let whole = custom_block(SPLIFF_PEN, &record(1, 2, 3, &body));
+    // Cut 4 bytes into peer_inode.
+    let cut = custom_block(SPLIFF_PEN, &record(1, 2, 3, &body[..128 + 8 + 8 + 4]));
+    // socket_path claims more bytes than remain.
+    let mut long = body.clone();
+    long[152..156].copy_from_slice(&1000u32.to_le_bytes());
+    let long = custom_block(SPLIFF_PEN, &record(1, 2, 3, &long));
+    let bytes = with_blocks(&[whole, cut, long]);
+    let all = entries(&bytes);
+    let read = all.iter().find_map(|e| match e {
+        Ok(Entry::Record(r)) => match &r.record {
+            Record::Connection(c) => Some(c.clone()),
+            _ => None,
+        },
+        _ => None,
+    });
+    let read = read.expect("the whole record reads");
+    assert_eq!(read.unix.path, b"/run/a.sock");
+    assert_eq!(
+        (read.unix.peer_pid, read.unix.inode, read.unix.peer_inode),
+        (7, 5, 6)
+    );
+    let fields: Vec<&str> = all
+        .iter()
+        .filter_map(|e| e.as_ref().err())
+        .map(|e| match &e.kind {
+            ReadErrorKind::Truncated { field, .. } => *field,
+            k => panic!("{k}"),
+        })
+        .collect();
+    assert_eq!(fields, ["peer_inode", "socket_path"]);
+}

@@ -4,7 +4,7 @@
 use spliff_formats::{
     CaptureId, Connection, ConnectionCounters, ConnectionRole, Correlation, Direction, Entry,
     HookKind, InterfaceEvent, InterfaceEventKind, Record, SectionInfo, TlsData, TlsLibrary,
-    TraceReader, TraceWriter,
+    TraceReader, TraceWriter, Transport, UnixEndpoints,
 };
 
 /// The custom data (record) of the first spliff Custom Block after the SHB and interface 0.
@@ -57,7 +57,7 @@ fn block_and_record_header_match_format_md_4_1_and_4_2() {
     assert!(block.len().is_multiple_of(4));
     assert_eq!(&rec[0..4], b"SPLF");
     assert_eq!(u16_at(&rec, 4), 1, "major");
-    assert_eq!(u16_at(&rec, 6), 1, "minor (1.1)");
+    assert_eq!(u16_at(&rec, 6), 2, "minor (1.2)");
     assert_eq!(u16_at(&rec, 8), 4, "kind tls-data");
     assert_eq!(u16_at(&rec, 10), 0, "flags");
     let body_len = u32_at(&rec, 12) as usize;
@@ -103,6 +103,13 @@ fn connection_body_matches_format_md_kind_3() {
                 bytes_egress: 23,
                 bytes_ingress: 24,
             },
+            transport: Transport::UnixStream,
+            unix: UnixEndpoints {
+                path: b"/run/x.sock",
+                inode: 31,
+                peer_inode: 32,
+                peer_pid: 33,
+            },
         }),
     );
     let b = &rec[40..];
@@ -133,20 +140,23 @@ fn connection_body_matches_format_md_kind_3() {
     assert_eq!(u64_at(b, 138), 22);
     assert_eq!(u64_at(b, 146), 23);
     assert_eq!(u64_at(b, 154), 24);
-    assert_eq!(u32_at(&rec, 12), 162, "body length");
+    // 1.2: transport and the unix socket's ends.
+    assert_eq!(b[162], 1, "unix stream");
+    assert_eq!(b[163], 0);
+    assert_eq!(u16_at(b, 164), 0);
+    assert_eq!(u32_at(b, 166), 33, "peer_pid");
+    assert_eq!(u64_at(b, 170), 31, "socket_inode");
+    assert_eq!(u64_at(b, 178), 32, "peer_inode");
+    assert_eq!(u32_at(b, 186), 11);
+    assert_eq!(&b[190..201], b"/run/x.sock");
+    assert_eq!(u32_at(&rec, 12), 201, "body length");
 }
 
-#[test]
-fn a_1_0_connection_body_without_counters_reads_as_zero_counters() {
-    let connection = Connection {
-        conn_id: 3,
-        alpn: b"h2",
-        ..Connection::default()
-    };
+/// `connection` written, then cut as a writer of `minor` wrote it (`cut` bytes fewer), read back.
+fn read_older(connection: &Connection<'_>, minor: u16, cut: usize) -> Vec<Record<'static>> {
     let (mut rec, _) = first_record(1, &Record::Connection(connection.clone()));
-    // The record as a 1.0 writer wrote it: minor 0, no counters at the end.
-    let body_len = u32_at(&rec, 12) as usize - 32;
-    rec[6..8].copy_from_slice(&0u16.to_le_bytes());
+    let body_len = u32_at(&rec, 12) as usize - cut;
+    rec[6..8].copy_from_slice(&minor.to_le_bytes());
     rec[12..16].copy_from_slice(&(body_len as u32).to_le_bytes());
     rec.truncate(40 + body_len);
     let mut file = TraceWriter::new(Vec::new(), &SectionInfo::default(), CaptureId([1; 16]))
@@ -161,12 +171,53 @@ fn a_1_0_connection_body_without_counters_reads_as_zero_counters() {
     file.extend_from_slice(&rec);
     file.resize(file.len() + padded - rec.len(), 0);
     file.extend_from_slice(&block_len.to_le_bytes());
-    let records: Vec<Record<'_>> = TraceReader::new(&file)
+    TraceReader::new(&file)
         .filter_map(|e| match e.expect("no read error") {
-            Entry::Record(r) => Some(r.record),
+            Entry::Record(r) => Some(match r.record {
+                Record::Connection(c) => Record::Connection(Connection {
+                    alpn: c.alpn.to_vec().leak(),
+                    sni: c.sni.to_vec().leak(),
+                    library_path: c.library_path.to_vec().leak(),
+                    unix: UnixEndpoints {
+                        path: c.unix.path.to_vec().leak(),
+                        ..c.unix
+                    },
+                    ..c
+                }),
+                other => panic!("not a connection: {other:?}"),
+            }),
             _ => None,
         })
-        .collect();
+        .collect()
+}
+
+#[test]
+fn a_1_1_connection_body_reads_as_tls_without_unix_ends() {
+    let connection = Connection {
+        conn_id: 3,
+        alpn: b"h2",
+        counters: ConnectionCounters {
+            packets_egress: 1,
+            ..ConnectionCounters::default()
+        },
+        ..Connection::default()
+    };
+    // A 1.1 writer stopped after the counters: no transport, no unix fields (28 bytes with
+    // an empty path).
+    let records = read_older(&connection, 1, 28);
+    assert_eq!(records, vec![Record::Connection(connection)]);
+}
+
+#[test]
+fn a_1_0_connection_body_without_counters_reads_as_zero_counters() {
+    let connection = Connection {
+        conn_id: 3,
+        alpn: b"h2",
+        ..Connection::default()
+    };
+    // The record as a 1.0 writer wrote it: minor 0, no counters (32 bytes) and none of 1.2's
+    // fields (28 bytes with an empty path) at the end.
+    let records = read_older(&connection, 0, 60);
     assert_eq!(records, vec![Record::Connection(connection)]);
 }
 

@@ -7,7 +7,11 @@ use spliff_formats::{
     CaptureId, CaptureInfo, ClockId, Connection, ConnectionCounters, ConnectionRole, Correlation,
     Direction, Entry, Handshake, HandshakeResult, HookKind, InterfaceEvent, InterfaceEventKind,
     Loss, LossCause, Process, Record, SectionInfo, TlsData, TlsLibrary, TraceReader, TraceWriter,
+    Transport, UnixEndpoints,
 };
+
+/// Unix fields of a connection: transport, peer pid, inode, peer inode, path.
+type UnixFields = (u8, u32, u64, u64, Vec<u8>);
 
 /// Connection scalars: conn_id, pid, fd, cookie, open, close, role, library, version, proto.
 type ConnFields = (u64, u32, i32, u64, u64, u64, u8, u8, u16, u8);
@@ -33,6 +37,7 @@ enum Owned {
         Vec<u8>,
         Vec<u8>,
         [u64; 4],
+        Box<UnixFields>,
     ),
     Interface(u32, Option<u32>, u8, u8, Vec<u8>, Vec<u8>),
     Correlation([u64; 3], Vec<Vec<u8>>),
@@ -67,8 +72,9 @@ fn borrow(o: &Owned) -> Record<'_> {
             cgroup: cg,
             container_id: cid,
         }),
-        Owned::Connection(f, local, remote, alpn, sni, lib, n) => {
+        Owned::Connection(f, local, remote, alpn, sni, lib, n, u) => {
             let (conn_id, pid, fd, cookie, open, close, role, tlslib, ver, proto) = **f;
+            let (transport, peer_pid, inode, peer_inode, path) = &**u;
             Record::Connection(Connection {
                 conn_id,
                 pid,
@@ -104,6 +110,17 @@ fn borrow(o: &Owned) -> Record<'_> {
                     packets_ingress: n[1],
                     bytes_egress: n[2],
                     bytes_ingress: n[3],
+                },
+                transport: match transport {
+                    0 => Transport::Tls,
+                    1 => Transport::UnixStream,
+                    t => Transport::Other(*t),
+                },
+                unix: UnixEndpoints {
+                    path,
+                    inode: *inode,
+                    peer_inode: *peer_inode,
+                    peer_pid: *peer_pid,
                 },
             })
         }
@@ -251,11 +268,18 @@ fn owned() -> impl Strategy<Value = Owned> {
             bytes(12),
             bytes(64),
             bytes(64),
-            any::<[u64; 4]>()
+            any::<[u64; 4]>(),
+            (
+                any::<u8>(),
+                any::<u32>(),
+                any::<u64>(),
+                any::<u64>(),
+                bytes(108)
+            )
         )
-            .prop_map(|(f, l, r, a, s, lib, n)| {
+            .prop_map(|(f, l, r, a, s, lib, n, u)| {
                 let (l, r) = normalise(l, r);
-                Owned::Connection(Box::new(f), l, r, a, s, lib, n)
+                Owned::Connection(Box::new(f), l, r, a, s, lib, n, Box::new(u))
             }),
         (
             any::<u32>(),
@@ -366,6 +390,10 @@ fn leak(r: Record<'_>) -> Record<'static> {
             alpn: l(c.alpn),
             sni: l(c.sni),
             library_path: l(c.library_path),
+            unix: UnixEndpoints {
+                path: l(c.unix.path),
+                ..c.unix
+            },
             ..c
         }),
         Record::TlsData(d) => Record::TlsData(TlsData {

@@ -21,10 +21,14 @@
 #include "net/sockops.h"
 #include "tls/conn.h"
 #include "tls/openssl.h"
+#include "tls/openssl_bio.h"
+#include "tls/boringssl.h"
 #include "tls/gnutls.h"
 #include "tls/wolfssl.h"
+#include "tls/nss.h"
 #include "tls/gotls.h"
 #include "tls/noop.h"
+#include "unix/unix_stream.h"
 
 /*
  * The kernel refuses GPL-only helpers (bpf_probe_read_kernel,

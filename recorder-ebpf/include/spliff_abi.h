@@ -45,6 +45,7 @@ enum spliff_event_kind {
 	SPLIFF_EVENT_TLS_STRING = 7,    /* struct spliff_tls_string_event */
 	SPLIFF_EVENT_PACKET = 8,        /* struct spliff_packet_event (own ring) */
 	SPLIFF_EVENT_SOCKET = 9,        /* struct spliff_socket_event (sock_ops) */
+	SPLIFF_EVENT_UNIX_CONN = 10,    /* struct spliff_unix_conn_event */
 	/* append only */
 };
 
@@ -150,7 +151,9 @@ struct spliff_tls_loss_event {
 /* spliff_tls_conn_event.library: which library's probes saw the connection,
  * equal to the trace format's tls_library values. 0: not known. */
 #define SPLIFF_LIB_OPENSSL 1
+#define SPLIFF_LIB_BORINGSSL 2 /* compiled into a stripped program (Chromium) */
 #define SPLIFF_LIB_GNUTLS 3
+#define SPLIFF_LIB_NSS 4 /* NSS over NSPR: the connection object is the PRFileDesc * */
 #define SPLIFF_LIB_WOLFSSL 5
 #define SPLIFF_LIB_GO 6 /* Go crypto/tls, linked into the program */
 
@@ -308,6 +311,43 @@ struct spliff_socket_event {
 	__u8 local_addr[16];  /* IPv4 in the first 4 bytes, network order */
 	__u8 remote_addr[16];
 	__u8 comm[SPLIFF_COMM_LEN]; /* with SPLIFF_SOCKET_HAS_OWNER */
+};
+
+/*
+ * Unix stream sockets (--unix). Their bytes travel as TLS data, loss and
+ * close events whose "ssl" field holds the kernel address of the socket's
+ * struct sock: a kernel address never equals a user-space SSL *, so the two
+ * kinds of connection cannot share a (tgid, ssl) key. The connection itself
+ * is announced once, before its first data, by a spliff_unix_conn_event.
+ */
+
+/* sun_path's size in struct sockaddr_un. */
+#define SPLIFF_UNIX_PATH_MAX 108
+
+/* Key of spliff_unix_paths: a socket path as the kernel stores it, zero
+ * padded. A path name socket is its bytes (then zeros); an abstract one starts
+ * with a NUL byte and is exactly its address length. */
+struct spliff_unix_path_key {
+	__u8 path[SPLIFF_UNIX_PATH_MAX];
+};
+
+/* First sight of a selected unix stream socket in a process. */
+struct spliff_unix_conn_event {
+	struct spliff_event_header header;
+	__u64 sk;         /* struct sock *: the "ssl" of its data events */
+	__u64 inode;      /* this end's socket inode (as in /proc/net/unix) */
+	__u64 peer_inode; /* the other end's; 0 unknown (not yet accepted) */
+	__u32 peer_pid;   /* SO_PEERCRED's pid (the peer at connect or listen
+			   * time, initial pid namespace); 0 unknown */
+	__s32 fd;
+	__u8 role;        /* SPLIFF_ROLE_CLIENT: this end connected (unbound);
+			   * SPLIFF_ROLE_SERVER: accepted (bound to the path) */
+	__u8 reserved8;
+	__u16 path_len;   /* valid bytes in path; 0 unnamed (socketpair) */
+	__u32 reserved32;
+	__u8 path[SPLIFF_UNIX_PATH_MAX]; /* abstract names start with NUL */
+	__u8 comm[SPLIFF_COMM_LEN];      /* comm of the calling task */
+	__u8 reserved_tail[4];
 };
 
 /* Indices of the per-CPU counters in the spliff_stats map. Append only. */

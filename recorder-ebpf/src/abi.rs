@@ -33,6 +33,8 @@ pub enum EventKind {
     Packet = 8,
     /// [`SocketEvent`]: a TCP socket seen by sock_ops.
     Socket = 9,
+    /// [`UnixConnEvent`]: first sight of a selected unix stream socket.
+    UnixConn = 10,
 }
 
 impl EventKind {
@@ -49,6 +51,7 @@ impl EventKind {
             7 => Some(Self::TlsString),
             8 => Some(Self::Packet),
             9 => Some(Self::Socket),
+            10 => Some(Self::UnixConn),
             _ => None,
         }
     }
@@ -98,8 +101,12 @@ pub const ROLE_SERVER: u8 = 2;
 /// `SPLIFF_LIB_OPENSSL`: the connection's probes are OpenSSL's (the values
 /// equal the trace format's `tls_library`).
 pub const LIB_OPENSSL: u8 = 1;
+/// `SPLIFF_LIB_BORINGSSL`: BoringSSL compiled into a stripped program.
+pub const LIB_BORINGSSL: u8 = 2;
 /// `SPLIFF_LIB_GNUTLS`.
 pub const LIB_GNUTLS: u8 = 3;
+/// `SPLIFF_LIB_NSS`: NSS over NSPR.
+pub const LIB_NSS: u8 = 4;
 /// `SPLIFF_LIB_WOLFSSL`.
 pub const LIB_WOLFSSL: u8 = 5;
 /// `SPLIFF_LIB_GO`: Go's `crypto/tls`.
@@ -361,6 +368,44 @@ pub struct TlsStringEvent {
     pub value: [u8; STRING_MAX],
 }
 
+/// `SPLIFF_UNIX_PATH_MAX`: `sun_path`'s size, and the key of the paths map
+/// (`struct spliff_unix_path_key`, which is exactly this many bytes: user space writes it
+/// as `[u8; UNIX_PATH_MAX]`).
+pub const UNIX_PATH_MAX: usize = 108;
+
+/// `struct spliff_unix_conn_event`, kind [`EventKind::UnixConn`]. Its data,
+/// loss and close come as TLS events whose `ssl` is this `sk`.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+#[repr(C)]
+pub struct UnixConnEvent {
+    /// Common header.
+    pub header: EventHeader,
+    /// Kernel address of the `struct sock`.
+    pub sk: u64,
+    /// This end's socket inode.
+    pub inode: u64,
+    /// The other end's socket inode; 0 unknown.
+    pub peer_inode: u64,
+    /// `SO_PEERCRED`'s pid; 0 unknown.
+    pub peer_pid: u32,
+    /// File descriptor.
+    pub fd: i32,
+    /// `ROLE_CLIENT` (connected) or `ROLE_SERVER` (accepted).
+    pub role: u8,
+    /// Zero.
+    pub reserved8: u8,
+    /// Valid bytes in `path`.
+    pub path_len: u16,
+    /// Zero.
+    pub reserved32: u32,
+    /// Socket path; an abstract name starts with NUL.
+    pub path: [u8; UNIX_PATH_MAX],
+    /// Comm of the calling task.
+    pub comm: [u8; COMM_LEN],
+    /// Zero.
+    pub reserved_tail: [u8; 4],
+}
+
 /// `SPLIFF_PACKET_SNAPLEN_MAX`: bytes of a packet copied at most.
 pub const PACKET_SNAPLEN_MAX: usize = 256;
 /// `SPLIFF_HOOK_XDP`.
@@ -519,6 +564,8 @@ impl sealed::Sealed for PacketIface {}
 impl AbiRecord for PacketIface {}
 impl sealed::Sealed for SocketEvent {}
 impl AbiRecord for SocketEvent {}
+impl sealed::Sealed for UnixConnEvent {}
+impl AbiRecord for UnixConnEvent {}
 impl sealed::Sealed for StopKey {}
 impl AbiRecord for StopKey {}
 

@@ -41,6 +41,16 @@ pub mod names {
     pub const SYS_ENTER_PROGRAM: &str = "spliff_sys_enter";
     /// Tracepoint of [`SYS_ENTER_PROGRAM`].
     pub const SYS_ENTER_RAW_TRACEPOINT: &str = "sys_enter";
+    /// Raw tracepoint of every syscall's return.
+    pub const SYS_EXIT_RAW_TRACEPOINT: &str = "sys_exit";
+    /// `--unix`: saves reads and writes of selected unix stream sockets.
+    pub const UNIX_SYS_ENTER_PROGRAM: &str = "spliff_unix_sys_enter";
+    /// `--unix`: copies what a saved call moved.
+    pub const UNIX_SYS_EXIT_PROGRAM: &str = "spliff_unix_sys_exit";
+    /// `--unix PATH`: the selected paths (`UnixPathKey` -> u8).
+    pub const UNIX_PATHS_MAP: &str = "spliff_unix_paths";
+    /// `--unix any`: entry 0 nonzero selects every unix stream socket.
+    pub const UNIX_ANY_MAP: &str = "spliff_unix_any";
     /// `.rodata` `u32`: 1 restricts TLS probes to tracked processes and
     /// filtered comms.
     pub const FILTER_ENABLED_GLOBAL: &str = "spliff_filter_enabled";
@@ -96,6 +106,12 @@ pub mod names {
         ("spliff_ssl_alpn_return", true),
         ("spliff_ssl_shutdown_entry", false),
         ("spliff_ssl_free_entry", false),
+        ("spliff_ssl_bio_write_entry", false),
+        ("spliff_ssl_bio_read_entry", false),
+        ("spliff_boringssl_write_entry", false),
+        ("spliff_boringssl_read_entry", false),
+        ("spliff_boringssl_do_handshake_entry", false),
+        ("spliff_boringssl_new_return", true),
         ("spliff_gnutls_send_entry", false),
         ("spliff_gnutls_recv_entry", false),
         ("spliff_gnutls_init_entry", false),
@@ -113,6 +129,17 @@ pub mod names {
         ("spliff_wolfssl_accept_entry", false),
         ("spliff_wolfssl_use_sni_entry", false),
         ("spliff_wolfssl_alpn_entry", false),
+        ("spliff_nss_import_fd_return", true),
+        ("spliff_nss_write_entry", false),
+        ("spliff_nss_read_entry", false),
+        ("spliff_nss_writev_entry", false),
+        ("spliff_nss_writev_return", true),
+        ("spliff_nss_reset_handshake_entry", false),
+        ("spliff_nss_option_set_entry", false),
+        ("spliff_nss_force_handshake_entry", false),
+        ("spliff_nss_set_url_entry", false),
+        ("spliff_nss_alpn_entry", false),
+        ("spliff_nss_alpn_return", true),
     ];
     /// Go `crypto/tls` uprobe programs. None is a uretprobe: the "return"
     /// ones go on each RET instruction of their function (see
@@ -201,6 +228,10 @@ mod tests {
             names::XDP_PROGRAM,
             names::TC_INGRESS_PROGRAM,
             names::TC_EGRESS_PROGRAM,
+            names::UNIX_SYS_ENTER_PROGRAM,
+            names::UNIX_SYS_EXIT_PROGRAM,
+            names::UNIX_PATHS_MAP,
+            names::UNIX_ANY_MAP,
         ]
         .into_iter()
         .chain(names::TLS_PROGRAMS.iter().map(|(name, _)| *name))

@@ -153,6 +153,24 @@ fn structs() -> Vec<Struct> {
             }
         ),
         layout!(
+            "struct spliff_unix_conn_event",
+            UnixConnEvent {
+                header,
+                sk,
+                inode,
+                peer_inode,
+                peer_pid,
+                fd,
+                role,
+                reserved8,
+                path_len,
+                reserved32,
+                path,
+                comm,
+                reserved_tail
+            }
+        ),
+        layout!(
             "struct spliff_packet_event",
             PacketEvent {
                 header,
@@ -233,6 +251,8 @@ fn constants() -> Vec<(&'static str, u64)> {
             u64::from(PACKET_RINGBUF_DEFAULT_BYTES),
         ),
         ("SPLIFF_EVENT_SOCKET", EventKind::Socket as u64),
+        ("SPLIFF_EVENT_UNIX_CONN", EventKind::UnixConn as u64),
+        ("SPLIFF_UNIX_PATH_MAX", UNIX_PATH_MAX as u64),
         ("SPLIFF_SOCKET_CONNECT", u64::from(SOCKET_CONNECT)),
         (
             "SPLIFF_SOCKET_ACTIVE_ESTABLISHED",
@@ -265,6 +285,7 @@ fn constants() -> Vec<(&'static str, u64)> {
         ("SPLIFF_ROLE_SERVER", u64::from(ROLE_SERVER)),
         ("SPLIFF_LIB_OPENSSL", u64::from(LIB_OPENSSL)),
         ("SPLIFF_LIB_GNUTLS", u64::from(LIB_GNUTLS)),
+        ("SPLIFF_LIB_NSS", u64::from(LIB_NSS)),
         ("SPLIFF_LIB_WOLFSSL", u64::from(LIB_WOLFSSL)),
         ("SPLIFF_CLOSE_SHUTDOWN", u64::from(CLOSE_SHUTDOWN)),
         ("SPLIFF_CLOSE_FREE", u64::from(CLOSE_FREE)),

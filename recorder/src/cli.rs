@@ -121,8 +121,9 @@ pub struct RecordArgs {
     pub comms: Vec<String>,
     /// TLS libraries to hook (repeatable; default: every library found).
     ///
-    /// Library files are found by name (libssl.so*, libgnutls.so*, libwolfssl.so*) in the
-    /// dynamic linker cache and in every process's memory maps.
+    /// Library files are found by name (libssl.so*, libgnutls.so*, libwolfssl.so*, NSS's
+    /// libssl3.so and libnspr4.so) in the dynamic linker cache, in every process's memory maps
+    /// and beside the recorded program (Firefox keeps its own NSS there).
     #[arg(long = "lib", value_enum, default_values_t = [Library::All])]
     pub libs: Vec<Library>,
     /// Hook OpenSSL only (the original spliff's spelling of --lib openssl; combines with
@@ -146,6 +147,13 @@ pub struct RecordArgs {
     /// unmounted again as soon as sock_ops is attached.
     #[arg(long)]
     pub no_sockets: bool,
+    /// Record unix stream sockets bound to PATH (repeatable; `@NAME` for an abstract socket,
+    /// `any` for every one), both directions, without TLS.
+    ///
+    /// Hooks the read/write family of syscall tracepoints; only with this option. The path is
+    /// the one the server bound, as `ss -x` shows it.
+    #[arg(long = "unix", value_name = "PATH|any")]
+    pub unix: Vec<std::ffi::OsString>,
     /// Print every TLS library file found (of every kind), why, whether --lib hooks it
     /// and which functions each kind gets, then exit.
     #[arg(long, visible_alias = "show-libs")]
@@ -335,6 +343,8 @@ pub enum Library {
     Gnutls,
     /// wolfSSL (libwolfssl.so*).
     Wolfssl,
+    /// NSS over NSPR (libssl3.so, libnspr4.so): Firefox, Thunderbird.
+    Nss,
     /// Every library above.
     All,
 }

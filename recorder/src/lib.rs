@@ -5,9 +5,13 @@
 //! `spliff` binary built from this package also replays traces on any OS.
 
 #[cfg(target_os = "linux")]
+pub mod boringssl;
+#[cfg(target_os = "linux")]
 pub mod bpf;
 #[cfg(target_os = "linux")]
 pub mod golang;
+#[cfg(target_os = "linux")]
+pub mod method_table;
 #[cfg(target_os = "linux")]
 pub mod net;
 #[cfg(target_os = "linux")]

@@ -18,6 +18,39 @@ pub struct Probe {
     pub is_return: bool,
     /// Without it the library is not usable (no plaintext at all).
     pub required: bool,
+    /// For a library of several files (NSS's libssl3.so over NSPR's
+    /// libnspr4.so): the file name pattern of the one this probe goes on;
+    /// `None`: every file of the library.
+    pub file: Option<&'static str>,
+    /// Not `symbol` itself but the function in a slot of the method table
+    /// `symbol` returns (OpenSSL's SSL BIO methods, static functions).
+    pub table_slot: Option<TableSlot>,
+}
+
+/// A function found through a method table: the one whose address is at
+/// byte `slot` of the table the exported getter returns, checked by the
+/// table's leading 32-bit type field.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct TableSlot {
+    /// The type field's value.
+    pub table_type: u32,
+    /// Byte offset of the function pointer in the table.
+    pub slot: u64,
+}
+
+impl Probe {
+    /// Whether this probe goes on the library file named `name`.
+    pub fn applies_to(&self, name: &str) -> bool {
+        self.file.is_none_or(|pattern| name_matches(pattern, name))
+    }
+}
+
+/// `pattern` with an optional `*` at the end matching any rest.
+fn name_matches(pattern: &str, name: &str) -> bool {
+    match pattern.strip_suffix('*') {
+        Some(prefix) => name.starts_with(prefix),
+        None => name == pattern,
+    }
 }
 
 /// One TLS library: a row of the table.
@@ -53,10 +86,7 @@ impl LibrarySpec {
     pub fn matches_file_name(&self, name: &str) -> bool {
         self.file_names
             .iter()
-            .any(|pattern| match pattern.strip_suffix('*') {
-                Some(prefix) => name.starts_with(prefix),
-                None => name == *pattern,
-            })
+            .any(|pattern| name_matches(pattern, name))
     }
 
     /// Its patterns for messages: "libssl.so*".
@@ -66,13 +96,11 @@ impl LibrarySpec {
 }
 
 /// Every library, in `--list-libs` order.
-pub const LIBRARIES: &[LibrarySpec] = &[OPENSSL, GNUTLS, WOLFSSL];
+pub const LIBRARIES: &[LibrarySpec] = &[OPENSSL, GNUTLS, WOLFSSL, NSS];
 
 /// TLS libraries spliff does not hook (yet), by file name, so that a
 /// process using one can be named when nothing of it was recorded.
 pub const UNHOOKED_TLS_FILES: &[(&str, &str)] = &[
-    ("NSS", "libssl3.so"),
-    ("NSS", "libnss3.so"),
     ("mbed TLS", "libmbedtls.so*"),
     ("BoringSSL", "libboringssl.so*"),
     ("s2n", "libs2n.so*"),
@@ -100,7 +128,10 @@ pub fn export_names() -> impl Iterator<Item = &'static str> {
 
 /// The library of a kernel event's `SPLIFF_LIB_*` value.
 pub fn library_of_kernel_id(id: u8) -> Option<&'static LibrarySpec> {
-    LIBRARIES.iter().chain([&GO]).find(|l| l.kernel_id == id)
+    LIBRARIES
+        .iter()
+        .chain([&GO, &BORINGSSL])
+        .find(|l| l.kernel_id == id)
 }
 
 /// The row of `kind`.
@@ -114,6 +145,8 @@ const fn probe(symbol: &'static str, program: &'static str, is_return: bool) -> 
         program,
         is_return,
         required: false,
+        file: None,
+        table_slot: None,
     }
 }
 
@@ -123,6 +156,32 @@ const fn required(symbol: &'static str, program: &'static str, is_return: bool) 
         program,
         is_return,
         required: true,
+        file: None,
+        table_slot: None,
+    }
+}
+
+/// `probe` on the function in `slot` of the method table that `probe`'s
+/// symbol returns.
+const fn in_table(table_type: u32, slot: u64, probe: Probe) -> Probe {
+    Probe {
+        table_slot: Some(TableSlot { table_type, slot }),
+        ..probe
+    }
+}
+
+/// OpenSSL's `BIO_TYPE_SSL` (7 | `BIO_TYPE_FILTER`).
+const BIO_TYPE_SSL: u32 = 0x207;
+/// Slots of OpenSSL's `struct bio_method_st` (type, name, bwrite,
+/// bwrite_old, bread, ...): the `_ex`-style write and read.
+const BIO_METHOD_WRITE: u64 = 16;
+const BIO_METHOD_READ: u64 = 32;
+
+/// `probe` on the library's file named `file` only.
+const fn on(file: &'static str, probe: Probe) -> Probe {
+    Probe {
+        file: Some(file),
+        ..probe
     }
 }
 
@@ -167,6 +226,29 @@ pub const OPENSSL: LibrarySpec = LibrarySpec {
         probe("SSL_get0_alpn_selected", "spliff_ssl_alpn_return", true),
         probe("SSL_shutdown", "spliff_ssl_shutdown_entry", false),
         probe("SSL_free", "spliff_ssl_free_entry", false),
+        // An SSL BIO (BIO_f_ssl) reads and writes through static functions
+        // that call OpenSSL's internals, never SSL_read/SSL_write: `openssl
+        // s_server -WWW`, servers reading lines through a buffer BIO.
+        in_table(
+            BIO_TYPE_SSL,
+            BIO_METHOD_WRITE,
+            probe("BIO_f_ssl", "spliff_ssl_bio_write_entry", false),
+        ),
+        in_table(
+            BIO_TYPE_SSL,
+            BIO_METHOD_WRITE,
+            probe("BIO_f_ssl", "spliff_ssl_data_return", true),
+        ),
+        in_table(
+            BIO_TYPE_SSL,
+            BIO_METHOD_READ,
+            probe("BIO_f_ssl", "spliff_ssl_bio_read_entry", false),
+        ),
+        in_table(
+            BIO_TYPE_SSL,
+            BIO_METHOD_READ,
+            probe("BIO_f_ssl", "spliff_ssl_data_return", true),
+        ),
     ],
     handshake_result: openssl_handshake,
 };
@@ -249,6 +331,84 @@ pub const WOLFSSL: LibrarySpec = LibrarySpec {
     handshake_result: wolfssl_handshake,
 };
 
+/// NSS: the plaintext goes through NSPR's generic I/O (libnspr4.so), which
+/// also carries files and plain sockets; libssl3.so's `SSL_ImportFD` says
+/// which descriptors are TLS, and the kernel keeps only those (see
+/// `bpf/tls/nss.h`). The connection object is the `PRFileDesc *`.
+pub const NSS: LibrarySpec = LibrarySpec {
+    kind: TlsLibrary::Nss,
+    display: "NSS",
+    kernel_id: 4,
+    file_names: &[NSS_SSL, NSPR],
+    // Not recognised inside other files: NSS and NSPR are shared libraries
+    // wherever they are used (Firefox bundles its own libssl3.so, by name).
+    exports: &[],
+    package: "libnss3, libnspr4",
+    probes: &[
+        on(NSPR, required("PR_Write", "spliff_nss_write_entry", false)),
+        on(NSPR, required("PR_Write", "spliff_ssl_data_return", true)),
+        on(NSPR, required("PR_Read", "spliff_nss_read_entry", false)),
+        on(NSPR, required("PR_Read", "spliff_ssl_data_return", true)),
+        on(NSPR, probe("PR_Send", "spliff_nss_write_entry", false)),
+        on(NSPR, probe("PR_Send", "spliff_ssl_data_return", true)),
+        on(NSPR, probe("PR_Recv", "spliff_nss_read_entry", false)),
+        on(NSPR, probe("PR_Recv", "spliff_ssl_data_return", true)),
+        on(NSPR, probe("PR_Writev", "spliff_nss_writev_entry", false)),
+        on(NSPR, probe("PR_Writev", "spliff_nss_writev_return", true)),
+        on(
+            NSPR,
+            probe("PR_Shutdown", "spliff_ssl_shutdown_entry", false),
+        ),
+        on(NSPR, probe("PR_Close", "spliff_ssl_free_entry", false)),
+        on(
+            NSS_SSL,
+            required("SSL_ImportFD", "spliff_nss_import_fd_return", true),
+        ),
+        on(
+            NSS_SSL,
+            probe(
+                "SSL_ResetHandshake",
+                "spliff_nss_reset_handshake_entry",
+                false,
+            ),
+        ),
+        on(
+            NSS_SSL,
+            probe("SSL_OptionSet", "spliff_nss_option_set_entry", false),
+        ),
+        on(
+            NSS_SSL,
+            probe(
+                "SSL_ForceHandshake",
+                "spliff_nss_force_handshake_entry",
+                false,
+            ),
+        ),
+        on(
+            NSS_SSL,
+            probe("SSL_ForceHandshake", "spliff_ssl_handshake_return", true),
+        ),
+        on(
+            NSS_SSL,
+            probe("SSL_SetURL", "spliff_nss_set_url_entry", false),
+        ),
+        on(
+            NSS_SSL,
+            probe("SSL_GetNextProto", "spliff_nss_alpn_entry", false),
+        ),
+        on(
+            NSS_SSL,
+            probe("SSL_GetNextProto", "spliff_nss_alpn_return", true),
+        ),
+    ],
+    handshake_result: nss_handshake,
+};
+
+/// NSS's TLS library (not OpenSSL's `libssl.so*`).
+const NSS_SSL: &str = "libssl3.so";
+/// NSPR, whose I/O functions carry NSS's plaintext.
+const NSPR: &str = "libnspr4.so";
+
 /// Go's `crypto/tls`: not a library file but part of each Go program, so
 /// not in [`LIBRARIES`] (found and hooked by `crate::golang`, which places
 /// its probes by offset); this row names its connections.
@@ -262,6 +422,33 @@ pub const GO: LibrarySpec = LibrarySpec {
     exports: &[],
     probes: &[],
     // bpf/tls/gotls.h reports a handshake the OpenSSL way.
+    handshake_result: openssl_handshake,
+};
+
+/// BoringSSL compiled into a stripped program (Chromium): not in
+/// [`LIBRARIES`], as no file name or export says where it is; found by
+/// `crate::boringssl` (looked for whenever OpenSSL is), which gives each
+/// `symbol` here an offset. Its functions take OpenSSL's arguments.
+pub const BORINGSSL: LibrarySpec = LibrarySpec {
+    kind: TlsLibrary::BoringSsl,
+    display: "BoringSSL",
+    kernel_id: 2,
+    file_names: &[],
+    exports: &[],
+    package: "chromium",
+    probes: &[
+        required("SSL_write", "spliff_boringssl_write_entry", false),
+        required("SSL_write", "spliff_ssl_data_return", true),
+        required("SSL_read", "spliff_boringssl_read_entry", false),
+        required("SSL_read", "spliff_ssl_data_return", true),
+        required(
+            "SSL_do_handshake",
+            "spliff_boringssl_do_handshake_entry",
+            false,
+        ),
+        required("SSL_do_handshake", "spliff_ssl_handshake_return", true),
+        probe("SSL_new", "spliff_boringssl_new_return", true),
+    ],
     handshake_result: openssl_handshake,
 };
 
@@ -287,6 +474,13 @@ fn gnutls_handshake(ret: i32) -> Option<HandshakeResult> {
     }
 }
 
+/// SECSuccess (0) when done; SECFailure (-1) both when the handshake would
+/// block and when it failed (PR_GetError tells them apart), so -1 says
+/// nothing.
+fn nss_handshake(ret: i32) -> Option<HandshakeResult> {
+    (ret == 0).then_some(HandshakeResult::Ok)
+}
+
 /// 1 (WOLFSSL_SUCCESS) when done; -1 both for "would block" and for a
 /// failure (only wolfSSL_get_error tells them apart), so -1 says nothing.
 fn wolfssl_handshake(ret: i32) -> Option<HandshakeResult> {
@@ -303,11 +497,34 @@ mod tests {
         assert_eq!(kind("libssl.so.3"), Some(TlsLibrary::OpenSsl));
         assert_eq!(kind("libssl.so.1.1"), Some(TlsLibrary::OpenSsl));
         assert_eq!(kind("libssl.so"), Some(TlsLibrary::OpenSsl));
-        assert_eq!(kind("libssl3.so"), None);
+        // NSS's, not OpenSSL's.
+        assert_eq!(kind("libssl3.so"), Some(TlsLibrary::Nss));
         assert_eq!(kind("libssl.a"), None);
         assert_eq!(kind("libgnutls.so.30"), Some(TlsLibrary::GnuTls));
         assert_eq!(kind("libgnutls-openssl.so.27"), None);
         assert_eq!(kind("libwolfssl.so.35"), Some(TlsLibrary::WolfSsl));
+        assert_eq!(kind("libnspr4.so"), Some(TlsLibrary::Nss));
+    }
+
+    #[test]
+    fn nss_probes_go_on_their_own_file() {
+        let on = |name: &str| -> Vec<&str> {
+            NSS.probes
+                .iter()
+                .filter(|p| p.applies_to(name))
+                .map(|p| p.symbol)
+                .collect()
+        };
+        assert!(on("libnspr4.so").iter().all(|s| s.starts_with("PR_")));
+        assert!(on("libssl3.so").iter().all(|s| s.starts_with("SSL_")));
+        assert!(on("libnspr4.so").contains(&"PR_Write"));
+        assert!(on("libssl3.so").contains(&"SSL_ImportFD"));
+        assert_eq!(
+            on("libnspr4.so").len() + on("libssl3.so").len(),
+            NSS.probes.len()
+        );
+        // Probes without a file go on every file of their library.
+        assert!(OPENSSL.probes.iter().all(|p| p.applies_to("libssl.so.3")));
     }
 
     #[test]
@@ -325,7 +542,8 @@ mod tests {
 
     #[test]
     fn exports_include_the_required_probes() {
-        for lib in LIBRARIES {
+        // A library without exports is only recognised by its file names.
+        for lib in LIBRARIES.iter().filter(|l| !l.exports.is_empty()) {
             for probe in lib.probes.iter().filter(|p| p.required) {
                 assert!(lib.exports.contains(&probe.symbol), "{}", probe.symbol);
             }
@@ -347,7 +565,7 @@ mod tests {
     #[cfg(target_os = "linux")]
     #[test]
     fn every_program_exists_in_the_object() {
-        for p in LIBRARIES.iter().flat_map(|l| l.probes) {
+        for p in LIBRARIES.iter().chain([&BORINGSSL]).flat_map(|l| l.probes) {
             let known = spliff_recorder_ebpf::names::TLS_PROGRAMS
                 .iter()
                 .find(|(name, _)| *name == p.program);
@@ -361,6 +579,8 @@ mod tests {
         use spliff_recorder_ebpf::abi;
         assert_eq!(OPENSSL.kernel_id, abi::LIB_OPENSSL);
         assert_eq!(GNUTLS.kernel_id, abi::LIB_GNUTLS);
+        assert_eq!(BORINGSSL.kernel_id, abi::LIB_BORINGSSL);
         assert_eq!(WOLFSSL.kernel_id, abi::LIB_WOLFSSL);
+        assert_eq!(NSS.kernel_id, abi::LIB_NSS);
     }
 }

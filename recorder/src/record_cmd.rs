@@ -6,6 +6,7 @@ mod capture_info;
 mod convert;
 mod correlate;
 mod elf_exports;
+mod exec_hold;
 mod go_programs;
 mod held_packets;
 mod hooks;
@@ -21,6 +22,7 @@ mod rotation;
 mod run_as;
 mod sockets;
 pub mod stop_watchdog;
+mod unix_sockets;
 mod unrecorded;
 
 use std::{
@@ -44,7 +46,7 @@ use crate::cli::RecordArgs;
 use capture_info::CaptureHeader;
 use convert::Converter;
 use hooks::Hooks;
-use libraries::{Discovery, FileId};
+use libraries::Discovery;
 use output_file::{Owner, TraceOutput};
 use recorded_command::RecordedCommand;
 use rotation::Rotation;
@@ -73,6 +75,9 @@ const RESCAN_DELAYS: [Duration; 4] = [
 /// The final drain's bound: reading the ring runs at hundreds of thousands of records a
 /// second, so this takes in whatever was produced before the stop many times over.
 const DRAIN_AT_MOST: Duration = Duration::from_millis(500);
+/// Processes held at exec in one loop turn at most (an exec storm of large
+/// programs is not all stopped).
+const MAX_HELD_AT_ONCE: usize = 64;
 /// Pending rescans kept at most (an exec storm must not grow memory).
 const MAX_PENDING_RESCANS: usize = 8192;
 /// How often processes are looked for in /proc, to end the connections of those gone
@@ -282,6 +287,7 @@ fn record(args: &RecordArgs, command: &mut Option<RecordedCommand>) -> anyhow::R
     if comm_per_process {
         raise_fd_limit();
     }
+    let unix = unix_sockets::selection(&args.unix)?;
     let mut pipeline = BpfPipeline::load(&PipelineOptions {
         ring_buffer_bytes: Some(RING_BUFFER_BYTES),
         filter_enabled,
@@ -327,7 +333,8 @@ fn record(args: &RecordArgs, command: &mut Option<RecordedCommand>) -> anyhow::R
     for &pid in args.pids.iter().chain(&named) {
         unrecorded.select(pid);
     }
-    let mut problems = Vec::new();
+    let mut problems = discovery.new_refusals();
+    unrecorded.note_refused(discovery.refused.values().map(|(p, w)| (p.as_path(), w)));
     if per_process {
         for &pid in &args.pids {
             if !Path::new(&format!("/proc/{pid}")).exists() {
@@ -340,7 +347,7 @@ fn record(args: &RecordArgs, command: &mut Option<RecordedCommand>) -> anyhow::R
         }
     } else {
         for (id, lib) in &discovery.files {
-            if let Err(error) = hooks.hook(&mut pipeline, *id, lib.library, &lib.path, None) {
+            if let Err(error) = hooks.hook(&mut pipeline, *id, lib, None) {
                 problems.push(format!("{error:#}"));
             }
         }
@@ -352,7 +359,7 @@ fn record(args: &RecordArgs, command: &mut Option<RecordedCommand>) -> anyhow::R
                 hooks.hook_go_process(&mut pipeline, pid, &mut problems);
             }
         }
-        if hooks.files.is_empty() && hooks.go.len() == 0 {
+        if hooks.files.is_empty() && hooks.go.len() == 0 && unix.is_none() {
             bail!("could not hook any TLS library: {}", problems.join("; "));
         }
     }
@@ -375,6 +382,11 @@ fn record(args: &RecordArgs, command: &mut Option<RecordedCommand>) -> anyhow::R
         }
     };
     hooks.lines.extend(sock_ops.clone());
+    if let Some(selection) = &unix {
+        hooks
+            .lines
+            .push(unix_sockets::attach(&mut pipeline, selection)?);
+    }
     let library_paths = discovery
         .files
         .values()
@@ -548,6 +560,9 @@ fn record(args: &RecordArgs, command: &mut Option<RecordedCommand>) -> anyhow::R
     let mut packet_backlog = false;
     loop {
         let mut execs = Vec::new();
+        // Processes that exec'd a large program not looked at yet, stopped
+        // until attached below (see exec_hold.rs).
+        let mut held = Vec::new();
         let wait = if packet_backlog { Duration::ZERO } else { POLL };
         let handed = pipeline.read_events(wait, |event| {
             if let Ok(Event::ProcessExec(exec)) = &event
@@ -556,6 +571,10 @@ fn record(args: &RecordArgs, command: &mut Option<RecordedCommand>) -> anyhow::R
                 // Before anything else: even a write error must not leave
                 // it stopped.
                 stopped.push(exec);
+            } else if let Ok(Event::ProcessExec(exec)) = &event
+                && held.len() < MAX_HELD_AT_ONCE
+            {
+                held.extend(exec_hold::Held::if_unsearched(exec.pid, &discovery));
             }
             if write_error.is_some() {
                 return;
@@ -593,6 +612,15 @@ fn record(args: &RecordArgs, command: &mut Option<RecordedCommand>) -> anyhow::R
             );
         }
         stopped.continue_all();
+        for held in held.drain(..) {
+            attach_process(
+                held.pid(),
+                &mut discovery,
+                &mut hooks,
+                &mut pipeline,
+                &mut converter,
+            );
+        }
         hooks.detach_some(&mut pipeline, 2);
         if let Some(error) = write_error.take() {
             return Err(error.context("cannot write the trace"));
@@ -618,6 +646,8 @@ fn record(args: &RecordArgs, command: &mut Option<RecordedCommand>) -> anyhow::R
                 .context("cannot write the trace")?;
             last_view_flush = Instant::now();
         }
+        // Found meanwhile (a few files a capture at most): for the end report.
+        unrecorded.note_refused(discovery.refused.values().map(|(p, w)| (p.as_path(), w)));
         if last_flush.elapsed() >= FLUSH_EVERY {
             if last_gone_sweep.elapsed() >= GONE_SWEEP_EVERY {
                 converter.release_gone_processes(boottime_ns());
@@ -849,18 +879,13 @@ fn attach_process(
             );
         }
     }
-    let mut problems = Vec::new();
+    let mut problems = discovery.new_refusals();
     hooks.hook_go_process(pipeline, pid, &mut problems);
     if hooks.per_process {
         hooks.hook_process(pipeline, discovery, pid, &mut problems);
     } else {
-        let files: Vec<(FileId, std::path::PathBuf, _)> = discovery
-            .files
-            .iter()
-            .map(|(id, lib)| (*id, lib.path.clone(), lib.library))
-            .collect();
-        for (id, path, library) in files {
-            if let Err(error) = hooks.hook(pipeline, id, library, &path, None) {
+        for (id, file) in &discovery.files {
+            if let Err(error) = hooks.hook(pipeline, *id, file, None) {
                 problems.push(format!("{error:#}"));
             }
         }

@@ -611,6 +611,7 @@ pub fn reconstruct_windowed(
         clock: None,
         request_direction: spliff_formats::Direction::Egress,
         notes: Vec::new(),
+        unix_path: None,
     };
     let mut conn = LazyConnection::with_window(info, streams, options, first_window);
     let mut exchanges = Vec::new();

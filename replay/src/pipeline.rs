@@ -60,7 +60,8 @@ pub fn exchange_method(ex: &Exchange) -> String {
         .map_or_else(|| UNKNOWN_METHOD.to_string(), lossy)
 }
 
-/// The absolute URL: the target as is when it is absolute-form, else https + the authority
+/// The absolute URL: the target as is when it is absolute-form, else https (http on a unix
+/// socket, which carries no TLS) + the authority
 /// (`:authority` or Host, else SNI, else the server address) + the target ([`UNKNOWN_TARGET`]
 /// when the target was not captured).
 pub fn exchange_url(ex: &Exchange, info: &ConnectionInfo) -> String {
@@ -72,12 +73,13 @@ pub fn exchange_url(ex: &Exchange, info: &ConnectionInfo) -> String {
     if target.starts_with("http://") || target.starts_with("https://") {
         return target;
     }
-    let scheme = ex
-        .request
-        .scheme
-        .as_deref()
-        .map(lossy)
-        .unwrap_or_else(|| "https".to_string());
+    let scheme = ex.request.scheme.as_deref().map(lossy).unwrap_or_else(|| {
+        if info.unix_path.is_some() {
+            "http".to_string()
+        } else {
+            "https".to_string()
+        }
+    });
     let authority = ex
         .request
         .authority

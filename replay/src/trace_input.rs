@@ -11,7 +11,7 @@ use std::net::SocketAddr;
 
 use spliff_formats::{
     CaptureId, ConnectionRole, Direction, Entry, LossCause, ReadError, Record, TlsLibrary,
-    TraceReader,
+    TraceReader, Transport,
 };
 
 use crate::{ConnectionStreams, DirectionStream, Piece};
@@ -99,6 +99,9 @@ pub struct ConnectionInfo {
     /// Observations about the connection that belong to no exchange (losses without a byte
     /// range, a guessed role).
     pub notes: Vec<String>,
+    /// The socket path when the connection is a unix stream socket (no TLS); an abstract name
+    /// is shown with `@` for its leading NUL, an unnamed socket as empty.
+    pub unix_path: Option<String>,
 }
 
 impl ConnectionInfo {
@@ -477,6 +480,7 @@ fn finish<'a>(
             clock: clocks.get(&key.capture_id).copied(),
             request_direction,
             notes,
+            unix_path: (conn.transport == Transport::UnixStream).then(|| unix_path(conn.unix.path)),
         },
         streams: ConnectionStreams {
             alpn: nonempty(conn.alpn),
@@ -484,6 +488,14 @@ fn finish<'a>(
             response,
             closed: conn.close_ns != 0,
         },
+    }
+}
+
+/// A unix socket path for display: an abstract name with `@` for its NUL, as `ss` shows it.
+fn unix_path(path: &[u8]) -> String {
+    match path.strip_prefix(&[0]) {
+        Some(name) => format!("@{}", lossy(name)),
+        None => lossy(path),
     }
 }
 

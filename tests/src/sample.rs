@@ -108,6 +108,7 @@ pub fn sample_trace(capture_id: [u8; 16]) -> Vec<u8> {
                 sni: b"example.test",
                 library_path: b"/usr/lib/libssl.so.3",
                 counters: ConnectionCounters::default(),
+                ..Connection::default()
             }),
         ),
         (

@@ -1,7 +1,9 @@
 """HTTP/1.1 over TLS (Python ssl + http.server) that logs every exchange it had, as the
 ground truth the replayed HAR is compared with.
 
-argv: cert key log.jsonl [git project root]. Prints its port on stdout. With a git project
+argv: cert key log.jsonl [git project root]. Prints its port on stdout. With `--unix PATH
+log.jsonl` instead it serves plain HTTP/1.1 on a unix stream socket bound to PATH and prints
+`0` once listening (client_port is then 0). With a git project
 root, targets under /git/ are answered by `git http-backend` (smart HTTP, what `git
 ls-remote https://...` asks for). One JSON object per line and exchange:
 client_port, method, target, request headers as received (order and case kept), request
@@ -9,11 +11,17 @@ body, interim statuses sent (100 Continue), status, response headers as sent, th
 payload as sent before transfer coding (base64) and, for a compressed payload, its
 Content-Encoding.
 """
-import base64, gzip, json, os, socket, ssl, subprocess, sys, threading
+import base64, gzip, json, os, socket, socketserver, ssl, subprocess, sys, threading
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
-cert, key, log_path = sys.argv[1:4]
-git_root = sys.argv[4] if len(sys.argv) > 4 else None
+unix_path = sys.argv[2] if sys.argv[1] == "--unix" else None
+if unix_path:
+    cert = key = None
+    log_path = sys.argv[3]
+    git_root = None
+else:
+    cert, key, log_path = sys.argv[1:4]
+    git_root = sys.argv[4] if len(sys.argv) > 4 else None
 log_lock = threading.Lock()
 log = open(log_path, "a")
 
@@ -49,7 +57,7 @@ class Handler(BaseHTTPRequestHandler):
 
     def record(self, body, status, payload, encoding=None):
         entry = {
-            "client_port": self.client_address[1],
+            "client_port": self.client_address[1] if isinstance(self.client_address, tuple) else 0,
             "method": self.command,
             "target": self.path,
             "request_headers": [[k, v] for k, v in self.headers.items()],
@@ -115,6 +123,12 @@ class Handler(BaseHTTPRequestHandler):
         elif path == "/gzip":
             plain = json.dumps({"items": list(range(400)), "note": "compressed"}).encode()
             self.reply(200, "application/json", gzip.compress(plain), encoding="gzip")
+        elif path == "/page":
+            # A page with subresources, for browsers (chromium --dump-dom).
+            self.reply(200, "text/html; charset=utf-8",
+                       b'<html><head><link rel="icon" href="data:,">'
+                       b'<script src="/text?from=page"></script>'
+                       b'<script src="/chunked"></script></head><body><p>page</p></body></html>')
         elif path == "/binary":
             self.reply(200, "application/octet-stream", BINARY)
         elif path == "/large":
@@ -144,6 +158,14 @@ class Handler(BaseHTTPRequestHandler):
 
     do_PUT = do_POST
 
+
+if unix_path:
+    class UnixServer(socketserver.ThreadingMixIn, socketserver.UnixStreamServer):
+        daemon_threads = True
+
+    server = UnixServer(unix_path, Handler)
+    print(0, flush=True)
+    server.serve_forever()
 
 server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
 ctx = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)

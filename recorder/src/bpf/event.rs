@@ -37,6 +37,8 @@ pub enum Event {
     TlsString(TlsString),
     /// A TCP socket seen by sock_ops.
     TcpSocket(TcpSocket),
+    /// First sight of a selected unix stream socket (`--unix`).
+    UnixConn(super::UnixConn),
 }
 
 impl Event {
@@ -51,6 +53,7 @@ impl Event {
             Self::TlsClose(e) => (e.ts_ns, e.pid, e.tid),
             Self::TlsString(e) => (e.ts_ns, e.pid, e.tid),
             Self::TcpSocket(e) => (e.ts_ns, e.pid, 0),
+            Self::UnixConn(e) => (e.ts_ns, e.pid, e.tid),
         }
     }
 }
@@ -432,6 +435,9 @@ pub fn decode(record: &[u8]) -> Result<Event, DecodeError> {
             let raw: SocketEvent = fixed(record, kind)?;
             decode_socket(&raw).map(Event::TcpSocket)
         }
+        Some(EventKind::UnixConn) => {
+            super::unix_socket::decode_unix_conn(record).map(Event::UnixConn)
+        }
         // Packets have their own ring (packet_hooks::PacketRing); one here
         // is as wrong as an unknown kind.
         Some(EventKind::Packet) | None => Err(DecodeError::UnknownKind {
@@ -441,12 +447,12 @@ pub fn decode(record: &[u8]) -> Result<Event, DecodeError> {
     }
 }
 
-fn invalid(kind: EventKind, field: &'static str, value: u64) -> DecodeError {
+pub(super) fn invalid(kind: EventKind, field: &'static str, value: u64) -> DecodeError {
     DecodeError::InvalidField { kind, field, value }
 }
 
 /// A fixed-size record of `kind`: exactly `size_of::<T>()` bytes.
-fn fixed<T: AbiRecord>(record: &[u8], kind: EventKind) -> Result<T, DecodeError> {
+pub(super) fn fixed<T: AbiRecord>(record: &[u8], kind: EventKind) -> Result<T, DecodeError> {
     let expected = size_of::<T>();
     if record.len() != expected {
         return Err(DecodeError::WrongSize {
@@ -608,7 +614,7 @@ fn ip_pair(
     ip(local).zip(ip(remote))
 }
 
-fn comm_string(comm: &[u8]) -> String {
+pub(super) fn comm_string(comm: &[u8]) -> String {
     let len = comm.iter().position(|&b| b == 0).unwrap_or(comm.len());
     String::from_utf8_lossy(&comm[..len]).into_owned()
 }

@@ -13,6 +13,7 @@ mod error;
 mod event;
 mod packet_hooks;
 mod stops;
+mod unix_socket;
 mod wakeup;
 
 use std::{
@@ -45,6 +46,7 @@ pub use event::{
 };
 
 pub use stops::{Stop, StopMaps};
+pub use unix_socket::{UnixConn, UnixSelection};
 
 pub use packet_hooks::{
     CaptureSettings, MAX_PACKETS_PER_DRAIN, PacketCapture, PacketCounters, PacketHook,

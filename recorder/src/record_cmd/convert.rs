@@ -13,13 +13,15 @@ use std::{
 
 use spliff_formats::{
     Connection, ConnectionRole, Correlation, Direction, Handshake, Loss, LossCause, Process,
-    Record, TlsData as TraceTlsData, TlsLibrary, TraceWriter, WriteError,
+    Record, TlsData as TraceTlsData, TlsLibrary, TraceWriter, Transport, UnixEndpoints, WriteError,
 };
 
 use super::correlate::{CorrelationReport, Correlator, SocketUpdate};
 use super::process_info::{self, ProcInfo};
 use super::reemit::Written;
-use spliff_recorder::bpf::{Event, TlsConn, TlsDirection, TlsLossCause, TlsString, TlsStringKind};
+use spliff_recorder::bpf::{
+    Event, TlsConn, TlsDirection, TlsLossCause, TlsString, TlsStringKind, UnixConn,
+};
 use spliff_recorder::net::socket_table::{FiveTuple, SocketTable};
 use spliff_recorder::probes::{self, LibrarySpec};
 
@@ -483,6 +485,7 @@ impl<W: Write> Converter<W> {
                 )?;
             }
             Event::TlsConn(conn) => self.conn_info(&conn)?,
+            Event::UnixConn(conn) => self.unix_conn(&conn)?,
             Event::TlsHandshake(hs) => {
                 let key = (hs.pid, hs.ssl);
                 let conn_id = self.conn(hs.ts_ns, hs.pid, hs.ssl, None)?;
@@ -613,6 +616,60 @@ impl<W: Write> Converter<W> {
             tuple,
         ) {
             self.write_socket_update(info.ts_ns, &update)?;
+        }
+        Ok(())
+    }
+
+    /// A unix stream socket's first sight: its connection (no TLS library to name, no
+    /// 5-tuple to correlate), its process and the peer's.
+    fn unix_conn(&mut self, info: &UnixConn) -> Result<(), WriteError> {
+        let key = (info.pid, info.sk);
+        let conn_id = match self.conns.get(&key) {
+            Some(conn) => conn.conn_id,
+            None => {
+                let conn_id = self.next_conn_id;
+                self.next_conn_id += 1;
+                self.stats.connections += 1;
+                self.conns.insert(
+                    key,
+                    Conn {
+                        conn_id,
+                        pid: info.pid,
+                        next: [0; 2],
+                        closed: false,
+                        handshake_done: false,
+                        library: None,
+                    },
+                );
+                conn_id
+            }
+        };
+        self.ensure_process(info.ts_ns, info.pid, &info.comm)?;
+        self.write(
+            info.ts_ns,
+            &Record::Connection(Connection {
+                conn_id,
+                pid: info.pid,
+                fd: info.fd,
+                open_ns: info.ts_ns,
+                role: match info.role {
+                    1 => ConnectionRole::Client,
+                    2 => ConnectionRole::Server,
+                    _ => ConnectionRole::Unknown,
+                },
+                transport: Transport::UnixStream,
+                unix: UnixEndpoints {
+                    path: &info.path,
+                    inode: info.inode,
+                    peer_inode: info.peer_inode,
+                    peer_pid: info.peer_pid,
+                },
+                ..Connection::default()
+            }),
+        )?;
+        // The peer is named by its own process record (when /proc still has it).
+        if info.peer_pid != 0 && info.peer_pid != info.pid {
+            self.ensure_process(info.ts_ns, info.peer_pid, "")?;
         }
         Ok(())
     }
@@ -832,6 +889,59 @@ mod tests {
         let report = converter.finish_correlation(1000).unwrap();
         assert_eq!(report.with_packets, 1);
         converter.into_writer().finish().unwrap()
+    }
+
+    #[test]
+    fn a_unix_socket_is_a_connection_of_its_own_kind_not_a_tls_one() {
+        let mut converter = converter();
+        let sk = 0xffff_8880_1234_5678;
+        converter
+            .event(Event::UnixConn(UnixConn {
+                ts_ns: 1,
+                pid: 4_000_000,
+                tid: 4_000_000,
+                sk,
+                comm: "curl".into(),
+                fd: 5,
+                inode: 11,
+                peer_inode: 12,
+                peer_pid: 0,
+                role: 1,
+                path: b"/run/app.sock".to_vec(),
+            }))
+            .unwrap();
+        if let Event::TlsData(mut d) = data(2) {
+            d.ssl = sk;
+            converter.event(Event::TlsData(d)).unwrap();
+        }
+        let report = converter.finish_correlation(3).unwrap();
+        assert_eq!(report.with_socket, 0);
+        let trace = converter.into_writer().finish().unwrap();
+        let mut merged = Connection::default();
+        let mut data_conns = Vec::new();
+        for entry in spliff_formats::TraceReader::new(&trace) {
+            if let spliff_formats::Entry::Record(r) = entry.unwrap() {
+                match r.record {
+                    Record::Connection(c) => {
+                        merged.conn_id = c.conn_id;
+                        merged.merge(&c);
+                    }
+                    Record::TlsData(d) => data_conns.push(d.conn_id),
+                    Record::Correlation(c) => assert_eq!(c.tls_connections, 0),
+                    _ => {}
+                }
+            }
+        }
+        assert_eq!(merged.transport, Transport::UnixStream);
+        assert_eq!(merged.unix.path, b"/run/app.sock");
+        assert_eq!((merged.unix.inode, merged.unix.peer_inode), (11, 12));
+        assert_eq!(merged.role, ConnectionRole::Client);
+        assert_eq!(merged.tls_library, TlsLibrary::Unknown);
+        assert_eq!(
+            data_conns,
+            vec![merged.conn_id],
+            "the data joined the unix connection"
+        );
     }
 
     #[test]

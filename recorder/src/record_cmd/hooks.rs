@@ -5,17 +5,18 @@
 use std::{
     collections::{HashMap, HashSet},
     num::NonZeroU32,
-    path::Path,
+    path::{Path, PathBuf},
 };
 
 use anyhow::Context as _;
 use spliff_recorder::{
     bpf::{BpfPipeline, UprobeLink},
-    probes::{self, LibrarySpec},
+    method_table,
+    probes::{self, LibrarySpec, Probe},
 };
 
 use super::{
-    libraries::{Discovery, FileId},
+    libraries::{Discovery, FileId, LibraryFile},
     start_time,
 };
 use crate::cli::Library;
@@ -28,6 +29,7 @@ pub fn wanted_libraries(libs: &[Library]) -> Vec<&'static LibrarySpec> {
             Library::Openssl => lib.kind == probes::OPENSSL.kind,
             Library::Gnutls => lib.kind == probes::GNUTLS.kind,
             Library::Wolfssl => lib.kind == probes::WOLFSSL.kind,
+            Library::Nss => lib.kind == probes::NSS.kind,
         })
     };
     probes::LIBRARIES.iter().filter(|l| wants(l)).collect()
@@ -52,29 +54,52 @@ pub fn looked_for(wanted: &[&'static LibrarySpec]) -> String {
         .join(", ")
 }
 
-/// Attaches every probe of `library` to `path`; returns the attached lines
-/// and links. Fails only when a required probe cannot be attached (what was
-/// attached is detached again then).
+/// Attaches every probe of `file`'s library to it (by symbol, or at the
+/// offsets found for it); returns the attached lines and links. Fails only
+/// when a required probe cannot be attached (what was attached is detached
+/// again then).
 fn attach_library(
     pipeline: &mut BpfPipeline,
-    library: &LibrarySpec,
-    path: &Path,
+    slots: &mut SlotOffsets,
+    file: &LibraryFile,
     pid: Option<NonZeroU32>,
 ) -> anyhow::Result<(Vec<String>, Vec<UprobeLink>)> {
+    let (library, path) = (file.library, file.path.as_path());
     let mut attached = Vec::new();
     let mut links = Vec::new();
-    for probe in library.probes {
-        match pipeline.attach_uprobe(probe.program, probe.symbol, path, pid) {
+    let name = path.file_name().and_then(|n| n.to_str()).unwrap_or("");
+    for probe in library.probes.iter().filter(|p| p.applies_to(name)) {
+        let (result, at) = match &file.offsets {
+            Some(offsets) => match offsets.of(probe.symbol) {
+                Some(offset) => (
+                    pipeline
+                        .attach_uprobe_at(probe.program, path, offset, pid)
+                        .map_err(anyhow::Error::from),
+                    format!(" (offset {offset:#x}, {})", file.found_by.text()),
+                ),
+                // An optional function that was not found.
+                None if !probe.required => continue,
+                None => anyhow::bail!("{} not found in {}", probe.symbol, path.display()),
+            },
+            None => (
+                attach_probe(pipeline, slots, probe, path, pid),
+                String::new(),
+            ),
+        };
+        match result {
             Ok(link) => {
                 links.push(link);
+                let function = match probe.table_slot {
+                    Some(at) => format!("{}()+{}", probe.symbol, at.slot),
+                    None => probe.symbol.to_string(),
+                };
                 attached.push(format!(
-                    "{} {} {}",
+                    "{} {function}{at} {}",
                     if probe.is_return {
                         "uretprobe"
                     } else {
                         "uprobe"
                     },
-                    probe.symbol,
                     path.display()
                 ));
             }
@@ -97,6 +122,35 @@ fn attach_library(
     }
     Ok((attached, links))
 }
+
+/// Attaches one probe: on its symbol, or on the function a method table
+/// holds (found in the file).
+fn attach_probe(
+    pipeline: &mut BpfPipeline,
+    slots: &mut SlotOffsets,
+    probe: &Probe,
+    path: &Path,
+    pid: Option<NonZeroU32>,
+) -> anyhow::Result<UprobeLink> {
+    let Some(at) = probe.table_slot else {
+        return Ok(pipeline.attach_uprobe(probe.program, probe.symbol, path, pid)?);
+    };
+    // Per file, not per process: per-process mode attaches the same file
+    // for every process it selects.
+    let offset = slots
+        .entry((path.to_path_buf(), probe.symbol, at.slot))
+        .or_insert_with(|| {
+            method_table::function_offset(path, probe.symbol, at).map_err(|e| e.to_string())
+        })
+        .clone()
+        .map_err(anyhow::Error::msg)
+        .with_context(|| format!("{}: a function of {}'s table", path.display(), probe.symbol))?;
+    Ok(pipeline.attach_uprobe_at(probe.program, path, offset, pid)?)
+}
+
+/// Where the functions of method tables are, by (file, getter, slot), once
+/// found.
+type SlotOffsets = HashMap<(PathBuf, &'static str, u64), Result<u64, String>>;
 /// What is attached where.
 #[derive(Debug, Default)]
 pub struct Hooks {
@@ -123,6 +177,8 @@ pub struct Hooks {
     /// of milliseconds (the kernel waits for an RCU grace period), so only
     /// a few are done per loop turn: a stopped process must not wait long.
     to_detach: Vec<UprobeLink>,
+    /// The file offsets of method table functions found so far.
+    slot_offsets: SlotOffsets,
     /// Go executables (hooked per file in every mode: the kernel's scope
     /// filter keeps other processes running them out).
     pub go: super::go_programs::GoPrograms,
@@ -183,13 +239,12 @@ impl Hooks {
         std::mem::take(&mut self.lines)
     }
 
-    /// Attaches `path` (for `pid` only, or every process) unless done.
+    /// Attaches `file` (for `pid` only, or every process) unless done.
     pub fn hook(
         &mut self,
         pipeline: &mut BpfPipeline,
         id: FileId,
-        library: &LibrarySpec,
-        path: &Path,
+        file: &LibraryFile,
         pid: Option<u32>,
     ) -> anyhow::Result<bool> {
         let new = match pid {
@@ -199,16 +254,20 @@ impl Hooks {
         if !new || self.failed.contains(&id) {
             return Ok(false);
         }
-        let (lines, links) =
-            match attach_library(pipeline, library, path, pid.and_then(NonZeroU32::new)) {
-                Ok(attached) => attached,
-                // The process exited meanwhile: says nothing about the file.
-                Err(_) if pid.is_some_and(|pid| start_time(pid).is_none()) => return Ok(false),
-                Err(error) => {
-                    self.failed.insert(id);
-                    return Err(error);
-                }
-            };
+        let (lines, links) = match attach_library(
+            pipeline,
+            &mut self.slot_offsets,
+            file,
+            pid.and_then(NonZeroU32::new),
+        ) {
+            Ok(attached) => attached,
+            // The process exited meanwhile: says nothing about the file.
+            Err(_) if pid.is_some_and(|pid| start_time(pid).is_none()) => return Ok(false),
+            Err(error) => {
+                self.failed.insert(id);
+                return Err(error);
+            }
+        };
         let lines = lines.into_iter().filter(|_| self.keep_lines);
         match pid {
             Some(pid) => {
@@ -301,7 +360,7 @@ impl Hooks {
             self.forget(pid);
         }
         for (id, lib) in &discovery.files {
-            if let Err(error) = self.hook(pipeline, *id, lib.library, &lib.path, Some(pid)) {
+            if let Err(error) = self.hook(pipeline, *id, lib, Some(pid)) {
                 problems.push(format!("{error:#}"));
             }
         }

@@ -20,7 +20,10 @@ use std::{
     process::Command,
 };
 
-use spliff_recorder::probes::{self, LibrarySpec};
+use spliff_recorder::{
+    boringssl::{self, Offsets},
+    probes::{self, LibrarySpec},
+};
 
 use super::elf_exports;
 
@@ -31,6 +34,8 @@ pub enum FoundBy {
     FileName,
     /// It exports the library's functions (the library compiled in).
     Exports,
+    /// Its code does what the library's functions do (stripped BoringSSL).
+    Pattern,
 }
 
 impl FoundBy {
@@ -39,6 +44,7 @@ impl FoundBy {
         match self {
             Self::FileName => "found by file name",
             Self::Exports => "found by exported symbols",
+            Self::Pattern => "found by code pattern",
         }
     }
 }
@@ -52,12 +58,24 @@ pub struct LibraryFile {
     pub library: &'static LibrarySpec,
     /// How it was recognised.
     pub found_by: FoundBy,
+    /// Where its functions are, when no symbol says so (found by pattern).
+    pub offsets: Option<Offsets>,
     /// Why it is hooked: "ldconfig cache", "mapped by pid 12 (nginx)".
     pub reasons: Vec<String>,
 }
 
 /// (device, inode) of a file.
 pub type FileId = (u64, u64);
+
+/// Whether `--lib` selects `library`: stripped BoringSSL comes with OpenSSL.
+pub fn is_wanted(wanted: &[&'static LibrarySpec], library: &LibrarySpec) -> bool {
+    let kind = if library.kind == probes::BORINGSSL.kind {
+        probes::OPENSSL.kind
+    } else {
+        library.kind
+    };
+    wanted.iter().any(|w| w.kind == kind)
+}
 
 /// The library among `wanted` that a file name belongs to.
 fn wanted_library(wanted: &[&'static LibrarySpec], name: &str) -> Option<&'static LibrarySpec> {
@@ -74,7 +92,22 @@ pub struct Discovery {
     /// What each mapped file (by the device and inode its maps line names)
     /// exports a library of, so no file is read twice.
     exports: HashMap<(u64, u64), Option<&'static LibrarySpec>>,
+    /// BoringSSL's functions in stripped programs, per file.
+    boringssl: boringssl::Cache,
+    /// Files with BoringSSL whose functions were not all identified, and
+    /// why: not hooked, and said so.
+    pub refused: BTreeMap<FileId, (PathBuf, String)>,
+    /// Refusals not reported yet.
+    unreported: Vec<String>,
 }
+
+/// How a file was recognised: the library, how, and where its functions
+/// are when no symbol names them.
+type Recognised = (&'static LibrarySpec, FoundBy, Option<Offsets>);
+
+/// Smaller files are not searched for stripped BoringSSL: its TLS code
+/// alone is larger.
+const MIN_BORINGSSL_FILE_BYTES: u64 = 1 << 20;
 
 impl Discovery {
     /// Looks for files of the `wanted` libraries only.
@@ -83,13 +116,16 @@ impl Discovery {
             files: BTreeMap::new(),
             wanted,
             exports: HashMap::new(),
+            boringssl: boringssl::Cache::default(),
+            refused: BTreeMap::new(),
+            unreported: Vec::new(),
         }
     }
 
     fn add(
         &mut self,
         path: PathBuf,
-        (library, found_by): (&'static LibrarySpec, FoundBy),
+        (library, found_by, offsets): Recognised,
         reason: String,
     ) -> Option<FileId> {
         let meta = fs::metadata(&path).ok()?;
@@ -101,6 +137,7 @@ impl Discovery {
             path,
             library,
             found_by,
+            offsets,
             reasons: Vec::new(),
         });
         // A bounded list of reasons: a library mapped by 500 processes need
@@ -128,7 +165,7 @@ impl Discovery {
             if let Some(library) = wanted_library(&self.wanted, name) {
                 self.add(
                     PathBuf::from(path.trim()),
-                    (library, FoundBy::FileName),
+                    (library, FoundBy::FileName, None),
                     "dynamic linker cache".into(),
                 );
             }
@@ -157,6 +194,36 @@ impl Discovery {
         let name = path.file_name().and_then(|n| n.to_str()).unwrap_or("");
         if let Some(found) = self.recognise(name, key, path) {
             self.add(path.to_path_buf(), found, "the recorded command".into());
+        }
+        self.scan_beside(path);
+    }
+
+    /// Library files named like a wanted library in the directory of the
+    /// program at `path` (after symbolic links): applications that bring
+    /// their own copy keep it there and load it late, by dlopen, from a
+    /// directory the linker cache does not know (Firefox's libssl3.so in
+    /// /usr/lib/firefox-esr). By name only: such a directory can hold
+    /// hundreds of large files.
+    fn scan_beside(&mut self, path: &Path) {
+        let Some(dir) = fs::canonicalize(path)
+            .ok()
+            .and_then(|p| p.parent().map(Path::to_path_buf))
+        else {
+            return;
+        };
+        let Ok(entries) = fs::read_dir(&dir) else {
+            return;
+        };
+        for entry in entries.flatten() {
+            let name = entry.file_name();
+            let Some(library) = name.to_str().and_then(|n| wanted_library(&self.wanted, n)) else {
+                continue;
+            };
+            self.add(
+                entry.path(),
+                (library, FoundBy::FileName, None),
+                "beside the recorded command".into(),
+            );
         }
     }
 
@@ -197,23 +264,68 @@ impl Discovery {
 
     /// The wanted library a file is of, by its name or else by what it
     /// exports (read once per `key`).
-    fn recognise(
-        &mut self,
-        name: &str,
-        key: (u64, u64),
-        path: &Path,
-    ) -> Option<(&'static LibrarySpec, FoundBy)> {
+    fn recognise(&mut self, name: &str, key: (u64, u64), path: &Path) -> Option<Recognised> {
         if let Some(library) = wanted_library(&self.wanted, name) {
-            return Some((library, FoundBy::FileName));
+            return Some((library, FoundBy::FileName, None));
         }
-        let library = (*self
+        let exported = *self
             .exports
             .entry(key)
-            .or_insert_with(|| library_by_exports(path)))?;
-        self.wanted
-            .iter()
-            .any(|w| w.kind == library.kind)
-            .then_some((library, FoundBy::Exports))
+            .or_insert_with(|| library_by_exports(path));
+        if let Some(library) = exported {
+            // Not held at its next exec for a search it does not need.
+            self.boringssl.skip(path);
+            return self
+                .wanted
+                .iter()
+                .any(|w| w.kind == library.kind)
+                .then_some((library, FoundBy::Exports, None));
+        }
+        self.stripped_boringssl(key, path)
+    }
+
+    /// Refusals not reported yet, as warnings to print.
+    pub fn new_refusals(&mut self) -> Vec<String> {
+        std::mem::take(&mut self.unreported)
+    }
+
+    /// Whether the program at `path` is still to be searched for stripped
+    /// BoringSSL (a search of a large program takes a moment).
+    pub fn is_unsearched(&self, path: &Path) -> bool {
+        fs::metadata(path)
+            .is_ok_and(|meta| self.searches_boringssl(&meta) && !self.boringssl.knows(&meta))
+    }
+
+    /// BoringSSL is looked for with OpenSSL (its fork: `--lib openssl` or
+    /// `all`), in files large enough to hold it.
+    fn searches_boringssl(&self, meta: &fs::Metadata) -> bool {
+        is_wanted(&self.wanted, &probes::BORINGSSL)
+            && meta.is_file()
+            && meta.len() >= MIN_BORINGSSL_FILE_BYTES
+    }
+
+    /// BoringSSL in a stripped program.
+    fn stripped_boringssl(&mut self, key: (u64, u64), path: &Path) -> Option<Recognised> {
+        if !self.searches_boringssl(&fs::metadata(path).ok()?) {
+            return None;
+        }
+        match &*self.boringssl.inspect(path) {
+            boringssl::Found::NotBoringSsl => None,
+            boringssl::Found::Hookable(offsets) => {
+                Some((&probes::BORINGSSL, FoundBy::Pattern, Some(*offsets)))
+            }
+            boringssl::Found::Refused(why) => {
+                if !self.refused.contains_key(&key) {
+                    self.unreported.push(format!(
+                        "{} has BoringSSL compiled in but is not hooked: {why} (a probe \
+                         placed by guess would corrupt the program)",
+                        path.display()
+                    ));
+                    self.refused.insert(key, (path.to_path_buf(), why.clone()));
+                }
+                None
+            }
+        }
     }
 }
 

@@ -8,7 +8,7 @@ use spliff_recorder::probes::{self, LibrarySpec};
 
 use super::{
     hooks::{discover, looked_for, wanted_libraries},
-    libraries::{library_by_exports, mapped_files},
+    libraries::{is_wanted, library_by_exports, mapped_files},
     processes_named, unrecorded,
 };
 use crate::cli::RecordArgs;
@@ -40,7 +40,7 @@ pub fn list_libs(args: &RecordArgs) -> ExitCode {
         return ExitCode::FAILURE;
     }
     for file in discovery.files.values() {
-        let hooked = wanted.iter().any(|w| w.kind == file.library.kind);
+        let hooked = is_wanted(&wanted, file.library);
         println!(
             "{} ({}, {}{})",
             file.path.display(),
@@ -56,15 +56,28 @@ pub fn list_libs(args: &RecordArgs) -> ExitCode {
             println!("    {reason}");
         }
     }
-    for library in probes::LIBRARIES {
-        let symbols: BTreeSet<&str> = library.probes.iter().map(|p| p.symbol).collect();
+    for (path, why) in discovery.refused.values() {
         println!(
-            "each {} file gets {} probes on: {}",
-            library.display,
-            library.probes.len(),
-            symbols.into_iter().collect::<Vec<_>>().join(", ")
+            "{} (BoringSSL, found by code pattern, not hooked: {why})",
+            path.display()
         );
     }
+    for library in probes::LIBRARIES.iter().chain([&probes::BORINGSSL]) {
+        // A library of several files (NSS) says what goes on each.
+        let files: BTreeSet<Option<&str>> = library.probes.iter().map(|p| p.file).collect();
+        for file in files {
+            let on_file: Vec<_> = library.probes.iter().filter(|p| p.file == file).collect();
+            let symbols: BTreeSet<&str> = on_file.iter().map(|p| p.symbol).collect();
+            println!(
+                "each {} {} gets {} probes on: {}",
+                library.display,
+                file.unwrap_or("file"),
+                on_file.len(),
+                symbols.into_iter().collect::<Vec<_>>().join(", ")
+            );
+        }
+    }
+    println!("{}", super::unix_sockets::LIST_LINE);
     ExitCode::SUCCESS
 }
 
@@ -78,11 +91,16 @@ fn list_selected(args: &RecordArgs, wanted: &[&'static LibrarySpec]) {
     }
     pids.sort_unstable();
     pids.dedup();
+    let mut boringssl = spliff_recorder::boringssl::Cache::default();
     for pid in pids {
         let comm = std::fs::read_to_string(format!("/proc/{pid}/comm")).unwrap_or_default();
         let found = unrecorded::tls_libraries(pid, wanted).map(|found| {
-            let by_name = found.into_iter().map(|(p, n, h)| (p, n, h, ""));
-            by_name.chain(embedded(pid, wanted)).collect::<Vec<_>>()
+            let by_name = found
+                .into_iter()
+                .map(|(p, n, h)| (p, n.to_string(), h, String::new()));
+            by_name
+                .chain(embedded(pid, wanted, &mut boringssl))
+                .collect::<Vec<_>>()
         });
         let line = match found {
             None => "its memory maps cannot be read (gone?)".to_string(),
@@ -103,11 +121,13 @@ fn list_selected(args: &RecordArgs, wanted: &[&'static LibrarySpec]) {
 }
 
 /// The files `pid` maps that carry a TLS library compiled in (found by
-/// exported symbols), as (path, library, hooked, how found).
+/// exported symbols, or stripped BoringSSL by code pattern), as (path,
+/// library, hooked, how found).
 fn embedded(
     pid: u32,
     wanted: &[&'static LibrarySpec],
-) -> Vec<(String, &'static str, bool, &'static str)> {
+    boringssl: &mut spliff_recorder::boringssl::Cache,
+) -> Vec<(String, String, bool, String)> {
     let Ok(maps) = std::fs::read_to_string(format!("/proc/{pid}/maps")) else {
         return Vec::new();
     };
@@ -121,14 +141,36 @@ fn embedded(
                 .is_none_or(|n| probes::library_of_file(n).is_none())
         })
         .filter_map(|file| {
-            let library = library_by_exports(&root.join(file.path.trim_start_matches('/')))?;
-            let hooked = wanted.iter().any(|w| w.kind == library.kind);
-            Some((
-                file.path.to_string(),
-                library.display,
-                hooked,
-                ", found by exported symbols",
-            ))
+            let path = root.join(file.path.trim_start_matches('/'));
+            if let Some(library) = library_by_exports(&path) {
+                let hooked = wanted.iter().any(|w| w.kind == library.kind);
+                return Some((
+                    file.path.to_string(),
+                    library.display.to_string(),
+                    hooked,
+                    ", found by exported symbols".to_string(),
+                ));
+            }
+            // As record: only programs large enough to hold BoringSSL.
+            if !std::fs::metadata(&path).is_ok_and(|m| m.len() >= 1 << 20) {
+                return None;
+            }
+            let boring = &probes::BORINGSSL;
+            match &*boringssl.inspect(&path) {
+                spliff_recorder::boringssl::Found::NotBoringSsl => None,
+                spliff_recorder::boringssl::Found::Hookable(_) => Some((
+                    file.path.to_string(),
+                    boring.display.to_string(),
+                    is_wanted(wanted, boring),
+                    ", found by code pattern".to_string(),
+                )),
+                spliff_recorder::boringssl::Found::Refused(why) => Some((
+                    file.path.to_string(),
+                    boring.display.to_string(),
+                    false,
+                    format!(", refused: {why}"),
+                )),
+            }
         })
         .collect()
 }

@@ -6,7 +6,7 @@
 
 use std::collections::{BTreeMap, HashSet};
 
-use spliff_formats::{Connection, Process, Record};
+use spliff_formats::{Connection, Process, Record, UnixEndpoints};
 
 use super::process_info::ProcInfo;
 
@@ -27,6 +27,7 @@ struct KnownConnection {
     alpn: Vec<u8>,
     sni: Vec<u8>,
     library_path: Vec<u8>,
+    unix_path: Vec<u8>,
 }
 
 /// The fields of `c` that are not borrowed.
@@ -48,6 +49,11 @@ fn fixed(c: &Connection<'_>) -> Connection<'static> {
         sni: &[],
         library_path: &[],
         counters: c.counters,
+        transport: c.transport,
+        unix: UnixEndpoints {
+            path: &[],
+            ..c.unix
+        },
     }
 }
 
@@ -57,6 +63,10 @@ impl KnownConnection {
             alpn: &self.alpn,
             sni: &self.sni,
             library_path: &self.library_path,
+            unix: UnixEndpoints {
+                path: &self.unix_path,
+                ..self.fixed.unix
+            },
             ..self.fixed.clone()
         }
     }
@@ -64,11 +74,12 @@ impl KnownConnection {
     fn absorb(&mut self, ts_ns: u64, later: &Connection<'_>) {
         let mut merged = self.view();
         merged.merge(later);
-        let (fixed, alpn, sni, library_path) = (
+        let (fixed, alpn, sni, library_path, unix_path) = (
             fixed(&merged),
             merged.alpn.to_vec(),
             merged.sni.to_vec(),
             merged.library_path.to_vec(),
+            merged.unix.path.to_vec(),
         );
         *self = KnownConnection {
             ts_ns: self.ts_ns.max(ts_ns),
@@ -76,6 +87,7 @@ impl KnownConnection {
             alpn,
             sni,
             library_path,
+            unix_path,
         };
     }
 }
@@ -95,6 +107,7 @@ impl Written {
                             alpn: c.alpn.to_vec(),
                             sni: c.sni.to_vec(),
                             library_path: c.library_path.to_vec(),
+                            unix_path: c.unix.path.to_vec(),
                         },
                     );
                 }

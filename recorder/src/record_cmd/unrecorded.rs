@@ -26,6 +26,9 @@ pub struct Unrecorded {
     recorded: HashSet<u32>,
     /// pid -> what it did and maps.
     connecting: BTreeMap<u32, Connecting>,
+    /// Programs with BoringSSL compiled in that were not hooked, and why
+    /// (the search refused them), by path.
+    refused: BTreeMap<String, String>,
 }
 
 #[derive(Debug)]
@@ -34,6 +37,8 @@ struct Connecting {
     connects: u64,
     /// (path, library name, hooked); `None`: gone before its maps were read.
     libraries: Option<Vec<(String, &'static str, bool)>>,
+    /// Refused BoringSSL programs it maps: (path, why).
+    refused: Vec<(String, String)>,
 }
 
 impl Unrecorded {
@@ -47,6 +52,15 @@ impl Unrecorded {
     }
 
     /// A process in scope from the start (--pid, --comm).
+    /// Programs whose BoringSSL was found but not hooked: (path, why).
+    pub fn note_refused<'a>(&mut self, refused: impl Iterator<Item = (&'a Path, &'a String)>) {
+        for (path, why) in refused {
+            self.refused
+                .entry(path.display().to_string())
+                .or_insert_with(|| why.clone());
+        }
+    }
+
     pub fn select(&mut self, pid: u32) {
         self.selected.insert(pid);
     }
@@ -66,6 +80,7 @@ impl Unrecorded {
                     && (!self.scoped || self.selected.contains(&socket.pid)) =>
             {
                 let hooked = &self.hooked;
+                let refused = &self.refused;
                 let entry = self
                     .connecting
                     .entry(socket.pid)
@@ -74,6 +89,7 @@ impl Unrecorded {
                         connects: 0,
                         // Read now: at the end of the capture it may be gone.
                         libraries: tls_libraries(socket.pid, hooked),
+                        refused: refused_mapped(socket.pid, refused),
                     });
                 entry.connects += 1;
             }
@@ -86,14 +102,22 @@ impl Unrecorded {
         self.connecting
             .iter()
             .filter(|(pid, _)| !self.recorded.contains(pid))
-            .filter(|(_, c)| self.scoped || c.libraries.as_ref().is_some_and(|l| !l.is_empty()))
+            .filter(|(_, c)| {
+                self.scoped
+                    || !c.refused.is_empty()
+                    || c.libraries.as_ref().is_some_and(|l| !l.is_empty())
+            })
             .map(|(pid, c)| {
+                let refused = c.refused.iter().map(|(path, why)| {
+                    format!("; {path} has BoringSSL compiled in, not hooked: {why}")
+                });
                 format!(
-                    "{} (pid {pid}) made {} TCP connection{} but no TLS data was recorded: {}",
+                    "{} (pid {pid}) made {} TCP connection{} but no TLS data was recorded: {}{}",
                     c.comm,
                     c.connects,
                     if c.connects == 1 { "" } else { "s" },
-                    describe(c.libraries.as_deref())
+                    describe(c.libraries.as_deref()),
+                    refused.collect::<String>()
                 )
             })
             .collect()
@@ -160,6 +184,28 @@ pub fn tls_libraries(
 }
 
 /// `pattern` with an optional `*` at the end, as in the probe table.
+/// The refused BoringSSL programs process `pid` maps.
+fn refused_mapped(pid: u32, refused: &BTreeMap<String, String>) -> Vec<(String, String)> {
+    if refused.is_empty() {
+        return Vec::new();
+    }
+    let Ok(maps) = std::fs::read_to_string(format!("/proc/{pid}/maps")) else {
+        return Vec::new();
+    };
+    let mut found: Vec<(String, String)> = Vec::new();
+    for path in maps
+        .lines()
+        .filter_map(|line| line.split_whitespace().nth(5))
+    {
+        if let Some(why) = refused.get(path)
+            && !found.iter().any(|(p, _)| p == path)
+        {
+            found.push((path.to_string(), why.clone()));
+        }
+    }
+    found
+}
+
 fn matches(pattern: &str, name: &str) -> bool {
     match pattern.strip_suffix('*') {
         Some(prefix) => name.starts_with(prefix),

@@ -291,7 +291,12 @@ pub(crate) fn build<'a>(
         pid: info.pid,
         comm: info.process.as_ref().map(|p| p.comm.clone()),
         exe: info.process.as_ref().map(|p| p.exe.clone()),
-        tls_library: info.tls_library.name(),
+        tls_library: if info.unix_path.is_some() {
+            "none"
+        } else {
+            info.tls_library.name()
+        },
+        unix_socket: info.unix_path.clone(),
         alpn: info.alpn.as_deref().map(text),
         sni: info.sni.clone(),
         connection_id: info.key.conn_id,

@@ -301,6 +301,9 @@ pub(crate) fn entry(out: &mut Vec<u8>, e: &Entry<'_>) {
         o.str("_exe", v);
     }
     o.str("_tlsLibrary", e.tls_library);
+    if let Some(v) = &e.unix_socket {
+        o.str("_unixSocket", v);
+    }
     if let Some(v) = &e.alpn {
         o.str("_alpn", v);
     }

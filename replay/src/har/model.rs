@@ -214,6 +214,9 @@ pub struct Entry<'a> {
     /// TLS library, e.g. `openssl`.
     #[serde(rename = "_tlsLibrary")]
     pub tls_library: &'static str,
+    /// The socket path of a unix stream socket connection (`@` for an abstract name's NUL).
+    #[serde(rename = "_unixSocket", skip_serializing_if = "Option::is_none")]
+    pub unix_socket: Option<String>,
     /// Negotiated ALPN, when recorded.
     #[serde(rename = "_alpn", skip_serializing_if = "Option::is_none")]
     pub alpn: Option<String>,

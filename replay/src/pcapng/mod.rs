@@ -165,7 +165,10 @@ fn flow(index: usize, info: &ConnectionInfo, is_http: bool, ports: &mut Ports) -
     } else {
         comment.push_str("; not recognised as HTTP, so shown on its recorded port");
     }
-    comment.push_str(&format!("; tls={}", info.tls_library.name()));
+    match &info.unix_path {
+        Some(path) => comment.push_str(&format!("; unix socket {path} (no TLS)")),
+        None => comment.push_str(&format!("; tls={}", info.tls_library.name())),
+    }
     if let Some(alpn) = &info.alpn {
         comment.push_str(&format!(" alpn={}", String::from_utf8_lossy(alpn)));
     }

@@ -6,6 +6,7 @@ use std::cmp::Reverse;
 use std::collections::BinaryHeap;
 use std::io::{self, Write};
 
+use crate::Protocol;
 use crate::body::DecodeOptions;
 use crate::exchange::Exchange;
 use crate::filter::Filter;
@@ -108,6 +109,14 @@ impl Sink for TextSink {
         conn: &ReplayedConnection<'_>,
         _context: (),
     ) -> io::Result<Vec<Item>> {
+        // A unix socket that is not HTTP is shown as data (filters select exchanges, so a
+        // filtered view leaves it out).
+        if conn.info.unix_path.is_some()
+            && conn.result.detection.protocol == Protocol::Unknown
+            && self.filter.is_empty()
+        {
+            return super::data_chunks::data_items(conn, &self.options);
+        }
         let mut parts: Vec<Part> = self.handshake(&conn.info).into_iter().collect();
         for (index, ex) in conn.result.exchanges.iter().enumerate() {
             parts.extend(self.parts(&conn.info, index, ex)?);

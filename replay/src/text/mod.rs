@@ -1,5 +1,6 @@
 //! Text views of a trace.
 
+mod data_chunks;
 mod exchanges;
 pub mod parts;
 mod records;

@@ -63,6 +63,11 @@ fn alpn(info: &ConnectionInfo) -> String {
         .as_deref()
         .map(|a| format!(" ALPN:{}", text(a)))
         .unwrap_or_default()
+        + &info
+            .unix_path
+            .as_deref()
+            .map(|p| format!(" unix:{p}"))
+            .unwrap_or_default()
 }
 
 fn stream(ex: &Exchange) -> String {

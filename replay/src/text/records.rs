@@ -114,6 +114,17 @@ pub fn write_records(trace: &[u8], out: &mut dyn Write) -> io::Result<RecordsSum
                             c.open_ns,
                             c.close_ns
                         )?;
+                        // Only for unix sockets, so TLS connections' views stay as they were.
+                        if c.transport == spliff_formats::Transport::UnixStream {
+                            write!(
+                                out,
+                                " unix={} inode={} peer_inode={} peer_pid={}",
+                                lossy(c.unix.path),
+                                c.unix.inode,
+                                c.unix.peer_inode,
+                                c.unix.peer_pid
+                            )?;
+                        }
                         // Only when packets were counted, so pre-1.1 views stay as they were.
                         let n = &c.counters;
                         if !n.is_empty() {

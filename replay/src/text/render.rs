@@ -79,7 +79,7 @@ pub(super) fn write_headers(out: &mut dyn Write, headers: &[Header]) -> io::Resu
 }
 
 /// Writes one hex dump line per 16 bytes: offset, hex, ASCII.
-fn hexdump(out: &mut dyn Write, body: &[u8]) -> io::Result<()> {
+pub(super) fn hexdump(out: &mut dyn Write, body: &[u8]) -> io::Result<()> {
     for (i, chunk) in body.chunks(16).enumerate() {
         let hex: Vec<String> = chunk.iter().map(|b| format!("{b:02x}")).collect();
         let ascii: String = chunk

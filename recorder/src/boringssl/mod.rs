@@ -1,0 +1,407 @@
+//! BoringSSL compiled into a stripped program (Chromium and its kin): no
+//! symbol names its functions, so they are found by what they do.
+//!
+//! BoringSSL reports errors with `OPENSSL_PUT_ERROR(SSL, reason)`, which
+//! passes the source file's path and a reason code that BoringSSL never
+//! renumbers. The functions of `ssl_lib.cc` are told apart by the set of
+//! reasons each reports and by who calls whom:
+//!
+//! | function | reports (from `ssl_lib.cc`) | calls |
+//! |---|---|---|
+//! | `SSL_do_handshake` | `CONNECTION_TYPE_NOT_SET` only | |
+//! | `ssl_read_impl` (internal) | `UNINITIALIZED`, not `BAD_LENGTH` | `SSL_do_handshake` |
+//! | `SSL_write` | `SHOULD_NOT_HAVE_BEEN_CALLED`, `UNINITIALIZED`, `BAD_LENGTH` | `SSL_do_handshake` |
+//! | `SSL_peek`, `SSL_read` | `SHOULD_NOT_HAVE_BEEN_CALLED` only | `ssl_read_impl` |
+//! | `SSL_new` | `NULL_SSL_CTX` only | |
+//!
+//! `SSL_read` is `SSL_peek` plus consuming what was read, so of the two it
+//! is the one whose direct calls include all of the other's and more.
+//!
+//! A function's first instruction is a target of some direct call in the
+//! program (these are API functions the program calls), and it is decoded
+//! from there: an error site counts only if decoding reaches it on an
+//! instruction boundary before the padding that ends the function. Every
+//! identification must be unique; anything else refuses the file with the
+//! reason, as a uprobe placed by guess corrupts the program.
+
+mod functions;
+mod image;
+
+use std::{
+    collections::{BTreeSet, HashMap},
+    fs::{self, File},
+    os::unix::fs::MetadataExt as _,
+    path::Path,
+    sync::Arc,
+};
+
+use functions::{Function, MAX_FUNCTION_BYTES};
+use image::Image;
+use spliff_codescan as codescan;
+
+/// `ERR_R_SHOULD_NOT_HAVE_BEEN_CALLED` (`2 | ERR_R_FATAL`).
+const SHOULD_NOT_HAVE_BEEN_CALLED: u32 = 66;
+const BAD_LENGTH: u32 = 111;
+const CONNECTION_TYPE_NOT_SET: u32 = 134;
+const NULL_SSL_CTX: u32 = 185;
+const UNINITIALIZED: u32 = 226;
+
+/// The end of the path string `OPENSSL_PUT_ERROR` passes in `ssl_lib.cc`
+/// (`__FILE__`, relative to wherever the program was built).
+const FILE_NAME: &[u8] = b"ssl/ssl_lib.cc\0";
+
+/// Where the hooked functions are: file offsets of their first instruction.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Offsets {
+    pub ssl_write: u64,
+    pub ssl_read: u64,
+    pub ssl_do_handshake: u64,
+    /// Optional: without it a freed connection's address reused for a new
+    /// one is not noticed.
+    pub ssl_new: Option<u64>,
+}
+
+impl Offsets {
+    /// The offset of the function named as in BoringSSL's API.
+    pub fn of(&self, name: &str) -> Option<u64> {
+        match name {
+            "SSL_write" => Some(self.ssl_write),
+            "SSL_read" => Some(self.ssl_read),
+            "SSL_do_handshake" => Some(self.ssl_do_handshake),
+            "SSL_new" => self.ssl_new,
+            _ => None,
+        }
+    }
+}
+
+/// What a file is, for the BoringSSL search.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum Found {
+    /// No `ssl_lib.cc` in it (not x86-64 ELF, or no BoringSSL).
+    NotBoringSsl,
+    /// BoringSSL's functions, each identified uniquely.
+    Hookable(Offsets),
+    /// BoringSSL is there but its functions were not all identified: why.
+    Refused(String),
+}
+
+/// Looks for BoringSSL's functions in the program at `path`.
+pub fn inspect(path: &Path) -> Found {
+    let Some(image) = File::open(path).ok().and_then(Image::open) else {
+        return Found::NotBoringSsl;
+    };
+    let file_names = file_name_strings(&image);
+    if file_names.is_empty() {
+        return Found::NotBoringSsl;
+    }
+    match find(&image, &file_names) {
+        Ok(Some(offsets)) => Found::Hookable(offsets),
+        Ok(None) => Found::NotBoringSsl,
+        Err(why) => Found::Refused(why),
+    }
+}
+
+/// `None` when no code reports an error with ssl_lib.cc's name: the
+/// string alone (this program has it too) is not BoringSSL.
+fn find(image: &Image, file_names: &[u64]) -> Result<Option<Offsets>, String> {
+    let (sites, call_targets) = scan_code(image, file_names)?;
+    let starts: BTreeSet<u64> = sites
+        .iter()
+        .filter_map(|&site| function_start(image, &call_targets, site))
+        .collect();
+    let functions: Vec<Function> = starts
+        .into_iter()
+        .filter_map(|start| {
+            // Up to the next function, which may follow without padding.
+            let end = next_function_start(image, &call_targets, start)
+                .map_or(MAX_FUNCTION_BYTES, |next| {
+                    (next - start).min(MAX_FUNCTION_BYTES)
+                });
+            let code = image.code_at(start, end)?;
+            Some(functions::decode(start, &code, file_names))
+        })
+        .collect();
+    if functions.iter().all(|f| f.known_reasons().is_empty()) {
+        return Ok(None);
+    }
+    let found = identify(&functions)?;
+    let offset = |address: u64| {
+        image
+            .file_offset(address)
+            .ok_or_else(|| format!("{address:#x} is outside the code"))
+    };
+    Ok(Some(Offsets {
+        ssl_write: offset(found.ssl_write)?,
+        ssl_read: offset(found.ssl_read)?,
+        ssl_do_handshake: offset(found.ssl_do_handshake)?,
+        ssl_new: found.ssl_new.map(offset).transpose()?,
+    }))
+}
+
+/// Addresses of every string ending in `ssl/ssl_lib.cc`.
+fn file_name_strings(image: &Image) -> Vec<u64> {
+    let mut ends = Vec::new();
+    for section in &image.constants {
+        image.stream(section, FILE_NAME.len() as u64, |address, bytes, owned| {
+            let found = codescan::find_all(bytes, FILE_NAME, owned);
+            ends.extend(found.into_iter().map(|at| address + at as u64));
+        });
+    }
+    // Each string starts after the NUL before it.
+    ends.into_iter()
+        .filter_map(|end| {
+            let (from, before) = image.constants_before(end, 512)?;
+            match before.iter().rposition(|&b| b == 0) {
+                Some(nul) => Some(from + nul as u64 + 1),
+                None if from + (before.len() as u64) == end && before.len() < 512 => Some(from),
+                None => None,
+            }
+        })
+        .collect()
+}
+
+/// One pass over the code: the addresses of `lea` instructions loading one
+/// of `file_names`, and the sorted targets of every `call rel32` that lands
+/// on a 16-byte boundary in the code (where the compiler starts functions).
+fn scan_code(image: &Image, file_names: &[u64]) -> Result<(Vec<u64>, Vec<u64>), String> {
+    let (low, high) = image.code.iter().fold((u64::MAX, 0), |(l, h), s| {
+        (l.min(s.address), h.max(s.address + s.size))
+    });
+    let wanted = codescan::Wanted {
+        loaded: file_names,
+        code: low..high,
+        target_alignment: 16,
+    };
+    let mut found = codescan::Found::default();
+    for section in &image.code {
+        let read = image.stream(
+            section,
+            codescan::OVERLAP as u64,
+            |address, bytes, owned| {
+                codescan::scan(bytes, address, owned, &wanted, &mut found);
+            },
+        );
+        if !read {
+            return Err("the program's code could not be read".into());
+        }
+    }
+    found.sort();
+    Ok((found.loads, found.call_targets))
+}
+
+/// The first instruction of the function holding `site`: the nearest
+/// call target before it that follows the end of another function (the
+/// `int3` padding, or a `ret` right before the boundary). A call target
+/// inside a function that does not look so is passed over; a wrong start
+/// is caught later, as its decoding does not reach the expected sites.
+fn function_start(image: &Image, call_targets: &[u64], site: u64) -> Option<u64> {
+    let index = call_targets.partition_point(|&t| t <= site);
+    call_targets[..index]
+        .iter()
+        .rev()
+        .take_while(|&&t| site - t < MAX_FUNCTION_BYTES)
+        .find(|&&t| follows_a_function(image, t))
+        .copied()
+}
+
+/// The start of the function after the one at `start`, as [`function_start`]
+/// tells starts.
+fn next_function_start(image: &Image, call_targets: &[u64], start: u64) -> Option<u64> {
+    let index = call_targets.partition_point(|&t| t <= start);
+    call_targets[index..]
+        .iter()
+        .take_while(|&&t| t - start < MAX_FUNCTION_BYTES)
+        .find(|&&t| follows_a_function(image, t))
+        .copied()
+}
+
+fn follows_a_function(image: &Image, address: u64) -> bool {
+    image
+        .code_at(address.wrapping_sub(1), 1)
+        .is_some_and(|b| matches!(b[..], [0xcc] | [0xc3]))
+}
+
+/// Addresses of the identified functions.
+#[derive(Debug, PartialEq, Eq)]
+struct Identified {
+    ssl_write: u64,
+    ssl_read: u64,
+    ssl_do_handshake: u64,
+    ssl_new: Option<u64>,
+}
+
+fn identify(functions: &[Function]) -> Result<Identified, String> {
+    let reasons = |f: &Function| f.known_reasons();
+    let only = |f: &Function, reason: u32| reasons(f) == BTreeSet::from([reason]);
+    let handshake = unique("SSL_do_handshake", functions, |f| {
+        only(f, CONNECTION_TYPE_NOT_SET)
+    })?;
+    let read_impl = unique("ssl_read_impl", functions, |f| {
+        let r = reasons(f);
+        r.contains(&UNINITIALIZED)
+            && !r.contains(&BAD_LENGTH)
+            && !r.contains(&SHOULD_NOT_HAVE_BEEN_CALLED)
+            && f.calls.contains(&handshake.start)
+    })?;
+    let write = unique("SSL_write", functions, |f| {
+        let r = reasons(f);
+        [SHOULD_NOT_HAVE_BEEN_CALLED, UNINITIALIZED, BAD_LENGTH]
+            .iter()
+            .all(|x| r.contains(x))
+            && f.calls.contains(&handshake.start)
+    })?;
+    let readers: Vec<&Function> = functions
+        .iter()
+        .filter(|f| only(f, SHOULD_NOT_HAVE_BEEN_CALLED) && f.calls.contains(&read_impl.start))
+        .collect();
+    let read = match readers.as_slice() {
+        [a, b] if a.calls.is_superset(&b.calls) && a.calls != b.calls => a,
+        [a, b] if b.calls.is_superset(&a.calls) && a.calls != b.calls => b,
+        _ => {
+            return Err(format!(
+                "SSL_read not told from SSL_peek ({} candidates)",
+                readers.len()
+            ));
+        }
+    };
+    let new = unique("SSL_new", functions, |f| only(f, NULL_SSL_CTX)).ok();
+    Ok(Identified {
+        ssl_write: write.start,
+        ssl_read: read.start,
+        ssl_do_handshake: handshake.start,
+        ssl_new: new.map(|f| f.start),
+    })
+}
+
+fn unique<'a>(
+    name: &str,
+    functions: &'a [Function],
+    is: impl Fn(&Function) -> bool,
+) -> Result<&'a Function, String> {
+    let mut matching = functions.iter().filter(|f| is(f));
+    match (matching.next(), matching.next()) {
+        (Some(f), None) => Ok(f),
+        (None, _) => Err(format!("{name} not found")),
+        (Some(_), Some(_)) => Err(format!("{name} is not unique")),
+    }
+}
+
+/// (device, inode, mtime, size): a file replaced in place is looked at again.
+type FileKey = (u64, u64, i64, u64);
+
+/// [`inspect`] once per file.
+#[derive(Debug, Default)]
+pub struct Cache {
+    files: HashMap<FileKey, Arc<Found>>,
+}
+
+fn key(meta: &fs::Metadata) -> FileKey {
+    (meta.dev(), meta.ino(), meta.mtime(), meta.size())
+}
+
+impl Cache {
+    /// Whether the file was looked at already.
+    pub fn knows(&self, meta: &fs::Metadata) -> bool {
+        self.files.contains_key(&key(meta))
+    }
+
+    /// Remembers `path` as not stripped BoringSSL without searching it
+    /// (it exports its TLS library's functions).
+    pub fn skip(&mut self, path: &Path) {
+        if let Ok(meta) = fs::metadata(path) {
+            self.files
+                .entry(key(&meta))
+                .or_insert_with(|| Arc::new(Found::NotBoringSsl));
+        }
+    }
+
+    pub fn inspect(&mut self, path: &Path) -> Arc<Found> {
+        let Ok(meta) = fs::metadata(path) else {
+            return Arc::new(Found::NotBoringSsl);
+        };
+        let key = key(&meta);
+        self.files
+            .entry(key)
+            .or_insert_with(|| Arc::new(inspect(path)))
+            .clone()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::{path::PathBuf, process::Command};
+
+    use object::{Object as _, ObjectSection as _, ObjectSymbol as _};
+
+    use super::*;
+
+    /// tests/support/boringssl_lookalike.S and its main, built (with
+    /// `defines`).
+    fn lookalike(dir: &Path, name: &str, defines: &[&str]) -> PathBuf {
+        let support = Path::new(env!("CARGO_MANIFEST_DIR")).join("../tests/support");
+        let out = dir.join(name);
+        let status = Command::new("cc")
+            .args(defines)
+            .arg("-o")
+            .arg(&out)
+            .args(["-x", "assembler-with-cpp"])
+            .arg(support.join("boringssl_lookalike.S"))
+            .args(["-x", "c"])
+            .arg(support.join("boringssl_lookalike_main.c"))
+            .status()
+            .expect("cc runs");
+        assert!(status.success());
+        out
+    }
+
+    /// The file offset of symbol `name` (the lookalike keeps its symbols,
+    /// which the search never reads).
+    fn symbol_offset(path: &Path, name: &str) -> u64 {
+        let data = fs::read(path).unwrap();
+        let file = object::File::parse(&*data).unwrap();
+        let symbol = file.symbols().find(|s| s.name() == Ok(name)).unwrap();
+        let text = file.section_by_name(".text").unwrap();
+        symbol.address() - text.address() + text.file_range().unwrap().0
+    }
+
+    #[test]
+    fn finds_each_function_by_what_it_does() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = lookalike(dir.path(), "lookalike", &[]);
+        let Found::Hookable(offsets) = inspect(&path) else {
+            panic!("{:?}", inspect(&path));
+        };
+        for name in ["SSL_write", "SSL_read", "SSL_do_handshake", "SSL_new"] {
+            assert_eq!(offsets.of(name), Some(symbol_offset(&path, name)), "{name}");
+        }
+        // SSL_peek does what SSL_read does, less: never taken for it.
+        assert_ne!(offsets.ssl_read, symbol_offset(&path, "SSL_peek"));
+    }
+
+    #[test]
+    fn a_near_miss_is_refused_with_the_reason() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = lookalike(dir.path(), "near-miss", &["-DNEAR_MISS"]);
+        assert_eq!(inspect(&path), Found::Refused("SSL_write not found".into()));
+    }
+
+    #[test]
+    fn other_files_are_not_boringssl_and_broken_ones_do_not_panic() {
+        let dir = tempfile::tempdir().unwrap();
+        let exe = std::env::current_exe().unwrap();
+        assert_eq!(inspect(&exe), Found::NotBoringSsl);
+        assert_eq!(inspect(&dir.path().join("missing")), Found::NotBoringSsl);
+        let bytes = fs::read(lookalike(dir.path(), "lookalike", &[])).unwrap();
+        let broken = dir.path().join("broken");
+        for len in (0..bytes.len()).step_by(bytes.len() / 50) {
+            fs::write(&broken, &bytes[..len]).unwrap();
+            assert!(!matches!(inspect(&broken), Found::Hookable(_)), "{len}");
+        }
+        for at in 0..64 {
+            let mut changed = bytes.clone();
+            changed[at] ^= 0xff;
+            fs::write(&broken, &changed).unwrap();
+            let _ = inspect(&broken);
+        }
+    }
+}
