@@ -27,6 +27,8 @@ have git || need_pkgs+=(git)
 # NSS: Firefox headless with a test CA imported by certutil (tests/tests/record_nss_firefox.rs).
 have firefox-esr || need_pkgs+=(firefox-esr)
 have certutil || need_pkgs+=(libnss3-tools)
+# tests/tests/record_nss_client.rs: an NSS client built in the test.
+[ -f /usr/include/nss/ssl.h ] || need_pkgs+=(libnss3-dev pkg-config)
 # tests/tests/record_go.rs: Go clients and servers built in the test (Go >= 1.17).
 have go || need_pkgs+=(golang-go)
 # tests/tests/record_java.rs: a JSSE client, named as not supported.

@@ -39,6 +39,15 @@ pub struct TableSlot {
 }
 
 impl Probe {
+    /// Where it goes, for people: `SSL_read`, or `BIO_f_ssl()+32` for a
+    /// method table's slot.
+    pub fn target_text(&self) -> String {
+        match self.table_slot {
+            Some(at) => format!("{}()+{}", self.symbol, at.slot),
+            None => self.symbol.to_string(),
+        }
+    }
+
     /// Whether this probe goes on the library file named `name`.
     pub fn applies_to(&self, name: &str) -> bool {
         self.file.is_none_or(|pattern| name_matches(pattern, name))
@@ -351,7 +360,7 @@ pub const NSS: LibrarySpec = LibrarySpec {
         on(NSPR, required("PR_Read", "spliff_ssl_data_return", true)),
         on(NSPR, probe("PR_Send", "spliff_nss_write_entry", false)),
         on(NSPR, probe("PR_Send", "spliff_ssl_data_return", true)),
-        on(NSPR, probe("PR_Recv", "spliff_nss_read_entry", false)),
+        on(NSPR, probe("PR_Recv", "spliff_nss_recv_entry", false)),
         on(NSPR, probe("PR_Recv", "spliff_ssl_data_return", true)),
         on(NSPR, probe("PR_Writev", "spliff_nss_writev_entry", false)),
         on(NSPR, probe("PR_Writev", "spliff_nss_writev_return", true)),
@@ -391,6 +400,10 @@ pub const NSS: LibrarySpec = LibrarySpec {
         on(
             NSS_SSL,
             probe("SSL_SetURL", "spliff_nss_set_url_entry", false),
+        ),
+        on(
+            NSS_SSL,
+            probe("SSL_SetURL", "spliff_nss_set_url_return", true),
         ),
         on(
             NSS_SSL,

@@ -6,9 +6,10 @@ mod capture_info;
 mod convert;
 mod correlate;
 mod elf_exports;
-mod exec_hold;
+mod embedded_tls;
 mod go_programs;
 mod held_packets;
+mod held_processes;
 mod hooks;
 mod libraries;
 mod list_libs;
@@ -38,13 +39,14 @@ use std::{
 use anyhow::{Context as _, bail};
 use spliff_formats::{CaptureId, InterfaceStats, SectionInfo, TraceWriter};
 use spliff_recorder::{
-    bpf::{BpfPipeline, Event, PipelineOptions, ProcessExec, Stop, StopMaps, Tracking},
+    bpf::{BpfPipeline, Event, PipelineOptions, Tracking},
     privileges,
 };
 
 use crate::cli::RecordArgs;
 use capture_info::CaptureHeader;
 use convert::Converter;
+use held_processes::HeldProcesses;
 use hooks::Hooks;
 use libraries::Discovery;
 use output_file::{Owner, TraceOutput};
@@ -75,9 +77,6 @@ const RESCAN_DELAYS: [Duration; 4] = [
 /// The final drain's bound: reading the ring runs at hundreds of thousands of records a
 /// second, so this takes in whatever was produced before the stop many times over.
 const DRAIN_AT_MOST: Duration = Duration::from_millis(500);
-/// Processes held at exec in one loop turn at most (an exec storm of large
-/// programs is not all stopped).
-const MAX_HELD_AT_ONCE: usize = 64;
 /// Pending rescans kept at most (an exec storm must not grow memory).
 const MAX_PENDING_RESCANS: usize = 8192;
 /// How often processes are looked for in /proc, to end the connections of those gone
@@ -301,11 +300,7 @@ fn record(args: &RecordArgs, command: &mut Option<RecordedCommand>) -> anyhow::R
     // a selected comm: whatever leaves the function must continue them. The
     // watchdog starts before any comm is selected, so its own exec is never
     // held, and the kernel stops nothing until it is ready.
-    let mut stopped = if comm_per_process {
-        StoppedProcesses::guarded(&pipeline)?
-    } else {
-        StoppedProcesses::default()
-    };
+    let mut stopped = HeldProcesses::new(&pipeline, comm_per_process)?;
     for &pid in &args.pids {
         pipeline.track_process(pid, Tracking::Only)?;
     }
@@ -560,9 +555,6 @@ fn record(args: &RecordArgs, command: &mut Option<RecordedCommand>) -> anyhow::R
     let mut packet_backlog = false;
     loop {
         let mut execs = Vec::new();
-        // Processes that exec'd a large program not looked at yet, stopped
-        // until attached below (see exec_hold.rs).
-        let mut held = Vec::new();
         let wait = if packet_backlog { Duration::ZERO } else { POLL };
         let handed = pipeline.read_events(wait, |event| {
             if let Ok(Event::ProcessExec(exec)) = &event
@@ -571,10 +563,10 @@ fn record(args: &RecordArgs, command: &mut Option<RecordedCommand>) -> anyhow::R
                 // Before anything else: even a write error must not leave
                 // it stopped.
                 stopped.push(exec);
-            } else if let Ok(Event::ProcessExec(exec)) = &event
-                && held.len() < MAX_HELD_AT_ONCE
-            {
-                held.extend(exec_hold::Held::if_unsearched(exec.pid, &discovery));
+            } else if let Ok(Event::ProcessExec(exec)) = &event {
+                // A large program not searched yet: held until attached
+                // below (see held_processes.rs).
+                stopped.hold_if_unsearched(exec, &discovery);
             }
             if write_error.is_some() {
                 return;
@@ -612,15 +604,6 @@ fn record(args: &RecordArgs, command: &mut Option<RecordedCommand>) -> anyhow::R
             );
         }
         stopped.continue_all();
-        for held in held.drain(..) {
-            attach_process(
-                held.pid(),
-                &mut discovery,
-                &mut hooks,
-                &mut pipeline,
-                &mut converter,
-            );
-        }
         hooks.detach_some(&mut pipeline, 2);
         if let Some(error) = write_error.take() {
             return Err(error.context("cannot write the trace"));
@@ -904,91 +887,6 @@ fn all_pids() -> Vec<u32> {
                 .collect()
         })
         .unwrap_or_default()
-}
-
-/// Processes the kernel stopped at exec (--comm per process) and that still
-/// wait for `SIGCONT`. Dropping it continues them, so no return path (an
-/// error, a panic unwinding) leaves a process stopped; for a SIGKILL of the
-/// recorder, its watchdog continues them (see stop_watchdog.rs).
-#[derive(Debug, Default)]
-struct StoppedProcesses {
-    stops: Vec<Stop>,
-    /// The kernel's ledger: an entry goes once its process is continued.
-    maps: Option<StopMaps>,
-    // Dropped after `stops` were continued (fields drop in order): its
-    // sweep then finds nothing left.
-    watchdog: Option<stop_watchdog::Watchdog>,
-}
-
-impl StoppedProcesses {
-    /// With a watchdog that continues the processes if the recorder dies.
-    fn guarded(pipeline: &BpfPipeline) -> anyhow::Result<Self> {
-        let maps = pipeline.stop_maps()?;
-        let watchdog = stop_watchdog::Watchdog::spawn(&maps)?;
-        Ok(Self {
-            stops: Vec::new(),
-            maps: Some(maps),
-            watchdog: Some(watchdog),
-        })
-    }
-
-    fn push(&mut self, exec: &ProcessExec) {
-        self.stops.push(Stop {
-            pid: exec.pid,
-            ts_boot_ns: exec.ts_boot_ns,
-        });
-    }
-
-    fn pids(&self) -> Vec<u32> {
-        self.stops.iter().map(|stop| stop.pid).collect()
-    }
-
-    fn continue_all(&mut self) {
-        for stop in self.stops.drain(..) {
-            if let Ok(pid) = i32::try_from(stop.pid)
-                && pid > 0
-            {
-                // SAFETY: kill(2) has no memory arguments. The pid is still
-                // the stopped process: a stopped process cannot exit and
-                // free its pid, except by SIGKILL.
-                unsafe { libc::kill(pid, libc::SIGCONT) };
-            }
-            // Only after SIGCONT: until then the watchdog must still find it.
-            if let Some(maps) = &mut self.maps
-                && let Err(error) = maps.forget(stop)
-            {
-                eprintln!("spliff: warning: {error:#}");
-            }
-        }
-    }
-
-    /// With the watchdog gone (someone killed it), a death of the recorder
-    /// would leave stopped processes behind: stop holding processes at exec
-    /// (their first TLS calls may be missed) rather than risk that.
-    fn check_watchdog(&mut self) {
-        let Some(watchdog) = &mut self.watchdog else {
-            return;
-        };
-        if !watchdog.died() {
-            return;
-        }
-        self.watchdog = None;
-        if let Some(maps) = &mut self.maps
-            && maps.set_armed(false).is_ok()
-        {
-            eprintln!(
-                "spliff: warning: the stop watchdog is gone; processes exec'ing into a \
-                 selected comm are no longer held until attached (their first TLS calls may \
-                 be missed)"
-            );
-        }
-    }
-}
-
-impl Drop for StoppedProcesses {
-    fn drop(&mut self) {
-        self.continue_all();
-    }
 }
 
 /// Raises the soft open-file limit to the hard one: every per-process

@@ -283,3 +283,83 @@ fn start_recorder(comm: &str, trace: &Path) -> (Child, BufReader<ChildStderr>) {
     let status = recorder.wait();
     panic!("recorder ended before recording ({status:?}): {lines}");
 }
+
+/// A process that execs a large program not searched yet (stripped
+/// BoringSSL: chromium) is held by the recorder itself until searched and
+/// attached; a recorder SIGKILLed during that hold must not leave it
+/// stopped either: the same watchdog continues it.
+#[test]
+fn a_process_held_for_the_boringssl_search_survives_a_sigkilled_recorder() {
+    if !require_bpf() {
+        return;
+    }
+    let chromium = Path::new("/usr/lib/chromium/chromium");
+    assert!(
+        chromium.exists(),
+        "{} is missing: apt-get install chromium (scripts/test.sh does)",
+        chromium.display()
+    );
+    let dir = TempDir::new("record-exec-hold-watchdog");
+    // The shell waits for a line, then execs chromium under its own pid:
+    // a process the --ppid scope already follows when it execs.
+    let mut victim = Command::new("sh")
+        .args([
+            "-c",
+            "read go; exec \"$0\" --version >/dev/null",
+            chromium.to_str().unwrap(),
+        ])
+        .stdin(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let mut recorder = Command::new(spliff_bin())
+        .args(["record", "--no-packets", "--no-sockets", "--ppid"])
+        .arg(victim.id().to_string())
+        .arg("-o")
+        .arg(dir.path().join("t.pcapng"))
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let mut stderr = BufReader::new(recorder.stderr.take().unwrap());
+    let mut line = String::new();
+    while !line.contains("recording") {
+        line.clear();
+        assert!(
+            stderr.read_line(&mut line).unwrap() > 0,
+            "recorder ended early"
+        );
+    }
+    use std::io::Write as _;
+    victim.stdin.take().unwrap().write_all(b"go\n").unwrap();
+    // The search of chromium's code takes a good part of a second: the hold
+    // is seen well within this bound, or the recorder never held it.
+    let held = wait_for(Duration::from_secs(20), || {
+        process_state(victim.id()) == Some('T') || victim.try_wait().unwrap().is_some()
+    });
+    let was_stopped = process_state(victim.id()) == Some('T');
+    recorder.kill().unwrap();
+    let mut rest = String::new();
+    stderr.read_to_string(&mut rest).ok();
+    let finished = wait_for(FINISH_DEADLINE, || victim.try_wait().unwrap().is_some());
+    let left = (!finished).then(|| give_up(&mut victim));
+    recorder.wait().unwrap();
+    assert!(
+        held && was_stopped,
+        "the recorder never held chromium at exec"
+    );
+    assert_eq!(
+        left, None,
+        "chromium left behind after the recorder's SIGKILL; stderr: {rest}"
+    );
+}
+
+/// Polls `done` every millisecond until it holds or `bound` passes.
+fn wait_for(bound: Duration, mut done: impl FnMut() -> bool) -> bool {
+    let deadline = Instant::now() + bound;
+    while Instant::now() < deadline {
+        if done() {
+            return true;
+        }
+        std::thread::sleep(Duration::from_millis(1));
+    }
+    done()
+}

@@ -138,6 +138,20 @@ int BPF_KPROBE(spliff_nss_read_entry)
 	return spliff_nss_data_entry(ctx, SPLIFF_CALL_READ);
 }
 
+/* prio.h: PR_Recv's flags are 0 or PR_MSG_PEEK. */
+#define SPLIFF_PR_MSG_PEEK 0x2
+
+/* PR_Recv(fd, buf, amount, PRIntn flags, timeout): a peek (Firefox peeks one
+ * byte to see whether an idle connection is still alive) leaves the bytes to
+ * the next read, which records them. */
+SEC("uprobe")
+int BPF_KPROBE(spliff_nss_recv_entry)
+{
+	if (PT_REGS_PARM4(ctx) & SPLIFF_PR_MSG_PEEK)
+		return 0;
+	return spliff_nss_data_entry(ctx, SPLIFF_CALL_READ);
+}
+
 /* PR_Writev(fd, const PRIOVec *iov, PRInt32 iov_size, timeout) on a TLS
  * descriptor: its bytes are not copied (no known NSS client uses it; Firefox
  * does not import it) but reported as a truncation loss of their exact
@@ -240,19 +254,51 @@ int BPF_KPROBE(spliff_nss_force_handshake_entry, void *fd)
 /* ---- SNI, ALPN ---- */
 
 /* SSL_SetURL(PRFileDesc *fd, const char *url): the host name NSS sends as
- * SNI and checks the certificate against. */
+ * SNI and checks the certificate against. Read at return: NSS has copied it
+ * by then, so its page is in memory (a string literal's page may not be
+ * yet at entry, and a uprobe cannot fault it in). */
+struct spliff_nss_url_call {
+	__u64 fd;
+	__u64 url;
+};
+
+struct {
+	__uint(type, BPF_MAP_TYPE_LRU_HASH);
+	__uint(max_entries, 4096);
+	__type(key, __u32);
+	__type(value, struct spliff_nss_url_call);
+} spliff_nss_url_calls SEC(".maps");
+
 SEC("uprobe")
 int BPF_KPROBE(spliff_nss_set_url_entry, void *fd, const char *url)
 {
 	__u64 pid_tgid = bpf_get_current_pid_tgid();
-	__u64 conn;
+	__u32 tid = (__u32)pid_tgid;
+	struct spliff_nss_url_call call = { .url = (__u64)url };
 
 	if (!url || !spliff_process_wanted(pid_tgid))
 		return 0;
-	conn = spliff_nss_conn_of(pid_tgid, (__u64)fd);
-	if (!conn)
+	call.fd = spliff_nss_conn_of(pid_tgid, (__u64)fd);
+	if (call.fd)
+		bpf_map_update_elem(&spliff_nss_url_calls, &tid, &call, BPF_ANY);
+	return 0;
+}
+
+SEC("uretprobe")
+int BPF_KRETPROBE(spliff_nss_set_url_return, int ret)
+{
+	__u64 pid_tgid = bpf_get_current_pid_tgid();
+	__u32 tid = (__u32)pid_tgid;
+	struct spliff_nss_url_call *saved, call;
+
+	saved = bpf_map_lookup_elem(&spliff_nss_url_calls, &tid);
+	if (!saved)
 		return 0;
-	spliff_emit_string(pid_tgid, conn, SPLIFF_STRING_SNI, url, 0, true);
+	call = *saved;
+	bpf_map_delete_elem(&spliff_nss_url_calls, &tid);
+	if (ret == 0)
+		spliff_emit_string(pid_tgid, call.fd, SPLIFF_STRING_SNI, (const void *)call.url, 0,
+				   true);
 	return 0;
 }
 

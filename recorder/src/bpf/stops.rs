@@ -1,5 +1,6 @@
-//! The kernel's ledger of processes it stopped at exec (`--comm` per
-//! process), shared by the recorder and its stop watchdog.
+//! The ledger of processes stopped at exec: by the kernel (`--comm` per
+//! process) or by the recorder (a large program held until searched),
+//! shared by the recorder and its stop watchdog.
 //!
 //! The exec program records every `SIGSTOP` it sends in `spliff_stopped` and
 //! stops nothing unless `spliff_stop_armed` is set (see
@@ -120,6 +121,19 @@ impl StopMaps {
                 ts_boot_ns: key.ts_ns,
             })
             .collect()
+    }
+
+    /// Enters a stop the recorder itself makes (a process held at exec
+    /// until searched), so the watchdog continues it too.
+    pub fn record(&mut self, stop: Stop) -> Result<(), BpfError> {
+        let key = Key(abi::StopKey {
+            pid: stop.pid,
+            reserved32: 0,
+            ts_ns: stop.ts_boot_ns,
+        });
+        self.stopped
+            .insert(key, 1, 0)
+            .map_err(map_error(names::STOPPED_MAP))
     }
 
     /// Removes `stop` once it was continued. Already gone is no error: the

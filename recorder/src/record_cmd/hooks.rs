@@ -89,17 +89,14 @@ fn attach_library(
         match result {
             Ok(link) => {
                 links.push(link);
-                let function = match probe.table_slot {
-                    Some(at) => format!("{}()+{}", probe.symbol, at.slot),
-                    None => probe.symbol.to_string(),
-                };
                 attached.push(format!(
-                    "{} {function}{at} {}",
+                    "{} {}{at} {}",
                     if probe.is_return {
                         "uretprobe"
                     } else {
                         "uprobe"
                     },
+                    probe.target_text(),
                     path.display()
                 ));
             }
@@ -261,8 +258,15 @@ impl Hooks {
             pid.and_then(NonZeroU32::new),
         ) {
             Ok(attached) => attached,
-            // The process exited meanwhile: says nothing about the file.
-            Err(_) if pid.is_some_and(|pid| start_time(pid).is_none()) => return Ok(false),
+            // The process exited meanwhile, or is exiting (the kernel
+            // refuses it with ESRCH while /proc still shows it: Firefox
+            // forks short-lived helpers): says nothing about the file.
+            Err(error)
+                if pid
+                    .is_some_and(|pid| start_time(pid).is_none() || is_no_such_process(&error)) =>
+            {
+                return Ok(false);
+            }
             Err(error) => {
                 self.failed.insert(id);
                 return Err(error);
@@ -364,5 +368,32 @@ impl Hooks {
                 problems.push(format!("{error:#}"));
             }
         }
+    }
+}
+
+/// Whether `error` comes from the kernel refusing a process that is gone
+/// (ESRCH).
+fn is_no_such_process(error: &anyhow::Error) -> bool {
+    error.chain().any(|cause| {
+        cause
+            .downcast_ref::<std::io::Error>()
+            .is_some_and(|io| io.raw_os_error() == Some(libc::ESRCH))
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn esrch_anywhere_in_the_chain_is_a_gone_process() {
+        let gone = anyhow::Error::from(std::io::Error::from_raw_os_error(libc::ESRCH))
+            .context("cannot attach")
+            .context("not a usable NSS library");
+        assert!(is_no_such_process(&gone));
+        let missing = anyhow::Error::from(std::io::Error::from_raw_os_error(libc::ENOENT))
+            .context("cannot attach");
+        assert!(!is_no_such_process(&missing));
+        assert!(!is_no_such_process(&anyhow::anyhow!("PR_Write not found")));
     }
 }

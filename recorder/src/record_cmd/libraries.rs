@@ -13,7 +13,7 @@
 //! few hundred in every process.
 
 use std::{
-    collections::{BTreeMap, HashMap},
+    collections::{BTreeMap, HashMap, HashSet},
     fs,
     os::unix::fs::MetadataExt as _,
     path::{Path, PathBuf},
@@ -99,6 +99,8 @@ pub struct Discovery {
     pub refused: BTreeMap<FileId, (PathBuf, String)>,
     /// Refusals not reported yet.
     unreported: Vec<String>,
+    /// Program directories looked at for libraries beside the program.
+    beside_scanned: HashSet<PathBuf>,
 }
 
 /// How a file was recognised: the library, how, and where its functions
@@ -119,6 +121,7 @@ impl Discovery {
             boringssl: boringssl::Cache::default(),
             refused: BTreeMap::new(),
             unreported: Vec::new(),
+            beside_scanned: HashSet::new(),
         }
     }
 
@@ -195,36 +198,44 @@ impl Discovery {
         if let Some(found) = self.recognise(name, key, path) {
             self.add(path.to_path_buf(), found, "the recorded command".into());
         }
-        self.scan_beside(path);
-    }
-
-    /// Library files named like a wanted library in the directory of the
-    /// program at `path` (after symbolic links): applications that bring
-    /// their own copy keep it there and load it late, by dlopen, from a
-    /// directory the linker cache does not know (Firefox's libssl3.so in
-    /// /usr/lib/firefox-esr). By name only: such a directory can hold
-    /// hundreds of large files.
-    fn scan_beside(&mut self, path: &Path) {
-        let Some(dir) = fs::canonicalize(path)
+        if let Some(dir) = fs::canonicalize(path)
             .ok()
             .and_then(|p| p.parent().map(Path::to_path_buf))
-        else {
-            return;
-        };
-        let Ok(entries) = fs::read_dir(&dir) else {
-            return;
+        {
+            self.scan_beside(&dir, "beside the recorded command");
+        }
+    }
+
+    /// Library files named like a wanted library in `dir`, a program's
+    /// directory, once per directory; returns the new ones. Applications
+    /// that bring their own copy keep it there and load it late, by dlopen,
+    /// from a directory the linker cache does not know (Firefox's
+    /// libssl3.so in /usr/lib/firefox-esr): it must be hooked before that.
+    /// By name only: such a directory can hold hundreds of large files.
+    fn scan_beside(&mut self, dir: &Path, reason: &str) -> Vec<FileId> {
+        let mut new = Vec::new();
+        if !self.beside_scanned.insert(dir.to_path_buf()) {
+            return new;
+        }
+        let Ok(entries) = fs::read_dir(dir) else {
+            return new;
         };
         for entry in entries.flatten() {
             let name = entry.file_name();
             let Some(library) = name.to_str().and_then(|n| wanted_library(&self.wanted, n)) else {
                 continue;
             };
-            self.add(
+            let known = self.files.len();
+            if let Some(id) = self.add(
                 entry.path(),
                 (library, FoundBy::FileName, None),
-                "beside the recorded command".into(),
-            );
+                reason.into(),
+            ) && self.files.len() > known
+            {
+                new.push(id);
+            }
         }
+        new
     }
 
     /// Library files mapped by process `pid`; returns the new ones.
@@ -258,6 +269,20 @@ impl Discovery {
             {
                 new.push(id);
             }
+        }
+        // /proc/PID/exe names the program without symbolic links, in the
+        // process's own root.
+        if let Some(dir) = fs::read_link(format!("/proc/{pid}/exe"))
+            .ok()
+            .and_then(|exe| exe.parent().map(Path::to_path_buf))
+        {
+            let dir = if host {
+                dir
+            } else {
+                root.join(dir.strip_prefix("/").unwrap_or(&dir))
+            };
+            let reason = format!("beside the program of pid {pid} ({})", comm.trim());
+            new.extend(self.scan_beside(&dir, &reason));
         }
         new
     }

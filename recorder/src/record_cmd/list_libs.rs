@@ -67,7 +67,7 @@ pub fn list_libs(args: &RecordArgs) -> ExitCode {
         let files: BTreeSet<Option<&str>> = library.probes.iter().map(|p| p.file).collect();
         for file in files {
             let on_file: Vec<_> = library.probes.iter().filter(|p| p.file == file).collect();
-            let symbols: BTreeSet<&str> = on_file.iter().map(|p| p.symbol).collect();
+            let symbols: BTreeSet<String> = on_file.iter().map(|p| p.target_text()).collect();
             println!(
                 "each {} {} gets {} probes on: {}",
                 library.display,

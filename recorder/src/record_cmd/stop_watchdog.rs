@@ -44,6 +44,11 @@ pub struct Watchdog {
 }
 
 impl Watchdog {
+    /// The watchdog's process, never to be held itself.
+    pub fn pid(&self) -> u32 {
+        self.child.id()
+    }
+
     /// Starts the watchdog and waits until it has armed the kernel's stops:
     /// the kernel stops no process before that.
     pub fn spawn(maps: &StopMaps) -> anyhow::Result<Self> {

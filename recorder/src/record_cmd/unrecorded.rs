@@ -85,7 +85,9 @@ impl Unrecorded {
                     .connecting
                     .entry(socket.pid)
                     .or_insert_with(|| Connecting {
-                        comm: socket.comm.clone(),
+                        // The process's name, not the connecting thread's
+                        // (Firefox connects from its "Socket Thread").
+                        comm: process_comm(socket.pid).unwrap_or_else(|| socket.comm.clone()),
                         connects: 0,
                         // Read now: at the end of the capture it may be gone.
                         libraries: tls_libraries(socket.pid, hooked),
@@ -180,6 +182,13 @@ pub fn tls_libraries(
             found.push((path.to_string(), display, is_hooked));
         }
     }
+    if found.is_empty() {
+        let exe = format!("/proc/{pid}/exe");
+        if let Some(stack) = super::embedded_tls::unsupported_in(Path::new(&exe)) {
+            let path = std::fs::read_link(&exe).map_or(exe, |p| p.display().to_string());
+            found.push((path, stack, false));
+        }
+    }
     Some(found)
 }
 
@@ -211,4 +220,11 @@ fn matches(pattern: &str, name: &str) -> bool {
         Some(prefix) => name.starts_with(prefix),
         None => name == pattern,
     }
+}
+
+/// The name of process `pid` (its main thread's), if it still runs.
+fn process_comm(pid: u32) -> Option<String> {
+    std::fs::read_to_string(format!("/proc/{pid}/comm"))
+        .ok()
+        .map(|c| c.trim_end().to_string())
 }
