@@ -175,6 +175,7 @@ pub fn run(args: &ReplayArgs) -> anyhow::Result<ExitCode> {
         ReplayFormat::Har => run_sink(&bytes, &progress, &HarSink { filter, decode }, &mut out),
         ReplayFormat::Text => {
             let color = match args.color {
+                _ if args.no_color => false,
                 ColorChoice::Always => true,
                 ColorChoice::Never => false,
                 ColorChoice::Auto => to_stdout && std::io::stdout().is_terminal(),
@@ -183,6 +184,7 @@ pub fn run(args: &ReplayArgs) -> anyhow::Result<ExitCode> {
                 bodies: args.bodies,
                 hexdump: args.hexdump,
                 compact: args.compact,
+                handshakes: args.handshakes,
                 color,
             };
             run_sink(
