@@ -127,7 +127,7 @@ pub struct RecordArgs {
     #[arg(long = "lib", value_enum, default_values_t = [Library::All])]
     pub libs: Vec<Library>,
     /// Hook OpenSSL only (the original spliff's spelling of --lib openssl; combines with
-    /// --gnutls and --wolfssl).
+    /// --gnutls, --wolfssl and --nss).
     #[arg(long)]
     pub openssl: bool,
     /// Hook GnuTLS only (as --lib gnutls).
@@ -136,6 +136,9 @@ pub struct RecordArgs {
     /// Hook wolfSSL only (as --lib wolfssl).
     #[arg(long)]
     pub wolfssl: bool,
+    /// Hook NSS only (as --lib nss).
+    #[arg(long)]
+    pub nss: bool,
     /// Do not learn socket identities (sock_ops on the cgroup v2 root, warm-up from the
     /// kernel's socket table).
     ///
@@ -290,6 +293,7 @@ impl RecordArgs {
             (self.openssl, Library::Openssl),
             (self.gnutls, Library::Gnutls),
             (self.wolfssl, Library::Wolfssl),
+            (self.nss, Library::Nss),
         ]
         .into_iter()
         .filter_map(|(on, lib)| on.then_some(lib))

@@ -214,7 +214,7 @@ fn the_original_spliff_flag_spellings_work() {
     if !require_bpf() {
         return;
     }
-    // --show-libs is --list-libs; --openssl and --gnutls are --lib openssl and --lib gnutls.
+    // --show-libs is --list-libs; --openssl, --gnutls and --nss are --lib openssl, gnutls, nss.
     let listed = |args: &[&str]| {
         let out = spliff(&[&["record", "--show-libs"], args].concat());
         assert!(out.status.success(), "{args:?}");
@@ -237,6 +237,12 @@ fn the_original_spliff_flag_spellings_work() {
     assert!(
         gnutls.contains("(OpenSSL, found by file name, not hooked: see --lib)"),
         "{gnutls}"
+    );
+    let nss = listed(&["--nss"]);
+    assert!(nss.contains("(NSS, found by file name)\n"), "{nss}");
+    assert!(
+        nss.contains("(OpenSSL, found by file name, not hooked: see --lib)"),
+        "{nss}"
     );
     // -p is --pid.
     let out = spliff(&["record", "-p", "999999999", "--no-packets"]);
