@@ -241,28 +241,54 @@ pub struct RecordArgs {
     /// complete, its response once the response head is (URL repeated).
     #[arg(long)]
     pub live: bool,
-    /// Live view: print decoded bodies (an exchange then shows once complete).
-    #[arg(short = 'b', long)]
-    pub bodies: bool,
-    /// Live view: bodies as a hex dump with the file type detected from magic bytes.
-    #[arg(short = 'x', long)]
-    pub hexdump: bool,
-    /// Live view: one line per exchange, once it is complete.
-    #[arg(short = 'c', long)]
-    pub compact: bool,
-    /// Live view: show latency (request's last byte to response's first byte; always shown
-    /// on the response line, the flag is kept for the original spliff's users).
-    #[arg(short = 'l', long)]
-    pub latency: bool,
-    /// Live view: show TLS handshakes with their duration.
-    #[arg(short = 'H', long)]
-    pub handshakes: bool,
-    /// Live view: colour (`-C` alone is `never`).
-    #[arg(long, value_enum, default_value_t = ColorChoice::Auto)]
-    pub color: ColorChoice,
+    /// How the live view looks.
+    #[command(flatten)]
+    pub view: TextViewArgs,
     /// Command to run under the recorder: attach first, start it, record until it exits.
     #[arg(last = true, value_name = "CMD")]
     pub command: Vec<String>,
+}
+
+/// The text view's looks, shared by `replay` and `record`'s live view (one renderer).
+#[derive(Debug, Args)]
+pub struct TextViewArgs {
+    /// Text view: print decoded bodies (live, an exchange then shows once complete).
+    #[arg(short = 'b', long)]
+    pub bodies: bool,
+    /// Text view: bodies as a hex dump, with the file type detected from magic bytes.
+    #[arg(short = 'x', long)]
+    pub hexdump: bool,
+    /// Text view: one line per exchange (live, once it is complete).
+    #[arg(short = 'c', long)]
+    pub compact: bool,
+    /// Text view: show latency (request's last byte to response's first byte; always shown
+    /// on the response line, the flag is kept for the original spliff's users).
+    #[arg(short = 'l', long)]
+    pub latency: bool,
+    /// Text view: show TLS handshakes with their duration.
+    #[arg(short = 'H', long)]
+    pub handshakes: bool,
+    /// Text view: colour (`-C` alone is `never`).
+    #[arg(long, value_enum, default_value_t = ColorChoice::Auto)]
+    pub color: ColorChoice,
+}
+
+impl TextViewArgs {
+    /// The renderer's options; `terminal`: whether the view goes to one
+    /// (what `--color auto` follows).
+    pub fn text_options(&self, terminal: bool) -> spliff_replay::text::TextOptions {
+        spliff_replay::text::TextOptions {
+            bodies: self.bodies,
+            hexdump: self.hexdump,
+            compact: self.compact,
+            handshakes: self.handshakes,
+            color: match self.color {
+                ColorChoice::Always => true,
+                ColorChoice::Never => false,
+                ColorChoice::Auto => terminal,
+            },
+        }
+    }
 }
 
 /// What `-C` said: a file size, or no colour.
@@ -286,7 +312,7 @@ impl RecordArgs {
     pub fn resolve_aliases(&mut self) {
         match self.dash_c.take() {
             Some(DashC::FileSize(bytes)) => self.file_size = Some(bytes),
-            Some(DashC::NoColor) => self.color = ColorChoice::Never,
+            Some(DashC::NoColor) => self.view.color = ColorChoice::Never,
             None => {}
         }
         let named: Vec<Library> = [
@@ -399,25 +425,9 @@ pub struct ReplayArgs {
     /// Output format; overrides the output file's extension.
     #[arg(long, value_enum)]
     pub format: Option<ReplayFormat>,
-    /// Text view: print decoded bodies.
-    #[arg(short = 'b', long)]
-    pub bodies: bool,
-    /// Text view: print bodies as a hex dump, with the file type detected from magic bytes.
-    #[arg(short = 'x', long)]
-    pub hexdump: bool,
-    /// Text view: one line per exchange.
-    #[arg(short = 'c', long)]
-    pub compact: bool,
-    /// Text view: show latency (always on the response line; kept for the original
-    /// spliff's users).
-    #[arg(short = 'l', long)]
-    pub latency: bool,
-    /// Text view: show TLS handshakes with their duration.
-    #[arg(short = 'H', long)]
-    pub handshakes: bool,
-    /// Text view: colour.
-    #[arg(long, value_enum, default_value_t = ColorChoice::Auto)]
-    pub color: ColorChoice,
+    /// How the text view looks.
+    #[command(flatten)]
+    pub view: TextViewArgs,
     /// Text view: no colour (as --color never).
     #[arg(short = 'C', long = "no-color")]
     pub no_color: bool,

@@ -260,19 +260,8 @@ pub fn reopen(file: &File) -> anyhow::Result<File> {
 /// The view's options from `record`'s flags.
 pub fn options(args: &crate::cli::RecordArgs) -> LiveOptions {
     use std::io::IsTerminal as _;
-    let color = match args.color {
-        crate::cli::ColorChoice::Always => true,
-        crate::cli::ColorChoice::Never => false,
-        crate::cli::ColorChoice::Auto => io::stdout().is_terminal(),
-    };
     LiveOptions {
-        text: spliff_replay::text::TextOptions {
-            bodies: args.bodies,
-            hexdump: args.hexdump,
-            compact: args.compact,
-            handshakes: args.handshakes,
-            color,
-        },
+        text: args.view.text_options(io::stdout().is_terminal()),
         ..LiveOptions::default()
     }
 }
