@@ -85,7 +85,7 @@ for tool in wrk h2load; do
 	base=$base_wrk; [ $tool = h2load ] && base=$base_h2
 	run() { if [ $tool = wrk ]; then wrk_rps; else h2_rps; fi; }
 
-	start_bg noop "$noop" "$libssl"
+	start_bg noop "$noop" openssl "$libssl"
 	rps=$(run); stop_bg
 	report "no-op uprobes (floor)" $tool "$rps" "$base" "$cpu" "" 1 /dev/null
 

@@ -16,6 +16,7 @@
 #include "process/fork.h"
 #include "net/socket.h"
 #include "net/packet.h"
+#include "net/packet_scope.h"
 #include "net/xdp.h"
 #include "net/tc.h"
 #include "net/sockops.h"

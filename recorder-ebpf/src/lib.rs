@@ -57,6 +57,9 @@ pub mod names {
     /// `.rodata` `u32`: 1 stops processes that exec into a filtered comm
     /// (and reports forks of selected processes), for per-process uprobes.
     pub const STOP_ON_EXEC_COMM_GLOBAL: &str = "spliff_stop_on_exec_comm";
+    /// `.rodata` `u32`: 1 keeps only packets of TCP connections of selected processes
+    /// (bpf/net/packet_scope.h).
+    pub const PACKETS_SCOPED_GLOBAL: &str = "spliff_packets_scoped";
     /// `BPF_MAP_TYPE_HASH` [`crate::abi::StopKey`] -> u8: stops the exec
     /// program sent and the recorder has not continued yet.
     pub const STOPPED_MAP: &str = "spliff_stopped";

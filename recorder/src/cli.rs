@@ -21,10 +21,57 @@ pub enum Command {
     Record(RecordArgs),
     /// Rebuild the exchanges of a trace (offline, any OS, no root).
     Replay(ReplayArgs),
+    /// Wireshark extcap interface `spliff`: decrypted sessions live in Wireshark and
+    /// `tshark -i spliff` (install with `spliff extcap --install`).
+    Extcap(ExtcapArgs),
     /// Internal: started by `record --comm` to continue the processes it
     /// held at exec should it die (see record_cmd/stop_watchdog.rs).
     #[command(name = "stop-watchdog", hide = true)]
     StopWatchdog(StopWatchdogArgs),
+}
+
+/// Arguments of `spliff extcap` (Wireshark's extcap calling convention).
+#[derive(Debug, Args)]
+pub struct ExtcapArgs {
+    /// Write the `spliff` wrapper into Wireshark's extcap folder (`tshark -G folders`).
+    #[arg(long)]
+    pub install: bool,
+    /// With --install: the folder to write into instead.
+    #[arg(long, value_name = "DIR", requires = "install")]
+    pub dir: Option<PathBuf>,
+    /// extcap: list the interfaces.
+    #[arg(long)]
+    pub extcap_interfaces: bool,
+    /// extcap: Wireshark's version.
+    #[arg(long, value_name = "VERSION")]
+    pub extcap_version: Option<String>,
+    /// extcap: the interface asked about.
+    #[arg(long, value_name = "NAME")]
+    pub extcap_interface: Option<String>,
+    /// extcap: list the link types.
+    #[arg(long)]
+    pub extcap_dlts: bool,
+    /// extcap: list the options.
+    #[arg(long)]
+    pub extcap_config: bool,
+    /// extcap: capture into --fifo.
+    #[arg(long)]
+    pub capture: bool,
+    /// extcap: the FIFO to write pcapng into.
+    #[arg(long, value_name = "PATH")]
+    pub fifo: Option<PathBuf>,
+    /// extcap: a capture filter (not supported: every recorded connection is written).
+    #[arg(long, value_name = "FILTER")]
+    pub extcap_capture_filter: Option<String>,
+    /// Record only processes with this comm.
+    #[arg(long, value_name = "NAME")]
+    pub comm: Option<String>,
+    /// Record only this process id.
+    #[arg(long, value_name = "PID")]
+    pub pid: Option<String>,
+    /// Also record packet headers (network hooks).
+    #[arg(long)]
+    pub packets: bool,
 }
 
 /// Descriptors `record` hands its stop watchdog.
@@ -49,16 +96,12 @@ pub struct RecordArgs {
     /// through a symlink, and only once recording starts. With -C or -G, the name of the
     /// files: a sequence number goes before the extension (see -C). `-o -` writes the trace
     /// to standard output as a stream (`spliff record -o - | spliff replay -`); `-- CMD`'s
-    /// own output then goes to standard error.
-    #[arg(
-        short = 'o',
-        long = "output",
-        value_name = "FILE",
-        required_unless_present = "list_libs"
-    )]
+    /// own output then goes to standard error. Without -o, no trace is written: the
+    /// exchanges are shown live on standard output (see --live).
+    #[arg(short = 'o', long = "output", value_name = "FILE")]
     pub output: Option<PathBuf>,
     /// Record only this process (repeatable).
-    #[arg(long = "pid", value_name = "PID")]
+    #[arg(short = 'p', long = "pid", value_name = "PID")]
     pub pids: Vec<u32>,
     /// Record this process and all its descendants, including those born during the capture.
     #[arg(long, value_name = "PID")]
@@ -83,6 +126,19 @@ pub struct RecordArgs {
     /// and beside the recorded program (Firefox keeps its own NSS there).
     #[arg(long = "lib", value_enum, default_values_t = [Library::All])]
     pub libs: Vec<Library>,
+    /// Hook OpenSSL only (the original spliff's spelling of --lib openssl; combines with
+    /// --gnutls, --wolfssl and --nss).
+    #[arg(long)]
+    pub openssl: bool,
+    /// Hook GnuTLS only (as --lib gnutls).
+    #[arg(long)]
+    pub gnutls: bool,
+    /// Hook wolfSSL only (as --lib wolfssl).
+    #[arg(long)]
+    pub wolfssl: bool,
+    /// Hook NSS only (as --lib nss).
+    #[arg(long)]
+    pub nss: bool,
     /// Do not learn socket identities (sock_ops on the cgroup v2 root, warm-up from the
     /// kernel's socket table).
     ///
@@ -103,7 +159,7 @@ pub struct RecordArgs {
     pub unix: Vec<std::ffi::OsString>,
     /// Print every TLS library file found (of every kind), why, whether --lib hooks it
     /// and which functions each kind gets, then exit.
-    #[arg(long)]
+    #[arg(long, visible_alias = "show-libs")]
     pub list_libs: bool,
     /// Capture packet headers on this interface (repeatable; default: every
     /// interface of the network namespace, including ones created during
@@ -114,6 +170,11 @@ pub struct RecordArgs {
     /// Record no packets: no XDP/TC hooks, TLS plaintext only.
     #[arg(long, conflicts_with_all = ["interfaces", "snaplen"])]
     pub no_packets: bool,
+    /// With a scope (`-- CMD`, --pid, --comm, --ppid): keep every packet of the captured
+    /// interfaces. Without it only the TCP packets of the selected processes'
+    /// connections are kept (decided in the kernel; see docs/packets.md).
+    #[arg(long, conflicts_with = "no_packets")]
+    pub all_packets: bool,
     /// Keep the first N bytes of every packet (at most 256), payload included. Without
     /// it, each packet's link, network and transport headers are kept and nothing after
     /// them: no payload.
@@ -145,8 +206,18 @@ pub struct RecordArgs {
     /// trace.000002.pcapng, ... Each is a complete trace on its own; `spliff replay
     /// trace.*.pcapng` rebuilds connections that span several. A file is cut between two
     /// blocks, so it may exceed MB by one block (packets: by one batch).
-    #[arg(short = 'C', long = "file-size", value_name = "MB", value_parser = parse_megabytes)]
+    #[arg(long = "file-size", value_name = "MB", value_parser = parse_megabytes)]
     pub file_size: Option<u64>,
+    /// `-C MB` is --file-size MB (tcpdump's -C); `-C` alone is --color never (the
+    /// original spliff's -C). A value that is not a number is an error.
+    #[arg(
+        short = 'C',
+        value_name = "MB",
+        num_args = 0..=1,
+        default_missing_value = "",
+        value_parser = parse_dash_c
+    )]
+    pub dash_c: Option<DashC>,
     /// Rotate: start a new file every SECONDS seconds (named as with -C).
     #[arg(
         short = 'G',
@@ -164,9 +235,100 @@ pub struct RecordArgs {
         value_parser = clap::value_parser!(u64).range(1..)
     )]
     pub file_count: Option<u64>,
+    /// Show the exchanges live on standard output as well as writing -o FILE (tcpdump's
+    /// `-w FILE --print`); without -o this view is what `record` does. The same text as
+    /// `spliff replay FILE` of the trace, printed as it happens: a request once its head is
+    /// complete, its response once the response head is (URL repeated).
+    #[arg(long)]
+    pub live: bool,
+    /// How the live view looks.
+    #[command(flatten)]
+    pub view: TextViewArgs,
     /// Command to run under the recorder: attach first, start it, record until it exits.
     #[arg(last = true, value_name = "CMD")]
     pub command: Vec<String>,
+}
+
+/// The text view's looks, shared by `replay` and `record`'s live view (one renderer).
+#[derive(Debug, Args)]
+pub struct TextViewArgs {
+    /// Text view: print decoded bodies (live, an exchange then shows once complete).
+    #[arg(short = 'b', long)]
+    pub bodies: bool,
+    /// Text view: bodies as a hex dump, with the file type detected from magic bytes.
+    #[arg(short = 'x', long)]
+    pub hexdump: bool,
+    /// Text view: one line per exchange (live, once it is complete).
+    #[arg(short = 'c', long)]
+    pub compact: bool,
+    /// Text view: show latency (request's last byte to response's first byte; always shown
+    /// on the response line, the flag is kept for the original spliff's users).
+    #[arg(short = 'l', long)]
+    pub latency: bool,
+    /// Text view: show TLS handshakes with their duration.
+    #[arg(short = 'H', long)]
+    pub handshakes: bool,
+    /// Text view: colour (`-C` alone is `never`).
+    #[arg(long, value_enum, default_value_t = ColorChoice::Auto)]
+    pub color: ColorChoice,
+}
+
+impl TextViewArgs {
+    /// The renderer's options; `terminal`: whether the view goes to one
+    /// (what `--color auto` follows).
+    pub fn text_options(&self, terminal: bool) -> spliff_replay::text::TextOptions {
+        spliff_replay::text::TextOptions {
+            bodies: self.bodies,
+            hexdump: self.hexdump,
+            compact: self.compact,
+            handshakes: self.handshakes,
+            color: match self.color {
+                ColorChoice::Always => true,
+                ColorChoice::Never => false,
+                ColorChoice::Auto => terminal,
+            },
+        }
+    }
+}
+
+/// What `-C` said: a file size, or no colour.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub enum DashC {
+    /// `-C MB`: rotate at this many bytes.
+    FileSize(u64),
+    /// `-C` alone: no colour.
+    NoColor,
+}
+
+fn parse_dash_c(text: &str) -> Result<DashC, String> {
+    if text.is_empty() {
+        return Ok(DashC::NoColor);
+    }
+    parse_megabytes(text).map(DashC::FileSize)
+}
+
+impl RecordArgs {
+    /// Folds the original spliff's spellings into the options they stand for.
+    pub fn resolve_aliases(&mut self) {
+        match self.dash_c.take() {
+            Some(DashC::FileSize(bytes)) => self.file_size = Some(bytes),
+            Some(DashC::NoColor) => self.view.color = ColorChoice::Never,
+            None => {}
+        }
+        let named: Vec<Library> = [
+            (self.openssl, Library::Openssl),
+            (self.gnutls, Library::Gnutls),
+            (self.wolfssl, Library::Wolfssl),
+            (self.nss, Library::Nss),
+        ]
+        .into_iter()
+        .filter_map(|(on, lib)| on.then_some(lib))
+        .collect();
+        if !named.is_empty() {
+            self.libs.retain(|l| *l != Library::All);
+            self.libs.extend(named);
+        }
+    }
 }
 
 /// What becomes of `-- CMD` when recording fails (`--on-failure`).
@@ -263,18 +425,12 @@ pub struct ReplayArgs {
     /// Output format; overrides the output file's extension.
     #[arg(long, value_enum)]
     pub format: Option<ReplayFormat>,
-    /// Text view: print decoded bodies.
-    #[arg(short = 'b', long)]
-    pub bodies: bool,
-    /// Text view: print bodies as a hex dump, with the file type detected from magic bytes.
-    #[arg(short = 'x', long)]
-    pub hexdump: bool,
-    /// Text view: one line per exchange.
-    #[arg(short = 'c', long)]
-    pub compact: bool,
-    /// Text view: colour.
-    #[arg(long, value_enum, default_value_t = ColorChoice::Auto)]
-    pub color: ColorChoice,
+    /// How the text view looks.
+    #[command(flatten)]
+    pub view: TextViewArgs,
+    /// Text view: no colour (as --color never).
+    #[arg(short = 'C', long = "no-color")]
+    pub no_color: bool,
     /// Only exchanges of this process id (repeatable).
     #[arg(long = "pid", value_name = "PID")]
     pub pids: Vec<u32>,

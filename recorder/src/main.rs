@@ -13,7 +13,11 @@ fn main() -> ExitCode {
     let cli = cli::Cli::parse();
     let result = match cli.command {
         cli::Command::Replay(args) => replay_cmd::run(&args),
-        cli::Command::Record(args) => record(&args),
+        cli::Command::Record(mut args) => {
+            args.resolve_aliases();
+            record(&args)
+        }
+        cli::Command::Extcap(args) => extcap(&args),
         cli::Command::StopWatchdog(args) => stop_watchdog(&args),
     };
     match result {
@@ -52,6 +56,16 @@ fn record(args: &cli::RecordArgs) -> anyhow::Result<ExitCode> {
 }
 
 #[cfg(not(target_os = "linux"))]
+fn extcap(_args: &cli::ExtcapArgs) -> anyhow::Result<ExitCode> {
+    anyhow::bail!("the spliff extcap interface records, which needs Linux")
+}
+
+#[cfg(target_os = "linux")]
+fn extcap(args: &cli::ExtcapArgs) -> anyhow::Result<ExitCode> {
+    extcap::run(args)
+}
+
+#[cfg(not(target_os = "linux"))]
 fn stop_watchdog(_args: &cli::StopWatchdogArgs) -> anyhow::Result<ExitCode> {
     anyhow::bail!("the stop watchdog belongs to `spliff record`, which needs Linux")
 }
@@ -63,3 +77,6 @@ fn stop_watchdog(args: &cli::StopWatchdogArgs) -> anyhow::Result<ExitCode> {
 
 #[cfg(target_os = "linux")]
 mod record_cmd;
+
+#[cfg(target_os = "linux")]
+mod extcap;

@@ -6,12 +6,14 @@ mod capture_info;
 mod convert;
 mod correlate;
 mod elf_exports;
+mod embedded_tls;
 mod go_programs;
 mod held_packets;
 mod held_processes;
 mod hooks;
 mod libraries;
 mod list_libs;
+mod live_view;
 mod output_file;
 mod packets;
 mod process_info;
@@ -20,6 +22,7 @@ mod reemit;
 mod rotation;
 mod run_as;
 mod sockets;
+mod startup_times;
 pub mod stop_watchdog;
 mod unix_sockets;
 mod unrecorded;
@@ -51,12 +54,15 @@ use output_file::{Owner, TraceOutput};
 use recorded_command::RecordedCommand;
 use rotation::Rotation;
 use run_as::RunAs;
+use startup_times::StartupTimes;
 
 /// Ring buffer size: room for several 1 MiB writes in flight, so a burst
 /// does not overflow before user space wakes up.
 const RING_BUFFER_BYTES: u32 = 64 * 1024 * 1024;
 /// Flush the trace at least this often, so a SIGKILL loses little.
 const FLUSH_EVERY: Duration = Duration::from_millis(200);
+/// With a live view, the trace is flushed this often: what the view can show waits for it.
+const VIEW_FLUSH_EVERY: Duration = Duration::from_millis(20);
 /// How long one wait for kernel events may block. TLS events do not wake
 /// the recorder individually (the kernel wakes it early when the ring fills
 /// past 1 MiB), so this is also the usual delivery latency.
@@ -162,11 +168,15 @@ pub fn run(args: &RecordArgs) -> anyhow::Result<ExitCode> {
 /// Records until `-- CMD` exits or a signal arrives; `command` holds CMD while it runs, so
 /// that a failure can say (and decide) what becomes of it.
 fn record(args: &RecordArgs, command: &mut Option<RecordedCommand>) -> anyhow::Result<ExitCode> {
+    let mut times = StartupTimes::from_env();
     // First: a user without privileges must find nothing of theirs touched.
     privileges::check_recording()?;
-    let Some(output) = &args.output else {
-        bail!("no output file: give one with -o FILE");
-    };
+    // Without -o the live view is the output: the trace goes through a pipe to it, no file.
+    let view_only = args.output.is_none();
+    let output = &args.output.clone().unwrap_or_default();
+    if args.live && output.as_os_str() == "-" {
+        bail!("--live shows the exchanges on standard output, where -o - writes the trace");
+    }
     let command_name = args.command.first();
     let mut program_path = None;
     if let Some(program) = command_name {
@@ -190,6 +200,12 @@ fn record(args: &RecordArgs, command: &mut Option<RecordedCommand>) -> anyhow::R
     );
     let policy = rotation::Policy::from_args(args)?;
     let to_stdout = output.as_os_str() == "-";
+    if (view_only || args.live) && policy.is_some() {
+        bail!(
+            "the live view cannot follow a rotated capture (-C MB, -G) yet: drop --live and \
+             watch with `spliff replay`, or record to one file"
+        );
+    }
     if to_stdout && policy.is_some() {
         bail!("-C and -G write numbered files, which cannot go to standard output (-o -)");
     }
@@ -197,13 +213,20 @@ fn record(args: &RecordArgs, command: &mut Option<RecordedCommand>) -> anyhow::R
         Some(_) => Rotation::first_file(output),
         None => output.clone(),
     };
-    let shown = if to_stdout {
+    let shown = if view_only {
+        "the live view".to_owned()
+    } else if to_stdout {
         "standard output".to_owned()
     } else {
         first_path.display().to_string()
     };
     // Until recording starts, a failure leaves no trace behind and any old file as it was.
-    let (mut output_file, file) = if to_stdout {
+    let mut view_source = None;
+    let (mut output_file, file) = if view_only {
+        let (read, write) = live_view::pipe()?;
+        view_source = Some(read);
+        (None, write)
+    } else if to_stdout {
         (None, output_file::stdout_trace()?)
     } else {
         let created = TraceOutput::create(&first_path, owner)?;
@@ -240,6 +263,7 @@ fn record(args: &RecordArgs, command: &mut Option<RecordedCommand>) -> anyhow::R
         );
     }
 
+    times.phase("discovery");
     let filter_enabled = !args.pids.is_empty()
         || args.ppid.is_some()
         || !args.comms.is_empty()
@@ -273,9 +297,11 @@ fn record(args: &RecordArgs, command: &mut Option<RecordedCommand>) -> anyhow::R
         stop_on_exec_comm: comm_per_process,
         // Without packets the ring stays, at its smallest.
         packet_ring_bytes: args.no_packets.then(page_size_bytes),
+        packets_scoped: !args.all_packets,
         ..PipelineOptions::default()
     })
     .context("cannot load spliff's kernel programs")?;
+    times.phase("load");
     // From here on the kernel may stop (and report) processes exec'ing into
     // a selected comm: whatever leaves the function must continue them. The
     // watchdog starts before any comm is selected, so its own exec is never
@@ -338,6 +364,7 @@ fn record(args: &RecordArgs, command: &mut Option<RecordedCommand>) -> anyhow::R
             bail!("could not hook any TLS library: {}", problems.join("; "));
         }
     }
+    times.phase("uprobes");
     for problem in &problems {
         eprintln!("spliff: warning: {problem}");
     }
@@ -356,6 +383,7 @@ fn record(args: &RecordArgs, command: &mut Option<RecordedCommand>) -> anyhow::R
             }
         }
     };
+    times.phase("sock_ops");
     hooks.lines.extend(sock_ops.clone());
     if let Some(selection) = &unix {
         hooks
@@ -373,6 +401,19 @@ fn record(args: &RecordArgs, command: &mut Option<RecordedCommand>) -> anyhow::R
         })
         .collect();
     let attached = hooks.take_lines();
+
+    if args.live {
+        view_source = Some(live_view::reopen(&file)?);
+    }
+    let viewer = match view_source {
+        Some(source) => Some(live_view::LiveViewer::start(
+            source,
+            !view_only,
+            live_view::options(args),
+            boottime_ns,
+        )?),
+        None => None,
+    };
 
     let (hostname, release, version, machine) = uname();
     let writer = TraceWriter::new(
@@ -442,6 +483,7 @@ fn record(args: &RecordArgs, command: &mut Option<RecordedCommand>) -> anyhow::R
         )?)
     };
 
+    times.phase("packets");
     install_signal_handlers();
     if let Some((program, rest)) = args.command.split_first() {
         let mut cmd = Command::new(program);
@@ -461,6 +503,7 @@ fn record(args: &RecordArgs, command: &mut Option<RecordedCommand>) -> anyhow::R
             None => format!("cannot start `{program}`"),
         })?;
         *command = Some(RecordedCommand::new(child, program));
+        times.phase("spawn");
     }
     if let Some(created) = &mut output_file {
         created.commit()?;
@@ -495,8 +538,16 @@ fn record(args: &RecordArgs, command: &mut Option<RecordedCommand>) -> anyhow::R
     if sock_ops.is_some() {
         let warm_up = sockets::warm_up(converter.sockets());
         eprintln!("spliff: sockets from sock_ops and the socket table: {warm_up}");
+        times.phase("socket warm-up");
     }
+    times.report();
 
+    if network.is_some() && filter_enabled && !args.all_packets {
+        eprintln!(
+            "spliff: packets: only the TCP connections of the selected processes \
+             (--all-packets keeps every packet)"
+        );
+    }
     if let Some(network) = &mut network {
         network.started();
     }
@@ -511,6 +562,7 @@ fn record(args: &RecordArgs, command: &mut Option<RecordedCommand>) -> anyhow::R
     }
     let started = Instant::now();
     let mut last_flush = Instant::now();
+    let mut last_view_flush = Instant::now();
     let mut last_gone_sweep = Instant::now();
     let mut pending: Vec<(u32, Instant, usize)> = Vec::new();
     let mut child_status = None;
@@ -587,6 +639,14 @@ fn record(args: &RecordArgs, command: &mut Option<RecordedCommand>) -> anyhow::R
             &mut pipeline,
             &mut converter,
         );
+        // The live view reads what reached the file: it is as late as the last flush.
+        if viewer.is_some() && last_view_flush.elapsed() >= VIEW_FLUSH_EVERY {
+            converter
+                .writer()
+                .flush()
+                .context("cannot write the trace")?;
+            last_view_flush = Instant::now();
+        }
         // Found meanwhile (a few files a capture at most): for the end report.
         unrecorded.note_refused(discovery.refused.values().map(|(p, w)| (p.as_path(), w)));
         if last_flush.elapsed() >= FLUSH_EVERY {
@@ -739,6 +799,12 @@ fn record(args: &RecordArgs, command: &mut Option<RecordedCommand>) -> anyhow::R
     let mut file = writer.finish().context("cannot write the trace")?;
     file.flush().context("cannot write the trace")?;
     file.sync_all().ok();
+    let recorded = started.elapsed();
+    // Closes the live view's pipe: it shows what is left and ends.
+    drop(file);
+    if let Some(viewer) = viewer {
+        viewer.finish()?;
+    }
 
     let written_to = match &rotation {
         Some(rotation) => rotation.describe(),
@@ -746,7 +812,7 @@ fn record(args: &RecordArgs, command: &mut Option<RecordedCommand>) -> anyhow::R
     };
     eprintln!(
         "spliff: recorded {:.1}s to {written_to}: {summary}",
-        started.elapsed().as_secs_f64(),
+        recorded.as_secs_f64(),
     );
     eprintln!("spliff: correlation: {}", correlation.summary());
     for line in unrecorded.report() {

@@ -16,10 +16,10 @@ use spliff_replay::filter::{Filter, UrlPattern};
 use spliff_replay::har::HarSink;
 use spliff_replay::pcapng::{PcapngOptions, PcapngSink};
 use spliff_replay::pipeline::{BatchLimits, Progress, ReplaySummary, Sink, replay_traces_to};
-use spliff_replay::text::{TextOptions, TextSink};
+use spliff_replay::text::TextSink;
 use spliff_replay::trace_input::TraceError;
 
-use crate::cli::{ColorChoice, ReplayArgs, ReplayFormat};
+use crate::cli::{ReplayArgs, ReplayFormat};
 
 /// The format asked for: `--format`, else the output file's extension, else text.
 fn format(args: &ReplayArgs) -> anyhow::Result<ReplayFormat> {
@@ -174,17 +174,9 @@ pub fn run(args: &ReplayArgs) -> anyhow::Result<ExitCode> {
     let summary = match format {
         ReplayFormat::Har => run_sink(&bytes, &progress, &HarSink { filter, decode }, &mut out),
         ReplayFormat::Text => {
-            let color = match args.color {
-                ColorChoice::Always => true,
-                ColorChoice::Never => false,
-                ColorChoice::Auto => to_stdout && std::io::stdout().is_terminal(),
-            };
-            let options = TextOptions {
-                bodies: args.bodies,
-                hexdump: args.hexdump,
-                compact: args.compact,
-                color,
-            };
+            let terminal = to_stdout && std::io::stdout().is_terminal();
+            let mut options = args.view.text_options(terminal);
+            options.color &= !args.no_color;
             run_sink(
                 &bytes,
                 &progress,

@@ -60,17 +60,21 @@ impl Filter {
             && self.urls.is_empty()
     }
 
-    /// Whether `ex` on the connection `info` passes.
-    pub fn keeps(&self, info: &ConnectionInfo, ex: &Exchange) -> bool {
+    /// Whether the process of connection `info` passes (what can be said before any exchange).
+    pub fn keeps_process(&self, info: &ConnectionInfo) -> bool {
         if !self.pids.is_empty() && !self.pids.contains(&info.pid) {
             return false;
         }
-        if !self.comms.is_empty()
-            && !info
+        self.comms.is_empty()
+            || info
                 .process
                 .as_ref()
                 .is_some_and(|p| self.comms.contains(&p.comm))
-        {
+    }
+
+    /// Whether `ex` on the connection `info` passes.
+    pub fn keeps(&self, info: &ConnectionInfo, ex: &Exchange) -> bool {
+        if !self.keeps_process(info) {
             return false;
         }
         if self.hosts.is_empty() && self.urls.is_empty() {

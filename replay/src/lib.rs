@@ -16,6 +16,7 @@ pub mod har;
 mod http1;
 mod http2;
 pub mod lazy;
+pub mod live;
 pub mod pcapng;
 pub mod pipeline;
 pub mod stream;

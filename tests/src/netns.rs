@@ -354,9 +354,11 @@ impl BackgroundRecorder {
         recorder
     }
 
-    /// Waits until stderr contains `needle` (10 s at most).
+    /// Waits until stderr contains `needle` (60 s at most: a liveness bound;
+    /// registering ~80 uprobes takes seconds while other recorders on the
+    /// machine attach or detach theirs).
     pub fn wait_for(&self, needle: &str) {
-        let deadline = Instant::now() + Duration::from_secs(20);
+        let deadline = Instant::now() + Duration::from_secs(60);
         loop {
             if self.stderr().contains(needle) {
                 return;

@@ -445,8 +445,14 @@ fn vxlan_tunnel_traffic_is_correlated_through_tc() {
     vxlan(&server_ns, "vx0", 42, "under0", "10.77.1.1", "10.88.0.2/24");
     let _server = TlsServer::start(&server_ns, "10.88.0.2", PORT, &cert, &key);
     let trace = dir.path().join("t.pcapng");
-    // Every interface: the tunnel and its underlay.
-    record_curl(&client, &[], &trace, &format!("https://10.88.0.2:{PORT}/"));
+    // Every interface: the tunnel and its underlay. --all-packets: with the scope of
+    // `-- curl` alone, the underlay's encapsulated packets (UDP) would not be kept.
+    record_curl(
+        &client,
+        &["--all-packets"],
+        &trace,
+        &format!("https://10.88.0.2:{PORT}/"),
+    );
 
     let view = read(&trace);
     let server: SocketAddr = format!("10.88.0.2:{PORT}").parse().unwrap();

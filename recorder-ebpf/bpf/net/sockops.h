@@ -64,6 +64,31 @@ static __always_inline void spliff_socket_report(struct bpf_sock_ops *skops, __u
 	bpf_ringbuf_submit(event, spliff_wakeup_flags(event->header.size));
 }
 
+/* A selected process connecting: its packets are kept from the SYN on
+ * (net/packet_scope.h). Context fields are read one u32 at a time. */
+static __always_inline void spliff_sock_ops_scope(struct bpf_sock_ops *skops)
+{
+	__u32 family = skops->family;
+	__u16 lport = skops->local_port;
+	__u16 rport = bpf_ntohl(skops->remote_port);
+
+	if (!spliff_packets_scoped || !spliff_process_wanted(bpf_get_current_pid_tgid()))
+		return;
+	if (family == SPLIFF_AF_INET) {
+		__u32 local = skops->local_ip4;
+		__u32 remote = skops->remote_ip4;
+
+		spliff_scope_add(family, (__u8 *)&local, lport, (__u8 *)&remote, rport);
+	} else if (family == SPLIFF_AF_INET6) {
+		__u32 local[4] = { skops->local_ip6[0], skops->local_ip6[1], skops->local_ip6[2],
+				   skops->local_ip6[3] };
+		__u32 remote[4] = { skops->remote_ip6[0], skops->remote_ip6[1],
+				    skops->remote_ip6[2], skops->remote_ip6[3] };
+
+		spliff_scope_add(family, (__u8 *)local, lport, (__u8 *)remote, rport);
+	}
+}
+
 SEC("sockops")
 int spliff_sock_ops(struct bpf_sock_ops *skops)
 {
@@ -74,6 +99,7 @@ int spliff_sock_ops(struct bpf_sock_ops *skops)
 		bpf_sock_ops_cb_flags_set(skops, skops->bpf_sock_ops_cb_flags |
 							 BPF_SOCK_OPS_STATE_CB_FLAG);
 		spliff_socket_report(skops, SPLIFF_SOCKET_CONNECT, 0, skops->state, true);
+		spliff_sock_ops_scope(skops);
 		break;
 	case BPF_SOCK_OPS_ACTIVE_ESTABLISHED_CB:
 		bpf_sock_ops_cb_flags_set(skops, skops->bpf_sock_ops_cb_flags |

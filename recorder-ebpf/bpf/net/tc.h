@@ -31,6 +31,8 @@ static __always_inline int spliff_tc_packet(struct __sk_buff *skb, __u8 directio
 	keep = spliff_packet_read(skb, false, iface, event, skb->len, linear);
 	if (!keep)
 		return SPLIFF_TC_PASS;
+	if (spliff_packets_scoped && !spliff_packet_in_scope(event, keep, iface->flags))
+		return SPLIFF_TC_PASS;
 	/* Egress: the sending socket, which ties the packet to it without a
 	 * 5-tuple lookup. Ingress: 0, the stack looks the socket up later. */
 	event->socket_cookie = bpf_get_socket_cookie(skb);

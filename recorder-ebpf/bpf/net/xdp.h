@@ -28,8 +28,11 @@ int spliff_xdp_ingress(struct xdp_md *ctx)
 	 * difference). */
 	linear = (__u64)(long)ctx->data_end - (__u64)(long)ctx->data;
 	keep = spliff_packet_read(ctx, true, iface, event, wire_len, linear);
-	if (keep)
-		spliff_packet_submit(event, keep, iface);
+	if (!keep)
+		return XDP_PASS;
+	if (spliff_packets_scoped && !spliff_packet_in_scope(event, keep, iface->flags))
+		return XDP_PASS;
+	spliff_packet_submit(event, keep, iface);
 	return XDP_PASS;
 }
 

@@ -185,8 +185,12 @@ static __always_inline void spliff_conn_report(__u64 pid_tgid, __u64 ssl,
 	if (socket) {
 		event->fd = state->fd;
 		event->flags |= SPLIFF_CONN_HAS_FD;
-		if (spliff_socket_from_fd(state->fd, event))
+		if (spliff_socket_from_fd(state->fd, event)) {
 			event->flags |= SPLIFF_CONN_HAS_SOCKET;
+			/* Only selected processes get here: their packets are kept. */
+			spliff_scope_add(event->family, event->local_addr, event->local_port,
+					 event->remote_addr, event->remote_port);
+		}
 		state->flags |= SPLIFF_STATE_SOCKET_SENT;
 	}
 	if (role) {

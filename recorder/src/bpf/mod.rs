@@ -87,6 +87,10 @@ pub struct PipelineOptions<'a> {
     /// `None` keeps the object's default
     /// ([`spliff_recorder_ebpf::abi::PACKET_RINGBUF_DEFAULT_BYTES`]).
     pub packet_ring_bytes: Option<u32>,
+    /// With [`PipelineOptions::filter_enabled`]: the packet hooks keep only packets of
+    /// TCP connections of selected processes (sock_ops at their connect, the TLS probes
+    /// at their first call), decided in the kernel. `false` keeps every packet.
+    pub packets_scoped: bool,
 }
 
 impl Default for PipelineOptions<'_> {
@@ -98,6 +102,7 @@ impl Default for PipelineOptions<'_> {
             filter_enabled: false,
             stop_on_exec_comm: false,
             packet_ring_bytes: None,
+            packets_scoped: false,
         }
     }
 }
@@ -157,8 +162,16 @@ impl BpfPipeline {
     pub fn load(options: &PipelineOptions<'_>) -> Result<Self, BpfError> {
         // Explicitly, and as a hard error: aya's loader silently skips CO-RE
         // relocation without BTF, and the programs would then read
-        // build-kernel offsets on this kernel.
-        let btf = Btf::from_sys_fs().map_err(|source| BpfError::KernelBtf { source })?;
+        // build-kernel offsets on this kernel. The loader parses the same file
+        // again (its constructor always does): checking on another thread
+        // meanwhile keeps the second parse (tens of ms) off the start-up.
+        let btf_check = std::thread::spawn(Btf::from_sys_fs);
+        let mut loader = EbpfLoader::new();
+        match btf_check.join() {
+            Ok(Ok(_)) => {}
+            Ok(Err(source)) => return Err(BpfError::KernelBtf { source }),
+            Err(panic) => std::panic::resume_unwind(panic),
+        }
 
         for bytes in [options.ring_buffer_bytes, options.packet_ring_bytes]
             .into_iter()
@@ -177,15 +190,15 @@ impl BpfPipeline {
         let target_tgid = options.target_tgid.map_or(0, NonZeroU32::get);
         let filter_enabled = u32::from(options.filter_enabled);
         let stop_on_exec_comm = u32::from(options.stop_on_exec_comm);
+        let packets_scoped = u32::from(options.packets_scoped && options.filter_enabled);
 
-        let mut loader = EbpfLoader::new();
         loader
-            .btf(Some(&btf))
             // must_exist: a renamed global must fail loudly, not leave the
             // filter off.
             .override_global(names::TARGET_TGID_GLOBAL, &target_tgid, true)
             .override_global(names::FILTER_ENABLED_GLOBAL, &filter_enabled, true)
-            .override_global(names::STOP_ON_EXEC_COMM_GLOBAL, &stop_on_exec_comm, true);
+            .override_global(names::STOP_ON_EXEC_COMM_GLOBAL, &stop_on_exec_comm, true)
+            .override_global(names::PACKETS_SCOPED_GLOBAL, &packets_scoped, true);
         if let Some(bytes) = options.ring_buffer_bytes {
             loader.map_max_entries(names::EVENTS_MAP, bytes);
         }

@@ -85,6 +85,38 @@ pub const FUNCTIONS: &[&str] = &[
     CONNECTION_STATE,
 ];
 
+/// Entry program and RET program per hooked function (`None`: no probe there): what
+/// `spliff record` attaches, and where the benchmark's no-op probes go.
+pub const PROBES: &[(&str, Option<&str>, Option<&str>)] = &[
+    (
+        WRITE,
+        Some("spliff_go_write_entry"),
+        Some("spliff_go_data_return"),
+    ),
+    (
+        READ,
+        Some("spliff_go_read_entry"),
+        Some("spliff_go_data_return"),
+    ),
+    (
+        CLIENT_HANDSHAKE,
+        Some("spliff_go_client_hs_entry"),
+        Some("spliff_go_hs_return"),
+    ),
+    (
+        SERVER_HANDSHAKE,
+        Some("spliff_go_server_hs_entry"),
+        Some("spliff_go_hs_return"),
+    ),
+    (CLOSE, Some("spliff_go_close_entry"), None),
+    (NEGOTIATE_ALPN, None, Some("spliff_go_alpn_return")),
+    (
+        CONNECTION_STATE,
+        Some("spliff_go_state_entry"),
+        Some("spliff_go_state_return"),
+    ),
+];
+
 /// Why a file is not a hookable Go program.
 #[derive(Debug, thiserror::Error)]
 pub enum GoError {

@@ -8,41 +8,10 @@ use std::{collections::HashSet, fs, os::unix::fs::MetadataExt as _, path::Path};
 use anyhow::Context as _;
 use spliff_recorder::{
     bpf::{BpfPipeline, UprobeLink},
-    golang::{self, GoBinary},
+    golang::{self, GoBinary, PROBES},
 };
 
 use super::libraries::FileId;
-
-/// Entry program and RET program per hooked function (`None`: no probe there).
-const PROBES: &[(&str, Option<&str>, Option<&str>)] = &[
-    (
-        golang::WRITE,
-        Some("spliff_go_write_entry"),
-        Some("spliff_go_data_return"),
-    ),
-    (
-        golang::READ,
-        Some("spliff_go_read_entry"),
-        Some("spliff_go_data_return"),
-    ),
-    (
-        golang::CLIENT_HANDSHAKE,
-        Some("spliff_go_client_hs_entry"),
-        Some("spliff_go_hs_return"),
-    ),
-    (
-        golang::SERVER_HANDSHAKE,
-        Some("spliff_go_server_hs_entry"),
-        Some("spliff_go_hs_return"),
-    ),
-    (golang::CLOSE, Some("spliff_go_close_entry"), None),
-    (golang::NEGOTIATE_ALPN, None, Some("spliff_go_alpn_return")),
-    (
-        golang::CONNECTION_STATE,
-        Some("spliff_go_state_entry"),
-        Some("spliff_go_state_return"),
-    ),
-];
 
 /// Go executables hooked so far, by file.
 #[derive(Debug, Default)]

@@ -182,6 +182,13 @@ pub fn tls_libraries(
             found.push((path.to_string(), display, is_hooked));
         }
     }
+    if found.is_empty() {
+        let exe = format!("/proc/{pid}/exe");
+        if let Some(stack) = super::embedded_tls::unsupported_in(Path::new(&exe)) {
+            let path = std::fs::read_link(&exe).map_or(exe, |p| p.display().to_string());
+            found.push((path, stack, false));
+        }
+    }
     Some(found)
 }
 

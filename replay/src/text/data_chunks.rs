@@ -5,7 +5,8 @@ use std::io::{self, Write};
 
 use spliff_formats::{ConnectionRole, Direction};
 
-use super::exchanges::{TextOptions, clock, hexdump, process};
+use super::TextOptions;
+use super::render::{clock, hexdump, process};
 use crate::pipeline::{Item, ReplayedConnection};
 use crate::stream::DirectionStream;
 
