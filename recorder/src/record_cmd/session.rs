@@ -19,7 +19,6 @@ use spliff_recorder::{
 };
 
 use super::{
-    all_pids,
     capture_info::CaptureHeader,
     convert::Converter,
     held_processes::HeldProcesses,
@@ -28,7 +27,8 @@ use super::{
     libraries::Discovery,
     live_view::{self, LiveViewer},
     output_file::{self, Owner, TraceOutput},
-    packets, processes_named,
+    packets,
+    process_info::{all_pids, processes_named},
     recorded_command::RecordedCommand,
     rotation::{self, Rotation},
     run_as::RunAs,
