@@ -2,9 +2,11 @@
 //! programs, optionally start `-- CMD`, and turn kernel events into a trace
 //! until CMD exits or a signal arrives.
 
+mod attach;
 mod capture_info;
 mod convert;
 mod correlate;
+mod destination;
 mod elf_exports;
 mod embedded_tls;
 mod event_loop;

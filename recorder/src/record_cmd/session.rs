@@ -1,5 +1,6 @@
-//! Setting up a recording: the output, the library files to hook, the kernel programs and
-//! their scope, the trace's first blocks, the packet capture and `-- CMD`. The resulting
+//! Setting up a recording, in order: the output (destination.rs), the library files to hook,
+//! the kernel programs and their scope (attach.rs), the trace's first blocks, the packet
+//! capture and `-- CMD`. The resulting
 //! [`Session`] is what the event loop and the end of the capture work on.
 
 use std::{
@@ -12,25 +13,22 @@ use std::{
 
 use anyhow::{Context as _, bail};
 use spliff_formats::{SectionInfo, TraceWriter};
-use spliff_recorder::{
-    bpf::{BpfPipeline, PipelineOptions, Tracking},
-    privileges,
-    probes::LibrarySpec,
-};
+use spliff_recorder::{bpf::BpfPipeline, privileges, probes::LibrarySpec};
 
 use super::{
+    attach::{self, Attached, Scope},
     capture_info::CaptureHeader,
     convert::Converter,
+    destination::{self, Output},
     held_processes::HeldProcesses,
     hooks::{self, Hooks},
     host::{self, boottime_ns, clock_ns},
     libraries::Discovery,
-    live_view::{self, LiveViewer},
-    output_file::{self, Owner, TraceOutput},
+    live_view::LiveViewer,
+    output_file::{Owner, TraceOutput},
     packets,
-    process_info::{all_pids, processes_named},
     recorded_command::RecordedCommand,
-    rotation::{self, Rotation},
+    rotation::Rotation,
     run_as::RunAs,
     sockets,
     startup_times::StartupTimes,
@@ -38,10 +36,6 @@ use super::{
     unrecorded::Unrecorded,
 };
 use crate::cli::RecordArgs;
-
-/// Ring buffer size: room for several 1 MiB writes in flight, so a burst
-/// does not overflow before user space wakes up.
-const RING_BUFFER_BYTES: u32 = 64 * 1024 * 1024;
 
 /// A recording under way. Fields drop in the order the set-up's locals once did (last made,
 /// first dropped): whatever leaves early continues held processes before the kernel programs
@@ -70,58 +64,6 @@ pub struct Session {
     pub started: Instant,
 }
 
-/// Which processes are recorded, and how uprobes reach them.
-struct Scope {
-    filter_enabled: bool,
-    per_process: bool,
-    comm_per_process: bool,
-}
-
-impl Scope {
-    fn of(args: &RecordArgs) -> Self {
-        let filter_enabled = !args.pids.is_empty()
-            || args.ppid.is_some()
-            || !args.comms.is_empty()
-            || !args.command.is_empty();
-        // Only --pid and --comm: attach per process, so processes out of scope
-        // never even take the uprobe trap (the kernel installs a pid-filtered
-        // uprobe only in that process). `-- CMD` and --ppid select every
-        // descendant, which the kernel tracks from birth but cannot stop: those
-        // attach per file and filter in the kernel.
-        let per_process = (!args.pids.is_empty() || !args.comms.is_empty())
-            && args.command.is_empty()
-            && args.ppid.is_none();
-        // --comm per process: a process exec'ing into a selected comm later is
-        // stopped by the kernel before its first instruction and continued once
-        // attached (see StoppedProcesses), so its first TLS call is not missed.
-        // Threads share the process's mm, which is what a pid-scoped uprobe
-        // matches, so they are covered. Not covered from birth: a child that a
-        // selected process forks without exec. It runs at once (the fork
-        // tracepoint runs in the parent, and bpf_send_signal only signals the
-        // current task), so its TLS calls until the recorder has read the fork
-        // event and attached (milliseconds) are missed; the in-kernel comm
-        // filter still keeps everything else out.
-        let comm_per_process = per_process && !args.comms.is_empty();
-        Scope {
-            filter_enabled,
-            per_process,
-            comm_per_process,
-        }
-    }
-}
-
-/// Where the trace goes. Until recording starts, a failure leaves no trace behind and any old
-/// file as it was.
-struct Output {
-    view_only: bool,
-    to_stdout: bool,
-    shown: String,
-    output_file: Option<TraceOutput>,
-    file: File,
-    view_source: Option<File>,
-    rotation: Option<Rotation<'static>>,
-}
-
 /// What the set-up knows before the kernel programs are loaded.
 struct Plan {
     program_path: Option<PathBuf>,
@@ -139,14 +81,6 @@ struct Kernel {
     attached: Attached,
 }
 
-/// What the uprobe set-up leaves for the rest.
-struct Attached {
-    hooks: Hooks,
-    unrecorded: Unrecorded,
-    /// The sock_ops line of the capture header, when sock_ops is attached.
-    sock_ops: Option<String>,
-}
-
 impl Session {
     /// Everything up to recording proper: on return every probe is attached, `-- CMD` (held
     /// in `command`) runs and the user has been told that recording started.
@@ -162,10 +96,10 @@ impl Session {
             host::raise_fd_limit();
         }
         let unix = unix_sockets::selection(&args.unix)?;
-        let mut pipeline = load(args, &scope)?;
+        let mut pipeline = attach::load(args, &scope)?;
         times.phase("load");
-        let (stopped, named) = select(args, &scope, &mut pipeline)?;
-        let mut attached = attach_uprobes(
+        let (stopped, named) = attach::select(args, &scope, &mut pipeline)?;
+        let mut attached = attach::attach_uprobes(
             args,
             &scope,
             &mut pipeline,
@@ -176,7 +110,7 @@ impl Session {
             unix.is_none(),
         )?;
         times.phase("uprobes");
-        attach_sockets(
+        attach::attach_sockets(
             args,
             &mut pipeline,
             &mut attached,
@@ -202,7 +136,7 @@ impl Session {
         mut kernel: Kernel,
         mut times: StartupTimes,
     ) -> anyhow::Result<Self> {
-        let viewer = start_viewer(args, &mut plan.output)?;
+        let viewer = destination::start_viewer(args, &mut plan.output)?;
         let rotated = plan.output.rotation.is_some();
         let (mut converter, header, info_ts, wall) = begin_trace(
             plan.output.file,
@@ -343,76 +277,12 @@ fn plan(args: &RecordArgs) -> anyhow::Result<Plan> {
         },
         RunAs::owner,
     );
-    let output = open_output(args, owner)?;
+    let output = destination::open_output(args, owner)?;
     Ok(Plan {
         program_path,
         run_as,
         output,
     })
-}
-
-/// Opens the trace file, standard output or the live view's pipe, and sets up rotation.
-fn open_output(args: &RecordArgs, owner: Owner) -> anyhow::Result<Output> {
-    // Without -o the live view is the output: the trace goes through a pipe to it, no file.
-    let view_only = args.output.is_none();
-    let output = &args.output.clone().unwrap_or_default();
-    let policy = rotation::Policy::from_args(args)?;
-    let to_stdout = output.as_os_str() == "-";
-    if (view_only || args.live) && policy.is_some() {
-        bail!(
-            "the live view cannot follow a rotated capture (-C MB, -G) yet: drop --live and \
-             watch with `spliff replay`, or record to one file"
-        );
-    }
-    if to_stdout && policy.is_some() {
-        bail!("-C and -G write numbered files, which cannot go to standard output (-o -)");
-    }
-    let first_path = match policy {
-        Some(_) => Rotation::first_file(output),
-        None => output.clone(),
-    };
-    let shown = if view_only {
-        "the live view".to_owned()
-    } else if to_stdout {
-        "standard output".to_owned()
-    } else {
-        first_path.display().to_string()
-    };
-    let mut view_source = None;
-    let (output_file, file) = if view_only {
-        let (read, write) = live_view::pipe()?;
-        view_source = Some(read);
-        (None, write)
-    } else if to_stdout {
-        (None, output_file::stdout_trace()?)
-    } else {
-        let created = TraceOutput::create(&first_path, owner)?;
-        let file = created
-            .file()
-            .with_context(|| format!("cannot use the trace file {shown}"))?;
-        (Some(created), file)
-    };
-    Ok(Output {
-        view_only,
-        to_stdout,
-        shown,
-        output_file,
-        file,
-        view_source,
-        rotation: policy.map(|policy| rotation(policy, output, owner)),
-    })
-}
-
-/// Later files of a rotated capture are created by the same rules, in place at once.
-fn rotation(policy: rotation::Policy, output: &Path, owner: Owner) -> Rotation<'static> {
-    let open = move |path: &Path| -> anyhow::Result<File> {
-        let mut created = TraceOutput::create(path, owner)?;
-        created.commit()?;
-        // The handle shares the lock's open file description: the lock lasts while the
-        // trace is written.
-        Ok(created.file()?)
-    };
-    Rotation::start(policy, output, Box::new(open))
 }
 
 /// The TLS library files to hook (and the libraries wanted); an error when there is nothing
@@ -436,171 +306,6 @@ fn discover(
         );
     }
     Ok((discovery, wanted))
-}
-
-fn load(args: &RecordArgs, scope: &Scope) -> anyhow::Result<BpfPipeline> {
-    BpfPipeline::load(&PipelineOptions {
-        ring_buffer_bytes: Some(RING_BUFFER_BYTES),
-        filter_enabled: scope.filter_enabled,
-        stop_on_exec_comm: scope.comm_per_process,
-        // Without packets the ring stays, at its smallest.
-        packet_ring_bytes: args.no_packets.then(host::page_size_bytes),
-        packets_scoped: !args.all_packets,
-        ..PipelineOptions::default()
-    })
-    .context("cannot load spliff's kernel programs")
-}
-
-/// Tells the kernel which processes are in scope; returns the guard of the processes it
-/// stops and those already running under a selected comm.
-fn select(
-    args: &RecordArgs,
-    scope: &Scope,
-    pipeline: &mut BpfPipeline,
-) -> anyhow::Result<(HeldProcesses, Vec<u32>)> {
-    // From here on the kernel may stop (and report) processes exec'ing into
-    // a selected comm: whatever leaves the function must continue them. The
-    // watchdog starts before any comm is selected, so its own exec is never
-    // held, and the kernel stops nothing until it is ready.
-    let stopped = HeldProcesses::new(pipeline, scope.comm_per_process)?;
-    for &pid in &args.pids {
-        pipeline.track_process(pid, Tracking::Only)?;
-    }
-    if let Some(ppid) = args.ppid {
-        pipeline.track_process(ppid, Tracking::Record)?;
-    }
-    for comm in &args.comms {
-        pipeline.filter_comm(comm)?;
-    }
-    if !args.command.is_empty() {
-        // CMD is our child: every process it and its children fork is
-        // tracked in the kernel from birth.
-        pipeline.track_process(std::process::id(), Tracking::ChildrenOnly)?;
-    }
-    // Processes already running under a selected comm. Listed after the
-    // comm filter is in the kernel, so one exec'ing meanwhile is either
-    // listed here or stopped and reported (or both: attaching is idempotent).
-    let named = if scope.comm_per_process {
-        processes_named(&args.comms)
-    } else {
-        Vec::new()
-    };
-    Ok((stopped, named))
-}
-
-/// Attaches the TLS uprobes, per process or per file; warns of what could not be hooked.
-#[allow(clippy::too_many_arguments)]
-fn attach_uprobes(
-    args: &RecordArgs,
-    scope: &Scope,
-    pipeline: &mut BpfPipeline,
-    discovery: &mut Discovery,
-    wanted: Vec<&'static LibrarySpec>,
-    named: &[u32],
-    program_path: Option<&Path>,
-    no_unix: bool,
-) -> anyhow::Result<Attached> {
-    let mut hooks = Hooks::new(scope.per_process);
-    let mut unrecorded = Unrecorded::new(scope.filter_enabled, wanted);
-    for &pid in args.pids.iter().chain(named) {
-        unrecorded.select(pid);
-    }
-    let mut problems = discovery.new_refusals();
-    unrecorded.note_refused(discovery.refused.values().map(|(p, w)| (p.as_path(), w)));
-    if scope.per_process {
-        for &pid in &args.pids {
-            if !Path::new(&format!("/proc/{pid}")).exists() {
-                bail!("no process with pid {pid} (--pid)");
-            }
-        }
-        for &pid in args.pids.iter().chain(named) {
-            hooks.hook_process(pipeline, discovery, pid, &mut problems);
-            hooks.hook_go_process(pipeline, pid, &mut problems);
-        }
-    } else {
-        hook_files(&mut hooks, pipeline, discovery, program_path, &mut problems);
-        if hooks.files.is_empty() && hooks.go.len() == 0 && no_unix {
-            bail!("could not hook any TLS library: {}", problems.join("; "));
-        }
-    }
-    for problem in &problems {
-        eprintln!("spliff: warning: {problem}");
-    }
-    Ok(Attached {
-        hooks,
-        unrecorded,
-        sock_ops: None,
-    })
-}
-
-/// Per file: every library file found, and Go programs (`-- CMD` before it starts, else every
-/// running one).
-fn hook_files(
-    hooks: &mut Hooks,
-    pipeline: &mut BpfPipeline,
-    discovery: &Discovery,
-    program_path: Option<&Path>,
-    problems: &mut Vec<String>,
-) {
-    for (id, lib) in &discovery.files {
-        if let Err(error) = hooks.hook(pipeline, *id, lib, None) {
-            problems.push(format!("{error:#}"));
-        }
-    }
-    if let Some(path) = program_path {
-        hooks.hook_go_file(pipeline, path, problems);
-    } else {
-        for pid in all_pids() {
-            hooks.hook_go_process(pipeline, pid, problems);
-        }
-    }
-}
-
-/// Attaches sock_ops unless --no-sockets (a failure only warns), then the Unix socket probes
-/// when asked for. Before the warm-up, so a socket opened in between is reported by sock_ops.
-fn attach_sockets(
-    args: &RecordArgs,
-    pipeline: &mut BpfPipeline,
-    attached: &mut Attached,
-    unix: Option<&spliff_recorder::bpf::UnixSelection>,
-    times: &mut StartupTimes,
-) -> anyhow::Result<()> {
-    attached.sock_ops = if args.no_sockets {
-        None
-    } else {
-        match sockets::attach(pipeline) {
-            Ok(line) => Some(line),
-            Err(error) => {
-                eprintln!(
-                    "spliff: warning: {error:#}; TLS connections get their socket only from \
-                     the TLS probes (use --no-sockets to silence this)"
-                );
-                None
-            }
-        }
-    };
-    times.phase("sock_ops");
-    attached.hooks.lines.extend(attached.sock_ops.clone());
-    if let Some(selection) = unix {
-        let line = unix_sockets::attach(pipeline, selection)?;
-        attached.hooks.lines.push(line);
-    }
-    Ok(())
-}
-
-fn start_viewer(args: &RecordArgs, output: &mut Output) -> anyhow::Result<Option<LiveViewer>> {
-    if args.live {
-        output.view_source = Some(live_view::reopen(&output.file)?);
-    }
-    Ok(match output.view_source.take() {
-        Some(source) => Some(LiveViewer::start(
-            source,
-            !output.view_only,
-            live_view::options(args),
-            boottime_ns,
-        )?),
-        None => None,
-    })
 }
 
 /// Writes the trace's section header and capture header; returns the converter writing the
