@@ -71,14 +71,15 @@ struct Plan {
     output: Output,
 }
 
-/// The kernel programs loaded and attached, and what the set-up found on the way.
+/// The kernel programs loaded and attached, and what the set-up found on the way. Fields
+/// drop in order, as [`Session`]'s: held processes are continued before the programs go.
 struct Kernel {
-    pipeline: BpfPipeline,
-    stopped: HeldProcesses,
-    discovery: Discovery,
+    attached: Attached,
     /// Processes already running under a selected comm.
     named: Vec<u32>,
-    attached: Attached,
+    stopped: HeldProcesses,
+    pipeline: BpfPipeline,
+    discovery: Discovery,
 }
 
 impl Session {
