@@ -17,7 +17,7 @@ use spliff_formats::{
 };
 
 use super::correlate::{CorrelationReport, Correlator, SocketUpdate};
-use super::process_info::{self, ProcInfo};
+use super::process_info::{ProcInfo, ProcessSource, Procfs};
 use super::reemit::Written;
 use spliff_recorder::bpf::{
     Event, TlsConn, TlsDirection, TlsLossCause, TlsString, TlsStringKind, UnixConn,
@@ -70,6 +70,8 @@ pub struct Converter<W: Write> {
     gone: HashSet<u32>,
     proc_cache: HashMap<u32, ProcInfo>,
     proc_cache_order: VecDeque<u32>,
+    /// Where processes are looked up: /proc, but for tests.
+    processes: Box<dyn ProcessSource>,
     /// Hooked library files, to name the one a process maps.
     library_paths: Vec<(Vec<u8>, &'static LibrarySpec)>,
     /// What happened so far.
@@ -113,6 +115,15 @@ impl<W: Write> Converter<W> {
         writer: TraceWriter<W>,
         library_paths: Vec<(Vec<u8>, &'static LibrarySpec)>,
     ) -> Self {
+        Self::with_processes(writer, library_paths, Box::new(Procfs))
+    }
+
+    /// [`Converter::new`] looking processes up in `processes`.
+    pub fn with_processes(
+        writer: TraceWriter<W>,
+        library_paths: Vec<(Vec<u8>, &'static LibrarySpec)>,
+        processes: Box<dyn ProcessSource>,
+    ) -> Self {
         Self {
             writer,
             conns: HashMap::new(),
@@ -121,6 +132,7 @@ impl<W: Write> Converter<W> {
             gone: HashSet::new(),
             proc_cache: HashMap::new(),
             proc_cache_order: VecDeque::new(),
+            processes,
             library_paths,
             stats: Stats::default(),
             sockets: SocketTable::default(),
@@ -200,7 +212,7 @@ impl<W: Write> Converter<W> {
         if self.processes_written.contains(&pid) {
             return;
         }
-        if let Some(info) = process_info::read(pid) {
+        if let Some(info) = self.processes.info(pid) {
             self.cache_snapshot(info);
         }
     }
@@ -259,7 +271,7 @@ impl<W: Write> Converter<W> {
         // Live /proc first (most complete), then the exec snapshot, then
         // what the kernel event said.
         let snapshot = self.proc_cache.remove(&pid);
-        let info = match (process_info::read(pid), snapshot) {
+        let info = match (self.processes.info(pid), snapshot) {
             (Some(mut live), Some(snapshot)) => {
                 live.fill_from_snapshot(snapshot);
                 live
@@ -295,7 +307,7 @@ impl<W: Write> Converter<W> {
         pid: u32,
         library: Option<&'static LibrarySpec>,
     ) -> Option<(Vec<u8>, &'static LibrarySpec)> {
-        let maps = std::fs::read_to_string(format!("/proc/{pid}/maps")).unwrap_or_default();
+        let maps = self.processes.maps(pid);
         let hooked =
             |p: &&(Vec<u8>, &'static LibrarySpec)| library.is_none_or(|l| l.kind == p.1.kind);
         // Every mapped file, not only those named like a library: node's
@@ -332,12 +344,7 @@ impl<W: Write> Converter<W> {
         self.correlator.seen(conn_id, pid);
         let (library_path, guessed) = match library {
             // Go links its TLS into the program: the program is the library.
-            Some(go) if go.kind == TlsLibrary::GoCryptoTls => (
-                std::fs::read_link(format!("/proc/{pid}/exe"))
-                    .ok()
-                    .map(|p| p.into_os_string().into_encoded_bytes()),
-                None,
-            ),
+            Some(go) if go.kind == TlsLibrary::GoCryptoTls => (self.processes.exe(pid), None),
             _ => self.library_of(pid, library).unzip(),
         };
         let library = library.or(guessed);
@@ -705,7 +712,7 @@ impl<W: Write> Converter<W> {
             .collect();
         let gone: HashSet<u32> = pids
             .into_iter()
-            .filter(|pid| !std::path::Path::new(&format!("/proc/{pid}")).exists())
+            .filter(|&pid| self.processes.is_gone(pid))
             .collect();
         let confirmed: HashSet<u32> = gone.intersection(&self.gone).copied().collect();
         let ended: Vec<(u32, u64)> = self
@@ -860,7 +867,54 @@ mod tests {
         })
     }
 
+    /// Processes as a test sets them up: those in `running` exist, with the maps given.
+    #[derive(Default)]
+    struct Processes {
+        running: HashMap<u32, ProcInfo>,
+        maps: HashMap<u32, String>,
+    }
+
+    impl Processes {
+        fn running(pid: u32) -> Self {
+            let info = ProcInfo {
+                pid,
+                comm: b"curl".to_vec(),
+                exe: b"/usr/bin/curl".to_vec(),
+                ..ProcInfo::default()
+            };
+            Processes {
+                running: HashMap::from([(pid, info)]),
+                ..Processes::default()
+            }
+        }
+    }
+
+    impl ProcessSource for Processes {
+        fn info(&self, pid: u32) -> Option<ProcInfo> {
+            self.running.get(&pid).cloned()
+        }
+
+        fn maps(&self, pid: u32) -> String {
+            self.maps.get(&pid).cloned().unwrap_or_default()
+        }
+
+        fn exe(&self, pid: u32) -> Option<Vec<u8>> {
+            self.running.get(&pid).map(|info| info.exe.clone())
+        }
+
+        fn is_gone(&self, pid: u32) -> bool {
+            !self.running.contains_key(&pid)
+        }
+    }
+
     fn converter() -> Converter<Vec<u8>> {
+        converter_with(Vec::new(), Processes::default())
+    }
+
+    fn converter_with(
+        library_paths: Vec<(Vec<u8>, &'static LibrarySpec)>,
+        processes: Processes,
+    ) -> Converter<Vec<u8>> {
         let writer = TraceWriter::new(
             Vec::new(),
             &SectionInfo {
@@ -871,7 +925,7 @@ mod tests {
             CaptureId([1; 16]),
         )
         .unwrap();
-        Converter::new(writer, Vec::new())
+        Converter::with_processes(writer, library_paths, Box::new(processes))
     }
 
     /// Converts `events` in this order, counts two packets, finishes; returns the trace.
@@ -1142,8 +1196,44 @@ mod tests {
     }
 
     #[test]
+    fn without_the_kernels_word_the_library_file_the_process_maps_names_it() {
+        const OPENSSL: &str = "/usr/lib/x86_64-linux-gnu/libssl.so.3";
+        const GNUTLS: &str = "/usr/lib/x86_64-linux-gnu/libgnutls.so.30";
+        let mut processes = Processes::running(4_000_000);
+        processes.maps.insert(
+            4_000_000,
+            format!(
+                "7f0000000000-7f0000100000 r-xp 00000000 08:01 1234 {GNUTLS}\n\
+                 7f0000200000-7f0000300000 r-xp 00000000 08:01 99 /usr/bin/curl\n"
+            ),
+        );
+        let hooked = vec![
+            (OPENSSL.as_bytes().to_vec(), &probes::OPENSSL),
+            (GNUTLS.as_bytes().to_vec(), &probes::GNUTLS),
+        ];
+        let mut converter = converter_with(hooked, processes);
+        // A data record carries no library: the connection opens on it.
+        converter.event(data(1)).unwrap();
+        let bytes = converter.into_writer().finish().unwrap();
+        let (records, errors) = TraceReader::new(&bytes).records_by_time();
+        assert!(errors.is_empty(), "{errors:?}");
+        let named: Vec<(TlsLibrary, Vec<u8>)> = records
+            .iter()
+            .filter_map(|at| match &at.record {
+                Record::Connection(c) => Some((c.tls_library, c.library_path.to_vec())),
+                _ => None,
+            })
+            .collect();
+        assert_eq!(
+            named,
+            vec![(TlsLibrary::GnuTls, GNUTLS.as_bytes().to_vec())]
+        );
+    }
+
+    #[test]
     fn a_gone_process_without_ssl_free_has_its_connections_released() {
-        let mut converter = converter();
+        const RUNNING: u32 = 4242;
+        let mut converter = converter_with(Vec::new(), Processes::running(RUNNING));
         // The kernel closed its socket when it died.
         for event in [
             data(1),
@@ -1153,7 +1243,6 @@ mod tests {
             converter.event(event).unwrap();
         }
         // Its pid is no process here: gone at the first sweep, released at the second.
-        assert!(!std::path::Path::new("/proc/4000000").exists());
         converter.release_gone_processes(10);
         converter.release_ended(10 + RELEASE_AFTER_NS).unwrap();
         assert_eq!(converter.correlator.held(), 1);
@@ -1163,13 +1252,11 @@ mod tests {
         assert_eq!(converter.correlator.held(), 0);
         let report = converter.finish_correlation(30 + RELEASE_AFTER_NS).unwrap();
         assert_eq!((report.tls_connections, report.with_socket), (1, 1));
-        // The running test process is never gone.
-        converter
-            .ensure_process(40, std::process::id(), "")
-            .unwrap();
+        // A running process is never gone.
+        converter.ensure_process(40, RUNNING, "").unwrap();
         converter.release_gone_processes(50);
         converter.release_gone_processes(60);
-        assert!(converter.processes_written.contains(&std::process::id()));
+        assert!(converter.processes_written.contains(&RUNNING));
     }
 
     #[test]

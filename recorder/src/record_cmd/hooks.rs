@@ -17,7 +17,7 @@ use spliff_recorder::{
 
 use super::{
     libraries::{Discovery, FileId, LibraryFile},
-    start_time,
+    process_info::start_time,
 };
 use crate::cli::Library;
 

@@ -9,7 +9,8 @@ use spliff_recorder::probes::{self, LibrarySpec};
 use super::{
     hooks::{discover, looked_for, wanted_libraries},
     libraries::{is_wanted, library_by_exports, mapped_files},
-    processes_named, unrecorded,
+    process_info::processes_named,
+    unrecorded,
 };
 use crate::cli::RecordArgs;
 

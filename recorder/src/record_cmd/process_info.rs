@@ -1,6 +1,44 @@
-//! What /proc says about a process, for the trace's process records.
+//! What /proc says about processes: the trace's process records, the converter's other
+//! lookups ([`ProcessSource`]), and the set-up's lists of processes.
 
-use std::fs;
+use std::{fs, path::Path};
+
+/// The converter's lookups of processes: /proc on a live system ([`Procfs`]); tests supply
+/// their own.
+pub trait ProcessSource {
+    /// A snapshot of the process; `None` when it is gone (or a zombie).
+    fn info(&self, pid: u32) -> Option<ProcInfo>;
+    /// Its memory maps, as /proc/PID/maps lists them; empty when unknown.
+    fn maps(&self, pid: u32) -> String;
+    /// The file it executes; `None` when unknown.
+    fn exe(&self, pid: u32) -> Option<Vec<u8>>;
+    /// Whether no process has the pid any more.
+    fn is_gone(&self, pid: u32) -> bool;
+}
+
+/// The running system's /proc.
+#[derive(Clone, Copy, Debug, Default)]
+pub struct Procfs;
+
+impl ProcessSource for Procfs {
+    fn info(&self, pid: u32) -> Option<ProcInfo> {
+        read(pid)
+    }
+
+    fn maps(&self, pid: u32) -> String {
+        fs::read_to_string(format!("/proc/{pid}/maps")).unwrap_or_default()
+    }
+
+    fn exe(&self, pid: u32) -> Option<Vec<u8>> {
+        fs::read_link(format!("/proc/{pid}/exe"))
+            .ok()
+            .map(|p| p.into_os_string().into_encoded_bytes())
+    }
+
+    fn is_gone(&self, pid: u32) -> bool {
+        !Path::new(&format!("/proc/{pid}")).exists()
+    }
+}
 
 /// A snapshot of /proc/PID.
 #[derive(Clone, Debug, Default, PartialEq, Eq)]
@@ -112,6 +150,50 @@ fn container_id(cgroup: &str) -> String {
         .find(|part| part.len() == 64 && part.bytes().all(|b| b.is_ascii_hexdigit()))
         .unwrap_or("")
         .to_owned()
+}
+
+/// Every pid in /proc.
+pub fn all_pids() -> Vec<u32> {
+    std::fs::read_dir("/proc")
+        .map(|dir| {
+            dir.flatten()
+                .filter_map(|e| e.file_name().to_str().and_then(|s| s.parse().ok()))
+                .collect()
+        })
+        .unwrap_or_default()
+}
+
+/// When `pid` started (clock ticks since boot, /proc/PID/stat field 22);
+/// `None` if it is gone.
+pub fn start_time(pid: u32) -> Option<u64> {
+    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).ok()?;
+    // The comm (field 2) may hold spaces and parentheses: count from the
+    // last ')'. Field 3 is the first after it.
+    let (_, rest) = stat.rsplit_once(')')?;
+    rest.split_whitespace().nth(22 - 3)?.parse().ok()
+}
+
+/// Running processes (other than the recorder) whose comm is one of
+/// `names`, compared on the first 15 bytes as the kernel stores comms.
+pub fn processes_named(names: &[String]) -> Vec<u32> {
+    let truncate = |name: &[u8]| name[..name.len().min(15)].to_vec();
+    let wanted: std::collections::HashSet<Vec<u8>> =
+        names.iter().map(|n| truncate(n.as_bytes())).collect();
+    let own = std::process::id();
+    let Ok(entries) = std::fs::read_dir("/proc") else {
+        return Vec::new();
+    };
+    entries
+        .filter_map(Result::ok)
+        .filter_map(|entry| entry.file_name().to_str()?.parse::<u32>().ok())
+        .filter(|&pid| pid != own)
+        .filter(|pid| {
+            std::fs::read(format!("/proc/{pid}/comm")).is_ok_and(|comm| {
+                let comm = comm.strip_suffix(b"\n").unwrap_or(&comm);
+                wanted.contains(&truncate(comm))
+            })
+        })
+        .collect()
 }
 
 #[cfg(test)]
