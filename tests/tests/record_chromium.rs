@@ -276,7 +276,14 @@ fn a_near_miss_of_the_pattern_is_not_hooked() {
         &near,
         &["127.0.0.1".to_string(), port],
     );
-    assert_eq!(by_pattern(&attached), Vec::<String>::new());
+    // Only lines of this file count: a browser that another test of this
+    // binary runs meanwhile is found by pattern too (a whole-machine scan).
+    let near_name = near.display().to_string();
+    let hooked_near: Vec<String> = by_pattern(&attached)
+        .into_iter()
+        .filter(|l| l.contains(&near_name))
+        .collect();
+    assert_eq!(hooked_near, Vec::<String>::new());
     assert!(
         !attached.iter().any(|l| l.contains("near-miss")),
         "{attached:#?}"
