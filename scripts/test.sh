@@ -64,7 +64,8 @@ cargo clippy --workspace --all-targets -- -D warnings
 echo "== committed BPF object matches its sources"
 bash scripts/check-bpf-object.sh
 echo "== cargo test"
-cargo test --workspace 2>&1 | tee /tmp/spliff-test-output.txt
+# --no-fail-fast: one failing test binary must not hide the results of the others.
+cargo test --workspace --no-fail-fast 2>&1 | tee /tmp/spliff-test-output.txt
 # One closing line over all test binaries, for humans and CI alike.
 awk '/^test result:/ { p += $4; f += $6; s += $8 } END { printf "%d passed, %d failed, %d skipped\n", p, f, s }' \
   /tmp/spliff-test-output.txt

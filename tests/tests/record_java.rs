@@ -45,17 +45,13 @@ fn a_java_client_is_named_as_not_supported() {
 }
 
 /// rustls is compiled into Rust programs (no library to hook, no exported
-/// functions): rustup, which fetches over rustls, is named as such when a
-/// capture records nothing of it.
+/// functions): a client built with it (`src/bin/rustls_get.rs`) completes an
+/// exchange spliff cannot see, and is named as such in the report.
 #[test]
 fn a_rustls_client_is_named_as_not_supported() {
     if !require_bpf() {
         return;
     }
-    let rustup = std::env::var_os("HOME")
-        .map(|home| std::path::Path::new(&home).join(".cargo/bin/rustup"))
-        .filter(|p| p.exists())
-        .expect("rustup in ~/.cargo/bin (the Rust toolchain this repository builds with)");
     let dir = TempDir::new("record-rustls");
     let d = dir.path();
     let (cert, key) = self_signed_cert(d);
@@ -63,22 +59,19 @@ fn a_rustls_client_is_named_as_not_supported() {
     let out = Command::new(spliff_bin())
         .args(["record", "-i", "lo", "-o"])
         .arg(d.join("t.pcapng"))
-        .arg("--")
-        .arg(&rustup)
-        .arg("check")
-        // Its download fails on the self-signed certificate, after the
-        // connection and the handshake's first flight.
-        .env(
-            "RUSTUP_DIST_SERVER",
-            format!("https://127.0.0.1:{}", server.port),
-        )
-        .env("RUSTUP_HOME", d.join("rustup-home"))
+        .args(["--", env!("CARGO_BIN_EXE_rustls_get")])
+        .arg(server.port.to_string())
         .output()
         .expect("run spliff record");
+    let stdout = String::from_utf8_lossy(&out.stdout);
     let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(out.status.success(), "spliff record failed: {stderr}");
+    // The exchange happened (the client printed the server's status line)...
+    assert!(stdout.starts_with("HTTP/1."), "client output: {stdout}");
+    // ...and nothing of it was recorded, which the report explains.
     let line = stderr
         .lines()
-        .find(|l| l.contains("(pid") && l.contains("no TLS data was recorded"))
-        .unwrap_or_else(|| panic!("no report line for rustup: {stderr}"));
+        .find(|l| l.contains("rustls_get (pid") && l.contains("no TLS data was recorded"))
+        .unwrap_or_else(|| panic!("no report line for rustls_get: {stderr}"));
     assert!(line.contains("(rustls, not supported by spliff)"), "{line}");
 }
