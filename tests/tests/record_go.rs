@@ -23,7 +23,7 @@ use spliff_tests::{
     require_bpf,
     spliff::{replay_to_har, spliff_bin},
     tls_workload::{Server, read_trace, self_signed_cert},
-    tools::TempDir,
+    tools::{KillOnDrop, TempDir},
 };
 
 const CLIENT_GO: &str = include_str!("../support/go/client.go");
@@ -289,16 +289,18 @@ fn records_go_servers_with_and_without_symbols() {
         for mode in ["h1", "h2"] {
             let trace = d.join(format!("server{i}{mode}.pcapng"));
             let server_log = d.join(format!("server{i}{mode}.log"));
-            let mut recorder = Command::new(spliff_bin())
-                .args(["record", "-i", "lo", "-o"])
-                .arg(&trace)
-                .arg("--")
-                .arg(server)
-                .args([&cert, &key, &server_log])
-                .stdout(Stdio::piped())
-                .stderr(Stdio::piped())
-                .spawn()
-                .expect("run spliff record");
+            let mut recorder = KillOnDrop::new(
+                Command::new(spliff_bin())
+                    .args(["record", "-i", "lo", "-o"])
+                    .arg(&trace)
+                    .arg("--")
+                    .arg(server)
+                    .args([&cert, &key, &server_log])
+                    .stdout(Stdio::piped())
+                    .stderr(Stdio::piped())
+                    .spawn()
+                    .expect("run spliff record"),
+            );
             // The port comes once the server listens, after every probe is on.
             let port = read_port(recorder.stdout.take().expect("piped"));
             let client_log = d.join(format!("client-of-server{i}{mode}.log"));
@@ -315,7 +317,10 @@ fn records_go_servers_with_and_without_symbols() {
             let server_pid = server_pid(pid);
             // SAFETY: kill(2) on our own child.
             unsafe { libc::kill(pid as i32, libc::SIGINT) };
-            let out = recorder.wait_with_output().expect("spliff record ends");
+            let out = recorder
+                .into_inner()
+                .wait_with_output()
+                .expect("spliff record ends");
             let stderr = String::from_utf8_lossy(&out.stderr);
             assert!(
                 out.status.success() || out.status.code() == Some(0),

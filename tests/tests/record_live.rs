@@ -16,7 +16,7 @@ use spliff_tests::{
     require_bpf,
     spliff::{spliff, spliff_bin},
     tls_workload::{PY_CLIENT, PYTHON, Server, nghttpd, python_server, self_signed_cert},
-    tools::TempDir,
+    tools::{KillOnDrop, TempDir},
 };
 
 /// `spliff record ARGS` with its standard output in `view` (a file: it outlives nothing).
@@ -182,15 +182,17 @@ fn a_long_lived_http2_connection_shows_its_requests_while_open() {
     let view = d.join("view.txt");
     let errors = d.join("stderr.txt");
     // No -o: the live view is the only output. curl sends both requests on one connection.
-    let mut recorder = Command::new(spliff_bin())
-        .args(["record", "--no-packets", "--", "curl", "-sk", "--http2"])
-        .args(["-o", "/dev/null", "-o", "/dev/null"])
-        .arg(format!("{base}/first"))
-        .arg(format!("{base}/slow"))
-        .stdout(File::create(&view).unwrap())
-        .stderr(File::create(&errors).unwrap())
-        .spawn()
-        .unwrap();
+    let mut recorder = KillOnDrop::new(
+        Command::new(spliff_bin())
+            .args(["record", "--no-packets", "--", "curl", "-sk", "--http2"])
+            .args(["-o", "/dev/null", "-o", "/dev/null"])
+            .arg(format!("{base}/first"))
+            .arg(format!("{base}/slow"))
+            .stdout(File::create(&view).unwrap())
+            .stderr(File::create(&errors).unwrap())
+            .spawn()
+            .unwrap(),
+    );
     let shown = wait_for_text(&view, &format!("→ GET {base}/slow"), &mut recorder);
     // The server has not answered /slow: its connection is open, and the view already shows
     // the request (and the first exchange whole).

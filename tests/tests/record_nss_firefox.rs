@@ -24,7 +24,7 @@ use spliff_tests::{
     require_bpf,
     spliff::spliff_bin,
     tls_workload::read_trace,
-    tools::TempDir,
+    tools::{KillOnDrop, TempDir},
 };
 
 /// Preferences that keep a headless Firefox from talking to anything but the test server
@@ -356,13 +356,15 @@ fn comm_scope_records_a_firefox_started_later() {
     std::os::unix::fs::symlink(&firefox, &link).expect("link Firefox under a name of its own");
 
     let trace = d.join("t.pcapng");
-    let mut recorder = Command::new(spliff_bin())
-        .args(["record", "-i", "lo", "--comm", &comm, "-o"])
-        .arg(&trace)
-        .stdin(Stdio::null())
-        .stderr(Stdio::piped())
-        .spawn()
-        .expect("run spliff record");
+    let mut recorder = KillOnDrop::new(
+        Command::new(spliff_bin())
+            .args(["record", "-i", "lo", "--comm", &comm, "-o"])
+            .arg(&trace)
+            .stdin(Stdio::null())
+            .stderr(Stdio::piped())
+            .spawn()
+            .expect("run spliff record"),
+    );
     let mut stderr = BufReader::new(recorder.stderr.take().expect("the recorder's stderr"));
     let mut first = String::new();
     stderr

@@ -19,7 +19,7 @@ use spliff_tests::{
         PY_CLIENT, PYTHON, h2_bodies, h2_frames, nghttpd, python_server, read_trace,
         self_signed_cert,
     },
-    tools::TempDir,
+    tools::{KillOnDrop, TempDir},
 };
 
 const LOCALHOST: IpAddr = IpAddr::V4(Ipv4Addr::LOCALHOST);
@@ -276,16 +276,18 @@ fn sigkill_leaves_a_readable_trace() {
     )
     .unwrap();
     let trace = d.join("t.pcapng");
-    let mut recorder = Command::new(spliff_bin())
-        .arg("record")
-        // Packets of lo only: never hook the machine's real interfaces.
-        .args(["-i", "lo"])
-        .arg("-o")
-        .arg(&trace)
-        .args(["--", "sh"])
-        .arg(d.join("loop.sh"))
-        .spawn()
-        .unwrap();
+    let mut recorder = KillOnDrop::new(
+        Command::new(spliff_bin())
+            .arg("record")
+            // Packets of lo only: never hook the machine's real interfaces.
+            .args(["-i", "lo"])
+            .arg("-o")
+            .arg(&trace)
+            .args(["--", "sh"])
+            .arg(d.join("loop.sh"))
+            .spawn()
+            .unwrap(),
+    );
     // Kill once the trace on disk holds a few complete requests, however long the recorder
     // took to start (it loads more programs than the TLS probes; a loaded CI machine is slow).
     let complete = |summary: &spliff_tests::tls_workload::TraceSummary| {
@@ -376,17 +378,19 @@ fn pid_scope_and_connection_opened_before_capture() {
     let client_port: u16 = line.trim().parse().unwrap();
 
     let trace = d.join("t.pcapng");
-    let mut recorder = Command::new(spliff_bin())
-        .arg("record")
-        // Packets of lo only: never hook the machine's real interfaces.
-        .args(["-i", "lo"])
-        .arg("-o")
-        .arg(&trace)
-        .arg("--pid")
-        .arg(client.id().to_string())
-        .stderr(Stdio::piped())
-        .spawn()
-        .unwrap();
+    let mut recorder = KillOnDrop::new(
+        Command::new(spliff_bin())
+            .arg("record")
+            // Packets of lo only: never hook the machine's real interfaces.
+            .args(["-i", "lo"])
+            .arg("-o")
+            .arg(&trace)
+            .arg("--pid")
+            .arg(client.id().to_string())
+            .stderr(Stdio::piped())
+            .spawn()
+            .unwrap(),
+    );
     // Its first line says every probe is attached.
     let mut stderr = BufReader::new(recorder.stderr.take().unwrap());
     let mut first = String::new();
@@ -455,16 +459,18 @@ fn comm_scope_records_a_process_started_later_completely() {
     fs::copy("/usr/bin/curl", &curl_copy).expect("copy curl (apt-get install curl)");
 
     let trace = d.join("t.pcapng");
-    let mut recorder = Command::new(spliff_bin())
-        .arg("record")
-        // Packets of lo only: never hook the machine's real interfaces.
-        .args(["-i", "lo"])
-        .arg("-o")
-        .arg(&trace)
-        .args(["--comm", COMM])
-        .stderr(Stdio::piped())
-        .spawn()
-        .unwrap();
+    let mut recorder = KillOnDrop::new(
+        Command::new(spliff_bin())
+            .arg("record")
+            // Packets of lo only: never hook the machine's real interfaces.
+            .args(["-i", "lo"])
+            .arg("-o")
+            .arg(&trace)
+            .args(["--comm", COMM])
+            .stderr(Stdio::piped())
+            .spawn()
+            .unwrap(),
+    );
     let mut stderr = BufReader::new(recorder.stderr.take().unwrap());
     let mut first = String::new();
     stderr.read_line(&mut first).unwrap();

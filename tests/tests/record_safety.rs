@@ -16,7 +16,7 @@ use spliff_tests::{
     require_bpf,
     spliff::spliff_bin,
     tls_workload::{python_server, read_trace, self_signed_cert},
-    tools::TempDir,
+    tools::{KillOnDrop, TempDir},
 };
 
 const NOBODY: u32 = 65534;
@@ -304,16 +304,15 @@ fn under_sudo_the_command_runs_as_the_invoking_user_who_owns_the_trace() {
 }
 
 /// A recorder running until Ctrl-C, started once its "recording" line is out.
-fn start_recorder(
-    trace: &Path,
-    comm: &str,
-) -> (std::process::Child, BufReader<std::process::ChildStderr>) {
-    let mut recorder = Command::new(spliff_bin())
-        .args(["record", "--no-packets", "--comm", comm, "-o"])
-        .arg(trace)
-        .stderr(Stdio::piped())
-        .spawn()
-        .unwrap();
+fn start_recorder(trace: &Path, comm: &str) -> (KillOnDrop, BufReader<std::process::ChildStderr>) {
+    let mut recorder = KillOnDrop::new(
+        Command::new(spliff_bin())
+            .args(["record", "--no-packets", "--comm", comm, "-o"])
+            .arg(trace)
+            .stderr(Stdio::piped())
+            .spawn()
+            .unwrap(),
+    );
     let mut stderr = BufReader::new(recorder.stderr.take().unwrap());
     let mut first = String::new();
     stderr.read_line(&mut first).unwrap();
