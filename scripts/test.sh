@@ -61,6 +61,9 @@ echo "== cargo fmt --check"
 cargo fmt --all -- --check
 echo "== cargo clippy"
 cargo clippy --workspace --all-targets -- -D warnings
+echo "== fuzz targets build (they are outside the workspace, so nothing else compiles them)"
+cargo check -q --manifest-path formats/fuzz/Cargo.toml
+cargo check -q --manifest-path replay/fuzz/Cargo.toml
 echo "== committed BPF object matches its sources"
 bash scripts/check-bpf-object.sh
 echo "== cargo test"

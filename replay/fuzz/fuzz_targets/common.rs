@@ -70,6 +70,7 @@ pub fn run(data: &[u8], alpn: &[u8], prefix: &[u8]) {
         clock: Some(ClockMap { kernel_ns: 0, wall_ns: 1 }),
         request_direction: Direction::Egress,
         notes: Vec::new(),
+        unix_path: None,
     };
     let order = (0..result.exchanges.len()).map(|e| (0, e)).collect();
     let replayed = Replayed {
@@ -81,7 +82,7 @@ pub fn run(data: &[u8], alpn: &[u8], prefix: &[u8]) {
     let decode = DecodeOptions { max_decoded_len: 1 << 20 };
     let mut sink = std::io::sink();
     let _ = spliff_replay::har::write_har(&replayed, &decode, &mut sink);
-    let options = spliff_replay::text::TextOptions { bodies: true, hexdump: flags & 8 == 8, compact: false, color: true };
+    let options = spliff_replay::text::TextOptions { bodies: true, hexdump: flags & 8 == 8, compact: false, handshakes: flags & 16 == 16, color: true };
     let _ = spliff_replay::text::write_exchanges(&replayed, &options, &decode, &mut sink);
     let _ = spliff_replay::pcapng::write_pcapng(&replayed, &Default::default(), &mut sink);
 }
