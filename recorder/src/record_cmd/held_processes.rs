@@ -17,11 +17,11 @@
 //! recorder, the watchdog continues whatever the ledger still holds. The
 //! recorder holds nothing without a live watchdog.
 
-use std::path::Path;
+use std::{path::Path, time::Instant};
 
 use spliff_recorder::bpf::{BpfPipeline, ProcessExec, Stop, StopMaps};
 
-use super::{libraries::Discovery, stop_watchdog};
+use super::{libraries::Discovery, startup_times, stop_watchdog};
 
 /// Processes held at exec in one loop turn at most (an exec storm of large
 /// programs is not all stopped).
@@ -40,6 +40,10 @@ pub struct HeldProcesses {
     unguarded: bool,
     /// Holds this loop turn (see [`MAX_HOLDS_PER_TURN`]).
     holds_this_turn: usize,
+    /// With `SPLIFF_STARTUP_TIMES` set: when each of the recorder's own
+    /// holds began, to say how long it lasted (how the search and its
+    /// cache are measured: docs/BENCHMARKS.md).
+    timed: Option<Vec<(u32, String, Instant)>>,
 }
 
 impl HeldProcesses {
@@ -59,6 +63,7 @@ impl HeldProcesses {
             watchdog,
             unguarded: false,
             holds_this_turn: 0,
+            timed: startup_times::enabled().then(Vec::new),
         })
     }
 
@@ -95,6 +100,9 @@ impl HeldProcesses {
         }
         self.stops.push(stop);
         self.holds_this_turn += 1;
+        if let Some(timed) = &mut self.timed {
+            timed.push((exec.pid, exec.comm.clone(), Instant::now()));
+        }
         // SAFETY: kill(2) has no memory arguments.
         unsafe { libc::kill(pid, libc::SIGSTOP) };
     }
@@ -131,6 +139,7 @@ impl HeldProcesses {
     /// Continues every held process.
     pub fn continue_all(&mut self) {
         self.holds_this_turn = 0;
+        self.report_holds();
         for stop in self.stops.drain(..) {
             if let Ok(pid) = i32::try_from(stop.pid)
                 && pid > 0
@@ -146,6 +155,19 @@ impl HeldProcesses {
             {
                 eprintln!("spliff: warning: {error:#}");
             }
+        }
+    }
+
+    /// How long each of the recorder's holds lasted (to be continued now).
+    fn report_holds(&mut self) {
+        let Some(timed) = &mut self.timed else {
+            return;
+        };
+        for (pid, comm, since) in timed.drain(..) {
+            eprintln!(
+                "spliff: held pid {pid} ({comm}) at exec for {:.1} ms",
+                since.elapsed().as_secs_f64() * 1000.0
+            );
         }
     }
 
