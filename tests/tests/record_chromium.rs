@@ -320,14 +320,17 @@ fn a_second_capture_finds_the_offsets_in_the_cache() {
     // A build-id of its own: the other test's lookalike, built from the same
     // sources meanwhile, would otherwise share the entry's name.
     let build_id = format!(
-        "--build-id=0x{:08x}{:016x}",
+        "{:08x}{:016x}",
         std::process::id(),
         std::time::SystemTime::now()
             .duration_since(std::time::UNIX_EPOCH)
             .unwrap()
             .as_nanos() as u64
     );
-    let program = lookalike(d, "cached", &[&format!("-Wl,{build_id}")]);
+    let program = lookalike(d, "cached", &[&format!("-Wl,--build-id=0x{build_id}")]);
+    // The entry of a program that exists only for this test goes with it.
+    let entry = PathBuf::from(format!("/var/cache/spliff/boringssl-{build_id}"));
+    let _remove_entry = RemoveOnDrop(entry);
     // Only lines of this file: a running browser is found by pattern too.
     let name = program.display().to_string();
     let offsets = |attached: &[String]| {
@@ -355,4 +358,13 @@ fn a_second_capture_finds_the_offsets_in_the_cache() {
         "{attached_first:#?}"
     );
     assert_eq!(offsets(&attached_second), hooked);
+}
+
+/// Removes a file when dropped (also when the test fails).
+struct RemoveOnDrop(PathBuf);
+
+impl Drop for RemoveOnDrop {
+    fn drop(&mut self) {
+        let _ = fs::remove_file(&self.0);
+    }
 }
