@@ -25,7 +25,7 @@ use spliff_recorder::{
     probes::{self, LibrarySpec},
 };
 
-use super::elf_exports;
+use super::{elf_exports, startup_times};
 
 /// How a file was recognised as a TLS library.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -335,7 +335,20 @@ impl Discovery {
         if !self.searches_boringssl(&fs::metadata(path).ok()?) {
             return None;
         }
+        let timed = startup_times::enabled()
+            .then(|| fs::metadata(path).ok())
+            .flatten()
+            .filter(|meta| !self.boringssl.knows(meta))
+            .map(|_| std::time::Instant::now());
         let found = self.boringssl.inspect(path);
+        if let Some(started) = timed {
+            // How the search and its cache are measured (docs/BENCHMARKS.md).
+            eprintln!(
+                "spliff: {}: looked for stripped BoringSSL in {:.1} ms",
+                path.display(),
+                started.elapsed().as_secs_f64() * 1000.0
+            );
+        }
         self.report_cache_events();
         match &*found {
             boringssl::Found::NotBoringSsl => None,
