@@ -10,7 +10,9 @@
 //!   well under a second after exec, about the time the search of its
 //!   240 MB of code takes; without the hold its first connections would be
 //!   missed or joined mid-stream). Only the first exec of each program in a
-//!   capture is held: later ones find the answer cached.
+//!   capture is held: later ones find the answer cached. With the search's
+//!   result on disk from an earlier capture (`boringssl::DiskCache`) the
+//!   hold lasts for checking it and attaching, not for a search.
 //!
 //! Dropping [`HeldProcesses`] continues them all, so no return path (an
 //! error, a panic unwinding) leaves a process stopped; for a SIGKILL of the
