@@ -131,7 +131,7 @@ pub struct RecordArgs {
     ///
     /// A capture keeps what the search of a program (Chromium: about half a second, during
     /// which its first exec is held) found, under its build-id, size and mtime, so that later
-    /// captures only verify the offsets against the program's bytes (milliseconds). The
+    /// captures only verify the offsets against the program's bytes (about 40 ms). The
     /// directory must be root's and writable by nobody else, or it is not used.
     #[arg(long)]
     pub no_cache: bool,
