@@ -16,10 +16,27 @@
 #
 #   scripts/bench-chromium.sh [rounds, default 6] [small, default 200] [large, default 4]
 #
+# With `startup`, the start instead: chromium loading a page with nothing to
+# fetch, three ways interleaved round by round: no recorder; `spliff record`
+# with the cache of the BoringSSL search emptied first (the first capture
+# after chromium is installed or updated: the search runs while the browser's
+# first exec is held); and `spliff record` with the cache warm (the entry
+# is only verified). Per run: the time from the command's launch to the
+# page's request (the navigation's requestStart, written into the page as
+# wall-clock time), and for the recorder the holds of processes at exec
+# (SPLIFF_STARTUP_TIMES=1) and whether the cache was hit.
+#
+#   scripts/bench-chromium.sh startup [rounds, default 6]
+#
 # Needs root, chromium, nghttpd (nghttp2-server), openssl. Not a test: numbers
 # depend on the machine.
 set -euo pipefail
 cd "$(dirname "$0")/.."
+startup=""
+if [ "${1:-}" = startup ]; then
+	startup=1
+	shift
+fi
 rounds="${1:-6}"
 small="${2:-200}"
 large="${3:-4}"
@@ -55,6 +72,13 @@ for (let i = 0; i < $small; i++) bytes += get("/1k.bin?" + i);
 for (let i = 0; i < $large; i++) bytes += get("/1m.bin?" + i);
 const ms = performance.now() - t0;
 document.getElementById("out").textContent = "bench " + bytes + " bytes " + ms.toFixed(1) + " ms";
+</script></body></html>
+HTML
+cat >"$work/doc/start.html" <<'HTML'
+<!doctype html><html><body><pre id="out"></pre><script>
+const n = performance.getEntriesByType("navigation")[0];
+document.getElementById("out").textContent =
+  "request at " + (performance.timeOrigin + n.requestStart).toFixed(1) + " ms";
 </script></body></html>
 HTML
 expected_bytes=$((small * 1024 + large * 1048576))
@@ -110,6 +134,46 @@ run_mode() { # <mode>: "<fetches/s in the page> <process seconds>"
 	}
 	echo "$(echo "scale=1; ($small + $large) * 1000 / $ms" | bc) $(echo "scale=3; ($ended - $started) / 1000000000" | bc)"
 }
+
+cache_entry="/var/cache/spliff/boringssl-$(readelf -n "$browser_file" | awk '/Build ID/ {print $3}')"
+start_mode() { # <mode>: "<ms from launch to the page's request> <holds> <cache hit?>"
+	local prefix=() profile="$work/profile" started request holds hit looked
+	rm -rf "$profile" "$work/t.pcapng"
+	cat "$browser_file" >/dev/null
+	case "$1" in
+	cold) rm -f "$cache_entry" ;&
+	warm) prefix=(env SPLIFF_STARTUP_TIMES=1 "$spliff" record --lib openssl --no-packets -o "$work/t.pcapng" --) ;;
+	esac
+	started=$(date +%s%N)
+	"${prefix[@]}" "${browse[@]}" --user-data-dir="$profile" --dump-dom "https://127.0.0.1:$port/start.html" \
+		>"$work/dom" 2>"$work/browser.err" </dev/null || true
+	request=$(grep -o "request at [0-9.]* ms" "$work/dom" | cut -d' ' -f3) || {
+		echo "$1: the page did not load: $(head -c 300 "$work/dom") $(tail -3 "$work/browser.err")" >&2
+		exit 1
+	}
+	holds=$({ grep -o "held pid [0-9]* ([^)]*) at exec for [0-9.]* ms" "$work/browser.err" || true; } |
+		sed 's/held pid [0-9]* (\(.*\)) at exec for \([0-9.]*\) ms/\1:\2/' | tr '\n' ',' | sed 's/,$//')
+	if grep -q "stripped BoringSSL found in cache" "$work/browser.err"; then hit=hit; else hit=searched; fi
+	[ "$1" = none ] && hit=-
+	# The search, or the cache's check, of the browser's executable: the rest of its hold
+	# is attaching its probes.
+	looked=$({ grep -o "$browser_file: looked for stripped BoringSSL in [0-9.]* ms" "$work/browser.err" || true; } |
+		awk '{print $(NF-1)}' | head -1)
+	echo "$(echo "scale=0; ($request * 1000000 - $started) / 1000000" | bc) ${holds:--} $hit:${looked:--}"
+}
+
+if [ -n "$startup" ]; then
+	echo "# chromium $(chromium --version 2>/dev/null | awk '{print $2}'), start to the page's request, $rounds rounds, $(nproc) CPUs, load average $(cut -d' ' -f1-3 /proc/loadavg); cache entry $cache_entry"
+	for round in $(seq "$rounds"); do
+		if [ $((round % 2)) = 1 ]; then order="none cold warm"; else order="warm cold none"; fi
+		for mode in $order; do
+			read -r ms holds hit < <(start_mode "$mode")
+			echo "round $round $mode: request $ms ms after launch; holds (comm:ms) $holds; how found:ms $hit (load $(cut -d' ' -f1 /proc/loadavg))"
+		done
+	done
+	echo "# load average at the end $(cut -d' ' -f1-3 /proc/loadavg)"
+	exit 0
+fi
 
 echo "# chromium $(chromium --version 2>/dev/null | awk '{print $2}'), $small x 1 KiB + $large x 1 MiB over h2, $rounds rounds, $(nproc) CPUs, load average $(cut -d' ' -f1-3 /proc/loadavg)"
 declare -A rate wall

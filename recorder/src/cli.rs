@@ -126,6 +126,15 @@ pub struct RecordArgs {
     /// and beside the recorded program (Firefox keeps its own NSS there).
     #[arg(long = "lib", value_enum, default_values_t = [Library::All])]
     pub libs: Vec<Library>,
+    /// Neither read nor write the cache of where stripped BoringSSL's functions are
+    /// (/var/cache/spliff): search every large program again.
+    ///
+    /// A capture keeps what the search of a program (Chromium: about half a second, during
+    /// which its first exec is held) found, under its build-id, size and mtime, so that later
+    /// captures only verify the offsets against the program's bytes (about 40 ms). The
+    /// directory must be root's and writable by nobody else, or it is not used.
+    #[arg(long)]
+    pub no_cache: bool,
     /// Hook OpenSSL only (the original spliff's spelling of --lib openssl; combines with
     /// --gnutls, --wolfssl and --nss).
     #[arg(long)]

@@ -306,3 +306,65 @@ fn a_near_miss_of_the_pattern_is_not_hooked() {
         "{report}"
     );
 }
+
+/// A second capture of the same program finds the search's result in the
+/// cache on disk (and says so), and hooks the same offsets, which it
+/// verified against the program again.
+#[test]
+fn a_second_capture_finds_the_offsets_in_the_cache() {
+    if !require_bpf() {
+        return;
+    }
+    let dir = TempDir::new("record-boringssl-cache");
+    let d = dir.path();
+    // A build-id of its own: the other test's lookalike, built from the same
+    // sources meanwhile, would otherwise share the entry's name.
+    let build_id = format!(
+        "{:08x}{:016x}",
+        std::process::id(),
+        std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .unwrap()
+            .as_nanos() as u64
+    );
+    let program = lookalike(d, "cached", &[&format!("-Wl,--build-id=0x{build_id}")]);
+    // The entry of a program that exists only for this test goes with it.
+    let entry = PathBuf::from(format!("/var/cache/spliff/boringssl-{build_id}"));
+    let _remove_entry = RemoveOnDrop(entry);
+    // Only lines of this file: a running browser is found by pattern too.
+    let name = program.display().to_string();
+    let offsets = |attached: &[String]| {
+        attached
+            .iter()
+            .filter(|l| l.contains(&name) && l.contains("(offset 0x"))
+            .cloned()
+            .collect::<Vec<_>>()
+    };
+    let in_cache = format!(
+        "spliff: {}: stripped BoringSSL found in cache",
+        program.display()
+    );
+    let (first, attached_first) = record_program(&d.join("first.pcapng"), &program, &[]);
+    let first_stderr = String::from_utf8_lossy(&first.stderr);
+    assert!(!first_stderr.contains(&in_cache), "{first_stderr}");
+    let (second, attached_second) = record_program(&d.join("second.pcapng"), &program, &[]);
+    let second_stderr = String::from_utf8_lossy(&second.stderr);
+    assert!(second_stderr.contains(&in_cache), "{second_stderr}");
+    let hooked = offsets(&attached_first);
+    assert!(
+        hooked
+            .iter()
+            .any(|l| l.starts_with("uprobe SSL_write (offset 0x")),
+        "{attached_first:#?}"
+    );
+    assert_eq!(offsets(&attached_second), hooked);
+}
+
+/// Removes a file when dropped (also when the test fails).
+struct RemoveOnDrop(PathBuf);
+
+impl Drop for RemoveOnDrop {
+    fn drop(&mut self) {
+        let _ = fs::remove_file(&self.0);
+    }
+}

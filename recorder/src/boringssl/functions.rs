@@ -24,6 +24,10 @@ const ARGUMENT_WINDOW: usize = 6;
 pub struct Function {
     /// Address of its first instruction.
     pub start: u64,
+    /// Bytes decoded from `start`: up to the next function or
+    /// [`MAX_FUNCTION_BYTES`] (kept so that a cached identification decodes
+    /// exactly what the search decoded).
+    pub len: u64,
     /// Reason codes of its `ssl_lib.cc` error sites; `None` for a site
     /// whose arguments were not recognised.
     pub reasons: BTreeSet<Option<u32>>,
@@ -49,6 +53,7 @@ pub fn decode(start: u64, code: &[u8], file_names: &[u64]) -> Function {
             .collect();
     let mut function = Function {
         start,
+        len: code.len() as u64,
         ..Function::default()
     };
     for (at, instruction) in instructions.iter().enumerate() {

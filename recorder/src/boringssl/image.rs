@@ -37,6 +37,9 @@ pub struct Image {
     /// Allocated, non-executable sections with file contents (string
     /// constants live there).
     pub constants: Vec<Section>,
+    /// The GNU build-id note, if any (what the search's results are kept
+    /// under on disk).
+    pub build_id: Option<Vec<u8>>,
 }
 
 impl Image {
@@ -44,12 +47,13 @@ impl Image {
     /// section headers.
     pub fn open(file: File) -> Option<Self> {
         let len = file.metadata().ok()?.len();
-        let (code, constants) = {
+        let (code, constants, build_id) = {
             let cache = ReadCache::new(&file);
             let elf = ElfFile64::<object::Endianness, _>::parse(&cache).ok()?;
             if elf.architecture() != Architecture::X86_64 {
                 return None;
             }
+            let build_id = elf.build_id().ok().flatten().map(<[u8]>::to_vec);
             let mut code = Vec::new();
             let mut constants = Vec::new();
             for section in elf.sections() {
@@ -78,12 +82,13 @@ impl Image {
                     constants.push(found);
                 }
             }
-            (code, constants)
+            (code, constants, build_id)
         };
         Some(Self {
             file,
             code,
             constants,
+            build_id,
         })
     }
 
@@ -131,6 +136,18 @@ impl Image {
             .read_exact_at(&mut bytes, section.offset + from)
             .ok()?;
         Some(bytes)
+    }
+
+    /// The file it reads.
+    pub fn file(&self) -> &File {
+        &self.file
+    }
+
+    /// Whether `address` is the end of the code section holding `address - 1`.
+    pub fn ends_code_section(&self, address: u64) -> bool {
+        self.code
+            .iter()
+            .any(|s| s.contains(address.wrapping_sub(1)) && !s.contains(address))
     }
 
     /// The file offset of a code address (where a uprobe goes).

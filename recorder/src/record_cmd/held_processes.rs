@@ -10,18 +10,20 @@
 //!   well under a second after exec, about the time the search of its
 //!   240 MB of code takes; without the hold its first connections would be
 //!   missed or joined mid-stream). Only the first exec of each program in a
-//!   capture is held: later ones find the answer cached.
+//!   capture is held: later ones find the answer cached. With the search's
+//!   result on disk from an earlier capture (`boringssl::DiskCache`) the
+//!   hold lasts for checking it and attaching, not for a search.
 //!
 //! Dropping [`HeldProcesses`] continues them all, so no return path (an
 //! error, a panic unwinding) leaves a process stopped; for a SIGKILL of the
 //! recorder, the watchdog continues whatever the ledger still holds. The
 //! recorder holds nothing without a live watchdog.
 
-use std::path::Path;
+use std::{path::Path, time::Instant};
 
 use spliff_recorder::bpf::{BpfPipeline, ProcessExec, Stop, StopMaps};
 
-use super::{libraries::Discovery, stop_watchdog};
+use super::{libraries::Discovery, startup_times, stop_watchdog};
 
 /// Processes held at exec in one loop turn at most (an exec storm of large
 /// programs is not all stopped).
@@ -40,6 +42,10 @@ pub struct HeldProcesses {
     unguarded: bool,
     /// Holds this loop turn (see [`MAX_HOLDS_PER_TURN`]).
     holds_this_turn: usize,
+    /// With `SPLIFF_STARTUP_TIMES` set: when each of the recorder's own
+    /// holds began, to say how long it lasted (how the search and its
+    /// cache are measured: docs/BENCHMARKS.md).
+    timed: Option<Vec<(u32, String, Instant)>>,
 }
 
 impl HeldProcesses {
@@ -59,6 +65,7 @@ impl HeldProcesses {
             watchdog,
             unguarded: false,
             holds_this_turn: 0,
+            timed: startup_times::enabled().then(Vec::new),
         })
     }
 
@@ -95,6 +102,9 @@ impl HeldProcesses {
         }
         self.stops.push(stop);
         self.holds_this_turn += 1;
+        if let Some(timed) = &mut self.timed {
+            timed.push((exec.pid, exec.comm.clone(), Instant::now()));
+        }
         // SAFETY: kill(2) has no memory arguments.
         unsafe { libc::kill(pid, libc::SIGSTOP) };
     }
@@ -131,6 +141,7 @@ impl HeldProcesses {
     /// Continues every held process.
     pub fn continue_all(&mut self) {
         self.holds_this_turn = 0;
+        self.report_holds();
         for stop in self.stops.drain(..) {
             if let Ok(pid) = i32::try_from(stop.pid)
                 && pid > 0
@@ -146,6 +157,19 @@ impl HeldProcesses {
             {
                 eprintln!("spliff: warning: {error:#}");
             }
+        }
+    }
+
+    /// How long each of the recorder's holds lasted (to be continued now).
+    fn report_holds(&mut self) {
+        let Some(timed) = &mut self.timed else {
+            return;
+        };
+        for (pid, comm, since) in timed.drain(..) {
+            eprintln!(
+                "spliff: held pid {pid} ({comm}) at exec for {:.1} ms",
+                since.elapsed().as_secs_f64() * 1000.0
+            );
         }
     }
 

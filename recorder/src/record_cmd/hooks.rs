@@ -10,6 +10,7 @@ use std::{
 
 use anyhow::Context as _;
 use spliff_recorder::{
+    boringssl,
     bpf::{BpfPipeline, UprobeLink},
     method_table,
     probes::{self, LibrarySpec, Probe},
@@ -36,12 +37,22 @@ pub fn wanted_libraries(libs: &[Library]) -> Vec<&'static LibrarySpec> {
 }
 
 /// Every file of the `wanted` libraries in the linker cache or mapped by a
-/// process.
-pub fn discover(wanted: Vec<&'static LibrarySpec>) -> Discovery {
-    let mut discovery = Discovery::new(wanted);
+/// process; the stripped BoringSSL search's results on disk unless
+/// `no_cache` (--no-cache).
+pub fn discover(wanted: Vec<&'static LibrarySpec>, no_cache: bool) -> Discovery {
+    let mut discovery = Discovery::new(wanted, boringssl_cache(no_cache));
     discovery.scan_ldconfig();
     discovery.scan_all_processes();
     discovery
+}
+
+/// Where the stripped BoringSSL search's results are kept.
+pub fn boringssl_cache(no_cache: bool) -> boringssl::Cache {
+    if no_cache {
+        boringssl::Cache::default()
+    } else {
+        boringssl::Cache::with_disk(boringssl::DiskCache::system())
+    }
 }
 
 /// What the libraries `wanted` would need to be found: "libssl.so*

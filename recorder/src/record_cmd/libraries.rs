@@ -25,7 +25,7 @@ use spliff_recorder::{
     probes::{self, LibrarySpec},
 };
 
-use super::elf_exports;
+use super::{elf_exports, startup_times};
 
 /// How a file was recognised as a TLS library.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -112,13 +112,14 @@ type Recognised = (&'static LibrarySpec, FoundBy, Option<Offsets>);
 const MIN_BORINGSSL_FILE_BYTES: u64 = 1 << 20;
 
 impl Discovery {
-    /// Looks for files of the `wanted` libraries only.
-    pub fn new(wanted: Vec<&'static LibrarySpec>) -> Self {
+    /// Looks for files of the `wanted` libraries only; `boringssl` keeps
+    /// what the stripped BoringSSL search found (in memory, or on disk too).
+    pub fn new(wanted: Vec<&'static LibrarySpec>, boringssl: boringssl::Cache) -> Self {
         Self {
             files: BTreeMap::new(),
             wanted,
             exports: HashMap::new(),
-            boringssl: boringssl::Cache::default(),
+            boringssl,
             refused: BTreeMap::new(),
             unreported: Vec::new(),
             beside_scanned: HashSet::new(),
@@ -334,7 +335,22 @@ impl Discovery {
         if !self.searches_boringssl(&fs::metadata(path).ok()?) {
             return None;
         }
-        match &*self.boringssl.inspect(path) {
+        let timed = startup_times::enabled()
+            .then(|| fs::metadata(path).ok())
+            .flatten()
+            .filter(|meta| !self.boringssl.knows(meta))
+            .map(|_| std::time::Instant::now());
+        let found = self.boringssl.inspect(path);
+        if let Some(started) = timed {
+            // How the search and its cache are measured (docs/BENCHMARKS.md).
+            eprintln!(
+                "spliff: {}: looked for stripped BoringSSL in {:.1} ms",
+                path.display(),
+                started.elapsed().as_secs_f64() * 1000.0
+            );
+        }
+        self.report_cache_events();
+        match &*found {
             boringssl::Found::NotBoringSsl => None,
             boringssl::Found::Hookable(offsets) => {
                 Some((&probes::BORINGSSL, FoundBy::Pattern, Some(*offsets)))
@@ -349,6 +365,25 @@ impl Discovery {
                     self.refused.insert(key, (path.to_path_buf(), why.clone()));
                 }
                 None
+            }
+        }
+    }
+}
+
+impl Discovery {
+    /// A hit is said at once (the test of the cache and the bench look for
+    /// it); warnings go with the refusals.
+    fn report_cache_events(&mut self) {
+        for event in self.boringssl.take_events() {
+            match event {
+                boringssl::CacheEvent::Hit { path, entry, took } => eprintln!(
+                    "spliff: {}: stripped BoringSSL found in cache {} (offsets verified in \
+                     {:.1} ms)",
+                    path.display(),
+                    entry.display(),
+                    took.as_secs_f64() * 1000.0
+                ),
+                boringssl::CacheEvent::Warning(warning) => self.unreported.push(warning),
             }
         }
     }

@@ -24,7 +24,7 @@ pub fn list_libs(args: &RecordArgs) -> ExitCode {
     unsafe { libc::signal(libc::SIGPIPE, libc::SIG_DFL) };
     let wanted = wanted_libraries(&args.libs);
     list_selected(args, &wanted);
-    let discovery = discover(probes::LIBRARIES.iter().collect());
+    let discovery = discover(probes::LIBRARIES.iter().collect(), args.no_cache);
     // Go programs carry their TLS: each running one is its own "library".
     let go = super::go_programs::running();
     for line in &go {
@@ -92,7 +92,7 @@ fn list_selected(args: &RecordArgs, wanted: &[&'static LibrarySpec]) {
     }
     pids.sort_unstable();
     pids.dedup();
-    let mut boringssl = spliff_recorder::boringssl::Cache::default();
+    let mut boringssl = super::hooks::boringssl_cache(args.no_cache);
     for pid in pids {
         let comm = std::fs::read_to_string(format!("/proc/{pid}/comm")).unwrap_or_default();
         let found = unrecorded::tls_libraries(pid, wanted).map(|found| {

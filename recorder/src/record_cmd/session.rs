@@ -293,7 +293,7 @@ fn discover(
     program_path: Option<&Path>,
 ) -> anyhow::Result<(Discovery, Vec<&'static LibrarySpec>)> {
     let wanted = hooks::wanted_libraries(&args.libs);
-    let mut discovery = hooks::discover(wanted.clone());
+    let mut discovery = hooks::discover(wanted.clone(), args.no_cache);
     if let Some(path) = program_path {
         discovery.scan_program(path);
     }

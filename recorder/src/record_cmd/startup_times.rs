@@ -1,12 +1,19 @@
 //! Where `spliff record`'s start-up goes: with `SPLIFF_STARTUP_TIMES=1` in the environment,
 //! one line on standard error with the milliseconds each phase took, from the recorder's
 //! start to CMD's spawn and beyond. Measuring it is how the start-up was made quick
-//! (docs/BENCHMARKS.md); the variable keeps the line out of everyone else's output.
+//! (docs/BENCHMARKS.md); the variable keeps the line out of everyone else's output. It also
+//! makes the recorder say how long each process it held at exec (`held_processes.rs`) stayed
+//! stopped.
 
 use std::time::Instant;
 
 /// The environment variable that turns the line on.
 pub const VARIABLE: &str = "SPLIFF_STARTUP_TIMES";
+
+/// Whether the variable asks for times (set to something other than `0`).
+pub fn enabled() -> bool {
+    std::env::var_os(VARIABLE).is_some_and(|v| !v.is_empty() && v != "0")
+}
 
 /// Phases so far, each with when it ended.
 #[derive(Debug)]
@@ -19,7 +26,7 @@ pub struct StartupTimes {
 impl StartupTimes {
     /// Starts the clock; records only when the variable is set to something other than `0`.
     pub fn from_env() -> Self {
-        let on = std::env::var_os(VARIABLE).is_some_and(|v| !v.is_empty() && v != "0");
+        let on = enabled();
         let now = Instant::now();
         Self {
             start: now,
