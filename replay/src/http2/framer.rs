@@ -5,7 +5,9 @@
 //! inside a payload cost that frame's content but not the alignment of the
 //! next frame. Alignment is lost only when a frame header itself falls in a
 //! hole; it is then searched for again, accepting a position only when a chain
-//! of strictly plausible frames starts there.
+//! of strictly plausible frames starts there and does not break within
+//! [`RESYNC_LOOKAHEAD`] bytes: a body may hold complete HTTP/2 frames, and a chain of
+//! such lookalikes breaks where the payload that holds it ends.
 
 use super::frame::{self, FRAME_HEADER_LEN, Frame, FrameError, FrameHead, PREFACE};
 use crate::stream::{DirectionStream, Side};
@@ -126,6 +128,51 @@ fn chain_reach(bytes: &[u8], at_capture_end: bool) -> (bool, usize) {
     }
 }
 
+/// [`chain_reach`] for the framer's resynchronisation, which must not take a chain of
+/// lookalike frames inside a payload (a body that holds HTTP/2 frames) for the connection's
+/// own: such a chain ends where the payload that holds it ends, at most a frame later, where a
+/// header that is not plausible follows. So a chain that meets an implausible header within
+/// [`RESYNC_LOOKAHEAD`] bytes is rejected however many frames it had; one that reaches the end
+/// of the captured run (a hole, the window or the capture's end) first is judged as by
+/// [`chain_reach`].
+fn resync_chain_reach(bytes: &[u8], at_capture_end: bool) -> (bool, usize) {
+    let ran_out = bytes.len() + 1;
+    let mut at = 0usize;
+    let mut complete = 0usize;
+    loop {
+        if at == bytes.len() {
+            return (complete >= 1, ran_out);
+        }
+        let Some(head) = FrameHead::parse(&bytes[at..]) else {
+            return (
+                complete >= MIN_CHAIN || (at_capture_end && complete >= 2),
+                ran_out,
+            );
+        };
+        let looked = at + FRAME_HEADER_LEN;
+        if !head.is_strictly_plausible() || (complete == 0 && head.len == 0) {
+            return (false, looked);
+        }
+        let total = head.total_len();
+        if ((bytes.len() - at) as u64) < total {
+            return (
+                complete >= MIN_CHAIN || (at_capture_end && complete >= 2),
+                ran_out,
+            );
+        }
+        at += total as usize;
+        complete += 1;
+        if complete >= MIN_CHAIN && at >= RESYNC_LOOKAHEAD {
+            return (true, at);
+        }
+    }
+}
+
+/// How many bytes a chain found by resynchronisation must cover before a break ends it:
+/// more than a lookalike chain can, which ends with the payload that holds it (a DATA frame of
+/// the default 16 KiB maximum, and the frame that straddles its end).
+const RESYNC_LOOKAHEAD: usize = 4 * (16_384 + FRAME_HEADER_LEN);
+
 /// First index in `bytes` where a believable frame chain starts.
 pub(crate) fn find_sync(bytes: &[u8], at_capture_end: bool) -> Option<usize> {
     find_sync_reach(bytes, at_capture_end).0
@@ -133,9 +180,18 @@ pub(crate) fn find_sync(bytes: &[u8], at_capture_end: bool) -> Option<usize> {
 
 /// [`find_sync`] and how far its answer depended on `bytes` (as in [`chain_reach`]).
 fn find_sync_reach(bytes: &[u8], at_capture_end: bool) -> (Option<usize>, usize) {
+    find_sync_with(bytes, at_capture_end, chain_reach)
+}
+
+/// The first index where `chain` accepts a chain, and how far the answer depended on `bytes`.
+fn find_sync_with(
+    bytes: &[u8],
+    at_capture_end: bool,
+    chain: fn(&[u8], bool) -> (bool, usize),
+) -> (Option<usize>, usize) {
     let mut reach = 0usize;
     for i in 0..bytes.len() {
-        let (found, r) = chain_reach(&bytes[i..], at_capture_end);
+        let (found, r) = chain(&bytes[i..], at_capture_end);
         reach = reach.max(i + r);
         if found {
             return (Some(i), reach);
@@ -341,7 +397,7 @@ impl Framer {
             let run_end = pos + bytes.len() as u64;
             let at_capture_end = run_end >= stream.end();
             if !self.in_sync {
-                let (found, looked) = find_sync_reach(bytes, at_capture_end);
+                let (found, looked) = find_sync_with(bytes, at_capture_end, resync_chain_reach);
                 self.depend_slice(pos, looked);
                 match found {
                     Some(skip) => {
