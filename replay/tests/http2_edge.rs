@@ -699,7 +699,7 @@ fn lookalike_frames(own: u32, len: usize) -> (Vec<u8>, Vec<usize>) {
         let r = rnd();
         let target = [own, own + 2, own + 4][r as usize % 3];
         starts.push(out.len());
-        let f = match (r >> 8) % 6 {
+        let f = match (r >> 8) % 7 {
             0 | 1 => {
                 let mut block = vec![0x88, 0x00, 6];
                 block.extend_from_slice(b"x-evil");
@@ -719,6 +719,8 @@ fn lookalike_frames(own: u32, len: usize) -> (Vec<u8>, Vec<usize>) {
                 &vec![b'e'; 1 + (rnd() % 1500) as usize],
             ),
             4 => frame(3, 0, target, &8u32.to_be_bytes()),
+            // Its payload holds what reads as the header of a 64 KiB DATA frame.
+            5 => settings(&[(1, 65_536), (4, 1 << 20)]),
             _ => frame(6, 0, 0, &[7; 8]),
         };
         out.extend(f);
@@ -736,7 +738,7 @@ fn a_join_inside_a_body_of_lookalike_frames_finds_the_real_frames() {
     let mut req_writes = Vec::new();
     let mut resp_writes = Vec::new();
     let mut bodies = Vec::new();
-    let mut join = 0u64;
+    let mut joins = Vec::new();
     let mut resp_len = 0u64;
     for (k, sid) in [1u32, 3, 5, 7].into_iter().enumerate() {
         let ts = 100 * (k as u64 + 1);
@@ -763,9 +765,14 @@ fn a_join_inside_a_body_of_lookalike_frames_finds_the_real_frames() {
         for (i, chunk) in body.chunks(16_384).enumerate() {
             let last = (i + 1) * 16_384 >= body.len();
             if sid == 1 && i == 0 {
-                // The first lookalike boundary 1000 bytes or more into the payload.
-                let at = starts.iter().find(|&&s| s >= 1000).expect("a boundary");
-                join = resp_len + 9 + *at as u64;
+                // Every lookalike boundary of the first payload, and places between.
+                joins = starts
+                    .iter()
+                    .copied()
+                    .chain((1..16_384).step_by(37))
+                    .filter(|&s| s > 0 && s < 16_384)
+                    .map(|s| resp_len + 9 + s as u64)
+                    .collect();
             }
             let f = frame(0, if last { END_STREAM } else { 0 }, sid, chunk);
             resp_len += f.len() as u64;
@@ -773,11 +780,26 @@ fn a_join_inside_a_body_of_lookalike_frames_finds_the_real_frames() {
         }
         bodies.push((sid, body));
     }
+    let (req, resp) = (timed(req_writes), timed(resp_writes));
+    // Windows of every size at one join; the others through the whole-connection path.
     let r = replay(
         None,
-        timed(req_writes),
-        starting_at(timed(resp_writes), join),
+        req.clone(),
+        starting_at(resp.clone(), joins[joins.len() / 2]),
     );
+    check_lookalike_join(&r, &bodies);
+    for &join in &joins {
+        let r = reconstruct(
+            &connection(None, req.clone(), starting_at(resp.clone(), join)),
+            &ReplayOptions::default(),
+        );
+        check_lookalike_join(&r, &bodies);
+    }
+}
+
+/// Only the real streams, no lookalike's header, the later bodies exact, the first one's tail
+/// marked.
+fn check_lookalike_join(r: &Reconstruction, bodies: &[(u32, Vec<u8>)]) {
     for e in &r.exchanges {
         let resp = e.response.as_ref();
         let headers = e.request.headers.iter().chain(

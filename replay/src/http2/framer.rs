@@ -5,8 +5,8 @@
 //! inside a payload cost that frame's content but not the alignment of the
 //! next frame. Alignment is lost only when a frame header itself falls in a
 //! hole; it is then searched for again, accepting a position only when a chain
-//! of strictly plausible frames starts there and does not break within
-//! [`RESYNC_LOOKAHEAD`] bytes: a body may hold complete HTTP/2 frames, and a chain of
+//! of strictly plausible frames starts there and does not break for about 64 KiB
+//! (see `resync_chain_reach`): a body may hold complete HTTP/2 frames, and a chain of
 //! such lookalikes breaks where the payload that holds it ends.
 
 use super::frame::{self, FRAME_HEADER_LEN, Frame, FrameError, FrameHead, PREFACE};
@@ -130,15 +130,21 @@ fn chain_reach(bytes: &[u8], at_capture_end: bool) -> (bool, usize) {
 
 /// [`chain_reach`] for the framer's resynchronisation, which must not take a chain of
 /// lookalike frames inside a payload (a body that holds HTTP/2 frames) for the connection's
-/// own: such a chain ends where the payload that holds it ends, at most a frame later, where a
-/// header that is not plausible follows. So a chain that meets an implausible header within
-/// [`RESYNC_LOOKAHEAD`] bytes is rejected however many frames it had; one that reaches the end
-/// of the captured run (a hole, the window or the capture's end) first is judged as by
+/// own. Such a chain lives inside DATA payloads of at most 16 KiB (the default maximum frame
+/// size): it crosses a real frame header at least every 16 KiB, and past each one it goes on
+/// only if it lands, by chance, where a plausible header follows; a frame longer than 16 KiB is
+/// such a chance landing too. So a chain is accepted only once it has gone through
+/// [`RESYNC_LANDINGS`] of them without an implausible header: each frame over 16 KiB counts
+/// one, and so does every 16 KiB (plus a header) of smaller frames. A chain that reaches the
+/// end of the captured run (a hole, the window or the capture's end) first is judged as by
 /// [`chain_reach`].
 fn resync_chain_reach(bytes: &[u8], at_capture_end: bool) -> (bool, usize) {
+    const SPAN: u64 = DEFAULT_MAX_FRAME + FRAME_HEADER_LEN as u64;
     let ran_out = bytes.len() + 1;
     let mut at = 0usize;
     let mut complete = 0usize;
+    // Landings gone through: frames over 16 KiB, and bytes of smaller frames.
+    let (mut big, mut small) = (0u64, 0u64);
     loop {
         if at == bytes.len() {
             return (complete >= 1, ran_out);
@@ -162,16 +168,24 @@ fn resync_chain_reach(bytes: &[u8], at_capture_end: bool) -> (bool, usize) {
         }
         at += total as usize;
         complete += 1;
-        if complete >= MIN_CHAIN && at >= RESYNC_LOOKAHEAD {
+        if u64::from(head.len) > DEFAULT_MAX_FRAME {
+            big += 1;
+        } else {
+            small += total;
+        }
+        if complete >= MIN_CHAIN && big + small / SPAN >= RESYNC_LANDINGS {
             return (true, at);
         }
     }
 }
 
-/// How many bytes a chain found by resynchronisation must cover before a break ends it:
-/// more than a lookalike chain can, which ends with the payload that holds it (a DATA frame of
-/// the default 16 KiB maximum, and the frame that straddles its end).
-const RESYNC_LOOKAHEAD: usize = 4 * (16_384 + FRAME_HEADER_LEN);
+/// The default (and usual) SETTINGS_MAX_FRAME_SIZE.
+const DEFAULT_MAX_FRAME: u64 = 16_384;
+
+/// Chance landings a chain found by resynchronisation must go through (see
+/// [`resync_chain_reach`]): with a few dozen plausible positions in each 16 KiB of a payload
+/// full of lookalike frames, each landing keeps a false chain alive about once in a hundred.
+const RESYNC_LANDINGS: u64 = 4;
 
 /// First index in `bytes` where a believable frame chain starts.
 pub(crate) fn find_sync(bytes: &[u8], at_capture_end: bool) -> Option<usize> {
