@@ -552,11 +552,25 @@ fn join_inside_lookalike_bodies(client: Client) {
             "{path}: URL {url}, {marks:?}"
         );
     }
-    // Where the capture found the response frames (for whoever reads the test's output).
+    // Where the capture found the response frames. When it had to skip bytes to find them
+    // (it began inside a frame), everything decoded from them says so.
     let resync = entries
         .iter()
         .flat_map(incomplete)
         .find(|m| m.contains("resynchronisation"));
+    if let Some(mark) = &resync {
+        for entry in entries {
+            let got_response = body_bytes(&entry["response"]["content"])
+                .is_some_and(|b| !b.is_empty())
+                || entry["response"]["status"].as_u64() != Some(0);
+            assert!(
+                !got_response || incomplete(entry).contains(mark),
+                "stream {}: decoded after the resynchronisation but not marked: {:?}",
+                entry["_streamId"],
+                incomplete(entry)
+            );
+        }
+    }
     eprintln!(
         "joined after {before} transfers; {} entries; {}",
         entries.len(),

@@ -137,7 +137,7 @@ fn chain_reach(bytes: &[u8], at_capture_end: bool) -> (bool, usize) {
 /// [`RESYNC_LANDINGS`] of them without an implausible header: each frame over 16 KiB counts
 /// one, and so does every 16 KiB (plus a header) of smaller frames. A chain that reaches the
 /// end of the captured run (a hole, the window or the capture's end) first is judged as by
-/// [`chain_reach`].
+/// [`chain_reach`] if it had no frame over 16 KiB and is not cut inside one.
 fn resync_chain_reach(bytes: &[u8], at_capture_end: bool) -> (bool, usize) {
     const SPAN: u64 = DEFAULT_MAX_FRAME + FRAME_HEADER_LEN as u64;
     let ran_out = bytes.len() + 1;
@@ -149,11 +149,16 @@ fn resync_chain_reach(bytes: &[u8], at_capture_end: bool) -> (bool, usize) {
         if at == bytes.len() {
             return (complete >= 1, ran_out);
         }
+        // Cut by the end of the run: as `chain_reach`, unless the chain went through a frame
+        // over 16 KiB, or is cut inside one: a garbage length is most often large, and a
+        // chain that ran off the end on one proves nothing.
+        let cut = |big: u64, len: u64| {
+            big == 0
+                && len <= DEFAULT_MAX_FRAME
+                && (complete >= MIN_CHAIN || (at_capture_end && complete >= 2))
+        };
         let Some(head) = FrameHead::parse(&bytes[at..]) else {
-            return (
-                complete >= MIN_CHAIN || (at_capture_end && complete >= 2),
-                ran_out,
-            );
+            return (cut(big, 0), ran_out);
         };
         let looked = at + FRAME_HEADER_LEN;
         if !head.is_strictly_plausible() || (complete == 0 && head.len == 0) {
@@ -161,10 +166,7 @@ fn resync_chain_reach(bytes: &[u8], at_capture_end: bool) -> (bool, usize) {
         }
         let total = head.total_len();
         if ((bytes.len() - at) as u64) < total {
-            return (
-                complete >= MIN_CHAIN || (at_capture_end && complete >= 2),
-                ran_out,
-            );
+            return (cut(big, u64::from(head.len)), ran_out);
         }
         at += total as usize;
         complete += 1;
