@@ -5,7 +5,7 @@
 //! inside a payload cost that frame's content but not the alignment of the
 //! next frame. Alignment is lost only when a frame header itself falls in a
 //! hole; it is then searched for again, accepting a position only when a chain
-//! of strictly plausible frames starts there and does not break for about 64 KiB
+//! of strictly plausible frames starts there and does not break for about 96 KiB
 //! (see `resync_chain_reach`): a body may hold complete HTTP/2 frames, and a chain of
 //! such lookalikes breaks where the payload that holds it ends.
 
@@ -185,9 +185,10 @@ fn resync_chain_reach(bytes: &[u8], at_capture_end: bool) -> (bool, usize) {
 const DEFAULT_MAX_FRAME: u64 = 16_384;
 
 /// Chance landings a chain found by resynchronisation must go through (see
-/// [`resync_chain_reach`]): with a few dozen plausible positions in each 16 KiB of a payload
-/// full of lookalike frames, each landing keeps a false chain alive about once in a hundred.
-const RESYNC_LANDINGS: u64 = 4;
+/// [`resync_chain_reach`]). In a body made only of lookalike frames (`record_h2_join`), a
+/// plausible frame header starts at about 3.5% of the positions: each landing keeps a false
+/// chain alive about once in 30, and six leave about one false start in a billion.
+const RESYNC_LANDINGS: u64 = 6;
 
 /// First index in `bytes` where a believable frame chain starts.
 pub(crate) fn find_sync(bytes: &[u8], at_capture_end: bool) -> Option<usize> {
