@@ -12,7 +12,7 @@ have capinfos || need_pkgs+=(wireshark-common)
 have clang-19 || need_pkgs+=(clang-19 llvm-19)
 [ -f /usr/include/bpf/bpf_helpers.h ] || need_pkgs+=(libbpf-dev)
 have cc || need_pkgs+=(gcc)
-# tests/tests/record_openssl.rs: real TLS clients and servers (OpenSSL 3).
+# tests/tests/record_openssl.rs, record_h2_join.rs: real TLS clients and servers (OpenSSL 3).
 have curl || need_pkgs+=(curl)
 have openssl || need_pkgs+=(openssl)
 [ -x /usr/bin/python3 ] || need_pkgs+=(python3)

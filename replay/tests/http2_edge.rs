@@ -682,3 +682,160 @@ fn after_a_join_only_streams_above_the_first_captured_one_must_have_been_opened(
     // Stream 3 may have opened before the capture; stream 7 would be in it.
     assert_eq!(ids, [Some(3), Some(5)], "{:?}", r.notes);
 }
+
+/// Complete HTTP/2 frames, as a body may hold them: HEADERS with `x-evil` on the stream that
+/// carries them and the next ones, DATA (some with END_STREAM), RST_STREAM, PING, SETTINGS.
+/// Returns the bytes and where each lookalike frame starts.
+fn lookalike_frames(own: u32, len: usize) -> (Vec<u8>, Vec<usize>) {
+    let mut x = own.wrapping_mul(2_654_435_761) | 1;
+    let mut rnd = move || {
+        x ^= x << 13;
+        x ^= x >> 17;
+        x ^= x << 5;
+        x
+    };
+    let (mut out, mut starts) = (Vec::new(), Vec::new());
+    while out.len() < len {
+        let r = rnd();
+        let target = [own, own + 2, own + 4][r as usize % 3];
+        starts.push(out.len());
+        let f = match (r >> 8) % 7 {
+            0 | 1 => {
+                let mut block = vec![0x88, 0x00, 6];
+                block.extend_from_slice(b"x-evil");
+                block.push(8);
+                block.extend_from_slice(b"injected");
+                frame(
+                    1,
+                    END_HEADERS | (r >> 16) as u8 & END_STREAM,
+                    target,
+                    &block,
+                )
+            }
+            2 | 3 => frame(
+                0,
+                (r >> 16) as u8 & END_STREAM,
+                target,
+                &vec![b'e'; 1 + (rnd() % 1500) as usize],
+            ),
+            4 => frame(3, 0, target, &8u32.to_be_bytes()),
+            // Its payload holds what reads as the header of a 64 KiB DATA frame.
+            5 => settings(&[(1, 65_536), (4, 1 << 20)]),
+            _ => frame(6, 0, 0, &[7; 8]),
+        };
+        out.extend(f);
+    }
+    out.truncate(len);
+    (out, starts)
+}
+
+#[test]
+fn a_join_inside_a_body_of_lookalike_frames_finds_the_real_frames() {
+    // Four responses whose bodies (40 KB, in DATA frames of 16 KiB) are made of frames. The
+    // capture joins inside the first body, right on a lookalike frame: a chain of lookalikes
+    // starts there, and breaks only where the payload holding it ends.
+    let (mut senc, mut cenc) = (loona_hpack::Encoder::new(), loona_hpack::Encoder::new());
+    let mut req_writes = Vec::new();
+    let mut resp_writes = Vec::new();
+    let mut bodies = Vec::new();
+    let mut joins = Vec::new();
+    let mut resp_len = 0u64;
+    for (k, sid) in [1u32, 3, 5, 7].into_iter().enumerate() {
+        let ts = 100 * (k as u64 + 1);
+        if sid > 1 {
+            req_writes.push((
+                ts,
+                frame(
+                    1,
+                    END_HEADERS | END_STREAM,
+                    sid,
+                    &encode(&mut cenc, &get(&format!("/{sid}"))),
+                ),
+            ));
+        }
+        let head = frame(
+            1,
+            END_HEADERS,
+            sid,
+            &block(&mut senc, &[(":status", "200")]),
+        );
+        resp_len += head.len() as u64;
+        resp_writes.push((ts + 1, head));
+        let (body, starts) = lookalike_frames(sid, 40_000);
+        for (i, chunk) in body.chunks(16_384).enumerate() {
+            let last = (i + 1) * 16_384 >= body.len();
+            if sid == 1 && i == 0 {
+                // Every lookalike boundary of the first payload, and places between.
+                joins = starts
+                    .iter()
+                    .copied()
+                    .chain((1..16_384).step_by(37))
+                    .filter(|&s| s > 0 && s < 16_384)
+                    .map(|s| resp_len + 9 + s as u64)
+                    .collect();
+            }
+            let f = frame(0, if last { END_STREAM } else { 0 }, sid, chunk);
+            resp_len += f.len() as u64;
+            resp_writes.push((ts + 2 + i as u64, f));
+        }
+        bodies.push((sid, body));
+    }
+    let (req, resp) = (timed(req_writes), timed(resp_writes));
+    // Windows of every size at one join; the others through the whole-connection path.
+    let r = replay(
+        None,
+        req.clone(),
+        starting_at(resp.clone(), joins[joins.len() / 2]),
+    );
+    check_lookalike_join(&r, &bodies);
+    for &join in &joins {
+        let r = reconstruct(
+            &connection(None, req.clone(), starting_at(resp.clone(), join)),
+            &ReplayOptions::default(),
+        );
+        check_lookalike_join(&r, &bodies);
+    }
+}
+
+/// Only the real streams, no lookalike's header, the later bodies exact, the first one's tail
+/// marked.
+fn check_lookalike_join(r: &Reconstruction, bodies: &[(u32, Vec<u8>)]) {
+    for e in &r.exchanges {
+        let resp = e.response.as_ref();
+        let headers = e.request.headers.iter().chain(
+            resp.into_iter()
+                .flat_map(|p| p.headers.iter().chain(&p.trailers)),
+        );
+        for h in headers {
+            assert_ne!(
+                h.name, b"x-evil",
+                "stream {:?}: a lookalike's header",
+                e.stream_id
+            );
+        }
+    }
+    let ids: Vec<_> = r.exchanges.iter().map(|e| e.stream_id).collect();
+    assert_eq!(ids, [Some(1), Some(3), Some(5), Some(7)], "{:?}", r.notes);
+    for (sid, body) in &bodies[1..] {
+        let e = r
+            .exchanges
+            .iter()
+            .find(|e| e.stream_id == Some(*sid))
+            .unwrap();
+        let resp = e.response.as_ref().expect("a response");
+        assert_eq!(resp.status, Some(200), "stream {sid}: {:?}", e.incomplete);
+        assert!(
+            resp.body == *body,
+            "stream {sid}: body of {} bytes",
+            resp.body.len()
+        );
+    }
+    // The first one is the tail of a body whose start went before the capture, and says so.
+    let first = &r.exchanges[0];
+    assert!(!first.incomplete.is_empty());
+    assert!(
+        bodies[0]
+            .1
+            .ends_with(&first.response.as_ref().unwrap().body)
+    );
+}

@@ -5,7 +5,9 @@
 //! inside a payload cost that frame's content but not the alignment of the
 //! next frame. Alignment is lost only when a frame header itself falls in a
 //! hole; it is then searched for again, accepting a position only when a chain
-//! of strictly plausible frames starts there.
+//! of strictly plausible frames starts there and does not break for about 96 KiB
+//! (see `resync_chain_reach`): a body may hold complete HTTP/2 frames, and a chain of
+//! such lookalikes breaks where the payload that holds it ends.
 
 use super::frame::{self, FRAME_HEADER_LEN, Frame, FrameError, FrameHead, PREFACE};
 use crate::stream::{DirectionStream, Side};
@@ -126,6 +128,68 @@ fn chain_reach(bytes: &[u8], at_capture_end: bool) -> (bool, usize) {
     }
 }
 
+/// [`chain_reach`] for the framer's resynchronisation, which must not take a chain of
+/// lookalike frames inside a payload (a body that holds HTTP/2 frames) for the connection's
+/// own. Such a chain lives inside DATA payloads of at most 16 KiB (the default maximum frame
+/// size): it crosses a real frame header at least every 16 KiB, and past each one it goes on
+/// only if it lands, by chance, where a plausible header follows; a frame longer than 16 KiB is
+/// such a chance landing too. So a chain is accepted only once it has gone through
+/// [`RESYNC_LANDINGS`] of them without an implausible header: each frame over 16 KiB counts
+/// one, and so does every 16 KiB (plus a header) of smaller frames. A chain that reaches the
+/// end of the captured run (a hole, the window or the capture's end) first is judged as by
+/// [`chain_reach`] if it had no frame over 16 KiB and is not cut inside one.
+fn resync_chain_reach(bytes: &[u8], at_capture_end: bool) -> (bool, usize) {
+    const SPAN: u64 = DEFAULT_MAX_FRAME + FRAME_HEADER_LEN as u64;
+    let ran_out = bytes.len() + 1;
+    let mut at = 0usize;
+    let mut complete = 0usize;
+    // Landings gone through: frames over 16 KiB, and bytes of smaller frames.
+    let (mut big, mut small) = (0u64, 0u64);
+    loop {
+        if at == bytes.len() {
+            return (complete >= 1, ran_out);
+        }
+        // Cut by the end of the run: as `chain_reach`, unless the chain went through a frame
+        // over 16 KiB, or is cut inside one: a garbage length is most often large, and a
+        // chain that ran off the end on one proves nothing.
+        let cut = |big: u64, len: u64| {
+            big == 0
+                && len <= DEFAULT_MAX_FRAME
+                && (complete >= MIN_CHAIN || (at_capture_end && complete >= 2))
+        };
+        let Some(head) = FrameHead::parse(&bytes[at..]) else {
+            return (cut(big, 0), ran_out);
+        };
+        let looked = at + FRAME_HEADER_LEN;
+        if !head.is_strictly_plausible() || (complete == 0 && head.len == 0) {
+            return (false, looked);
+        }
+        let total = head.total_len();
+        if ((bytes.len() - at) as u64) < total {
+            return (cut(big, u64::from(head.len)), ran_out);
+        }
+        at += total as usize;
+        complete += 1;
+        if u64::from(head.len) > DEFAULT_MAX_FRAME {
+            big += 1;
+        } else {
+            small += total;
+        }
+        if complete >= MIN_CHAIN && big + small / SPAN >= RESYNC_LANDINGS {
+            return (true, at);
+        }
+    }
+}
+
+/// The default (and usual) SETTINGS_MAX_FRAME_SIZE.
+const DEFAULT_MAX_FRAME: u64 = 16_384;
+
+/// Chance landings a chain found by resynchronisation must go through (see
+/// [`resync_chain_reach`]). In a body made only of lookalike frames (`record_h2_join`), a
+/// plausible frame header starts at about 3.5% of the positions: each landing keeps a false
+/// chain alive about once in 30, and six leave about one false start in a billion.
+const RESYNC_LANDINGS: u64 = 6;
+
 /// First index in `bytes` where a believable frame chain starts.
 pub(crate) fn find_sync(bytes: &[u8], at_capture_end: bool) -> Option<usize> {
     find_sync_reach(bytes, at_capture_end).0
@@ -133,9 +197,18 @@ pub(crate) fn find_sync(bytes: &[u8], at_capture_end: bool) -> Option<usize> {
 
 /// [`find_sync`] and how far its answer depended on `bytes` (as in [`chain_reach`]).
 fn find_sync_reach(bytes: &[u8], at_capture_end: bool) -> (Option<usize>, usize) {
+    find_sync_with(bytes, at_capture_end, chain_reach)
+}
+
+/// The first index where `chain` accepts a chain, and how far the answer depended on `bytes`.
+fn find_sync_with(
+    bytes: &[u8],
+    at_capture_end: bool,
+    chain: fn(&[u8], bool) -> (bool, usize),
+) -> (Option<usize>, usize) {
     let mut reach = 0usize;
     for i in 0..bytes.len() {
-        let (found, r) = chain_reach(&bytes[i..], at_capture_end);
+        let (found, r) = chain(&bytes[i..], at_capture_end);
         reach = reach.max(i + r);
         if found {
             return (Some(i), reach);
@@ -341,7 +414,7 @@ impl Framer {
             let run_end = pos + bytes.len() as u64;
             let at_capture_end = run_end >= stream.end();
             if !self.in_sync {
-                let (found, looked) = find_sync_reach(bytes, at_capture_end);
+                let (found, looked) = find_sync_with(bytes, at_capture_end, resync_chain_reach);
                 self.depend_slice(pos, looked);
                 match found {
                     Some(skip) => {
