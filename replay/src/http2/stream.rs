@@ -256,6 +256,7 @@ impl StreamState {
             version: req.head_size.map(|_| HttpVersion::Http2),
             head_size: req.head_size,
             body: req.body,
+            in_trace: None,
             body_wire_size: req.body_wire,
             trailers: req.trailers,
             headers: head,
@@ -284,6 +285,7 @@ impl StreamState {
                 headers,
                 informational: resp.informational,
                 body: resp.body,
+                in_trace: None,
                 body_wire_size: resp.body_wire,
                 trailers: resp.trailers,
             });

@@ -521,10 +521,7 @@ impl Packets {
             options,
         };
         self.w.write_pcapng_block(epb).map_err(io_err)?;
-        Ok(Item {
-            ts_ns: p.ts_ns,
-            bytes: std::mem::take(self.w.get_mut()),
-        })
+        Ok(Item::new(p.ts_ns, std::mem::take(self.w.get_mut())))
     }
 }
 
