@@ -137,7 +137,7 @@ pub struct InTrace {
 impl InTrace {
     /// Number of body bytes (the sum of the ranges).
     pub fn len(&self) -> u64 {
-        self.ranges.iter().map(|r| r.1).sum()
+        self.ranges.iter().fold(0, |n, r| n.saturating_add(r.1))
     }
 
     /// Whether the body has no captured byte.

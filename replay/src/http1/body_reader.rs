@@ -49,7 +49,7 @@ impl BodyRead {
     /// Body bytes read so far, wherever they are held.
     pub(crate) fn len(&self) -> u64 {
         match &self.in_trace {
-            Some(ranges) => ranges.iter().map(|r| r.1).sum(),
+            Some(ranges) => ranges.iter().fold(0, |n, r| n.saturating_add(r.1)),
             None => self.body.len() as u64,
         }
     }
@@ -116,7 +116,9 @@ fn skip_span(stream: &DirectionStream, at: u64, len: u64, out: &mut BodyRead) ->
             out.losses.push((reached, offset - reached));
         }
         match ranges.last_mut() {
-            Some(last) if last.0.saturating_add(last.1) == offset => last.1 += n,
+            Some(last) if last.0.saturating_add(last.1) == offset => {
+                last.1 = last.1.saturating_add(n);
+            }
             _ => ranges.push((offset, n)),
         }
         reached = offset.saturating_add(n);
