@@ -9,6 +9,7 @@
 #   scripts/bench-replay.sh [trace size in MiB, default 1024] [tshark subset in MiB, default 256]
 #                           [bulk trace size in MiB, default 1024; 0: no bulk run]
 #
+# BULK_H2=1 adds a third download, over HTTP/2, to the bulk trace.
 # SPLIFF_BEFORE=/path/to/old/spliff also measures that binary on the same traces, for a
 # before/after table from one run. BENCH_DIR keeps the traces between runs. Each line is the
 # best (shortest wall time) of BENCH_RUNS runs (default 3): the machine is usually shared.
@@ -61,8 +62,9 @@ printf 'load average before: %s\n' "$(cut -d' ' -f1-3 /proc/loadavg)"
 all_outputs replay "$trace"
 
 if [ "$bulk_size" -gt 0 ]; then
-  bulk="$work/bulk-$bulk_size.pcapng"
-  [ -f "$bulk" ] || "$bulk_gen" "$bulk_size" "$bulk"
+  h2=$([ -n "${BULK_H2:-}" ] && echo h2 || true)
+  bulk="$work/bulk-$bulk_size$h2.pcapng"
+  [ -f "$bulk" ] || "$bulk_gen" "$bulk_size" "$bulk" $h2
   bytes=$(stat -c %s "$bulk")
   printf 'bulk trace: %s, %d bytes\n' "$bulk" "$bytes"
   all_outputs bulk "$bulk"
