@@ -12,7 +12,9 @@
 //! is parsed with a window from where the previous one stopped; when the stream reports that a
 //! reader met the window's edge, the exchange is parsed again with a window twice as large (the
 //! window then stays that large). So an exchange comes out exactly as the whole stream gives it,
-//! and memory follows the largest exchange, not the connection.
+//! and memory follows the largest exchange head, not the connection: a body of known length
+//! is stepped over by its length, not read (its ranges are kept, [`InTrace`]; sinks read it
+//! from the trace with [`LazyConnection::body_chunks`]), so the window need not hold it.
 //!
 //! HTTP/2 (detected from the ALPN, the client preface or, in a capture that began inside the
 //! connection, a chain of frames at the start of a direction) is rebuilt incrementally too

@@ -18,7 +18,10 @@
 //! time ([`Sink::next_item`]) whenever its floor ([`Sink::floor`]: a lower bound of what it
 //! still has) is the smallest key still to come, and writes each as soon as nothing precedes
 //! it. An item is rendered, written and dropped; an HTTP/1 connection holds one exchange and a
-//! window of its plaintext at a time (see [`crate::lazy`]). This is simpler than splitting a
+//! window of its plaintext at a time (see [`crate::lazy`]). Its bodies are not even in the
+//! exchange: they stay in the trace ([`crate::exchange::InTrace`]), and an item may leave them
+//! there too ([`Item::deferred`]), to be read from the memory map while the item is written;
+//! the connection is kept until its last such item is written. This is simpler than splitting a
 //! connection's parsing across threads, and a large connection is one piece of sequential
 //! work anyway; the batches of small connections still run in parallel next to it.
 //!
