@@ -184,40 +184,52 @@ impl Response {
 }
 
 fn decode_one(coding: &ContentCoding, input: &[u8], limit: u64) -> Result<Vec<u8>, BodyError> {
+    if *coding == ContentCoding::Identity {
+        return Ok(input.to_vec());
+    }
+    let head = &input[..input.len().min(2)];
+    read_capped(decoder(coding, input, head)?, limit, coding)
+}
+
+/// A reader undoing `coding` on `input`, whose first bytes (two at least, when it has them)
+/// are `head`: the zlib and brotli checks look at them. `identity` reads `input` as it is.
+pub(crate) fn decoder<'r>(
+    coding: &ContentCoding,
+    input: impl Read + 'r,
+    head: &[u8],
+) -> Result<Box<dyn Read + 'r>, BodyError> {
     let corrupt = |source| BodyError::Corrupt {
         coding: coding.clone(),
         source,
     };
-    match coding {
-        ContentCoding::Identity => Ok(input.to_vec()),
-        ContentCoding::Gzip => read_capped(MultiGzDecoder::new(input), limit, coding),
-        ContentCoding::Deflate if looks_like_zlib(input) => {
-            read_capped(ZlibDecoder::new(input), limit, coding)
-        }
-        ContentCoding::Deflate => read_capped(DeflateDecoder::new(input), limit, coding),
+    Ok(match coding {
+        ContentCoding::Identity => Box::new(input),
+        ContentCoding::Gzip => Box::new(MultiGzDecoder::new(input)),
+        ContentCoding::Deflate if looks_like_zlib(head) => Box::new(ZlibDecoder::new(input)),
+        ContentCoding::Deflate => Box::new(DeflateDecoder::new(input)),
         // RFC 7932 (HTTP's `br`) has windows of at most 16 MiB. The decoder also accepts the
         // non-standard "large window" variant (up to 1 GiB), whose ring buffer it allocates
         // up front: six hostile bytes made it reserve 256 MiB (fuzz finding, kept in
         // fixtures/fuzz/body/crashes). Its marker is the first byte's low 7 bits = 0x11.
-        ContentCoding::Brotli if input.first().is_some_and(|b| b & 0x7f == 0x11) => {
-            Err(BodyError::Corrupt {
+        ContentCoding::Brotli if head.first().is_some_and(|b| b & 0x7f == 0x11) => {
+            return Err(BodyError::Corrupt {
                 coding: coding.clone(),
                 source: io::Error::new(
                     io::ErrorKind::InvalidData,
                     "large-window brotli is not HTTP `br` (RFC 7932)",
                 ),
-            })
+            });
         }
-        ContentCoding::Brotli => read_capped(brotli::Decompressor::new(input, 4096), limit, coding),
+        ContentCoding::Brotli => Box::new(brotli::Decompressor::new(input, 4096)),
         ContentCoding::Zstd => {
             let mut decoder = zstd::stream::read::Decoder::new(input).map_err(corrupt)?;
             decoder
                 .window_log_max(ZSTD_WINDOW_LOG_MAX)
                 .map_err(corrupt)?;
-            read_capped(decoder, limit, coding)
+            Box::new(decoder)
         }
-        ContentCoding::Other(_) => Err(BodyError::Unsupported(coding.clone())),
-    }
+        ContentCoding::Other(_) => return Err(BodyError::Unsupported(coding.clone())),
+    })
 }
 
 /// RFC 1950 header check: CM=8, window ≤ 32K, and the FCHECK bits.
@@ -227,6 +239,42 @@ fn looks_like_zlib(input: &[u8]) -> bool {
             cmf & 0x0f == 8 && cmf >> 4 <= 7 && ((u16::from(*cmf) << 8) | u16::from(*flg)) % 31 == 0
         }
         _ => false,
+    }
+}
+
+/// Reads `reader` through `sink` in pieces of at most 64 KiB, failing as [`read_capped`] does
+/// (a corrupt stream, or more than `limit` bytes) but holding only one piece; returns the
+/// number of bytes read. `sink` errors (the output's) are returned as they are.
+pub(crate) fn copy_capped(
+    mut reader: impl Read,
+    limit: u64,
+    coding: &ContentCoding,
+    mut sink: impl FnMut(&[u8]) -> io::Result<()>,
+) -> Result<io::Result<u64>, BodyError> {
+    let mut buf = vec![0u8; 64 << 10];
+    let mut total = 0u64;
+    loop {
+        let n = match reader.read(&mut buf) {
+            Ok(0) => return Ok(Ok(total)),
+            Ok(n) => n,
+            Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
+            Err(source) => {
+                return Err(BodyError::Corrupt {
+                    coding: coding.clone(),
+                    source,
+                });
+            }
+        };
+        total = total.saturating_add(n as u64);
+        if total > limit {
+            return Err(BodyError::CapExceeded {
+                limit,
+                coding: coding.clone(),
+            });
+        }
+        if let Err(e) = sink(&buf[..n]) {
+            return Ok(Err(e));
+        }
     }
 }
 

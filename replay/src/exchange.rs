@@ -111,15 +111,52 @@ pub struct Request {
     /// line; HTTP/2 the HPACK-compressed header block).
     pub head_size: Option<u64>,
     /// Body bytes after transfer decoding (chunking, DATA framing, padding),
-    /// still content-encoded.
+    /// still content-encoded. Empty when the body stayed in the trace ([`Request::in_trace`]).
     pub body: Vec<u8>,
+    /// The body as ranges of the trace's request stream instead of bytes in `body` (see
+    /// [`InTrace`]); `None` when `body` holds it.
+    pub in_trace: Option<InTrace>,
     /// Body bytes on the wire, including chunk framing.
     pub body_wire_size: u64,
     /// Trailer fields (chunked trailers, or a trailing HTTP/2 HEADERS block).
     pub trailers: Vec<Header>,
 }
 
+/// A body left in the trace: the captured ranges of its direction's stream, in order.
+///
+/// A body of hundreds of MiB copied out of a memory-mapped trace costs as much anonymous memory
+/// (and page faults), and its rendering (base64, JSON) as much again. A connection rebuilt on
+/// windowed streams ([`crate::lazy`]) therefore records where its bodies are, and sinks read
+/// them from the trace in pieces while they write (`LazyConnection::body_chunks`).
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct InTrace {
+    /// `(offset, len)` ranges of captured body bytes, in order, holes left out.
+    pub ranges: Vec<(u64, u64)>,
+}
+
+impl InTrace {
+    /// Number of body bytes (the sum of the ranges).
+    pub fn len(&self) -> u64 {
+        self.ranges.iter().fold(0, |n, r| n.saturating_add(r.1))
+    }
+
+    /// Whether the body has no captured byte.
+    pub fn is_empty(&self) -> bool {
+        self.ranges.iter().all(|r| r.1 == 0)
+    }
+}
+
+/// Bytes of a body wherever they are: `body`, or the length of its ranges in the trace.
+fn body_len(body: &[u8], in_trace: Option<&InTrace>) -> u64 {
+    in_trace.map_or(body.len() as u64, InTrace::len)
+}
+
 impl Request {
+    /// Number of body bytes after transfer decoding, wherever they are held.
+    pub fn body_len(&self) -> u64 {
+        body_len(&self.body, self.in_trace.as_ref())
+    }
+
     /// First value of header `name`, ASCII case-insensitive.
     pub fn header(&self, name: &str) -> Option<&[u8]> {
         find_header(&self.headers, name)
@@ -168,8 +205,12 @@ pub struct Response {
     pub head_size: Option<u64>,
     /// Interim 1xx responses received before the final one, in order.
     pub informational: Vec<Informational>,
-    /// Body bytes after transfer decoding, still content-encoded.
+    /// Body bytes after transfer decoding, still content-encoded. Empty when the body stayed
+    /// in the trace ([`Response::in_trace`]).
     pub body: Vec<u8>,
+    /// The body as ranges of the trace's response stream instead of bytes in `body` (see
+    /// [`InTrace`]); `None` when `body` holds it.
+    pub in_trace: Option<InTrace>,
     /// Body bytes on the wire, including chunk framing.
     pub body_wire_size: u64,
     /// Trailer fields (e.g. `grpc-status`).
@@ -177,6 +218,11 @@ pub struct Response {
 }
 
 impl Response {
+    /// Number of body bytes after transfer decoding, wherever they are held.
+    pub fn body_len(&self) -> u64 {
+        body_len(&self.body, self.in_trace.as_ref())
+    }
+
     /// First value of header `name`, ASCII case-insensitive.
     pub fn header(&self, name: &str) -> Option<&[u8]> {
         find_header(&self.headers, name)

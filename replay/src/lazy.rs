@@ -12,7 +12,9 @@
 //! is parsed with a window from where the previous one stopped; when the stream reports that a
 //! reader met the window's edge, the exchange is parsed again with a window twice as large (the
 //! window then stays that large). So an exchange comes out exactly as the whole stream gives it,
-//! and memory follows the largest exchange, not the connection.
+//! and memory follows the largest exchange head, not the connection: a body of known length
+//! is stepped over by its length, not read (its ranges are kept, [`InTrace`]; sinks read it
+//! from the trace with [`LazyConnection::body_chunks`]), so the window need not hold it.
 //!
 //! HTTP/2 (detected from the ALPN, the client preface or, in a capture that began inside the
 //! connection, a chain of frames at the start of a direction) is rebuilt incrementally too
@@ -35,7 +37,7 @@
 //! rebuilt whole, all its exchanges held until it is rendered, then handed out one by one.
 
 use crate::detect::{START_LOOKAHEAD, detect_from_start};
-use crate::exchange::Exchange;
+use crate::exchange::{Exchange, InTrace};
 use crate::http2::framer::looks_like_frames_settled;
 use crate::pipeline::exchange_start_ns;
 use crate::trace_input::ConnectionInfo;
@@ -55,6 +57,12 @@ const SCAN_MARGIN: u64 = 64 << 10;
 /// reader that stopped (at `reached`) near where the window cuts a run. Clears the miss.
 fn window_failed(s: &DirectionStream<'_>, reached: u64) -> bool {
     let missed = s.take_missed();
+    // A body stepped over by its length ends where the reader is, but it was not read:
+    // reading stopped where the body began.
+    let reached = match s.take_skip() {
+        Some((from, to)) if to == reached => from,
+        _ => reached,
+    };
     missed
         || s.window_cut()
             .is_some_and(|cut| reached.saturating_add(SCAN_MARGIN) >= cut)
@@ -545,6 +553,43 @@ impl<'a> LazyConnection<'a> {
         peeked.min(rest)
     }
 
+    /// The bytes of a body of one of its exchanges left in the trace ([`InTrace`]), in pieces
+    /// as the trace holds them.
+    pub fn body_chunks<'s>(
+        &'s self,
+        side: Side,
+        body: &'s InTrace,
+    ) -> impl Iterator<Item = &'s [u8]> + 's {
+        let stream = match side {
+            Side::Request => &self.streams.request,
+            Side::Response => &self.streams.response,
+        };
+        body.ranges
+            .iter()
+            .flat_map(move |&(offset, len)| stream.chunks(offset, len))
+    }
+
+    /// An exchange with its bodies copied out of the trace into `body` (for callers that
+    /// want them whole; sinks read them in pieces instead).
+    pub fn materialise(&self, mut ex: Exchange) -> Exchange {
+        let copy = |side, b: &InTrace| {
+            let mut body = Vec::new();
+            for piece in self.body_chunks(side, b) {
+                body.extend_from_slice(piece);
+            }
+            body
+        };
+        if let Some(b) = ex.request.in_trace.take() {
+            ex.request.body = copy(Side::Request, &b);
+        }
+        if let Some(r) = ex.response.as_mut()
+            && let Some(b) = r.in_trace.take()
+        {
+            r.body = copy(Side::Response, &b);
+        }
+        ex
+    }
+
     /// Plaintext bytes the connection's streams show at the moment (windowed streams: their
     /// windows; others: all of it).
     pub fn plaintext_held(&self) -> u64 {
@@ -626,7 +671,7 @@ pub fn reconstruct_windowed(
             "exchange {} starts before the floor {floor}",
             exchanges.len()
         );
-        exchanges.push(ex);
+        exchanges.push(conn.materialise(ex));
     }
     crate::Reconstruction {
         detection: conn.detection,

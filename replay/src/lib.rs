@@ -9,6 +9,7 @@
 //! [`Exchange::incomplete`]: a missing header is acceptable, a wrong one is not.
 
 pub mod body;
+pub mod body_stream;
 pub mod detect;
 pub mod exchange;
 pub mod filter;
@@ -27,8 +28,8 @@ mod websocket;
 pub use body::{BodyError, ContentCoding, DecodeOptions, decode_body, decode_content};
 pub use detect::{Detection, Evidence, Protocol, detect};
 pub use exchange::{
-    Exchange, Header, HttpVersion, Informational, Loss, Request, Response, StreamReset, Timings,
-    Upgrade, UpgradeKind, WsMessage, WsOpcode,
+    Exchange, Header, HttpVersion, InTrace, Informational, Loss, Request, Response, StreamReset,
+    Timings, Upgrade, UpgradeKind, WsMessage, WsOpcode,
 };
 pub use stream::{DirectionStream, Hole, Piece, Side};
 

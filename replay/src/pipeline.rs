@@ -18,7 +18,10 @@
 //! time ([`Sink::next_item`]) whenever its floor ([`Sink::floor`]: a lower bound of what it
 //! still has) is the smallest key still to come, and writes each as soon as nothing precedes
 //! it. An item is rendered, written and dropped; an HTTP/1 connection holds one exchange and a
-//! window of its plaintext at a time (see [`crate::lazy`]). This is simpler than splitting a
+//! window of its plaintext at a time (see [`crate::lazy`]). Its bodies are not even in the
+//! exchange: they stay in the trace ([`crate::exchange::InTrace`]), and an item may leave them
+//! there too ([`Item::deferred`]), to be read from the memory map while the item is written;
+//! the connection is kept until its last such item is written. This is simpler than splitting a
 //! connection's parsing across threads, and a large connection is one piece of sequential
 //! work anyway; the batches of small connections still run in parallel next to it.
 //!
@@ -33,6 +36,7 @@ use std::io::{self, Write};
 
 use rayon::prelude::*;
 
+use crate::body_stream::DeferredBody;
 use crate::lazy::LazyConnection;
 use crate::trace_input::{ConnectionInfo, PendingConnection, TraceError, TraceIndex};
 use crate::{
@@ -214,6 +218,21 @@ pub struct Item {
     pub ts_ns: u64,
     /// The bytes the sink wrote for it.
     pub bytes: Vec<u8>,
+    /// Bodies left in the trace, written (each followed by its `after` bytes) after what
+    /// [`Sink::write_item`] writes: an item of a connection rendered item by item may leave
+    /// its bodies to be read from the trace as it is written, so that no body is held whole.
+    pub deferred: Vec<DeferredBody>,
+}
+
+impl Item {
+    /// An item of `bytes` alone.
+    pub fn new(ts_ns: u64, bytes: Vec<u8>) -> Item {
+        Item {
+            ts_ns,
+            bytes,
+            deferred: Vec::new(),
+        }
+    }
 }
 
 /// Whether a connection is shown as HTTP: it was rebuilt into at least one exchange (ALPN
@@ -417,6 +436,8 @@ struct Open<'a, S: Sink> {
     pulled: usize,
     /// [`Sink::floor`] after the last pull.
     floor: u64,
+    /// No item left to pull; kept while items of it that read bodies from its streams wait.
+    done: bool,
 }
 
 /// What one step of the rebuilding side hands to the merge.
@@ -465,6 +486,7 @@ fn next_step<'a, S: Sink>(
             cursor,
             pulled: 0,
             floor,
+            done: false,
         }))));
     }
     pending.peek()?;
@@ -568,6 +590,41 @@ impl<'a, S: Sink> Merge<'_, 'a, S> {
         self.advance(sink, progress, summary, out)
     }
 
+    /// Writes the bodies `item` left in the trace of its connection `ci` (see [`Item`]).
+    fn write_deferred(
+        &self,
+        ci: usize,
+        item: &Item,
+        out: &mut (dyn Write + Send),
+    ) -> io::Result<()> {
+        if item.deferred.is_empty() {
+            return Ok(());
+        }
+        let Some(o) = self.open.iter().find(|o| o.index == ci) else {
+            return Err(io::Error::other(format!(
+                "connection {ci} left a body in the trace but is no longer open"
+            )));
+        };
+        for d in &item.deferred {
+            let pieces = || o.conn.body_chunks(d.side, &d.body);
+            crate::body_stream::write(pieces, &d.coding, d.limit, d.form, &mut *out)?;
+            out.write_all(&d.after)?;
+        }
+        Ok(())
+    }
+
+    /// Drops connection `ci` once nothing is left to pull from it and no item of it waits:
+    /// its streams and parser state go then.
+    fn close_finished(&mut self, ci: usize, progress: &(dyn Fn(Progress) + Sync)) {
+        if self.waiting_per_conn.contains_key(&ci) {
+            return;
+        }
+        if let Some(k) = self.open.iter().position(|o| o.index == ci && o.done) {
+            self.open.swap_remove(k);
+            progress(Progress::ConnectionDone);
+        }
+    }
+
     /// Writes what can be written, pulling items from connections rendered item by item
     /// whenever one of them may hold the next item.
     fn advance(
@@ -591,6 +648,7 @@ impl<'a, S: Sink> Merge<'_, 'a, S> {
                 .open
                 .iter()
                 .enumerate()
+                .filter(|(_, o)| !o.done)
                 .map(|(k, o)| ((o.floor, o.index, o.pulled), k))
                 .min();
             if let Some(Reverse(w)) = self.heap.peek()
@@ -609,7 +667,9 @@ impl<'a, S: Sink> Merge<'_, 'a, S> {
                     }
                 }
                 sink.write_item(summary.items, &w.item, out)?;
+                self.write_deferred(ci, &w.item, out)?;
                 summary.items += 1;
+                self.close_finished(ci, progress);
                 continue;
             }
             let Some(((floor, _, _), k)) = lazy else {
@@ -629,9 +689,9 @@ impl<'a, S: Sink> Merge<'_, 'a, S> {
                     self.push(key, item, summary);
                 }
                 None => {
-                    // Done: its streams and parser state go now.
-                    self.open.swap_remove(k);
-                    progress(Progress::ConnectionDone);
+                    o.done = true;
+                    let ci = o.index;
+                    self.close_finished(ci, progress);
                 }
             }
         }

@@ -7,7 +7,7 @@
 
 use std::borrow::Cow;
 use std::fmt;
-use std::sync::atomic::Ordering;
+use std::sync::atomic::{AtomicU64, Ordering};
 
 /// Which direction of a connection some bytes travelled in.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]
@@ -125,6 +125,10 @@ struct Window<'a> {
     /// The captured bytes inside `[from, to)`, one segment per run, as `(offset, bytes)`.
     segments: Vec<(u64, Cow<'a, [u8]>)>,
     missed: std::sync::atomic::AtomicBool,
+    /// `[from, to)` of the last body left in the trace ([`DirectionStream::skip_body`]);
+    /// `from == to` when none since the last [`DirectionStream::take_skip`].
+    skip_from: AtomicU64,
+    skip_to: AtomicU64,
 }
 
 impl Clone for Window<'_> {
@@ -135,6 +139,8 @@ impl Clone for Window<'_> {
             to: self.to,
             segments: self.segments.clone(),
             missed: self.missed.load(Ordering::Relaxed).into(),
+            skip_from: self.skip_from.load(Ordering::Relaxed).into(),
+            skip_to: self.skip_to.load(Ordering::Relaxed).into(),
         }
     }
 }
@@ -554,6 +560,67 @@ impl<'a> DirectionStream<'a> {
             return None;
         }
         Some(&bytes[..len as usize])
+    }
+
+    /// The captured parts of `[from, to)` as `(offset, len)`, in order, read from the runs'
+    /// extents only: a windowed stream neither shows these bytes nor notes a miss for them.
+    pub fn captured_ranges(&self, from: u64, to: u64) -> impl Iterator<Item = (u64, u64)> + '_ {
+        let first = self.runs.partition_point(|r| r.end() <= from);
+        self.runs[first..]
+            .iter()
+            .take_while(move |r| r.offset < to)
+            .map(move |r| {
+                let a = r.offset.max(from);
+                (a, r.end().min(to).saturating_sub(a))
+            })
+    }
+
+    /// The bytes of `[offset, offset + len)` as the trace holds them (one slice per piece of a
+    /// windowed stream, one per run otherwise), without joining or copying them; stops at the
+    /// first byte that was not captured.
+    pub fn chunks(&self, offset: u64, len: u64) -> impl Iterator<Item = &[u8]> + '_ {
+        let end = offset.saturating_add(len);
+        let mut pos = offset;
+        std::iter::from_fn(move || {
+            if pos >= end {
+                return None;
+            }
+            let bytes = match &self.window {
+                Some(w) => w.piece(pos),
+                None => match self.run_index(pos) {
+                    Some(i) => {
+                        let run = &self.runs[i];
+                        run.data.get((pos - run.offset) as usize..).unwrap_or(&[])
+                    }
+                    None => &[],
+                },
+            };
+            let take = bytes
+                .len()
+                .min(usize::try_from(end - pos).unwrap_or(usize::MAX));
+            if take == 0 {
+                return None;
+            }
+            pos += take as u64;
+            Some(&bytes[..take])
+        })
+    }
+
+    /// Notes that a reader stepped over `[from, to)` by its length without reading it (a body
+    /// left in the trace), so that where it stopped reading is `from`, not `to`.
+    pub fn skip_body(&self, from: u64, to: u64) {
+        if let Some(w) = &self.window {
+            w.skip_from.store(from, Ordering::Relaxed);
+            w.skip_to.store(to, Ordering::Relaxed);
+        }
+    }
+
+    /// The last range noted by [`DirectionStream::skip_body`] since the previous call.
+    pub fn take_skip(&self) -> Option<(u64, u64)> {
+        let w = self.window.as_ref()?;
+        let from = w.skip_from.swap(0, Ordering::Relaxed);
+        let to = w.skip_to.swap(0, Ordering::Relaxed);
+        (from < to).then_some((from, to))
     }
 
     /// The first captured offset at or after `pos`.

@@ -537,3 +537,81 @@ fn assert_held_a_few_streams_at_a_time(t: &[u8], plaintext: impl Fn(u64) -> u64)
         assert!(summary.max_waiting_items <= 8, "{summary:?}");
     }
 }
+
+/// One GET answered by a `len`-byte binary body with Content-Length, read 16 KiB at a time.
+fn bulk_download(body: &[u8]) -> Writes {
+    let mut out = vec![(
+        0,
+        Direction::Egress,
+        b"GET /download.bin HTTP/1.1\r\nHost: bulk.test\r\n\r\n".to_vec(),
+    )];
+    let mut resp = format!(
+        "HTTP/1.1 200 OK\r\nContent-Type: application/octet-stream\r\nContent-Length: {}\r\n\r\n",
+        body.len()
+    )
+    .into_bytes();
+    resp.extend_from_slice(body);
+    for (n, chunk) in resp.chunks(16 << 10).enumerate() {
+        out.push((1_000 + n as u64, Direction::Ingress, chunk.to_vec()));
+    }
+    out
+}
+
+/// The `text` of the first HAR entry's response content, base64-decoded.
+fn har_content(har: &[u8]) -> Vec<u8> {
+    use base64::Engine as _;
+    let key = b"\"content\":{";
+    let at = har
+        .windows(key.len())
+        .position(|w| w == key)
+        .expect("content");
+    let text = b"\"text\":\"";
+    let from = at
+        + har[at..]
+            .windows(text.len())
+            .position(|w| w == text)
+            .expect("text")
+        + text.len();
+    let len = har[from..].iter().position(|&b| b == b'"').expect("end");
+    base64::engine::general_purpose::STANDARD
+        .decode(&har[from..from + len])
+        .expect("base64")
+}
+
+#[test]
+fn a_bulk_body_is_written_from_the_trace_without_being_held() {
+    // 64 MiB in one body (issue 19): before, the windows grew to hold it, the exchange held a
+    // copy and the HAR entry its base64, each larger than the body. Now it is written from
+    // the trace as the entry is written: the windows stay at their first size, nothing waits
+    // for the merge but the entry's head, and the HAR holds the exact bytes.
+    let mut x = 0x9e37_79b9u32;
+    let body: Vec<u8> = (0..64usize << 20)
+        .map(|_| {
+            x ^= x << 13;
+            x ^= x >> 17;
+            x ^= x << 5;
+            x as u8
+        })
+        .collect();
+    let t = trace(1, 1_000_000, 0, |_| bulk_download(&body));
+    let limits = BatchLimits::default();
+    let (har, summary) = streamed(&t, limits, HarSink::default());
+    assert_eq!(summary.lazy_connections, 1, "{summary:?}");
+    assert!(summary.max_lazy_plaintext <= 4 << 20, "{summary:?}");
+    assert!(summary.max_waiting_bytes <= 64 << 10, "{summary:?}");
+    assert!(
+        har_content(&har) == body,
+        "the HAR body is not the body sent"
+    );
+    for (name, (out, summary)) in [
+        ("text", streamed(&t, limits, TextSink::default())),
+        (
+            "pcapng",
+            streamed(&t, limits, PcapngSink::new(PcapngOptions::default())),
+        ),
+    ] {
+        assert!(!out.is_empty(), "{name}");
+        assert!(summary.max_lazy_plaintext <= 4 << 20, "{name}: {summary:?}");
+        assert!(summary.max_lazy_exchanges_held <= 1, "{name}: {summary:?}");
+    }
+}

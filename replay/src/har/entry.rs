@@ -5,12 +5,15 @@ use std::borrow::Cow;
 use base64::Engine as _;
 use base64::engine::general_purpose::STANDARD as BASE64;
 
+use super::in_trace::{self, BodyText};
 use super::model::{
     Content, Entry, InformationalResponse, LossRange, NameValue, PostData, Request, Response,
     Timings, WebSocketMessage,
 };
 use crate::body::{DecodeOptions, decode_body_cow};
+use crate::body_stream::DeferredBody;
 use crate::exchange::{Exchange, Header, HttpVersion, WsOpcode};
+use crate::lazy::LazyConnection;
 use crate::pipeline::{exchange_method, exchange_start_ns, exchange_url};
 use crate::stream::Side;
 use crate::trace_input::ConnectionInfo;
@@ -41,10 +44,15 @@ fn cow_body_text(body: Cow<'_, [u8]>) -> (Cow<'_, str>, Option<&'static str>) {
             Ok(s) => (Cow::Borrowed(s), None),
             Err(_) => (Cow::Owned(BASE64.encode(b)), Some("base64")),
         },
-        Cow::Owned(v) => match String::from_utf8(v) {
-            Ok(s) => (Cow::Owned(s), None),
-            Err(e) => (Cow::Owned(BASE64.encode(e.as_bytes())), Some("base64")),
-        },
+        Cow::Owned(v) => owned_body_text(v),
+    }
+}
+
+/// [`cow_body_text`] of an owned body.
+pub(super) fn owned_body_text(v: Vec<u8>) -> (Cow<'static, str>, Option<&'static str>) {
+    match String::from_utf8(v) {
+        Ok(s) => (Cow::Owned(s), None),
+        Err(e) => (Cow::Owned(BASE64.encode(e.as_bytes())), Some("base64")),
     }
 }
 
@@ -110,27 +118,56 @@ fn response_cookies(headers: &[Header]) -> Vec<NameValue> {
         .collect()
 }
 
+/// The request's `postData`, and the body to write in its place when it is in the trace.
+fn post_data<'a>(
+    req: &'a crate::exchange::Request,
+    trace: Option<&LazyConnection<'_>>,
+    deferred: &mut Vec<DeferredBody>,
+) -> Option<PostData<'a>> {
+    let mime_type = || {
+        header(&req.headers, "content-type")
+            .map(self::text)
+            .unwrap_or_default()
+    };
+    if let (Some(body), Some(conn)) = (&req.in_trace, trace) {
+        let b = in_trace::request(conn, body);
+        let text = b.text?;
+        deferred.extend(b.deferred);
+        return Some(PostData {
+            mime_type: mime_type(),
+            text,
+            encoding: b.encoding,
+            deferred: true,
+        });
+    }
+    (!req.body.is_empty()).then(|| {
+        let (text, encoding) = cow_body_text(Cow::Borrowed(&req.body));
+        PostData {
+            mime_type: mime_type(),
+            text,
+            encoding,
+            deferred: false,
+        }
+    })
+}
+
 /// Builds the entry. `first_on_connection` says whether the TLS handshake time belongs to it.
+/// Bodies in the trace ([`crate::exchange::InTrace`]) are read from `trace`, the connection
+/// being rendered item by item, and left there: the entry holds placeholders for them, and
+/// the bodies to write in their place are returned, in the order they appear.
 pub(crate) fn build<'a>(
     ex: &'a Exchange,
     info: &ConnectionInfo,
     first_on_connection: bool,
     decode: &DecodeOptions,
-) -> Entry<'a> {
+    trace: Option<&LazyConnection<'_>>,
+) -> (Entry<'a>, Vec<DeferredBody>) {
     let mut incomplete = ex.incomplete.clone();
     let url = exchange_url(ex, info);
     let method = exchange_method(ex);
     let req = &ex.request;
-    let post_data = (!req.body.is_empty()).then(|| {
-        let (text, encoding) = cow_body_text(Cow::Borrowed(&req.body));
-        PostData {
-            mime_type: header(&req.headers, "content-type")
-                .map(self::text)
-                .unwrap_or_default(),
-            text,
-            encoding,
-        }
-    });
+    let mut deferred = Vec::new();
+    let post_data = post_data(req, trace, &mut deferred);
     let request = Request {
         method,
         query_string: query(&url),
@@ -153,23 +190,15 @@ pub(crate) fn build<'a>(
             let mime_type = header(&resp.headers, "content-type")
                 .map(text)
                 .unwrap_or_default();
-            let decoded = match decode_body_cow(&resp.headers, &resp.body, decode) {
-                Ok(d) => d,
-                Err(e) => {
-                    incomplete.push(format!(
-                        "response body could not be decoded ({e}); content holds it as received"
-                    ));
-                    Cow::Borrowed(&resp.body[..])
+            let b = match (&resp.in_trace, trace) {
+                (Some(body), Some(conn)) => {
+                    in_trace::response(conn, body, &resp.headers, decode, &mut incomplete)
                 }
+                _ => held_body(resp, decode, &mut incomplete),
             };
-            let size = decoded.len() as i64;
-            let wire = resp.body.len() as i64;
-            let (body, encoding) = if decoded.is_empty() {
-                (None, None)
-            } else {
-                let (t, e) = cow_body_text(decoded);
-                (Some(t), e)
-            };
+            let (size, wire, body, encoding) = (b.size, b.wire, b.text, b.encoding);
+            let in_place = b.deferred.is_some();
+            deferred.extend(b.deferred);
             Response {
                 status: resp.status.map_or(0, i64::from),
                 status_text: text(&resp.reason),
@@ -182,6 +211,7 @@ pub(crate) fn build<'a>(
                     mime_type,
                     text: body,
                     encoding,
+                    deferred: in_place,
                 },
                 redirect_url: header(&resp.headers, "location")
                     .map(self::text)
@@ -213,6 +243,7 @@ pub(crate) fn build<'a>(
                     mime_type: String::new(),
                     text: None,
                     encoding: None,
+                    deferred: false,
                 },
                 redirect_url: String::new(),
                 headers_size: -1,
@@ -275,7 +306,7 @@ pub(crate) fn build<'a>(
         })
         .unwrap_or_default();
     let (_, server) = info.client_server();
-    Entry {
+    let entry = Entry {
         started_date_time: rfc3339(wall.unwrap_or(started_ns)),
         time,
         request,
@@ -314,6 +345,39 @@ pub(crate) fn build<'a>(
             })
             .collect(),
         websocket_messages,
+    };
+    (entry, deferred)
+}
+
+/// The response body held in memory, with its content-coding undone.
+fn held_body<'a>(
+    resp: &'a crate::exchange::Response,
+    decode: &DecodeOptions,
+    incomplete: &mut Vec<String>,
+) -> BodyText<'a> {
+    let decoded = match decode_body_cow(&resp.headers, &resp.body, decode) {
+        Ok(d) => d,
+        Err(e) => {
+            incomplete.push(format!(
+                "response body could not be decoded ({e}); content holds it as received"
+            ));
+            Cow::Borrowed(&resp.body[..])
+        }
+    };
+    let size = decoded.len() as i64;
+    let wire = resp.body.len() as i64;
+    let (text, encoding) = if decoded.is_empty() {
+        (None, None)
+    } else {
+        let (t, e) = cow_body_text(decoded);
+        (Some(t), e)
+    };
+    BodyText {
+        size,
+        wire,
+        text,
+        encoding,
+        deferred: None,
     }
 }
 

@@ -54,9 +54,16 @@ fn push_escape(out: &mut Vec<u8>, b: u8, e: u8) {
 /// Appends `s` as a JSON string literal, escaped as serde_json escapes it (`\"`, `\\`, the
 /// short escapes for \b \t \n \f \r, `\u00xx` for other controls; nothing else).
 pub(crate) fn string(out: &mut Vec<u8>, s: &str) {
-    let bytes = s.as_bytes();
-    out.reserve(bytes.len() + 2);
+    out.reserve(s.len() + 2);
     out.push(b'"');
+    escaped(out, s.as_bytes());
+    out.push(b'"');
+}
+
+/// Appends the inside of a JSON string literal for `bytes` (UTF-8, possibly cut anywhere:
+/// only ASCII bytes are ever escaped, so a character cut in two is escaped as it is whole).
+pub(crate) fn escaped(out: &mut Vec<u8>, bytes: &[u8]) {
+    out.reserve(bytes.len());
     let mut run_start = 0;
     let mut i = 0;
     while let Some(chunk) = bytes.get(i..i + 8) {
@@ -86,7 +93,6 @@ pub(crate) fn string(out: &mut Vec<u8>, s: &str) {
         i += 1;
     }
     out.extend_from_slice(&bytes[run_start..]);
-    out.push(b'"');
 }
 
 fn int(out: &mut Vec<u8>, v: impl itoa::Integer) {
@@ -159,17 +165,30 @@ fn pairs(out: &mut Vec<u8>, items: &[NameValue]) {
     });
 }
 
-fn post_data(out: &mut Vec<u8>, p: &PostData<'_>) {
+/// Writes string `text` as member `name`; when `deferred`, an empty one whose inside
+/// (between the quotes) is noted in `marks` (see [`entry`]).
+fn text(o: &mut Object<'_>, name: &str, text: &str, deferred: bool, marks: &mut Vec<usize>) {
+    if deferred {
+        let out = o.key(name);
+        out.push(b'"');
+        marks.push(out.len());
+        out.push(b'"');
+    } else {
+        o.str(name, text);
+    }
+}
+
+fn post_data(out: &mut Vec<u8>, p: &PostData<'_>, marks: &mut Vec<usize>) {
     let mut o = Object::new(out);
     o.str("mimeType", &p.mime_type);
-    o.str("text", &p.text);
+    text(&mut o, "text", &p.text, p.deferred, marks);
     if let Some(e) = p.encoding {
         o.str("_encoding", e);
     }
     o.end();
 }
 
-fn request(out: &mut Vec<u8>, r: &Request<'_>) {
+fn request(out: &mut Vec<u8>, r: &Request<'_>, marks: &mut Vec<usize>) {
     let mut o = Object::new(out);
     o.str("method", &r.method);
     o.str("url", &r.url);
@@ -178,7 +197,7 @@ fn request(out: &mut Vec<u8>, r: &Request<'_>) {
     pairs(o.key("headers"), &r.headers);
     pairs(o.key("queryString"), &r.query_string);
     if let Some(p) = &r.post_data {
-        post_data(o.key("postData"), p);
+        post_data(o.key("postData"), p, marks);
     }
     o.int("headersSize", r.headers_size);
     o.int("bodySize", r.body_size);
@@ -191,7 +210,7 @@ fn request(out: &mut Vec<u8>, r: &Request<'_>) {
     o.end();
 }
 
-fn content(out: &mut Vec<u8>, c: &Content<'_>) {
+fn content(out: &mut Vec<u8>, c: &Content<'_>, marks: &mut Vec<usize>) {
     let mut o = Object::new(out);
     o.int("size", c.size);
     if let Some(v) = c.compression {
@@ -199,7 +218,7 @@ fn content(out: &mut Vec<u8>, c: &Content<'_>) {
     }
     o.str("mimeType", &c.mime_type);
     if let Some(t) = &c.text {
-        o.str("text", t);
+        text(&mut o, "text", t, c.deferred, marks);
     }
     if let Some(e) = c.encoding {
         o.str("encoding", e);
@@ -207,14 +226,14 @@ fn content(out: &mut Vec<u8>, c: &Content<'_>) {
     o.end();
 }
 
-fn response(out: &mut Vec<u8>, r: &Response<'_>) {
+fn response(out: &mut Vec<u8>, r: &Response<'_>, marks: &mut Vec<usize>) {
     let mut o = Object::new(out);
     o.int("status", r.status);
     o.str("statusText", &r.status_text);
     o.str("httpVersion", &r.http_version);
     pairs(o.key("cookies"), &r.cookies);
     pairs(o.key("headers"), &r.headers);
-    content(o.key("content"), &r.content);
+    content(o.key("content"), &r.content, marks);
     o.str("redirectURL", &r.redirect_url);
     o.int("headersSize", r.headers_size);
     o.int("bodySize", r.body_size);
@@ -273,13 +292,15 @@ pub(crate) fn size_hint(e: &Entry<'_>) -> usize {
             .sum::<usize>()
 }
 
-/// Appends `e` as compact JSON.
-pub(crate) fn entry(out: &mut Vec<u8>, e: &Entry<'_>) {
+/// Appends `e` as compact JSON. Returns where the bodies left in the trace go (`deferred`
+/// texts, request before response): offsets in `out` between the quotes of their placeholders.
+pub(crate) fn entry(out: &mut Vec<u8>, e: &Entry<'_>) -> Vec<usize> {
+    let mut marks = Vec::new();
     let mut o = Object::new(out);
     o.str("startedDateTime", &e.started_date_time);
     o.float("time", e.time);
-    request(o.key("request"), &e.request);
-    response(o.key("response"), &e.response);
+    request(o.key("request"), &e.request, &mut marks);
+    response(o.key("response"), &e.response, &mut marks);
     {
         let out = o.key("cache");
         if e.cache.is_empty() {
@@ -345,6 +366,7 @@ pub(crate) fn entry(out: &mut Vec<u8>, e: &Entry<'_>) {
         );
     }
     o.end();
+    marks
 }
 
 #[cfg(test)]

@@ -1,6 +1,7 @@
 //! HAR 1.2 output, written as a stream: one entry is built, written and dropped at a time.
 
 mod entry;
+mod in_trace;
 mod json;
 pub mod model;
 
@@ -11,7 +12,7 @@ use crate::exchange::Exchange;
 use crate::filter::Filter;
 use crate::lazy::LazyConnection;
 use crate::pipeline::{
-    Item, Replayed, ReplayedConnection, Sink, exchange_items, exchange_start_ns, next_exchange_item,
+    Item, Replayed, ReplayedConnection, Sink, exchange_items, exchange_start_ns,
 };
 use crate::trace_input::ConnectionInfo;
 
@@ -27,6 +28,12 @@ fn begin(out: &mut dyn Write) -> io::Result<()> {
 
 const END: &[u8] = b"]}}\n";
 
+/// Appends `bytes` (UTF-8, possibly cut anywhere) escaped for the inside of a JSON string, as
+/// HAR strings are escaped.
+pub(crate) fn escape_json(out: &mut Vec<u8>, bytes: &[u8]) {
+    json::escaped(out, bytes);
+}
+
 /// Writes `replayed` as a HAR 1.2 document. The bytes depend only on `replayed` and `decode`.
 pub fn write_har(
     replayed: &Replayed<'_>,
@@ -38,7 +45,7 @@ pub fn write_har(
         if n > 0 {
             out.write_all(b",")?;
         }
-        let entry = entry::build(ex, info, index == 0, decode);
+        let (entry, _) = entry::build(ex, info, index == 0, decode, None);
         let mut bytes = Vec::new();
         json::entry(&mut bytes, &entry);
         out.write_all(&bytes)?;
@@ -58,21 +65,34 @@ pub struct HarSink {
 
 impl HarSink {
     /// The entry of exchange `index` (its position in the connection), unless filtered out.
+    /// Bodies left in `trace` (a connection rendered item by item) stay there: the item
+    /// writes them when it is written.
     fn exchange_item(
         &self,
         info: &ConnectionInfo,
         index: usize,
         ex: &Exchange,
+        trace: Option<&LazyConnection<'_>>,
     ) -> io::Result<Option<Item>> {
         if !self.filter.keeps(info, ex) {
             return Ok(None);
         }
-        let entry = entry::build(ex, info, index == 0, &self.decode);
+        let (entry, mut deferred) = entry::build(ex, info, index == 0, &self.decode, trace);
         let mut bytes = Vec::with_capacity(json::size_hint(&entry));
-        json::entry(&mut bytes, &entry);
+        let marks = json::entry(&mut bytes, &entry);
+        if marks.len() != deferred.len() {
+            return Err(io::Error::other(
+                "HAR entry: bodies and their places disagree",
+            ));
+        }
+        // Cut the entry at each placeholder: what follows a body is written after it.
+        for (d, &at) in deferred.iter_mut().zip(&marks).rev() {
+            d.after = bytes.split_off(at.min(bytes.len()));
+        }
         Ok(Some(Item {
             ts_ns: exchange_start_ns(ex, info),
             bytes,
+            deferred,
         }))
     }
 }
@@ -89,13 +109,22 @@ impl Sink for HarSink {
         conn: &ReplayedConnection<'_>,
         _context: (),
     ) -> io::Result<Vec<Item>> {
-        exchange_items(conn, |info, index, ex| self.exchange_item(info, index, ex))
+        exchange_items(conn, |info, index, ex| {
+            self.exchange_item(info, index, ex, None)
+        })
     }
 
     fn start(&self, _index: usize, _conn: &LazyConnection<'_>, _context: ()) {}
 
     fn next_item(&self, conn: &mut LazyConnection<'_>, _: &mut ()) -> Option<io::Result<Item>> {
-        next_exchange_item(conn, |info, index, ex| self.exchange_item(info, index, ex))
+        loop {
+            let (index, ex) = conn.next_exchange()?;
+            match self.exchange_item(&conn.info, index, &ex, Some(&*conn)) {
+                Ok(Some(item)) => return Some(Ok(item)),
+                Ok(None) => continue,
+                Err(e) => return Some(Err(e)),
+            }
+        }
     }
 
     fn floor(&self, conn: &LazyConnection<'_>, _: &()) -> u64 {
@@ -137,7 +166,8 @@ mod tests {
             let trace = std::fs::read(&path).expect("read");
             let replayed = replay(&trace, &ReplayOptions::default(), &|_| {});
             for (info, ex, index) in replayed.exchanges() {
-                let entry = entry::build(ex, info, index == 0, &DecodeOptions::default());
+                let (entry, _) =
+                    entry::build(ex, info, index == 0, &DecodeOptions::default(), None);
                 let mut ours = Vec::new();
                 json::entry(&mut ours, &entry);
                 assert_eq!(

@@ -35,6 +35,9 @@ pub struct PostData<'a> {
     /// `base64` when the body is not UTF-8 (HAR has no encoding field for postData).
     #[serde(rename = "_encoding", skip_serializing_if = "Option::is_none")]
     pub encoding: Option<&'static str>,
+    /// `text` is a placeholder: the body is written from the trace in its place.
+    #[serde(skip)]
+    pub deferred: bool,
 }
 
 /// `entry.request`.
@@ -90,6 +93,9 @@ pub struct Content<'a> {
     /// `base64` when the text is base64.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub encoding: Option<&'static str>,
+    /// `text` is a placeholder: the body is written from the trace in its place.
+    #[serde(skip)]
+    pub deferred: bool,
 }
 
 /// `entry.response`.

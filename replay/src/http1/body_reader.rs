@@ -25,6 +25,9 @@ pub(crate) enum BodyProblem {
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub(crate) struct BodyRead {
     pub body: Vec<u8>,
+    /// On a windowed stream, the body's captured ranges instead of bytes in `body`
+    /// (see [`crate::exchange::InTrace`]).
+    pub in_trace: Option<Vec<(u64, u64)>>,
     /// Offset just past the body on the wire (next message, or resync point).
     pub end: u64,
     /// Offset of the last captured byte belonging to the body.
@@ -43,6 +46,23 @@ impl BodyRead {
         }
     }
 
+    /// Body bytes read so far, wherever they are held.
+    pub(crate) fn len(&self) -> u64 {
+        match &self.in_trace {
+            Some(ranges) => ranges.iter().fold(0, |n, r| n.saturating_add(r.1)),
+            None => self.body.len() as u64,
+        }
+    }
+
+    /// The body as the exchange keeps it: bytes, or ranges of the trace.
+    pub(crate) fn take(&mut self) -> (Vec<u8>, Option<crate::exchange::InTrace>) {
+        let ranges = self.in_trace.take();
+        (
+            std::mem::take(&mut self.body),
+            ranges.map(|ranges| crate::exchange::InTrace { ranges }),
+        )
+    }
+
     pub(crate) fn with_capacity(at: u64, declared: u64) -> BodyRead {
         BodyRead {
             body: Vec::with_capacity(declared.min(MAX_PREALLOC) as usize),
@@ -54,7 +74,13 @@ impl BodyRead {
 
 /// Appends `[at, at + len)` to `out.body`, stepping over holes (recorded as loss).
 /// Returns the offset reached; less than `at + len` only when the stream ended.
+///
+/// On a windowed stream the bytes are not read: their ranges go to `out.in_trace`, so that a
+/// body of any size neither widens the window nor is copied (sinks read it from the trace).
 pub(crate) fn read_span(stream: &DirectionStream, at: u64, len: u64, out: &mut BodyRead) -> u64 {
+    if stream.is_windowed() {
+        return skip_span(stream, at, len, out);
+    }
     let target = at.saturating_add(len);
     let mut at = at;
     while at < target {
@@ -76,6 +102,38 @@ pub(crate) fn read_span(stream: &DirectionStream, at: u64, len: u64, out: &mut B
         }
     }
     at
+}
+
+/// [`read_span`] on a windowed stream: the captured ranges of `[at, at + len)` from the runs'
+/// extents, the holes between them as loss, and no byte read.
+fn skip_span(stream: &DirectionStream, at: u64, len: u64, out: &mut BodyRead) -> u64 {
+    let target = at.saturating_add(len);
+    let ranges = out.in_trace.get_or_insert_with(Vec::new);
+    let mut reached = at;
+    for (offset, n) in stream.captured_ranges(at, target) {
+        if offset > reached {
+            // Between two captured ranges (or before the first): lost, as `read_span` sees it.
+            out.losses.push((reached, offset - reached));
+        }
+        match ranges.last_mut() {
+            Some(last) if last.0.saturating_add(last.1) == offset => {
+                last.1 = last.1.saturating_add(n);
+            }
+            _ => ranges.push((offset, n)),
+        }
+        reached = offset.saturating_add(n);
+        if n > 0 {
+            out.last_byte = Some(reached - 1);
+        }
+    }
+    // A hole after the last captured range, up to where the stream's known bytes end.
+    let known_end = stream.end().min(target);
+    if known_end > reached {
+        out.losses.push((reached, known_end - reached));
+        reached = known_end;
+    }
+    stream.skip_body(at, reached);
+    reached
 }
 
 /// A body of exactly `len` bytes starting at `at`.

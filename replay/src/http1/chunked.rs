@@ -73,7 +73,7 @@ pub(crate) fn read_chunked(stream: &DirectionStream, start: u64) -> BodyRead {
     let mut at = start;
     let truncated = |out: &mut BodyRead, at: u64| {
         out.problem = Some(BodyProblem::Truncated {
-            got: out.body.len() as u64,
+            got: out.len(),
             expected: None,
         });
         out.end = stream.end().max(at);
@@ -160,7 +160,7 @@ fn read_trailers(stream: &DirectionStream, at: u64, mut out: BodyRead) -> BodyRe
             Some(hole) => lost_in_hole(&mut out, hole, "chunked trailers"),
             None => {
                 out.problem = Some(BodyProblem::Truncated {
-                    got: out.body.len() as u64,
+                    got: out.len(),
                     expected: None,
                 });
                 out.end = stream.end().max(at);

@@ -292,10 +292,11 @@ fn body_reasons(ex: &mut Exchange, side: Side, m_problem: &Option<BodyProblem>, 
 
 fn apply_request(
     ex: &mut Exchange,
-    m: Message<RequestHead>,
+    mut m: Message<RequestHead>,
     stream: &DirectionStream,
     closed: bool,
 ) {
+    let (body, in_trace) = m.body.take();
     let head = m.head;
     ex.version = head.version;
     let (scheme, url_authority) = split_absolute_form(&head.target);
@@ -309,7 +310,8 @@ fn apply_request(
         headers: head.headers,
         head_size: Some(m.head_end - m.start),
         body_wire_size: m.body.end.saturating_sub(m.head_end),
-        body: m.body.body,
+        body,
+        in_trace,
         trailers: m.body.trailers,
     };
     ex.timings.request_first_byte_ns = stream.ts_at(m.start);
@@ -330,7 +332,7 @@ fn apply_request(
 fn apply_response(
     ex: &mut Exchange,
     response: &mut Response,
-    m: Message<ResponseHead>,
+    mut m: Message<ResponseHead>,
     method: Option<&[u8]>,
     stream: &DirectionStream,
     closed: bool,
@@ -367,7 +369,7 @@ fn apply_response(
     response.headers = head.headers;
     response.head_size = Some(m.head_end - m.start);
     response.body_wire_size = m.body.end.saturating_sub(m.head_end);
-    response.body = m.body.body;
+    (response.body, response.in_trace) = m.body.take();
     response.trailers = m.body.trailers;
     for (offset, len) in m.body.losses {
         ex.add_loss(Side::Response, offset, len);

@@ -39,7 +39,7 @@ use std::collections::{BTreeMap, BTreeSet};
 use super::frame::{Frame, FrameHead, Kind, SETTINGS_HEADER_TABLE_SIZE, flags};
 use super::framer::{Event, Framer, Located};
 use super::hpack::{DEFAULT_TABLE_SIZE, HeaderDecoder};
-use super::stream::{Place, StreamState};
+use super::stream::{DataBytes, Place, StreamState};
 use crate::exchange::{Exchange, Loss, StreamReset, h2_error_name};
 use crate::stream::{DirectionStream, Side};
 
@@ -297,6 +297,7 @@ impl Replayer {
             framer_start(framer, source);
         }
         let mut notes = Vec::new();
+        let in_trace = sources.iter().any(|s| s.stream().is_windowed());
         let request = sources[0].stream();
         if !framers[0].from_start && !request.is_empty() {
             notes.push(if request.start() == 0 {
@@ -358,6 +359,7 @@ impl Replayer {
                 dir(framers[1].from_start, response_bound),
             ],
             closed_ids: BTreeSet::new(),
+            in_trace,
             late: BTreeMap::new(),
             touched: Vec::new(),
             ready: BTreeMap::new(),
@@ -568,6 +570,8 @@ struct Conn {
     connection_closed: bool,
     /// Where a frame of a closed stream takes effect, to be dropped.
     discard: Option<StreamState>,
+    /// The streams are windowed: DATA payloads are kept as ranges of them ([`DataBytes`]).
+    in_trace: bool,
     /// Lowest stream id a request HEADERS opened in the capture.
     client_low: Option<u32>,
     /// The request direction lost bytes or frame sync: a HEADERS that opened a stream may be
@@ -878,9 +882,15 @@ impl Conn {
         match &located.frame {
             Frame::Data(d) if self.never_opened(side, d.stream_id) => {}
             Frame::Data(d) => {
+                let data = if self.in_trace {
+                    let at = located.offset.saturating_add(9 + d.data_at as u64);
+                    DataBytes::InTrace(vec![(at, d.data.len() as u64)])
+                } else {
+                    DataBytes::Held(d.data)
+                };
                 self.stream(side, d.stream_id).on_data(
                     side,
-                    d.data,
+                    data,
                     d.wire_len as u64,
                     d.end_stream,
                     place,
@@ -1039,6 +1049,7 @@ impl Conn {
             }
             return;
         }
+        let in_trace = self.in_trace;
         let s = self.stream(side, head.stream_id);
         for &(offset, len) in losses {
             s.add_loss(side, offset, len);
@@ -1049,13 +1060,18 @@ impl Conn {
                 let end_stream = head.has(flags::END_STREAM);
                 if head.has(flags::PADDED) {
                     // Without the whole payload the padding cannot be told from data.
-                    s.on_data(side, &[], wire, end_stream, place);
+                    s.on_data(side, DataBytes::Held(&[]), wire, end_stream, place);
                     s.mark(format!(
                         "{side} DATA frame at offset {} unusable: padded frame with lost bytes",
                         place.offset
                     ));
+                } else if in_trace {
+                    let payload = place.offset.saturating_add(9);
+                    let ranges = captured(payload, wire, losses);
+                    s.on_data(side, DataBytes::InTrace(ranges), wire, end_stream, place);
                 } else {
-                    s.on_data(side, &parts.concat(), wire, end_stream, place);
+                    let bytes = parts.concat();
+                    s.on_data(side, DataBytes::Held(&bytes), wire, end_stream, place);
                 }
             }
             kind if kind.carries_header_block() => {
@@ -1078,13 +1094,17 @@ impl Conn {
         if head.stream_id == 0 {
             return;
         }
+        let in_trace = self.in_trace;
         let s = self.stream(side, head.stream_id);
         match head.kind {
             Kind::Data => {
                 let data = if head.has(flags::PADDED) {
-                    &[][..]
+                    DataBytes::Held(&[])
+                } else if in_trace {
+                    let at = place.offset.saturating_add(9);
+                    DataBytes::InTrace(vec![(at, payload.len() as u64)])
                 } else {
-                    payload
+                    DataBytes::Held(payload)
                 };
                 s.on_data(side, data, payload.len() as u64, false, place);
                 s.mark(format!("{side} DATA frame cut by the end of the capture"));
@@ -1122,4 +1142,23 @@ impl Conn {
             }
         }
     }
+}
+
+/// The captured parts of the `len` payload bytes at `from`: all of them but `losses`
+/// (`(offset, len)`, in order, inside the payload).
+fn captured(from: u64, len: u64, losses: &[(u64, u64)]) -> Vec<(u64, u64)> {
+    let end = from.saturating_add(len);
+    let mut ranges = Vec::new();
+    let mut at = from;
+    for &(offset, lost) in losses {
+        let offset = offset.clamp(at, end);
+        if offset > at {
+            ranges.push((at, offset - at));
+        }
+        at = offset.saturating_add(lost).clamp(at, end);
+    }
+    if end > at {
+        ranges.push((at, end - at));
+    }
+    ranges
 }

@@ -2,7 +2,7 @@
 
 use super::hpack::BlockOutcome;
 use crate::exchange::{
-    Exchange, Header, HttpVersion, Informational, Loss, Request, Response, StreamReset,
+    Exchange, Header, HttpVersion, InTrace, Informational, Loss, Request, Response, StreamReset,
     find_header, h2_error_name,
 };
 use crate::stream::Side;
@@ -16,6 +16,17 @@ pub(crate) struct Place {
 }
 
 /// One direction of a stream.
+/// DATA payload bytes: in hand, or, for a connection rebuilt on windowed streams, where they
+/// are in the stream (see [`crate::exchange::InTrace`]): a download of any size is then
+/// neither copied nor held.
+#[derive(Debug, Clone)]
+pub(crate) enum DataBytes<'d> {
+    /// The bytes.
+    Held(&'d [u8]),
+    /// `(offset, len)` ranges of the direction's stream.
+    InTrace(Vec<(u64, u64)>),
+}
+
 #[derive(Debug, Clone, Default)]
 pub(crate) struct Half {
     /// Offset of the first frame seen for this stream in this direction.
@@ -26,6 +37,8 @@ pub(crate) struct Half {
     pub head_size: Option<u64>,
     pub informational: Vec<Informational>,
     pub body: Vec<u8>,
+    /// On windowed streams, the body's ranges instead of bytes in `body`.
+    pub in_trace: Option<Vec<(u64, u64)>>,
     pub body_wire: u64,
     pub trailers: Vec<Header>,
     pub ended: bool,
@@ -154,7 +167,7 @@ impl StreamState {
     pub(crate) fn on_data(
         &mut self,
         side: Side,
-        data: &[u8],
+        data: DataBytes<'_>,
         wire_len: u64,
         end_stream: bool,
         place: Place,
@@ -163,7 +176,20 @@ impl StreamState {
         let half = self.half_mut(side);
         half.touch(place);
         half.saw_data = true;
-        half.body.extend_from_slice(data);
+        match data {
+            DataBytes::Held(bytes) => half.body.extend_from_slice(bytes),
+            DataBytes::InTrace(ranges) => {
+                let all = half.in_trace.get_or_insert_with(Vec::new);
+                for (offset, len) in ranges.into_iter().filter(|r| r.1 > 0) {
+                    match all.last_mut() {
+                        Some(last) if last.0.saturating_add(last.1) == offset => {
+                            last.1 = last.1.saturating_add(len);
+                        }
+                        _ => all.push((offset, len)),
+                    }
+                }
+            }
+        }
         half.body_wire += wire_len;
         half.ended |= end_stream;
     }
@@ -256,6 +282,7 @@ impl StreamState {
             version: req.head_size.map(|_| HttpVersion::Http2),
             head_size: req.head_size,
             body: req.body,
+            in_trace: req.in_trace.map(|ranges| InTrace { ranges }),
             body_wire_size: req.body_wire,
             trailers: req.trailers,
             headers: head,
@@ -284,6 +311,7 @@ impl StreamState {
                 headers,
                 informational: resp.informational,
                 body: resp.body,
+                in_trace: resp.in_trace.map(|ranges| InTrace { ranges }),
                 body_wire_size: resp.body_wire,
                 trailers: resp.trailers,
             });
@@ -339,7 +367,13 @@ mod tests {
             false,
             place(0, 1),
         );
-        s.on_data(Side::Request, b"body", 4, true, place(20, 2));
+        s.on_data(
+            Side::Request,
+            DataBytes::Held(b"body"),
+            4,
+            true,
+            place(20, 2),
+        );
         s.on_block(
             Side::Response,
             BlockOutcome::Decoded(hs(&[(":status", "100")])),
@@ -354,7 +388,13 @@ mod tests {
             false,
             place(10, 4),
         );
-        s.on_data(Side::Response, b"ok", 2, false, place(30, 5));
+        s.on_data(
+            Side::Response,
+            DataBytes::Held(b"ok"),
+            2,
+            false,
+            place(30, 5),
+        );
         s.on_block(
             Side::Response,
             BlockOutcome::Decoded(hs(&[("grpc-status", "0")])),
@@ -408,7 +448,13 @@ mod tests {
             true,
             place(0, 1),
         );
-        s.on_data(Side::Response, b"partial", 7, false, place(0, 2));
+        s.on_data(
+            Side::Response,
+            DataBytes::Held(b"partial"),
+            7,
+            false,
+            place(0, 2),
+        );
         s.reset = Some(StreamReset {
             by: Side::Request,
             error_code: 8,

@@ -19,11 +19,22 @@ fn fold(mut sum: u32) -> u16 {
 }
 
 fn add_bytes(sum: &mut u32, bytes: &[u8]) {
-    let mut chunks = bytes.chunks_exact(2);
-    for pair in &mut chunks {
+    // The one's complement sum of 32-bit words, folded, is that of the 16-bit words
+    // (RFC 1071 §2): a quarter of the additions, and payloads are most of a replay's pcapng.
+    let mut words = bytes.chunks_exact(4);
+    let mut wide = 0u64;
+    for w in &mut words {
+        wide += u64::from(u32::from_be_bytes([w[0], w[1], w[2], w[3]]));
+    }
+    while wide > 0xffff {
+        wide = (wide & 0xffff) + (wide >> 16);
+    }
+    *sum += wide as u32;
+    let mut pairs = words.remainder().chunks_exact(2);
+    for pair in &mut pairs {
         *sum += u32::from(u16::from_be_bytes([pair[0], pair[1]]));
     }
-    if let [last] = chunks.remainder() {
+    if let [last] = pairs.remainder() {
         *sum += u32::from(*last) << 8;
     }
 }

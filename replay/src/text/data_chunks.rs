@@ -100,10 +100,7 @@ fn render(conn: &ReplayedConnection<'_>, chunk: &Chunk<'_>, options: &TextOption
         };
         let _ = writeln!(bytes);
     }
-    Item {
-        ts_ns: chunk.ts_ns,
-        bytes,
-    }
+    Item::new(chunk.ts_ns, bytes)
 }
 
 /// Every chunk of `conn` as a text item, in time order (written before read at equal times,

@@ -75,7 +75,7 @@ impl TextCursor {
     fn pop(&mut self) -> Option<Item> {
         self.pending
             .pop()
-            .map(|Reverse((ts_ns, _, bytes))| Item { ts_ns, bytes })
+            .map(|Reverse((ts_ns, _, bytes))| Item::new(ts_ns, bytes))
     }
 }
 
@@ -87,6 +87,16 @@ impl TextSink {
         }
         let end = connection_end_ns(info);
         exchange_parts(info, index, ex, &self.options, &self.decode, end)
+    }
+
+    /// `ex` with its bodies copied out of the trace when the view shows bodies (`-b`, `-x`);
+    /// without them it needs only their lengths.
+    fn shown(&self, conn: &LazyConnection<'_>, ex: Exchange) -> Exchange {
+        if self.options.bodies || self.options.hexdump {
+            conn.materialise(ex)
+        } else {
+            ex
+        }
     }
 
     fn handshake(&self, info: &ConnectionInfo) -> Option<Part> {
@@ -124,10 +134,7 @@ impl Sink for TextSink {
         parts.sort_by_key(|p| (p.ts_ns, p.seq));
         Ok(parts
             .into_iter()
-            .map(|p| Item {
-                ts_ns: p.ts_ns,
-                bytes: p.bytes,
-            })
+            .map(|p| Item::new(p.ts_ns, p.bytes))
             .collect())
     }
 
@@ -150,7 +157,7 @@ impl Sink for TextSink {
                 return cursor.pop().map(Ok);
             }
             match conn.next_exchange() {
-                Some((index, ex)) => match self.parts(&conn.info, index, &ex) {
+                Some((index, ex)) => match self.parts(&conn.info, index, &self.shown(conn, ex)) {
                     Ok(parts) => parts.into_iter().for_each(|p| cursor.push(p)),
                     Err(e) => return Some(Err(e)),
                 },

@@ -251,7 +251,7 @@ pub fn compact_part(
         exchange_url(ex, info),
         style.status(resp.and_then(|r| r.status)),
         content_type(ex),
-        resp.map_or(0, |r| r.body.len()),
+        resp.map_or(0, |r| r.body_len()),
         alpn(info),
         process(info),
         latency(ex),

@@ -12,6 +12,8 @@ pub(crate) struct Data<'a> {
     pub end_stream: bool,
     /// Payload bytes on the wire, padding included (flow-control size).
     pub wire_len: usize,
+    /// Where `data` starts in the payload (after the pad length, if any).
+    pub data_at: usize,
 }
 
 impl<'a> Data<'a> {
@@ -23,6 +25,7 @@ impl<'a> Data<'a> {
             data,
             end_stream: head.has(flags::END_STREAM),
             wire_len: payload.len(),
+            data_at: usize::from(head.has(flags::PADDED)),
         })
     }
 }
