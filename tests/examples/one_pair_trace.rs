@@ -30,7 +30,14 @@ fn main() {
         };
         w.write(ts, &Record::Connection(conn)).expect("write");
         let mut offsets = [0, 0];
-        bench_data(&mut w, ts + 1, conn_id, Direction::Egress, &mut offsets, b"x");
+        bench_data(
+            &mut w,
+            ts + 1,
+            conn_id,
+            Direction::Egress,
+            &mut offsets,
+            b"x",
+        );
     }
     w.finish().expect("finish the trace");
 }
