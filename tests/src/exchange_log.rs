@@ -68,13 +68,26 @@ pub fn exchange_server(cert: &Path, key: &Path, log: &Path) -> Server {
 /// Starts nghttpd with its verbose frame log (line-buffered, so it is complete while the
 /// server still runs) going to `log`.
 pub fn nghttpd_logged(docroot: &Path, cert: &Path, key: &Path, log: &Path) -> Server {
+    nghttpd_logged_with(docroot, cert, key, log, &[])
+}
+
+/// [`nghttpd_logged`] with `extra` nghttpd options (e.g. `--header-table-size=65536`).
+pub fn nghttpd_logged_with(
+    docroot: &Path,
+    cert: &Path,
+    key: &Path,
+    log: &Path,
+    extra: &[&str],
+) -> Server {
     let port = std::net::TcpListener::bind("127.0.0.1:0")
         .and_then(|l| l.local_addr())
         .expect("a free port")
         .port();
     let out = fs::File::create(log).expect("create the nghttpd log");
     let child = Command::new("stdbuf")
-        .args(["-oL", "nghttpd", "-v", "-a", "127.0.0.1", "-d"])
+        .args(["-oL", "nghttpd", "-v", "-a", "127.0.0.1"])
+        .args(extra)
+        .arg("-d")
         .arg(docroot)
         .arg(port.to_string())
         .args([key, cert])

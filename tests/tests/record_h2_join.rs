@@ -23,40 +23,24 @@ use std::{
     fs,
     io::{BufRead as _, BufReader},
     path::Path,
-    process::{Child, Command, Stdio},
+    process::{Command, Stdio},
     sync::mpsc,
     time::{Duration, Instant},
 };
 
 use serde_json::Value;
 use spliff_tests::{
-    exchange_log::support,
+    exchange_log::{nghttpd_logged_with, support},
     har::{assert_valid_har, body_bytes},
     require_bpf,
     spliff::{replay_to_har, spliff_bin},
-    tls_workload::{PYTHON, Server, self_signed_cert, wait_listening},
-    tools::TempDir,
+    tls_workload::{PYTHON, self_signed_cert},
+    tools::{KillOnDrop, TempDir},
 };
-
-/// A child process killed (and reaped) on drop, whatever happens to the test.
-struct Guard(Child);
-
-impl Guard {
-    fn id(&self) -> u32 {
-        self.0.id()
-    }
-}
-
-impl Drop for Guard {
-    fn drop(&mut self) {
-        let _ = self.0.kill();
-        let _ = self.0.wait();
-    }
-}
 
 /// A running `spliff record`, stopped with SIGINT by [`Recorder::stop`] or killed on drop.
 struct Recorder {
-    child: Guard,
+    child: KillOnDrop,
     stderr: Option<BufReader<std::process::ChildStderr>>,
 }
 
@@ -73,7 +57,7 @@ impl Recorder {
             .spawn()
             .expect("start spliff record");
         let stderr = child.stderr.take().expect("piped stderr");
-        let child = Guard(child);
+        let child = KillOnDrop::new(child);
         let (tx, rx) = mpsc::channel();
         std::thread::spawn(move || {
             let mut stderr = BufReader::new(stderr);
@@ -95,7 +79,7 @@ impl Recorder {
     fn stop(mut self) {
         // SAFETY: kill(2) on our own child, which has not been reaped yet.
         unsafe { libc::kill(self.child.id() as i32, libc::SIGINT) };
-        let status = self.child.0.wait().expect("wait for the recorder");
+        let status = self.child.wait().expect("wait for the recorder");
         let mut rest = String::new();
         if let Some(mut stderr) = self.stderr.take() {
             std::io::Read::read_to_string(&mut stderr, &mut rest).ok();
@@ -260,29 +244,6 @@ fn read_served(log: &Path) -> BTreeMap<(u64, u32), Served> {
     streams
 }
 
-/// Starts nghttpd with its verbose log going to `log`, and `extra` options.
-fn nghttpd(docroot: &Path, cert: &Path, key: &Path, log: &Path, extra: &[&str]) -> Server {
-    let port = std::net::TcpListener::bind("127.0.0.1:0")
-        .and_then(|l| l.local_addr())
-        .expect("a free port")
-        .port();
-    let out = fs::File::create(log).expect("create the nghttpd log");
-    let child = Command::new("stdbuf")
-        .args(["-oL", "nghttpd", "-v", "-a", "127.0.0.1"])
-        .args(extra)
-        .arg("-d")
-        .arg(docroot)
-        .arg(port.to_string())
-        .args([key, cert])
-        .stdout(out)
-        .stderr(Stdio::null())
-        .spawn()
-        .expect("start nghttpd (apt-get install nghttp2-server)");
-    let server = Server::from_child(child, port);
-    wait_listening(port);
-    server
-}
-
 fn har_pairs(v: &Value) -> Vec<(String, String)> {
     v.as_array()
         .into_iter()
@@ -366,14 +327,14 @@ fn join_inside_lookalike_bodies(client: Client) {
         files.insert(path, body);
     }
     let log = d.join("nghttpd.log");
-    let server = nghttpd(&docroot, &cert, &key, &log, &[]);
+    let server = nghttpd_logged_with(&docroot, &cert, &key, &log, &[]);
     let base = format!("https://127.0.0.1:{}", server.port);
     // A line with the URL as each transfer ends.
     let done = d.join("done.txt");
     let done_file = fs::File::create(&done).expect("client output");
     // One connection, transfers one after the other, each read slowly: at any moment a body
     // is on its way, so the capture joins inside one.
-    let curl = Guard(match client {
+    let curl = KillOnDrop::new(match client {
         Client::Curl => {
             let mut config = String::new();
             for k in 1..=FILES {
@@ -615,7 +576,7 @@ fn join_after_a_64k_hpack_table_decodes_what_it_can_without_invalid_hpack() {
     ];
     extra.extend(trailers.iter().map(String::as_str));
     let log = d.join("nghttpd.log");
-    let server = nghttpd(&docroot, &cert, &key, &log, &extra);
+    let server = nghttpd_logged_with(&docroot, &cert, &key, &log, &extra);
     let go = d.join("go");
     let mut client = Command::new(PYTHON)
         .arg(support("h2_table_client.py"))
@@ -626,7 +587,7 @@ fn join_after_a_64k_hpack_table_decodes_what_it_can_without_invalid_hpack() {
         .spawn()
         .expect("start the HTTP/2 client");
     let stdout = client.stdout.take().expect("piped stdout");
-    let client = Guard(client);
+    let client = KillOnDrop::new(client);
     let (tx, rx) = mpsc::channel();
     std::thread::spawn(move || {
         for line in BufReader::new(stdout).lines() {
