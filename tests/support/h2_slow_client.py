@@ -4,37 +4,18 @@
 # Argv: base URL (https://127.0.0.1:PORT), then paths. Fetches them one after the other on
 # one connection (streams 1, 3, 5, ...) and prints each URL when its response ended. Header
 # fields are literals that are not indexed: its HPACK table stays empty.
-import socket, ssl, struct, sys, time
+import struct, sys
+from h2_wire import Frames, connect, frame
 
 base, paths = sys.argv[1], sys.argv[2:]
 host, port = base.split("//")[1].rsplit(":", 1)
-ctx = ssl._create_unverified_context()
-ctx.set_alpn_protocols(["h2"])
-s = ctx.wrap_socket(socket.create_connection((host, int(port))))
-assert s.selected_alpn_protocol() == "h2"
-
-def frame(kind, flags, sid, payload):
-    return struct.pack(">I", len(payload))[1:] + bytes([kind, flags]) + struct.pack(">I", sid) + payload
+s = connect(host, port)
 
 def string(b):
     assert len(b) < 127
     return bytes([len(b)]) + b
 
-buf = b""
-def read_frame():
-    global buf
-    while True:
-        if len(buf) >= 9:
-            n = int.from_bytes(buf[:3], "big")
-            if len(buf) >= 9 + n:
-                f = (buf[3], buf[4], int.from_bytes(buf[5:9], "big") & 0x7fffffff, buf[9:9 + n])
-                buf = buf[9 + n:]
-                return f
-        d = s.recv(997)
-        if not d:
-            raise SystemExit("connection closed")
-        buf += d
-        time.sleep(0.004)
+read_frame = Frames(s, 997, 0.004).read
 
 s.sendall(b"PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n" +
           frame(4, 0, 0, struct.pack(">HIHI", 2, 0, 4, (1 << 31) - 1)) +

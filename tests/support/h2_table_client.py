@@ -7,16 +7,11 @@
 # few are in); odd j also to `x-pre-1` (inserted before). After the join, `:authority` is a
 # literal that is not indexed, so even requests refer to nothing from before the join. One
 # stream at a time; prints "done PATH".
-import os, socket, ssl, struct, sys, time
+import os, struct, sys, time
+from h2_wire import Frames, connect, frame
 
 port, go, n_before, n_after = int(sys.argv[1]), sys.argv[2], int(sys.argv[3]), int(sys.argv[4])
-ctx = ssl._create_unverified_context()
-ctx.set_alpn_protocols(["h2"])
-s = ctx.wrap_socket(socket.create_connection(("127.0.0.1", port)))
-assert s.selected_alpn_protocol() == "h2"
-
-def frame(kind, flags, sid, payload):
-    return struct.pack(">I", len(payload))[1:] + bytes([kind, flags]) + struct.pack(">I", sid) + payload
+s = connect("127.0.0.1", port)
 
 def integer(v, prefix, first):
     m = (1 << prefix) - 1
@@ -42,20 +37,7 @@ def insert(name, value):
 def ref(name, value):
     return integer(62 + table.index((name, value)), 7, 0x80)
 
-buf = b""
-def read_frame():
-    global buf
-    while True:
-        if len(buf) >= 9:
-            n = int.from_bytes(buf[:3], "big")
-            if len(buf) >= 9 + n:
-                f = (buf[3], buf[4], int.from_bytes(buf[5:9], "big") & 0x7fffffff, buf[9:9 + n])
-                buf = buf[9 + n:]
-                return f
-        d = s.recv(65536)
-        if not d:
-            raise SystemExit("connection closed")
-        buf += d
+read_frame = Frames(s, 65536).read
 
 s.sendall(b"PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n" +
           frame(4, 0, 0, struct.pack(">HIHIHI", 1, 65536, 2, 0, 4, 1 << 20)) +
