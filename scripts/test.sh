@@ -12,6 +12,8 @@ have capinfos || need_pkgs+=(wireshark-common)
 have clang-19 || need_pkgs+=(clang-19 llvm-19)
 [ -f /usr/include/bpf/bpf_helpers.h ] || need_pkgs+=(libbpf-dev)
 have cc || need_pkgs+=(gcc)
+# The fuzz crates' libfuzzer-sys (checked below) builds C++.
+have c++ || need_pkgs+=(g++)
 # tests/tests/record_openssl.rs, record_h2_join.rs: real TLS clients and servers (OpenSSL 3).
 have curl || need_pkgs+=(curl)
 have openssl || need_pkgs+=(openssl)
