@@ -22,7 +22,7 @@ use spliff_tests::{
     require_bpf,
     spliff::spliff_bin,
     tls_workload::{PYTHON, self_signed_cert},
-    tools::TempDir,
+    tools::{KillOnDrop, TempDir},
 };
 
 /// TLS server and client in one script. Every side logs one JSON line per connection with
@@ -130,16 +130,7 @@ fn read_log(path: &Path) -> Vec<Seen> {
         .collect()
 }
 
-struct Killed(Child);
-
-impl Drop for Killed {
-    fn drop(&mut self) {
-        let _ = self.0.kill();
-        let _ = self.0.wait();
-    }
-}
-
-fn server(d: &Path, log: &Path) -> (Killed, u16, u16) {
+fn server(d: &Path, log: &Path) -> (KillOnDrop, u16, u16) {
     let (cert, key) = self_signed_cert(d);
     let mut child = Command::new(PYTHON)
         .arg(d.join("sockets.py"))
@@ -157,7 +148,7 @@ fn server(d: &Path, log: &Path) -> (Killed, u16, u16) {
         .map(|p| p.parse().unwrap())
         .collect();
     assert_eq!(ports.len(), 2, "server printed {line:?}");
-    (Killed(child), ports[0], ports[1])
+    (KillOnDrop::new(child), ports[0], ports[1])
 }
 
 /// `spliff record` running in the background until [`Recorder::stop`].
